@@ -1,0 +1,559 @@
+//! Chat storage: conversations and their ordered messages, sealed at rest.
+//!
+//! Message indexes are assigned under a per-conversation async mutex, so concurrent appends
+//! to one conversation get 0, 1, 2, … with no gap or duplicate. After a restart the next index
+//! is recovered from the messages themselves (the highest stored index + 1), which stays right
+//! even if a crash landed between storing a message and bumping the conversation's count.
+
+mod model;
+pub mod schema;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+pub use model::{
+    Conversation, ConversationPage, ConversationStatus, ConversationUpdate, DeleteReceipt, HistoryRange, Message,
+    NewMessage, Role,
+};
+use schema::{CONVERSATIONS, ConversationField as CF, MESSAGES, MessageField as MF, conv_eq, msg_eq};
+
+use crate::clock::now_ms;
+use crate::crypto::Sealer;
+use crate::error::{Result, StorageError};
+use crate::store::{Condition, Direction, Filter, OrderBy, Range, ScrollRequest, VectorStore};
+
+/// Largest page the store is asked for at once.
+const PAGE: usize = 1000;
+/// Longest accepted user id, title or context id, in bytes.
+const MAX_ID_BYTES: usize = 256;
+const MAX_TITLE_BYTES: usize = 4096;
+
+/// In-memory state of a conversation that has been written to in this process.
+#[derive(Debug)]
+struct ConversationState {
+    user_id: String,
+    next_index: u64,
+    deleted: bool,
+}
+
+type StateSlot = Arc<tokio::sync::Mutex<Option<ConversationState>>>;
+
+/// Conversations and messages of every user.
+#[derive(Clone)]
+pub struct ChatStorage {
+    store: Arc<dyn VectorStore>,
+    sealer: Arc<Sealer>,
+    max_message_bytes: usize,
+    states: Arc<Mutex<HashMap<String, StateSlot>>>,
+}
+
+impl std::fmt::Debug for ChatStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatStorage").field("store", &self.store.to_string()).finish_non_exhaustive()
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> StorageError {
+    StorageError::InvalidInput {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn check_id(field: &'static str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(invalid(field, "is empty"));
+    }
+    if value.len() > MAX_ID_BYTES {
+        return Err(invalid(field, format!("is longer than {MAX_ID_BYTES} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+fn check_title(title: &str) -> Result<()> {
+    if title.len() > MAX_TITLE_BYTES {
+        return Err(invalid("title", format!("is longer than {MAX_TITLE_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+impl ChatStorage {
+    pub(crate) async fn open(store: Arc<dyn VectorStore>, sealer: Arc<Sealer>, max_message_bytes: usize) -> Result<Self> {
+        store.ensure_collection(&schema::conversations_spec()).await?;
+        store.ensure_collection(&schema::messages_spec()).await?;
+        Ok(ChatStorage {
+            store,
+            sealer,
+            max_message_bytes,
+            states: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    fn slot(&self, context_id: &str) -> StateSlot {
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states.entry(context_id.to_string()).or_default().clone()
+    }
+
+    /// Create a conversation and return its context id (a new UUID).
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] for an empty or oversized user id or title; store errors.
+    pub async fn create_conversation(&self, user_id: &str, title: &str, metadata: Value) -> Result<String> {
+        check_id("user_id", user_id)?;
+        check_title(title)?;
+        let now = now_ms();
+        let conversation = Conversation {
+            context_id: uuid::Uuid::new_v4().to_string(),
+            user_id: user_id.to_string(),
+            title: title.to_string(),
+            metadata,
+            created_at: now,
+            updated_at: now,
+            message_count: 0,
+            status: ConversationStatus::Active,
+        };
+        self.put_conversation(&conversation).await?;
+        Ok(conversation.context_id)
+    }
+
+    /// Store a whole conversation record (used by create and by importers).
+    pub(crate) async fn put_conversation(&self, conversation: &Conversation) -> Result<()> {
+        let point = schema::conversation_to_point(conversation, &self.sealer)?;
+        self.store.upsert(CONVERSATIONS, vec![point]).await?;
+        Ok(())
+    }
+
+    /// One conversation.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] for an unknown id; crypto errors if its sealed fields fail.
+    pub async fn get_conversation(&self, context_id: &str) -> Result<Conversation> {
+        check_id("context_id", context_id)?;
+        let id = schema::conversation_point_id(context_id);
+        let records = self.store.retrieve(CONVERSATIONS, vec![id], false).await?;
+        let record = records.first().ok_or_else(|| StorageError::NotFound {
+            what: "conversation",
+            id: context_id.to_string(),
+        })?;
+        schema::conversation_from_record(record, &self.sealer)
+    }
+
+    /// A user's conversations, newest activity first, `limit` per page.
+    ///
+    /// `status = None` lists both active and archived ones. Pass the returned cursor to continue.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] for a malformed cursor; store and crypto errors.
+    pub async fn list_conversations(
+        &self,
+        user_id: &str,
+        status: Option<ConversationStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<ConversationPage> {
+        check_id("user_id", user_id)?;
+        let limit = limit.clamp(1, PAGE);
+        let mut filter = Filter::must(conv_eq(CF::UserId, user_id));
+        if let Some(status) = status {
+            filter = filter.and(conv_eq(CF::Status, status.as_str()));
+        }
+        let mut start_from = None;
+        if let Some(cursor) = cursor {
+            let (ts, seen) = parse_cursor(cursor)?;
+            start_from = Some(ts as f64);
+            if !seen.is_empty() {
+                filter = filter.and_not(Condition::HasId(seen));
+            }
+        }
+        let page = self
+            .store
+            .scroll(
+                CONVERSATIONS,
+                ScrollRequest {
+                    filter: Some(filter),
+                    order_by: Some(OrderBy {
+                        field: CF::UpdatedAt.as_str().into(),
+                        direction: Direction::Desc,
+                        start_from,
+                    }),
+                    limit: limit + 1,
+                    ..ScrollRequest::default()
+                },
+            )
+            .await?;
+        let more = page.records.len() > limit;
+        let conversations = page
+            .records
+            .iter()
+            .take(limit)
+            .map(|r| schema::conversation_from_record(r, &self.sealer))
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = if more { conversations.last().map(|last| make_cursor(last, &conversations)) } else { None };
+        Ok(ConversationPage {
+            conversations,
+            next_cursor,
+        })
+    }
+
+    /// Every conversation of a user (active and archived), newest activity first.
+    ///
+    /// # Errors
+    /// Store and crypto errors.
+    pub async fn get_all_contexts(&self, user_id: &str) -> Result<Vec<Conversation>> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.list_conversations(user_id, None, PAGE, cursor.as_deref()).await?;
+            all.extend(page.conversations);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Change a conversation's title, metadata or status.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] for an unknown id; [`StorageError::InvalidInput`] for a bad title.
+    pub async fn update_context(&self, context_id: &str, update: ConversationUpdate) -> Result<Conversation> {
+        let slot = self.slot(context_id);
+        let guard = slot.lock().await;
+        if guard.as_ref().is_some_and(|s| s.deleted) {
+            return Err(not_found(context_id));
+        }
+        let mut conversation = self.get_conversation(context_id).await?;
+        let mut payload = crate::store::Payload::new();
+        if let Some(title) = update.title {
+            check_title(&title)?;
+            payload.insert(CF::Title.as_str().into(), schema::seal_title(context_id, &title, &self.sealer)?);
+            conversation.title = title;
+        }
+        if let Some(metadata) = update.metadata {
+            payload.insert(
+                CF::Metadata.as_str().into(),
+                schema::seal_conversation_metadata(context_id, &metadata, &self.sealer)?,
+            );
+            conversation.metadata = metadata;
+        }
+        if let Some(status) = update.status {
+            payload.insert(CF::Status.as_str().into(), json!(status.as_str()));
+            conversation.status = status;
+        }
+        if !payload.is_empty() {
+            let now = now_ms();
+            payload.insert(CF::UpdatedAt.as_str().into(), json!(now));
+            conversation.updated_at = now;
+            let id = schema::conversation_point_id(context_id);
+            self.store.set_payload(CONVERSATIONS, vec![id], payload).await?;
+        }
+        Ok(conversation)
+    }
+
+    /// Append a message; returns it with its `message_index` and `created_at`.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] for an unknown conversation; [`StorageError::InvalidInput`]
+    /// for content over the size limit; store errors (nothing is half-written: the message is
+    /// one point, and the conversation's count is recovered from the messages on restart).
+    pub async fn append(&self, context_id: &str, message: NewMessage) -> Result<Message> {
+        check_id("context_id", context_id)?;
+        if message.content.len() > self.max_message_bytes {
+            return Err(invalid(
+                "content",
+                format!(
+                    "is {} bytes; the limit is {} (chat.max_message_bytes)",
+                    message.content.len(),
+                    self.max_message_bytes
+                ),
+            ));
+        }
+        let slot = self.slot(context_id);
+        let mut guard = slot.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.load_state(context_id).await?);
+        }
+        let Some(state) = guard.as_mut() else {
+            return Err(not_found(context_id));
+        };
+        if state.deleted {
+            return Err(not_found(context_id));
+        }
+        let stored = Message {
+            id: uuid::Uuid::new_v4(),
+            context_id: context_id.to_string(),
+            user_id: state.user_id.clone(),
+            message_index: state.next_index,
+            role: message.role,
+            content: message.content,
+            metadata: message.metadata,
+            created_at: now_ms(),
+        };
+        let point = schema::message_to_point(&stored, &self.sealer)?;
+        self.store.upsert(MESSAGES, vec![point]).await?;
+        state.next_index += 1;
+        let mut payload = crate::store::Payload::new();
+        payload.insert(CF::UpdatedAt.as_str().into(), json!(stored.created_at));
+        payload.insert(CF::MessageCount.as_str().into(), json!(state.next_index));
+        self.store
+            .set_payload(CONVERSATIONS, vec![schema::conversation_point_id(context_id)], payload)
+            .await?;
+        Ok(stored)
+    }
+
+    async fn load_state(&self, context_id: &str) -> Result<ConversationState> {
+        let conversation = self.get_conversation(context_id).await?;
+        let last = self
+            .store
+            .scroll(
+                MESSAGES,
+                ScrollRequest {
+                    filter: Some(Filter::must(msg_eq(MF::ContextId, context_id))),
+                    order_by: Some(OrderBy {
+                        field: MF::MessageIndex.as_str().into(),
+                        direction: Direction::Desc,
+                        start_from: None,
+                    }),
+                    limit: 1,
+                    ..ScrollRequest::default()
+                },
+            )
+            .await?;
+        let next_index = match last.records.first() {
+            Some(r) => r.payload.get(MF::MessageIndex.as_str()).and_then(Value::as_u64).map_or(0, |i| i + 1),
+            None => 0,
+        };
+        if next_index != conversation.message_count {
+            tracing::warn!(
+                context_id,
+                stored = conversation.message_count,
+                recovered = next_index,
+                "conversation count repaired from its messages"
+            );
+        }
+        Ok(ConversationState {
+            user_id: conversation.user_id,
+            next_index,
+            deleted: false,
+        })
+    }
+
+    /// Messages of a conversation in chronological order.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] for an unknown conversation; store and crypto errors.
+    pub async fn get_history(&self, context_id: &str, range: HistoryRange) -> Result<Vec<Message>> {
+        check_id("context_id", context_id)?;
+        let base = || Filter::must(msg_eq(MF::ContextId, context_id));
+        let index_range = |r: Range| Condition::Range(MF::MessageIndex.as_str().into(), r);
+        let (filter, direction, limit) = match range {
+            HistoryRange::All => return self.full_history(context_id).await,
+            HistoryRange::Last(n) => (base(), Direction::Desc, n),
+            HistoryRange::Before { index, limit } => (
+                base().and(index_range(Range {
+                    lt: Some(index as f64),
+                    ..Range::default()
+                })),
+                Direction::Desc,
+                limit,
+            ),
+            HistoryRange::After { index, limit } => (
+                base().and(index_range(Range {
+                    gt: Some(index as f64),
+                    ..Range::default()
+                })),
+                Direction::Asc,
+                limit,
+            ),
+        };
+        if limit == 0 {
+            self.ensure_exists(context_id).await?;
+            return Ok(Vec::new());
+        }
+        let page = self
+            .store
+            .scroll(
+                MESSAGES,
+                ScrollRequest {
+                    filter: Some(filter),
+                    order_by: Some(OrderBy {
+                        field: MF::MessageIndex.as_str().into(),
+                        direction,
+                        start_from: None,
+                    }),
+                    limit: limit.min(PAGE * 10),
+                    ..ScrollRequest::default()
+                },
+            )
+            .await?;
+        if page.records.is_empty() {
+            self.ensure_exists(context_id).await?;
+        }
+        let mut messages = page
+            .records
+            .iter()
+            .map(|r| schema::message_from_record(r, &self.sealer))
+            .collect::<Result<Vec<_>>>()?;
+        if direction == Direction::Desc {
+            messages.reverse();
+        }
+        Ok(messages)
+    }
+
+    async fn full_history(&self, context_id: &str) -> Result<Vec<Message>> {
+        let mut all = Vec::new();
+        let mut next: f64 = 0.0;
+        loop {
+            let page = self
+                .store
+                .scroll(
+                    MESSAGES,
+                    ScrollRequest {
+                        filter: Some(Filter::must(msg_eq(MF::ContextId, context_id))),
+                        order_by: Some(OrderBy {
+                            field: MF::MessageIndex.as_str().into(),
+                            direction: Direction::Asc,
+                            start_from: Some(next),
+                        }),
+                        limit: PAGE,
+                        ..ScrollRequest::default()
+                    },
+                )
+                .await?;
+            let full = page.records.len() == PAGE;
+            for r in &page.records {
+                let m = schema::message_from_record(r, &self.sealer)?;
+                next = (m.message_index + 1) as f64;
+                all.push(m);
+            }
+            if !full {
+                break;
+            }
+        }
+        if all.is_empty() {
+            self.ensure_exists(context_id).await?;
+        }
+        Ok(all)
+    }
+
+    async fn ensure_exists(&self, context_id: &str) -> Result<()> {
+        self.get_conversation(context_id).await.map(|_| ())
+    }
+
+    /// Hard-delete a conversation and all its messages.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] when neither the conversation nor any of its messages exist.
+    pub async fn delete(&self, context_id: &str) -> Result<DeleteReceipt> {
+        check_id("context_id", context_id)?;
+        let slot = self.slot(context_id);
+        let mut guard = slot.lock().await;
+        let messages_filter = Filter::must(msg_eq(MF::ContextId, context_id));
+        let messages = self.store.count(MESSAGES, Some(messages_filter.clone())).await?;
+        let conversation = match self.get_conversation(context_id).await {
+            Ok(c) => Some(c),
+            Err(StorageError::NotFound { .. }) if messages > 0 => None,
+            Err(e) => return Err(e),
+        };
+        // Messages first: a crash in between leaves a conversation whose count is repaired on
+        // the next append, never messages that no conversation points to.
+        self.store.delete_by_filter(MESSAGES, messages_filter).await?;
+        self.store
+            .delete(CONVERSATIONS, vec![schema::conversation_point_id(context_id)])
+            .await?;
+        let user_id = conversation.map(|c| c.user_id).unwrap_or_default();
+        *guard = Some(ConversationState {
+            user_id: user_id.clone(),
+            next_index: 0,
+            deleted: true,
+        });
+        Ok(DeleteReceipt {
+            user_id,
+            conversations: 1,
+            messages,
+            deleted_at: now_ms(),
+        })
+    }
+
+    /// Hard-delete everything a user owns; returns what was removed.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn erase_user(&self, user_id: &str) -> Result<DeleteReceipt> {
+        check_id("user_id", user_id)?;
+        let contexts: Vec<String> = self.get_all_contexts(user_id).await?.into_iter().map(|c| c.context_id).collect();
+        let slots: Vec<StateSlot> = contexts.iter().map(|c| self.slot(c)).collect();
+        let mut guards = Vec::with_capacity(slots.len());
+        for slot in &slots {
+            guards.push(slot.lock().await);
+        }
+        let conv_filter = Filter::must(conv_eq(CF::UserId, user_id));
+        let msg_filter = Filter::must(msg_eq(MF::UserId, user_id));
+        let conversations = self.store.count(CONVERSATIONS, Some(conv_filter.clone())).await?;
+        let messages = self.store.count(MESSAGES, Some(msg_filter.clone())).await?;
+        self.store.delete_by_filter(MESSAGES, msg_filter).await?;
+        self.store.delete_by_filter(CONVERSATIONS, conv_filter).await?;
+        for guard in &mut guards {
+            **guard = Some(ConversationState {
+                user_id: user_id.to_string(),
+                next_index: 0,
+                deleted: true,
+            });
+        }
+        tracing::info!(conversations, messages, "user erased");
+        Ok(DeleteReceipt {
+            user_id: user_id.to_string(),
+            conversations,
+            messages,
+            deleted_at: now_ms(),
+        })
+    }
+}
+
+fn not_found(context_id: &str) -> StorageError {
+    StorageError::NotFound {
+        what: "conversation",
+        id: context_id.to_string(),
+    }
+}
+
+/// Cursor = `<updated_at>:<point ids already returned at that timestamp>`.
+fn make_cursor(last: &Conversation, page: &[Conversation]) -> String {
+    let seen: Vec<String> = page
+        .iter()
+        .filter(|c| c.updated_at == last.updated_at)
+        .map(|c| schema::conversation_point_id(&c.context_id).simple().to_string())
+        .collect();
+    format!("{}:{}", last.updated_at, seen.join(","))
+}
+
+fn parse_cursor(cursor: &str) -> Result<(i64, Vec<uuid::Uuid>)> {
+    let bad = || invalid("cursor", "is not a cursor returned by list_conversations");
+    let (ts, ids) = cursor.split_once(':').ok_or_else(bad)?;
+    let ts: i64 = ts.parse().map_err(|_| bad())?;
+    let ids = ids
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| uuid::Uuid::parse_str(s).map_err(|_| bad()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((ts, ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_and_rejects_garbage() {
+        let id = uuid::Uuid::new_v4();
+        let (ts, ids) = parse_cursor(&format!("42:{}", id.simple())).unwrap();
+        assert_eq!((ts, ids), (42, vec![id]));
+        assert!(parse_cursor("nope").is_err());
+        assert!(parse_cursor("x:").is_err());
+    }
+}

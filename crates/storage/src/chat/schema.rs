@@ -1,0 +1,415 @@
+//! The two chat collections, declared once: their clear and sealed fields, indexes and
+//! vectors, and the only code that turns chat types into points and back.
+//!
+//! Clear fields are a deliberate, documented leak that drives filters and ordering (ids,
+//! times, counts, role, status). Titles, message text and metadata are sealed with
+//! AAD = collection ‖ point id ‖ field, so they never reach the engine in clear.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::model::{Conversation, ConversationStatus, Message, Role};
+use crate::crypto::{SealContext, Sealer};
+use crate::error::{Result, StorageError};
+use crate::store::{CollectionSpec, Condition, FieldValue, IndexKind, Payload, Point, Record, SparseSpec};
+
+/// Collection of conversations, one point per conversation.
+pub const CONVERSATIONS: &str = "chat_conversations";
+/// Collection of messages, one point per message.
+pub const MESSAGES: &str = "chat_messages";
+/// Sparse keyword vector slot (keyed tokens; filled by the search layer).
+pub const KEYWORDS_VECTOR: &str = "keywords";
+
+/// Fields of [`CONVERSATIONS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationField {
+    /// Owner (tenant key, clear).
+    UserId,
+    /// Conversation id (clear).
+    ContextId,
+    /// Creation time, unix ms (clear).
+    CreatedAt,
+    /// Last activity, unix ms (clear, ordered).
+    UpdatedAt,
+    /// Message count (clear).
+    MessageCount,
+    /// active | archived (clear).
+    Status,
+    /// Title (sealed).
+    Title,
+    /// Metadata JSON (sealed).
+    Metadata,
+}
+
+impl ConversationField {
+    /// Payload key.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConversationField::UserId => "user_id",
+            ConversationField::ContextId => "context_id",
+            ConversationField::CreatedAt => "created_at",
+            ConversationField::UpdatedAt => "updated_at",
+            ConversationField::MessageCount => "message_count",
+            ConversationField::Status => "status",
+            ConversationField::Title => "title",
+            ConversationField::Metadata => "metadata",
+        }
+    }
+
+    /// Fields stored sealed.
+    pub const SEALED: [ConversationField; 2] = [ConversationField::Title, ConversationField::Metadata];
+}
+
+/// Fields of [`MESSAGES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageField {
+    /// Owner (tenant key, clear).
+    UserId,
+    /// Conversation id (clear).
+    ContextId,
+    /// Position in the conversation (clear, ordered).
+    MessageIndex,
+    /// user | assistant | system (clear).
+    Role,
+    /// Creation time, unix ms (clear).
+    CreatedAt,
+    /// Text (sealed).
+    Content,
+    /// Metadata JSON (sealed).
+    Metadata,
+}
+
+impl MessageField {
+    /// Payload key.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MessageField::UserId => "user_id",
+            MessageField::ContextId => "context_id",
+            MessageField::MessageIndex => "message_index",
+            MessageField::Role => "role",
+            MessageField::CreatedAt => "created_at",
+            MessageField::Content => "content",
+            MessageField::Metadata => "metadata",
+        }
+    }
+
+    /// Fields stored sealed.
+    pub const SEALED: [MessageField; 2] = [MessageField::Content, MessageField::Metadata];
+}
+
+/// `field == value` on a conversation field.
+pub fn conv_eq(field: ConversationField, value: impl Into<FieldValue>) -> Condition {
+    Condition::Eq(field.as_str().to_string(), value.into())
+}
+
+/// `field == value` on a message field.
+pub fn msg_eq(field: MessageField, value: impl Into<FieldValue>) -> Condition {
+    Condition::Eq(field.as_str().to_string(), value.into())
+}
+
+/// The conversations collection: indexes on every filtered or ordered field.
+pub fn conversations_spec() -> CollectionSpec {
+    use ConversationField as F;
+    CollectionSpec {
+        name: CONVERSATIONS.to_string(),
+        dense: Vec::new(),
+        sparse: vec![SparseSpec {
+            name: KEYWORDS_VECTOR.to_string(),
+            idf: true,
+        }],
+        indexes: vec![
+            (F::UserId.as_str().into(), IndexKind::Tenant),
+            (F::ContextId.as_str().into(), IndexKind::Keyword),
+            (F::Status.as_str().into(), IndexKind::Keyword),
+            (F::UpdatedAt.as_str().into(), IndexKind::Integer),
+            (F::CreatedAt.as_str().into(), IndexKind::Integer),
+        ],
+    }
+}
+
+/// The messages collection: indexes on every filtered or ordered field.
+pub fn messages_spec() -> CollectionSpec {
+    use MessageField as F;
+    CollectionSpec {
+        name: MESSAGES.to_string(),
+        dense: Vec::new(),
+        sparse: vec![SparseSpec {
+            name: KEYWORDS_VECTOR.to_string(),
+            idf: true,
+        }],
+        indexes: vec![
+            (F::UserId.as_str().into(), IndexKind::Tenant),
+            (F::ContextId.as_str().into(), IndexKind::Keyword),
+            (F::MessageIndex.as_str().into(), IndexKind::Integer),
+            (F::Role.as_str().into(), IndexKind::Keyword),
+            (F::CreatedAt.as_str().into(), IndexKind::Integer),
+        ],
+    }
+}
+
+/// The point id of a conversation: its context id when that is a UUID, else a name-based UUID.
+pub fn conversation_point_id(context_id: &str) -> uuid::Uuid {
+    uuid::Uuid::parse_str(context_id).unwrap_or_else(|_| uuid::Uuid::new_v5(&CONTEXT_NAMESPACE, context_id.as_bytes()))
+}
+
+const CONTEXT_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c6f_7564_6f70_735f_6368_6174_5f63_7478);
+
+fn ctx(collection: &'static str, point_id: uuid::Uuid, field: &'static str) -> SealContext<'static> {
+    SealContext {
+        collection,
+        point_id,
+        field,
+    }
+}
+
+/// A conversation as a point.
+///
+/// # Errors
+/// Sealing errors.
+pub fn conversation_to_point(c: &Conversation, sealer: &Sealer) -> Result<Point> {
+    use ConversationField as F;
+    let id = conversation_point_id(&c.context_id);
+    let meta = serde_json::to_string(&c.metadata).unwrap_or_else(|_| "null".into());
+    let mut payload = Payload::new();
+    payload.insert(F::UserId.as_str().into(), json!(c.user_id));
+    payload.insert(F::ContextId.as_str().into(), json!(c.context_id));
+    payload.insert(F::CreatedAt.as_str().into(), json!(c.created_at));
+    payload.insert(F::UpdatedAt.as_str().into(), json!(c.updated_at));
+    payload.insert(F::MessageCount.as_str().into(), json!(c.message_count));
+    payload.insert(F::Status.as_str().into(), json!(c.status.as_str()));
+    payload.insert(
+        F::Title.as_str().into(),
+        json!(sealer.seal_str(ctx(CONVERSATIONS, id, F::Title.as_str()), &c.title)?),
+    );
+    payload.insert(
+        F::Metadata.as_str().into(),
+        json!(sealer.seal_str(ctx(CONVERSATIONS, id, F::Metadata.as_str()), &meta)?),
+    );
+    Ok(Point {
+        id,
+        vectors: BTreeMap::new(),
+        payload,
+    })
+}
+
+/// A sealed title, for updating just that field.
+///
+/// # Errors
+/// Sealing errors.
+pub fn seal_title(context_id: &str, title: &str, sealer: &Sealer) -> Result<Value> {
+    let id = conversation_point_id(context_id);
+    Ok(json!(sealer.seal_str(ctx(CONVERSATIONS, id, ConversationField::Title.as_str()), title)?))
+}
+
+/// Sealed metadata, for updating just that field.
+///
+/// # Errors
+/// Sealing errors.
+pub fn seal_conversation_metadata(context_id: &str, metadata: &Value, sealer: &Sealer) -> Result<Value> {
+    let id = conversation_point_id(context_id);
+    let meta = serde_json::to_string(metadata).unwrap_or_else(|_| "null".into());
+    Ok(json!(sealer.seal_str(ctx(CONVERSATIONS, id, ConversationField::Metadata.as_str()), &meta)?))
+}
+
+/// A conversation read back.
+///
+/// # Errors
+/// [`StorageError::CorruptRecord`] for a missing or mistyped field; crypto errors for sealed ones.
+pub fn conversation_from_record(r: &Record, sealer: &Sealer) -> Result<Conversation> {
+    use ConversationField as F;
+    let p = Fields::new(CONVERSATIONS, r);
+    let title = sealer.open_str(ctx(CONVERSATIONS, r.id, F::Title.as_str()), p.str(F::Title.as_str())?)?;
+    let meta = sealer.open_str(ctx(CONVERSATIONS, r.id, F::Metadata.as_str()), p.str(F::Metadata.as_str())?)?;
+    Ok(Conversation {
+        context_id: p.str(F::ContextId.as_str())?.to_string(),
+        user_id: p.str(F::UserId.as_str())?.to_string(),
+        title,
+        metadata: serde_json::from_str(&meta).map_err(|e| p.corrupt(format!("metadata is not JSON: {e}")))?,
+        created_at: p.i64(F::CreatedAt.as_str())?,
+        updated_at: p.i64(F::UpdatedAt.as_str())?,
+        message_count: p.u64(F::MessageCount.as_str())?,
+        status: p
+            .str(F::Status.as_str())?
+            .parse::<ConversationStatus>()
+            .map_err(|e| p.corrupt(e))?,
+    })
+}
+
+/// A message as a point.
+///
+/// # Errors
+/// Sealing errors.
+pub fn message_to_point(m: &Message, sealer: &Sealer) -> Result<Point> {
+    use MessageField as F;
+    let mut payload = Payload::new();
+    payload.insert(F::UserId.as_str().into(), json!(m.user_id));
+    payload.insert(F::ContextId.as_str().into(), json!(m.context_id));
+    payload.insert(F::MessageIndex.as_str().into(), json!(m.message_index));
+    payload.insert(F::Role.as_str().into(), json!(m.role.as_str()));
+    payload.insert(F::CreatedAt.as_str().into(), json!(m.created_at));
+    payload.insert(
+        F::Content.as_str().into(),
+        json!(sealer.seal_str(ctx(MESSAGES, m.id, F::Content.as_str()), &m.content)?),
+    );
+    if let Some(meta) = &m.metadata {
+        let text = serde_json::to_string(meta).unwrap_or_else(|_| "null".into());
+        payload.insert(
+            F::Metadata.as_str().into(),
+            json!(sealer.seal_str(ctx(MESSAGES, m.id, F::Metadata.as_str()), &text)?),
+        );
+    }
+    Ok(Point {
+        id: m.id,
+        vectors: BTreeMap::new(),
+        payload,
+    })
+}
+
+/// A message read back.
+///
+/// # Errors
+/// [`StorageError::CorruptRecord`] for a missing or mistyped field; crypto errors for sealed ones.
+pub fn message_from_record(r: &Record, sealer: &Sealer) -> Result<Message> {
+    use MessageField as F;
+    let p = Fields::new(MESSAGES, r);
+    let content = sealer.open_str(ctx(MESSAGES, r.id, F::Content.as_str()), p.str(F::Content.as_str())?)?;
+    let metadata = match r.payload.get(F::Metadata.as_str()) {
+        Some(Value::String(sealed)) => {
+            let text = sealer.open_str(ctx(MESSAGES, r.id, F::Metadata.as_str()), sealed)?;
+            Some(serde_json::from_str(&text).map_err(|e| p.corrupt(format!("metadata is not JSON: {e}")))?)
+        }
+        _ => None,
+    };
+    Ok(Message {
+        id: r.id,
+        context_id: p.str(F::ContextId.as_str())?.to_string(),
+        user_id: p.str(F::UserId.as_str())?.to_string(),
+        message_index: p.u64(F::MessageIndex.as_str())?,
+        role: p.str(F::Role.as_str())?.parse::<Role>().map_err(|e| p.corrupt(e))?,
+        content,
+        metadata,
+        created_at: p.i64(F::CreatedAt.as_str())?,
+    })
+}
+
+/// Typed access to one record's payload, with errors naming the record.
+struct Fields<'a> {
+    collection: &'static str,
+    record: &'a Record,
+}
+
+impl<'a> Fields<'a> {
+    fn new(collection: &'static str, record: &'a Record) -> Self {
+        Fields { collection, record }
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> StorageError {
+        StorageError::CorruptRecord {
+            collection: self.collection,
+            id: self.record.id.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn str(&self, key: &str) -> Result<&'a str> {
+        self.record
+            .payload
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.corrupt(format!("field `{key}` is missing or not a string")))
+    }
+
+    fn i64(&self, key: &str) -> Result<i64> {
+        self.record
+            .payload
+            .get(key)
+            .and_then(Value::as_i64)
+            .ok_or_else(|| self.corrupt(format!("field `{key}` is missing or not an integer")))
+    }
+
+    fn u64(&self, key: &str) -> Result<u64> {
+        self.record
+            .payload
+            .get(key)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| self.corrupt(format!("field `{key}` is missing or not a count")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::test_sealer;
+
+    #[test]
+    fn every_filtered_field_has_an_index() {
+        let conv = conversations_spec();
+        for f in [ConversationField::UserId, ConversationField::Status, ConversationField::UpdatedAt, ConversationField::ContextId] {
+            assert!(conv.indexes.iter().any(|(k, _)| k == f.as_str()), "{}", f.as_str());
+        }
+        let msgs = messages_spec();
+        for f in [MessageField::UserId, MessageField::ContextId, MessageField::MessageIndex, MessageField::Role, MessageField::CreatedAt] {
+            assert!(msgs.indexes.iter().any(|(k, _)| k == f.as_str()), "{}", f.as_str());
+        }
+        for f in MessageField::SEALED {
+            assert!(!msgs.indexes.iter().any(|(k, _)| k == f.as_str()), "sealed field indexed");
+        }
+    }
+
+    #[test]
+    fn no_sealed_value_appears_in_the_payload_and_round_trip_holds() {
+        let sealer = test_sealer();
+        let m = Message {
+            id: uuid::Uuid::new_v4(),
+            context_id: "c1".into(),
+            user_id: "u1".into(),
+            message_index: 3,
+            role: Role::Assistant,
+            content: "SECRET-MARKER text".into(),
+            metadata: Some(json!({"k": "META-MARKER"})),
+            created_at: 5,
+        };
+        let point = message_to_point(&m, &sealer).unwrap();
+        let text = serde_json::to_string(&point.payload).unwrap();
+        assert!(!text.contains("SECRET-MARKER") && !text.contains("META-MARKER"));
+        let record = Record { id: point.id, payload: point.payload, vectors: BTreeMap::new() };
+        assert_eq!(message_from_record(&record, &sealer).unwrap(), m);
+
+        let c = Conversation {
+            context_id: uuid::Uuid::new_v4().to_string(),
+            user_id: "u1".into(),
+            title: "TITLE-MARKER".into(),
+            metadata: json!({"x": 1}),
+            created_at: 1,
+            updated_at: 2,
+            message_count: 0,
+            status: ConversationStatus::Archived,
+        };
+        let point = conversation_to_point(&c, &sealer).unwrap();
+        assert!(!serde_json::to_string(&point.payload).unwrap().contains("TITLE-MARKER"));
+        let record = Record { id: point.id, payload: point.payload, vectors: BTreeMap::new() };
+        assert_eq!(conversation_from_record(&record, &sealer).unwrap(), c);
+    }
+
+    #[test]
+    fn a_content_copied_to_another_message_fails() {
+        let sealer = test_sealer();
+        let mk = |content: &str| Message {
+            id: uuid::Uuid::new_v4(),
+            context_id: "c".into(),
+            user_id: "u".into(),
+            message_index: 0,
+            role: Role::User,
+            content: content.into(),
+            metadata: None,
+            created_at: 0,
+        };
+        let a = message_to_point(&mk("a"), &sealer).unwrap();
+        let mut b = message_to_point(&mk("b"), &sealer).unwrap();
+        b.payload.insert("content".into(), a.payload["content"].clone());
+        let record = Record { id: b.id, payload: b.payload, vectors: BTreeMap::new() };
+        let err = message_from_record(&record, &sealer).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Tampered);
+    }
+}

@@ -1,0 +1,531 @@
+//! Service configuration: defaults < TOML file < `CLOUDOPS_*` environment < explicit settings.
+//!
+//! Every source goes through the same [`ConfigKey`] parser, so a key has one name and one
+//! validation whether it comes from `config.toml`, the environment or a CLI flag.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Default maximum size of one message's content, in bytes (1 MiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Default environment variable holding a base64 key for the `env` key source.
+pub const DEFAULT_KEY_ENV_VAR: &str = "CLOUDOPS_KEY";
+/// Default environment variable holding the passphrase for the `passphrase` key source.
+pub const DEFAULT_PASSPHRASE_ENV_VAR: &str = "CLOUDOPS_PASSPHRASE";
+/// Name of the config file looked up inside the data dir.
+pub const CONFIG_FILE_NAME: &str = "config.toml";
+
+/// Errors from loading or validating configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A key has a value that cannot be used.
+    #[error("config `{key}` = {value:?}: {reason} ({fix})")]
+    Invalid {
+        /// The config key, e.g. `keys.source`.
+        key: String,
+        /// The rejected value.
+        value: String,
+        /// Why it is rejected.
+        reason: String,
+        /// How to fix it.
+        fix: String,
+    },
+    /// A key that does not exist.
+    #[error("unknown config key `{key}` (known keys: {known})")]
+    UnknownKey {
+        /// The unknown key.
+        key: String,
+        /// Comma-separated list of valid keys.
+        known: String,
+    },
+    /// The config file could not be read.
+    #[error("cannot read config file {path}")]
+    Unreadable {
+        /// Path of the file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// Path of the file.
+        path: String,
+        /// The parser's message (names the offending key and line).
+        message: String,
+    },
+}
+
+/// Where the key-encryption key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeySourceKind {
+    /// The OS keychain (Secret Service, macOS Keychain, Windows Credential Manager).
+    Keychain,
+    /// A passphrase stretched with Argon2id.
+    Passphrase,
+    /// A 0600 key file outside the data dir.
+    File,
+    /// A base64 key in an environment variable (servers and CI).
+    Env,
+}
+
+impl KeySourceKind {
+    /// All key sources, for error messages naming alternatives.
+    pub const ALL: [KeySourceKind; 4] = [
+        KeySourceKind::Keychain,
+        KeySourceKind::Passphrase,
+        KeySourceKind::File,
+        KeySourceKind::Env,
+    ];
+
+    /// The name used in config files and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySourceKind::Keychain => "keychain",
+            KeySourceKind::Passphrase => "passphrase",
+            KeySourceKind::File => "file",
+            KeySourceKind::Env => "env",
+        }
+    }
+}
+
+impl std::fmt::Display for KeySourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KeySourceKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        KeySourceKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| "expected one of keychain, passphrase, file, env".to_string())
+    }
+}
+
+/// Key management settings (`[keys]`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyConfig {
+    /// Where the key-encryption key comes from. Default: `keychain`.
+    pub source: KeySourceKind,
+    /// Key file for the `file` source. Default: `$XDG_CONFIG_HOME/cloudops-storage/master.key`,
+    /// deliberately outside the data dir so a copied data dir never carries its key.
+    pub file: Option<PathBuf>,
+    /// Environment variable for the `env` source. Default: `CLOUDOPS_KEY`.
+    pub env_var: String,
+    /// Environment variable for the `passphrase` source. Default: `CLOUDOPS_PASSPHRASE`.
+    pub passphrase_env_var: String,
+}
+
+impl std::fmt::Debug for KeyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Names only: the values behind these variables are secrets and never printed.
+        f.debug_struct("KeyConfig")
+            .field("source", &self.source)
+            .field("file", &self.file)
+            .field("env_var", &self.env_var)
+            .field("passphrase_env_var", &self.passphrase_env_var)
+            .finish()
+    }
+}
+
+impl Default for KeyConfig {
+    fn default() -> Self {
+        KeyConfig {
+            source: KeySourceKind::Keychain,
+            file: None,
+            env_var: DEFAULT_KEY_ENV_VAR.to_string(),
+            passphrase_env_var: DEFAULT_PASSPHRASE_ENV_VAR.to_string(),
+        }
+    }
+}
+
+impl KeyConfig {
+    /// The key file path in effect (configured or default).
+    pub fn key_file(&self) -> PathBuf {
+        self.file.clone().unwrap_or_else(default_key_file)
+    }
+}
+
+/// Chat settings (`[chat]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatConfig {
+    /// Largest accepted message content, in bytes. Default: 1 MiB.
+    pub max_message_bytes: usize,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// The complete service configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Directory holding the store. Default: `$XDG_DATA_HOME/cloudops-storage`.
+    pub data_dir: PathBuf,
+    /// Key management.
+    pub keys: KeyConfig,
+    /// Chat settings.
+    pub chat: ChatConfig,
+    /// Create the store when the data dir holds none. Default: true (the app's behaviour);
+    /// the CLI turns it off for every command but `init` and `demo`.
+    #[serde(skip)]
+    pub create_if_missing: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: default_data_dir(),
+            keys: KeyConfig::default(),
+            chat: ChatConfig::default(),
+            create_if_missing: true,
+        }
+    }
+}
+
+/// A settable configuration key: one name per setting for files, env and flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigKey {
+    /// `data_dir` / `CLOUDOPS_DATA_DIR`
+    DataDir,
+    /// `keys.source` / `CLOUDOPS_KEY_SOURCE`
+    KeySource,
+    /// `keys.file` / `CLOUDOPS_KEY_FILE`
+    KeyFile,
+    /// `keys.env_var` / `CLOUDOPS_KEY_ENV_VAR`
+    KeyEnvVar,
+    /// `keys.passphrase_env_var` / `CLOUDOPS_PASSPHRASE_ENV_VAR`
+    PassphraseEnvVar,
+    /// `chat.max_message_bytes` / `CLOUDOPS_MAX_MESSAGE_BYTES`
+    MaxMessageBytes,
+}
+
+impl ConfigKey {
+    /// Every key.
+    pub const ALL: [ConfigKey; 6] = [
+        ConfigKey::DataDir,
+        ConfigKey::KeySource,
+        ConfigKey::KeyFile,
+        ConfigKey::KeyEnvVar,
+        ConfigKey::PassphraseEnvVar,
+        ConfigKey::MaxMessageBytes,
+    ];
+
+    /// The dotted name used in TOML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigKey::DataDir => "data_dir",
+            ConfigKey::KeySource => "keys.source",
+            ConfigKey::KeyFile => "keys.file",
+            ConfigKey::KeyEnvVar => "keys.env_var",
+            ConfigKey::PassphraseEnvVar => "keys.passphrase_env_var",
+            ConfigKey::MaxMessageBytes => "chat.max_message_bytes",
+        }
+    }
+
+    /// The environment variable that overrides this key.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            ConfigKey::DataDir => "CLOUDOPS_DATA_DIR",
+            ConfigKey::KeySource => "CLOUDOPS_KEY_SOURCE",
+            ConfigKey::KeyFile => "CLOUDOPS_KEY_FILE",
+            ConfigKey::KeyEnvVar => "CLOUDOPS_KEY_ENV_VAR",
+            ConfigKey::PassphraseEnvVar => "CLOUDOPS_PASSPHRASE_ENV_VAR",
+            ConfigKey::MaxMessageBytes => "CLOUDOPS_MAX_MESSAGE_BYTES",
+        }
+    }
+}
+
+impl FromStr for ConfigKey {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ConfigKey::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| ConfigError::UnknownKey {
+                key: s.to_string(),
+                known: ConfigKey::ALL.map(ConfigKey::as_str).join(", "),
+            })
+    }
+}
+
+impl StorageConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> StorageConfigBuilder {
+        StorageConfigBuilder::default()
+    }
+
+    /// Set one key from its textual value, validating it.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key, the value and the fix.
+    pub fn set(&mut self, key: ConfigKey, value: &str) -> Result<(), ConfigError> {
+        let invalid = |reason: &str, fix: &str| ConfigError::Invalid {
+            key: key.as_str().to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+            fix: fix.to_string(),
+        };
+        match key {
+            ConfigKey::DataDir => {
+                if value.trim().is_empty() {
+                    return Err(invalid("is empty", "give a directory path"));
+                }
+                self.data_dir = PathBuf::from(value);
+            }
+            ConfigKey::KeySource => {
+                self.keys.source = value
+                    .parse()
+                    .map_err(|e: String| invalid("unknown key source", &e))?;
+            }
+            ConfigKey::KeyFile => self.keys.file = Some(PathBuf::from(value)),
+            ConfigKey::KeyEnvVar => self.keys.env_var = value.to_string(),
+            ConfigKey::PassphraseEnvVar => self.keys.passphrase_env_var = value.to_string(),
+            ConfigKey::MaxMessageBytes => {
+                self.chat.max_message_bytes = value
+                    .parse()
+                    .map_err(|_| invalid("not a whole number", "give a size in bytes, e.g. 1048576"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Check the whole configuration once, before anything is opened.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: ConfigKey, value: String, reason: &str, fix: &str| ConfigError::Invalid {
+            key: key.as_str().to_string(),
+            value,
+            reason: reason.to_string(),
+            fix: fix.to_string(),
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid(ConfigKey::DataDir, String::new(), "is empty", "give a directory path"));
+        }
+        if self.chat.max_message_bytes == 0 || self.chat.max_message_bytes > 64 * 1024 * 1024 {
+            return Err(invalid(
+                ConfigKey::MaxMessageBytes,
+                self.chat.max_message_bytes.to_string(),
+                "must be between 1 byte and 64 MiB",
+                "use the default 1048576 or another value in range",
+            ));
+        }
+        for (key, var) in [
+            (ConfigKey::KeyEnvVar, &self.keys.env_var),
+            (ConfigKey::PassphraseEnvVar, &self.keys.passphrase_env_var),
+        ] {
+            if var.is_empty() || var.contains('=') || var.contains('\0') {
+                return Err(invalid(key, var.clone(), "is not a valid environment variable name", "use a name like CLOUDOPS_KEY"));
+            }
+        }
+        if self.keys.source == KeySourceKind::File {
+            let file = self.keys.key_file();
+            if let (Ok(f), Ok(d)) = (absolute(&file), absolute(&self.data_dir)) {
+                if f.starts_with(&d) {
+                    tracing::warn!(key_file = %file.display(), "key file is inside the data dir: a copy of the data dir carries its key");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`StorageConfig`] from defaults, a TOML file, the environment and explicit settings.
+#[derive(Debug, Default)]
+pub struct StorageConfigBuilder {
+    file: Option<PathBuf>,
+    use_env: bool,
+    settings: Vec<(ConfigKey, String)>,
+    create_if_missing: Option<bool>,
+}
+
+impl StorageConfigBuilder {
+    /// Read this TOML file (it must exist). Without it, `<data_dir>/config.toml` is read when present.
+    pub fn with_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file = Some(path.into());
+        self
+    }
+
+    /// Apply `CLOUDOPS_*` environment variables over the file. Off by default.
+    pub fn with_env(mut self) -> Self {
+        self.use_env = true;
+        self
+    }
+
+    /// Apply one explicit setting (highest precedence).
+    pub fn with_config(mut self, key: ConfigKey, value: impl Into<String>) -> Self {
+        self.settings.push((key, value.into()));
+        self
+    }
+
+    /// Set the data dir (highest precedence).
+    pub fn with_data_dir(self, dir: impl AsRef<Path>) -> Self {
+        let dir = dir.as_ref().display().to_string();
+        self.with_config(ConfigKey::DataDir, dir)
+    }
+
+    /// Whether opening creates a missing store. Default: true.
+    pub fn with_create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = Some(create);
+        self
+    }
+
+    /// Resolve and validate.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or key at fault.
+    pub fn build(self) -> Result<StorageConfig, ConfigError> {
+        let env = |key: ConfigKey| {
+            if self.use_env {
+                std::env::var(key.env_var()).ok().filter(|v| !v.is_empty())
+            } else {
+                None
+            }
+        };
+        let explicit = |key: ConfigKey| {
+            self.settings.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+        };
+        // The data dir decides where the implicit config file lives, so resolve it first.
+        let early_dir = explicit(ConfigKey::DataDir).or_else(|| env(ConfigKey::DataDir));
+        let mut config = match &self.file {
+            Some(path) => read_file(path)?,
+            None => {
+                let dir = early_dir.clone().map(PathBuf::from).unwrap_or_else(default_data_dir);
+                let implicit = dir.join(CONFIG_FILE_NAME);
+                if implicit.exists() {
+                    read_file(&implicit)?
+                } else {
+                    StorageConfig::default()
+                }
+            }
+        };
+        for key in ConfigKey::ALL {
+            if let Some(value) = env(key) {
+                config.set(key, &value).map_err(|e| with_origin(e, key.env_var()))?;
+            }
+        }
+        for (key, value) in &self.settings {
+            config.set(*key, value)?;
+        }
+        config.create_if_missing = self.create_if_missing.unwrap_or(true);
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn with_origin(err: ConfigError, origin: &str) -> ConfigError {
+    match err {
+        ConfigError::Invalid { key, value, reason, fix } => ConfigError::Invalid {
+            key: format!("{key} (from {origin})"),
+            value,
+            reason,
+            fix,
+        },
+        other => other,
+    }
+}
+
+fn read_file(path: &Path) -> Result<StorageConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut config: StorageConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: e.to_string().trim().to_string(),
+    })?;
+    config.create_if_missing = true;
+    Ok(config)
+}
+
+fn absolute(path: &Path) -> std::io::Result<PathBuf> {
+    std::path::absolute(path)
+}
+
+fn home_dir() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `$XDG_DATA_HOME/cloudops-storage`, or `~/.local/share/cloudops-storage`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home_dir().join(".local/share"))
+        .join("cloudops-storage")
+}
+
+/// `$XDG_CONFIG_HOME/cloudops-storage/master.key`, or `~/.config/cloudops-storage/master.key`.
+pub fn default_key_file() -> PathBuf {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home_dir().join(".config"))
+        .join("cloudops-storage/master.key")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_settings_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[keys]\nsource = \"file\"\n[chat]\nmax_message_bytes = 10\n").unwrap();
+        let config = StorageConfig::builder()
+            .with_file(&file)
+            .with_config(ConfigKey::MaxMessageBytes, "20")
+            .build()
+            .unwrap();
+        assert_eq!(config.keys.source, KeySourceKind::File);
+        assert_eq!(config.chat.max_message_bytes, 20);
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[keys]\nsorce = \"file\"\n").unwrap();
+        let err = StorageConfig::builder().with_file(&file).build().unwrap_err();
+        assert!(err.to_string().contains("sorce"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_fix() {
+        let err = StorageConfig::builder()
+            .with_config(ConfigKey::KeySource, "vault")
+            .build()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("keys.source") && text.contains("keychain, passphrase, file, env"), "{text}");
+        let err = StorageConfig::builder()
+            .with_config(ConfigKey::MaxMessageBytes, "0")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("chat.max_message_bytes"));
+        assert!("nope".parse::<ConfigKey>().is_err());
+    }
+
+    #[test]
+    fn missing_explicit_file_is_unreadable() {
+        let err = StorageConfig::builder().with_file("/nonexistent/x.toml").build().unwrap_err();
+        assert!(matches!(err, ConfigError::Unreadable { .. }));
+    }
+}

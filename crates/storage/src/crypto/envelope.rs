@@ -1,0 +1,312 @@
+//! The key envelope `<data_dir>/keys.json`: the data keys, wrapped by the KEK.
+//!
+//! Only wrapped keys are on disk. A KEK rotation first writes an envelope holding both the old
+//! and the new wrap, then commits the new KEK to its source, then drops the old wrap: a crash at
+//! any point leaves an envelope that one of the two KEKs opens.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::CryptoError;
+use super::key_source::{KdfParams, KeySource};
+use super::keyring::{DataKey, SecretKey};
+use crate::config::{KeyConfig, KeySourceKind};
+
+/// File name of the envelope inside the data dir.
+pub const ENVELOPE_FILE: &str = "keys.json";
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EnvelopeFile {
+    format: u32,
+    store_id: uuid::Uuid,
+    created_at_ms: i64,
+    active_key_id: u32,
+    kek_rotated_at_ms: Option<i64>,
+    wraps: Vec<Wrap>,
+}
+
+/// The data keys wrapped by one KEK.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Wrap {
+    key_source: KeySourceKind,
+    /// Fingerprint of the KEK (a hash; reveals nothing about it), to pick the right wrap.
+    kek_id: String,
+    kdf: Option<KdfParams>,
+    deks: Vec<WrappedDek>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WrappedDek {
+    key_id: u32,
+    /// base64(nonce ‖ ciphertext ‖ tag)
+    wrapped: String,
+}
+
+/// The unlocked keys of a store.
+#[derive(Debug)]
+pub(crate) struct UnlockedKeys {
+    pub(crate) active_key_id: u32,
+    pub(crate) data_keys: Vec<DataKey>,
+    pub(crate) status: KeyStatus,
+}
+
+/// What `keys status` reports. Holds no secret.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyStatus {
+    /// The store's id.
+    pub store_id: uuid::Uuid,
+    /// The key source that holds the KEK.
+    pub key_source: KeySourceKind,
+    /// Where that source keeps it.
+    pub key_location: String,
+    /// Id of the data key that seals new data.
+    pub active_key_id: u32,
+    /// How many data keys the envelope holds.
+    pub data_keys: usize,
+    /// When the store's keys were created (unix ms).
+    pub created_at_ms: i64,
+    /// Last KEK rotation (unix ms), if any.
+    pub kek_rotated_at_ms: Option<i64>,
+}
+
+pub(crate) fn envelope_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(ENVELOPE_FILE)
+}
+
+/// Whether the data dir has an envelope (i.e. holds a store).
+pub(crate) fn exists(data_dir: &Path) -> bool {
+    envelope_path(data_dir).exists()
+}
+
+/// Create the keys of a new store: a random DEK wrapped by a new KEK from the configured source.
+pub(crate) fn create(data_dir: &Path, config: &KeyConfig) -> Result<UnlockedKeys, CryptoError> {
+    let store_id = uuid::Uuid::new_v4();
+    let source = KeySource::new(config);
+    source.probe(&store_id)?;
+    let new = source.create_kek(false)?;
+    let mut dek = Zeroizing::new([0u8; 32]);
+    rand::thread_rng().fill_bytes(dek.as_mut_slice());
+    let key_id = 1;
+    let now = now_ms();
+    let envelope = EnvelopeFile {
+        format: FORMAT,
+        store_id,
+        created_at_ms: now,
+        active_key_id: key_id,
+        kek_rotated_at_ms: None,
+        wraps: vec![Wrap {
+            key_source: source.kind(),
+            kek_id: kek_id(&new.kek),
+            kdf: new.kdf.clone(),
+            deks: vec![wrap_dek(&new.kek, &store_id, key_id, &dek)?],
+        }],
+    };
+    // Commit the KEK to its source first: an envelope nobody can open is worse than a stray key.
+    source.commit(&store_id, &new)?;
+    write(data_dir, &envelope)?;
+    let data_keys = vec![DataKey::new(key_id, dek, &store_id)];
+    Ok(UnlockedKeys {
+        active_key_id: key_id,
+        status: status(&envelope, &source),
+        data_keys,
+    })
+}
+
+/// Unlock an existing store's keys with the configured source.
+pub(crate) fn open(data_dir: &Path, config: &KeyConfig) -> Result<UnlockedKeys, CryptoError> {
+    let envelope = read(data_dir)?;
+    let source = KeySource::new(config);
+    let (_, deks) = unlock(&envelope, &source)?;
+    Ok(UnlockedKeys {
+        active_key_id: envelope.active_key_id,
+        status: status(&envelope, &source),
+        data_keys: deks,
+    })
+}
+
+/// Re-wrap the data keys with a new KEK from `to` (which may be the same source). Data is untouched.
+pub(crate) fn rotate_kek(data_dir: &Path, current: &KeyConfig, to: &KeyConfig) -> Result<KeyStatus, CryptoError> {
+    let mut envelope = read(data_dir)?;
+    let old_source = KeySource::new(current);
+    let (old_index, deks) = unlock(&envelope, &old_source)?;
+    let new_source = KeySource::new(to);
+    new_source.probe(&envelope.store_id)?;
+    let new = new_source.create_kek(current.source == to.source)?;
+    let wrapped = deks
+        .iter()
+        .map(|d| wrap_dek(&new.kek, &envelope.store_id, d.key_id, d.secret()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let new_wrap = Wrap {
+        key_source: new_source.kind(),
+        kek_id: kek_id(&new.kek),
+        kdf: new.kdf.clone(),
+        deks: wrapped,
+    };
+    // Step 1: both wraps on disk. Step 2: the source holds the new KEK. Step 3: old wrap gone.
+    let old_wrap = envelope.wraps[old_index].clone();
+    envelope.wraps = vec![old_wrap, new_wrap.clone()];
+    write(data_dir, &envelope)?;
+    new_source.commit(&envelope.store_id, &new)?;
+    envelope.wraps = vec![new_wrap];
+    envelope.kek_rotated_at_ms = Some(now_ms());
+    write(data_dir, &envelope)?;
+    tracing::info!(store_id = %envelope.store_id, to = %new_source.kind(), "key-encryption key rotated");
+    Ok(status(&envelope, &new_source))
+}
+
+fn unlock(envelope: &EnvelopeFile, source: &KeySource) -> Result<(usize, Vec<DataKey>), CryptoError> {
+    let candidates: Vec<usize> = (0..envelope.wraps.len())
+        .filter(|i| envelope.wraps[*i].key_source == source.kind())
+        .collect();
+    if candidates.is_empty() {
+        let stored = envelope.wraps.first().map(|w| w.key_source).unwrap_or(source.kind());
+        return Err(CryptoError::SourceMismatch {
+            stored,
+            configured: source.kind(),
+        });
+    }
+    for index in candidates {
+        let wrap = &envelope.wraps[index];
+        let kek = source.load_kek(&envelope.store_id, wrap.kdf.as_ref())?;
+        if kek_id(&kek) != wrap.kek_id {
+            continue;
+        }
+        let deks = wrap
+            .deks
+            .iter()
+            .map(|w| {
+                let secret = unwrap_dek(&kek, &envelope.store_id, w)?;
+                Ok(DataKey::new(w.key_id, secret, &envelope.store_id))
+            })
+            .collect::<Result<Vec<_>, CryptoError>>()?;
+        return Ok((index, deks));
+    }
+    Err(CryptoError::WrongKey {
+        source_kind: source.kind(),
+        hint: match source.kind() {
+            KeySourceKind::Passphrase => "check the passphrase".into(),
+            _ => format!("check {}", source.location(&envelope.store_id)),
+        },
+    })
+}
+
+fn status(envelope: &EnvelopeFile, source: &KeySource) -> KeyStatus {
+    KeyStatus {
+        store_id: envelope.store_id,
+        key_source: source.kind(),
+        key_location: source.location(&envelope.store_id),
+        active_key_id: envelope.active_key_id,
+        data_keys: envelope.wraps.first().map(|w| w.deks.len()).unwrap_or(0),
+        created_at_ms: envelope.created_at_ms,
+        kek_rotated_at_ms: envelope.kek_rotated_at_ms,
+    }
+}
+
+fn kek_id(kek: &SecretKey) -> String {
+    let mut h = Sha256::new();
+    h.update(b"cloudops-storage/kek-id/v1");
+    h.update(kek.as_slice());
+    let digest = h.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn wrap_aad(store_id: &uuid::Uuid, key_id: u32) -> Vec<u8> {
+    let mut aad = b"cloudops-storage/dek/v1".to_vec();
+    aad.extend_from_slice(store_id.as_bytes());
+    aad.extend_from_slice(&key_id.to_be_bytes());
+    aad
+}
+
+fn wrap_dek(kek: &SecretKey, store_id: &uuid::Uuid, key_id: u32, dek: &[u8; 32]) -> Result<WrappedDek, CryptoError> {
+    let cipher = Aes256Gcm::new(kek.as_slice().into());
+    let mut nonce = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    let aad = wrap_aad(store_id, key_id);
+    let ct = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: dek, aad: &aad })
+        .map_err(|_| CryptoError::Key("wrapping the data key failed".into()))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    Ok(WrappedDek {
+        key_id,
+        wrapped: B64.encode(out),
+    })
+}
+
+fn unwrap_dek(kek: &SecretKey, store_id: &uuid::Uuid, w: &WrappedDek) -> Result<SecretKey, CryptoError> {
+    let bad = || CryptoError::Envelope {
+        path: ENVELOPE_FILE.into(),
+        reason: format!("wrapped data key {} is corrupt or was modified", w.key_id),
+    };
+    let raw = B64.decode(&w.wrapped).map_err(|_| bad())?;
+    if raw.len() != 12 + 32 + 16 {
+        return Err(bad());
+    }
+    let cipher = Aes256Gcm::new(kek.as_slice().into());
+    let aad = wrap_aad(store_id, w.key_id);
+    let plain = Zeroizing::new(
+        cipher
+            .decrypt(Nonce::from_slice(&raw[..12]), Payload { msg: &raw[12..], aad: &aad })
+            .map_err(|_| bad())?,
+    );
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&plain);
+    Ok(key)
+}
+
+fn read(data_dir: &Path) -> Result<EnvelopeFile, CryptoError> {
+    let path = envelope_path(data_dir);
+    let err = |reason: String| CryptoError::Envelope {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let envelope: EnvelopeFile = serde_json::from_str(&text).map_err(|e| err(format!("invalid: {e}")))?;
+    if envelope.format != FORMAT {
+        return Err(err(format!("unsupported format {} (this build reads {FORMAT})", envelope.format)));
+    }
+    if envelope.wraps.is_empty() {
+        return Err(err("holds no wrapped key".into()));
+    }
+    Ok(envelope)
+}
+
+/// Write atomically: temp file, fsync, rename, fsync the folder.
+fn write(data_dir: &Path, envelope: &EnvelopeFile) -> Result<(), CryptoError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = envelope_path(data_dir);
+    let err = |e: std::io::Error| CryptoError::Envelope {
+        path: path.display().to_string(),
+        reason: format!("cannot write: {e}"),
+    };
+    let tmp = data_dir.join(format!("{ENVELOPE_FILE}.tmp"));
+    let json = serde_json::to_vec_pretty(envelope).map_err(|e| err(std::io::Error::other(e)))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(err)?;
+    file.write_all(&json).map_err(err)?;
+    file.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)?;
+    if let Ok(dir) = std::fs::File::open(data_dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    crate::clock::now_ms()
+}

@@ -1,0 +1,217 @@
+//! `StorageService`: opens the store and keys, wires the domain services, reports health.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+
+use crate::chat::ChatStorage;
+use crate::config::{KeyConfig, KeySourceKind, StorageConfig};
+use crate::crypto::{self, KeyStatus};
+use crate::error::{Result, StorageError};
+use crate::store::{CollectionStats, EmbeddedStore, VectorStore};
+
+/// The storage service: chat history (and, in later issues, the AWS estate and backups).
+pub struct StorageService {
+    /// Conversations and messages.
+    pub chat: ChatStorage,
+    store: Arc<dyn VectorStore>,
+    config: StorageConfig,
+    keys: std::sync::Mutex<KeyStatus>,
+    shut_down: AtomicBool,
+}
+
+impl std::fmt::Debug for StorageService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageService")
+            .field("data_dir", &self.config.data_dir)
+            .field("store", &self.store.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A health report: what `status` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    /// True when the store answered.
+    pub store_reachable: bool,
+    /// Backend description.
+    pub backend: String,
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// Store id.
+    pub store_id: uuid::Uuid,
+    /// Key source in use.
+    pub key_source: KeySourceKind,
+    /// Where the key lives.
+    pub key_location: String,
+    /// Collections with their point counts.
+    pub collections: Vec<CollectionStats>,
+    /// Free bytes on the data dir's file system.
+    pub disk_free_bytes: Option<u64>,
+    /// Bytes used by the data dir.
+    pub data_dir_bytes: u64,
+}
+
+impl StorageService {
+    /// Open (or, with `create_if_missing`, create) the store described by `config`.
+    ///
+    /// # Errors
+    /// [`StorageError::NotInitialized`] when there is no store and creation is off;
+    /// `Store(Locked)` when another process owns the data dir; crypto errors when the key
+    /// source is unavailable or holds the wrong key.
+    pub async fn open(config: StorageConfig) -> Result<Self> {
+        config.validate()?;
+        let cfg = config.clone();
+        let (store, unlocked) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let dir = &cfg.data_dir;
+            let exists = crypto::keys_exist(dir);
+            if !exists && !cfg.create_if_missing {
+                return Err(StorageError::NotInitialized {
+                    path: dir.display().to_string(),
+                });
+            }
+            create_private_dir(dir)?;
+            // The lock comes first, so two processes can never both create keys.
+            let store = EmbeddedStore::open(dir)?;
+            let unlocked = if crypto::keys_exist(dir) {
+                crypto::open_keys(dir, &cfg.keys)?
+            } else {
+                tracing::info!(data_dir = %dir.display(), source = %cfg.keys.source, "creating a new store");
+                crypto::create_keys(dir, &cfg.keys)?
+            };
+            Ok((store, unlocked))
+        })
+        .await
+        .map_err(|e| StorageError::Store(crate::store::StoreError::Task(e.to_string())))??;
+        let store: Arc<dyn VectorStore> = Arc::new(store);
+        let sealer = Arc::new(unlocked.sealer());
+        let chat = ChatStorage::open(store.clone(), sealer, config.chat.max_message_bytes).await?;
+        Ok(StorageService {
+            chat,
+            store,
+            keys: std::sync::Mutex::new(unlocked.status),
+            config,
+            shut_down: AtomicBool::new(false),
+        })
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
+    }
+
+    /// Key status (no secrets).
+    pub fn key_status(&self) -> KeyStatus {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Re-wrap the data key with a new key-encryption key from `to`; data is not touched.
+    ///
+    /// # Errors
+    /// Crypto errors from either source; the old key keeps working if anything fails.
+    pub async fn rotate_kek(&self, to: KeyConfig) -> Result<KeyStatus> {
+        let dir = self.config.data_dir.clone();
+        let current = self.key_status();
+        let mut current_config = self.config.keys.clone();
+        current_config.source = current.key_source;
+        let status = tokio::task::spawn_blocking(move || crypto::rotate_kek(&dir, &current_config, &to))
+            .await
+            .map_err(|e| StorageError::Store(crate::store::StoreError::Task(e.to_string())))??;
+        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = status.clone();
+        Ok(status)
+    }
+
+    /// A health report.
+    ///
+    /// # Errors
+    /// Only [`StorageError::ShutDown`]; an unreachable store is reported in the result.
+    pub async fn health(&self) -> Result<Health> {
+        if self.shut_down.load(Ordering::SeqCst) {
+            return Err(StorageError::ShutDown);
+        }
+        let (reachable, collections) = match self.store.stats().await {
+            Ok(c) => (true, c),
+            Err(e) => {
+                tracing::warn!(error = %e, "store did not answer the health check");
+                (false, Vec::new())
+            }
+        };
+        let keys = self.key_status();
+        let dir = self.config.data_dir.clone();
+        let (free, used) = tokio::task::spawn_blocking(move || (disk_free_bytes(&dir), dir_size(&dir)))
+            .await
+            .unwrap_or((None, 0));
+        Ok(Health {
+            store_reachable: reachable,
+            backend: self.store.to_string(),
+            data_dir: self.config.data_dir.clone(),
+            store_id: keys.store_id,
+            key_source: keys.key_source,
+            key_location: keys.key_location,
+            collections,
+            disk_free_bytes: free,
+            data_dir_bytes: used,
+        })
+    }
+
+    /// Flush everything to disk and close. The data-dir lock is released when this returns.
+    ///
+    /// # Errors
+    /// Store errors from the final flush.
+    pub async fn shutdown(self) -> Result<()> {
+        self.shut_down.store(true, Ordering::SeqCst);
+        self.store.flush().await?;
+        tracing::debug!("storage service shut down");
+        Ok(())
+    }
+
+    /// Make every acknowledged write durable now.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn flush(&self) -> Result<()> {
+        Ok(self.store.flush().await?)
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| StorageError::io("creating data dir", dir, e))
+}
+
+/// Free bytes available to this user on the file system holding `path`.
+pub fn disk_free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `stat` a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut stat) };
+    if rc != 0 {
+        return None;
+    }
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+/// Total size in bytes of the files under `path`.
+pub fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}

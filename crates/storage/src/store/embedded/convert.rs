@@ -1,0 +1,217 @@
+//! Translation between our neutral store types and qdrant-edge 0.7.2 types.
+//!
+//! The only file besides `mod.rs` that names `qdrant_edge`. Filters, order-by clauses and
+//! index schemas are built through Qdrant's documented JSON forms (the same the REST API and
+//! a remote backend use), which keeps this file stable across the engine's struct churn.
+
+use std::collections::{BTreeMap, HashMap};
+
+use qdrant_edge as qe;
+use serde_json::{Value, json};
+
+use crate::store::{
+    Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, PointId, Record, SparseSpec,
+    VectorData,
+};
+
+/// Error text of a conversion (wrapped into `StoreError::Backend` by the caller).
+pub(super) type ConvertError = Box<dyn std::error::Error + Send + Sync>;
+
+pub(super) fn point_id(id: PointId) -> qe::PointId {
+    qe::PointId::Uuid(id)
+}
+
+pub(super) fn from_point_id(id: qe::PointId) -> PointId {
+    match id {
+        qe::PointId::Uuid(u) => u,
+        // We only ever write UUIDs; a numeric id maps into the UUID space without collision.
+        qe::PointId::NumId(n) => uuid::Uuid::from_u128(u128::from(n)),
+    }
+}
+
+fn field_value(v: &FieldValue) -> Value {
+    match v {
+        FieldValue::Str(s) => Value::String(s.clone()),
+        FieldValue::Int(i) => json!(i),
+        FieldValue::Bool(b) => Value::Bool(*b),
+    }
+}
+
+fn condition_json(c: &Condition) -> Value {
+    match c {
+        Condition::Eq(key, v) => json!({ "key": key, "match": { "value": field_value(v) } }),
+        Condition::Any(key, vs) => json!({ "key": key, "match": { "any": vs.iter().map(field_value).collect::<Vec<_>>() } }),
+        Condition::Range(key, r) => {
+            let mut range = serde_json::Map::new();
+            for (name, bound) in [("gt", r.gt), ("gte", r.gte), ("lt", r.lt), ("lte", r.lte)] {
+                if let Some(b) = bound {
+                    range.insert(name.into(), json!(b));
+                }
+            }
+            json!({ "key": key, "range": range })
+        }
+        Condition::IsEmpty(key) => json!({ "is_empty": { "key": key } }),
+        Condition::HasId(ids) => json!({ "has_id": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>() }),
+        Condition::Filter(f) => filter_json(f),
+    }
+}
+
+fn filter_json(f: &Filter) -> Value {
+    let mut out = serde_json::Map::new();
+    for (name, list) in [("must", &f.must), ("should", &f.should), ("must_not", &f.must_not)] {
+        if !list.is_empty() {
+            out.insert(name.into(), Value::Array(list.iter().map(condition_json).collect()));
+        }
+    }
+    Value::Object(out)
+}
+
+pub(super) fn filter(f: &Filter) -> Result<qe::Filter, ConvertError> {
+    Ok(serde_json::from_value(filter_json(f))?)
+}
+
+pub(super) fn opt_filter(f: Option<&Filter>) -> Result<Option<qe::Filter>, ConvertError> {
+    f.map(filter).transpose()
+}
+
+pub(super) fn order_by(o: &OrderBy) -> Result<qe::OrderByInterface, ConvertError> {
+    let mut v = json!({
+        "key": o.field,
+        "direction": match o.direction { Direction::Asc => "asc", Direction::Desc => "desc" },
+    });
+    if let Some(start) = o.start_from {
+        v["start_from"] = json!(start);
+    }
+    Ok(serde_json::from_value(v)?)
+}
+
+pub(super) fn json_path(key: &str) -> Result<qe::JsonPath, ConvertError> {
+    qe::JsonPath::try_from(key).map_err(|_| format!("invalid payload key `{key}`").into())
+}
+
+pub(super) fn index_schema(kind: IndexKind) -> Result<qe::PayloadFieldSchema, ConvertError> {
+    let v = match kind {
+        IndexKind::Keyword => json!("keyword"),
+        IndexKind::Tenant => json!({ "type": "keyword", "is_tenant": true }),
+        IndexKind::Integer => json!({ "type": "integer", "lookup": true, "range": true }),
+        IndexKind::Float => json!("float"),
+        IndexKind::Bool => json!("bool"),
+    };
+    Ok(serde_json::from_value(v)?)
+}
+
+pub(super) fn edge_config(dense: &[DenseSpec], sparse: &[SparseSpec]) -> qe::EdgeConfig {
+    let mut builder = qe::EdgeConfigBuilder::new().on_disk_payload(false);
+    for d in dense {
+        builder = builder.vector(d.name.clone(), qe::EdgeVectorParamsBuilder::new(d.dim, qe::Distance::Cosine).build());
+    }
+    for s in sparse {
+        let mut params = qe::EdgeSparseVectorParamsBuilder::new();
+        if s.idf {
+            params = params.modifier(qe::Modifier::Idf);
+        }
+        builder = builder.sparse_vector(s.name.clone(), params.build());
+    }
+    builder.build()
+}
+
+pub(super) fn create_dense_vector(d: &DenseSpec) -> Result<qe::UpdateOperation, ConvertError> {
+    let op: qe::VectorNameOperations = serde_json::from_value(json!({
+        "create_vector_name": { "vector_name": d.name, "config": { "dense": { "size": d.dim, "distance": "Cosine" } } }
+    }))?;
+    Ok(qe::UpdateOperation::VectorNameOperation(op))
+}
+
+pub(super) fn create_sparse_vector(s: &SparseSpec) -> Result<qe::UpdateOperation, ConvertError> {
+    let sparse = if s.idf { json!({ "modifier": "idf" }) } else { json!({}) };
+    let op: qe::VectorNameOperations = serde_json::from_value(json!({
+        "create_vector_name": { "vector_name": s.name, "config": { "sparse": sparse } }
+    }))?;
+    Ok(qe::UpdateOperation::VectorNameOperation(op))
+}
+
+fn vector(v: VectorData) -> Result<qe::Vector, ConvertError> {
+    Ok(match v {
+        VectorData::Dense(d) => qe::Vector::new_dense(d),
+        VectorData::Sparse { indices, values } => qe::Vector::new_sparse(indices, values)?,
+    })
+}
+
+pub(super) fn vector_internal(v: VectorData) -> Result<qe::VectorInternal, ConvertError> {
+    Ok(vector(v)?.0)
+}
+
+pub(super) fn point(p: Point) -> Result<qe::PointStructPersisted, ConvertError> {
+    let named = p
+        .vectors
+        .into_iter()
+        .map(|(name, v)| Ok((name, vector(v)?)))
+        .collect::<Result<Vec<_>, ConvertError>>()?;
+    let vectors = qe::Vectors::new_named(named);
+    Ok(qe::PointStruct::new(point_id(p.id), vectors, Value::Object(p.payload)).into())
+}
+
+fn vectors_back(v: Option<qe::VectorStructInternal>) -> BTreeMap<String, VectorData> {
+    let mut out = BTreeMap::new();
+    if let Some(qe::VectorStructInternal::Named(map)) = v {
+        let map: HashMap<_, _> = map;
+        for (name, vec) in map {
+            match vec {
+                qe::VectorInternal::Dense(d) => {
+                    out.insert(name, VectorData::Dense(d));
+                }
+                qe::VectorInternal::Sparse(s) => {
+                    out.insert(
+                        name,
+                        VectorData::Sparse {
+                            indices: s.indices,
+                            values: s.values,
+                        },
+                    );
+                }
+                qe::VectorInternal::MultiDense(_) => {}
+            }
+        }
+    }
+    out
+}
+
+pub(super) fn record(r: qe::Record) -> Record {
+    Record {
+        id: from_point_id(r.id),
+        payload: r.payload.map(|p| p.0).unwrap_or_default(),
+        vectors: vectors_back(r.vector),
+    }
+}
+
+pub(super) fn facet_value(v: qe::FacetValue) -> FieldValue {
+    match v {
+        qe::FacetValue::Keyword(s) => FieldValue::Str(s),
+        qe::FacetValue::Int(i) => FieldValue::Int(i),
+        qe::FacetValue::Uuid(u) => FieldValue::Str(uuid::Uuid::from_u128(u).to_string()),
+        qe::FacetValue::Bool(b) => FieldValue::Bool(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Range;
+
+    #[test]
+    fn every_condition_kind_converts() {
+        let f = Filter::must(Condition::Eq("user_id".into(), "u".into()))
+            .and(Condition::Any("role".into(), vec!["user".into(), "assistant".into()]))
+            .and(Condition::Range("created_at".into(), Range { gte: Some(1.0), ..Range::default() }))
+            .and(Condition::HasId(vec![uuid::Uuid::from_u128(5)]))
+            .and(Condition::Filter(Box::new(Filter::must(Condition::Eq("n".into(), FieldValue::Int(3))))))
+            .and_not(Condition::IsEmpty("x".into()));
+        filter(&f).unwrap();
+        order_by(&OrderBy { field: "i".into(), direction: Direction::Desc, start_from: Some(4.0) }).unwrap();
+        for kind in [IndexKind::Keyword, IndexKind::Tenant, IndexKind::Integer, IndexKind::Float, IndexKind::Bool] {
+            index_schema(kind).unwrap();
+        }
+        create_dense_vector(&DenseSpec { name: "dense".into(), dim: 4 }).unwrap();
+        create_sparse_vector(&SparseSpec { name: "kw".into(), idf: true }).unwrap();
+    }
+}

@@ -1,0 +1,482 @@
+//! The embedded backend: one qdrant-edge `EdgeShard` per collection under
+//! `<data_dir>/qdrant/<collection>/`, owned by this process through the data-dir lock.
+//!
+//! qdrant-edge is synchronous. Every call runs on tokio's blocking pool through
+//! [`EmbeddedStore::blocking`], never on the async executor. Writes to one shard (and its
+//! flush, which the engine does not allow to overlap an update) are serialised by a per-shard
+//! mutex; reads run concurrently.
+
+mod convert;
+mod lock;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use qdrant_edge as qe;
+
+pub use lock::LOCK_FILE;
+
+use self::convert::ConvertError;
+use self::lock::DirLock;
+use super::{
+    CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, QueryRequest, Record,
+    ScrollPage, ScrollRequest, StoreError, VectorStore,
+};
+
+const BACKEND: &str = "qdrant-edge";
+/// Folder under the data dir holding one sub-folder per collection.
+pub const QDRANT_DIR: &str = "qdrant";
+const EDGE_CONFIG_FILE: &str = "edge_config.json";
+
+struct Shard {
+    name: String,
+    edge: qe::EdgeShard,
+    /// Serialises updates, flushes and optimisation of this shard.
+    writer: Mutex<()>,
+}
+
+impl Shard {
+    fn engine_err(&self, operation: &'static str) -> impl Fn(ConvertError) -> StoreError + '_ {
+        move |source| StoreError::Backend {
+            backend: BACKEND,
+            collection: self.name.clone(),
+            operation,
+            source,
+        }
+    }
+
+    fn update(&self, operation: &'static str, op: qe::UpdateOperation) -> Result<(), StoreError> {
+        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.edge.update(op).map_err(|e| (self.engine_err(operation))(Box::new(e)))
+    }
+}
+
+/// The embedded qdrant-edge store.
+pub struct EmbeddedStore {
+    root: PathBuf,
+    shards: RwLock<HashMap<String, Arc<Shard>>>,
+    creating: tokio::sync::Mutex<()>,
+    lock: DirLock,
+}
+
+impl std::fmt::Display for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{BACKEND} at {}", self.root.display())
+    }
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore").field("root", &self.root).finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStore {
+    /// Lock `data_dir` and load every existing collection. Blocking: call it off the executor.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] when another process owns the data dir; [`StoreError::Backend`]
+    /// when a collection cannot be loaded.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            action: "creating data dir",
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let lock = DirLock::acquire(data_dir)?;
+        let root = data_dir.join(QDRANT_DIR);
+        std::fs::create_dir_all(&root).map_err(|source| StoreError::Io {
+            action: "creating",
+            path: root.display().to_string(),
+            source,
+        })?;
+        let mut shards = HashMap::new();
+        let entries = std::fs::read_dir(&root).map_err(|source| StoreError::Io {
+            action: "listing",
+            path: root.display().to_string(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.join(EDGE_CONFIG_FILE).is_file() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let edge = qe::EdgeShard::load(&path, None).map_err(|e| StoreError::Backend {
+                backend: BACKEND,
+                collection: name.clone(),
+                operation: "load",
+                source: Box::new(e),
+            })?;
+            tracing::debug!(collection = %name, "loaded collection");
+            shards.insert(
+                name.clone(),
+                Arc::new(Shard {
+                    name,
+                    edge,
+                    writer: Mutex::new(()),
+                }),
+            );
+        }
+        Ok(EmbeddedStore {
+            root,
+            shards: RwLock::new(shards),
+            creating: tokio::sync::Mutex::new(()),
+            lock,
+        })
+    }
+
+    /// The lock file this store holds.
+    pub fn lock_path(&self) -> &Path {
+        self.lock.path()
+    }
+
+    fn shard(&self, name: &str) -> Result<Arc<Shard>, StoreError> {
+        let shards = self.shards.read().unwrap_or_else(|p| p.into_inner());
+        shards
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::NoSuchCollection(name.to_string()))
+    }
+
+    fn all_shards(&self) -> Vec<Arc<Shard>> {
+        let shards = self.shards.read().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<_> = shards.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Run a blocking engine call on tokio's blocking pool.
+    async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle
+                .spawn_blocking(f)
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))?,
+            // Outside a runtime there is no executor to protect.
+            Err(_) => f(),
+        }
+    }
+
+    async fn on_shard<T, F>(&self, collection: &str, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Shard) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let shard = self.shard(collection)?;
+        Self::blocking(move || f(&shard)).await
+    }
+}
+
+/// Create a fresh shard for `spec` under `root`.
+fn create_shard(root: &Path, spec: &CollectionSpec) -> Result<Arc<Shard>, StoreError> {
+    let path = root.join(&spec.name);
+    let io = |source| StoreError::Io {
+        action: "creating collection folder",
+        path: path.display().to_string(),
+        source,
+    };
+    // A folder without a config is debris of an interrupted creation: start it over.
+    if path.exists() {
+        std::fs::remove_dir_all(&path).map_err(io)?;
+    }
+    std::fs::create_dir_all(&path).map_err(io)?;
+    let edge = qe::EdgeShard::new(&path, convert::edge_config(&spec.dense, &spec.sparse)).map_err(|e| {
+        StoreError::Backend {
+            backend: BACKEND,
+            collection: spec.name.clone(),
+            operation: "create collection",
+            source: Box::new(e),
+        }
+    })?;
+    Ok(Arc::new(Shard {
+        name: spec.name.clone(),
+        edge,
+        writer: Mutex::new(()),
+    }))
+}
+
+fn ensure_schema(shard: &Shard, spec: &CollectionSpec) -> Result<(), StoreError> {
+    let (dense_known, sparse_known) = {
+        let config = shard.edge.config();
+        (
+            config.vectors.keys().cloned().collect::<Vec<_>>(),
+            config.sparse_vectors.keys().cloned().collect::<Vec<_>>(),
+        )
+    };
+    for d in spec.dense.iter().filter(|d| !dense_known.contains(&d.name)) {
+        let op = convert::create_dense_vector(d).map_err(shard.engine_err("add vector"))?;
+        shard.update("add vector", op)?;
+    }
+    for s in spec.sparse.iter().filter(|s| !sparse_known.contains(&s.name)) {
+        let op = convert::create_sparse_vector(s).map_err(shard.engine_err("add vector"))?;
+        shard.update("add vector", op)?;
+    }
+    let indexed: Vec<String> = shard.edge.info().payload_schema.keys().map(|k| k.to_string()).collect();
+    for (field, kind) in &spec.indexes {
+        if indexed.iter().any(|k| k == field) {
+            continue;
+        }
+        let schema = convert::index_schema(*kind).map_err(shard.engine_err("create index"))?;
+        let field_name = convert::json_path(field).map_err(shard.engine_err("create index"))?;
+        let op = qe::UpdateOperation::FieldIndexOperation(qe::FieldIndexOperations::CreateIndex(qe::CreateIndex {
+            field_name,
+            field_schema: Some(schema),
+        }));
+        shard.update("create index", op)?;
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl VectorStore for EmbeddedStore {
+    async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<(), StoreError> {
+        if spec.name.is_empty() || spec.name.contains(['/', '\\', '\0']) || spec.name.starts_with('.') {
+            return Err(StoreError::NoSuchCollection(spec.name.clone()));
+        }
+        let shard = match self.shard(&spec.name) {
+            Ok(shard) => shard,
+            Err(_) => {
+                // One creator at a time: a second one must not wipe the first one's folder.
+                let _creating = self.creating.lock().await;
+                match self.shard(&spec.name) {
+                    Ok(shard) => shard,
+                    Err(_) => {
+                        let (root, owned) = (self.root.clone(), spec.clone());
+                        let created = Self::blocking(move || create_shard(&root, &owned)).await?;
+                        let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
+                        shards.insert(spec.name.clone(), created.clone());
+                        created
+                    }
+                }
+            }
+        };
+        let spec = spec.clone();
+        Self::blocking(move || ensure_schema(&shard, &spec)).await
+    }
+
+    async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), StoreError> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        self.on_shard(collection, move |shard| {
+            let points = points
+                .into_iter()
+                .map(convert::point)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(shard.engine_err("upsert"))?;
+            let op = qe::UpdateOperation::PointOperation(qe::PointOperations::UpsertPoints(
+                qe::PointInsertOperations::PointsList(points),
+            ));
+            shard.update("upsert", op)
+        })
+        .await
+    }
+
+    async fn set_payload(&self, collection: &str, ids: Vec<PointId>, payload: Payload) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.on_shard(collection, move |shard| {
+            let op = qe::UpdateOperation::PayloadOperation(qe::PayloadOps::SetPayload(qe::SetPayloadOp {
+                payload: qe::Payload(payload),
+                points: Some(ids.into_iter().map(convert::point_id).collect()),
+                filter: None,
+                key: None,
+            }));
+            shard.update("set payload", op)
+        })
+        .await
+    }
+
+    async fn delete(&self, collection: &str, ids: Vec<PointId>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.on_shard(collection, move |shard| {
+            let op = qe::UpdateOperation::PointOperation(qe::PointOperations::DeletePoints {
+                ids: ids.into_iter().map(convert::point_id).collect(),
+            });
+            shard.update("delete", op)
+        })
+        .await
+    }
+
+    async fn delete_by_filter(&self, collection: &str, filter: Filter) -> Result<(), StoreError> {
+        self.on_shard(collection, move |shard| {
+            let filter = convert::filter(&filter).map_err(shard.engine_err("delete by filter"))?;
+            let op = qe::UpdateOperation::PointOperation(qe::PointOperations::DeletePointsByFilter(filter));
+            shard.update("delete by filter", op)
+        })
+        .await
+    }
+
+    async fn retrieve(&self, collection: &str, ids: Vec<PointId>, with_vectors: bool) -> Result<Vec<Record>, StoreError> {
+        self.on_shard(collection, move |shard| {
+            let ids: Vec<_> = ids.into_iter().map(convert::point_id).collect();
+            let records = shard
+                .edge
+                .retrieve(&ids, Some(qe::WithPayloadInterface::Bool(true)), Some(qe::WithVector::Bool(with_vectors)))
+                .map_err(|e| (shard.engine_err("retrieve"))(Box::new(e)))?;
+            Ok(records.into_iter().map(convert::record).collect())
+        })
+        .await
+    }
+
+    async fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage, StoreError> {
+        self.on_shard(collection, move |shard| {
+            let err = shard.engine_err("scroll");
+            let req = qe::ScrollRequest {
+                offset: request.offset.map(convert::point_id),
+                limit: Some(request.limit.max(1)),
+                filter: convert::opt_filter(request.filter.as_ref()).map_err(&err)?,
+                with_payload: Some(qe::WithPayloadInterface::Bool(true)),
+                with_vector: qe::WithVector::Bool(request.with_vectors),
+                order_by: request.order_by.as_ref().map(convert::order_by).transpose().map_err(&err)?,
+            };
+            let (records, next) = shard.edge.scroll(req).map_err(|e| err(Box::new(e)))?;
+            Ok(ScrollPage {
+                records: records.into_iter().map(convert::record).collect(),
+                next_offset: next.map(convert::from_point_id),
+            })
+        })
+        .await
+    }
+
+    async fn query(&self, collection: &str, request: QueryRequest) -> Result<Vec<Hit>, StoreError> {
+        self.on_shard(collection, move |shard| {
+            let err = shard.engine_err("query");
+            let query = convert::vector_internal(request.vector).map_err(&err)?;
+            let req = qe::QueryRequest {
+                prefetches: Vec::new(),
+                query: Some(qe::ScoringQuery::Vector(qe::QueryEnum::Nearest(qe::NamedQuery {
+                    query,
+                    using: Some(request.using),
+                }))),
+                filter: convert::opt_filter(request.filter.as_ref()).map_err(&err)?,
+                score_threshold: None,
+                limit: request.limit,
+                offset: 0,
+                params: None,
+                with_vector: qe::WithVector::Bool(false),
+                with_payload: qe::WithPayloadInterface::Bool(request.with_payload),
+            };
+            let hits = shard.edge.query(req).map_err(|e| err(Box::new(e)))?;
+            Ok(hits
+                .into_iter()
+                .map(|h| Hit {
+                    id: convert::from_point_id(h.id),
+                    score: h.score,
+                    payload: h.payload.map(|p| p.0).unwrap_or_default(),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn count(&self, collection: &str, filter: Option<Filter>) -> Result<u64, StoreError> {
+        self.on_shard(collection, move |shard| {
+            let err = shard.engine_err("count");
+            let filter = convert::opt_filter(filter.as_ref()).map_err(&err)?;
+            let n = shard
+                .edge
+                .count(qe::CountRequest { filter, exact: true })
+                .map_err(|e| err(Box::new(e)))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn facet(&self, collection: &str, field: &str, filter: Option<Filter>, limit: usize) -> Result<Vec<(FieldValue, u64)>, StoreError> {
+        let field = field.to_string();
+        self.on_shard(collection, move |shard| {
+            let err = shard.engine_err("facet");
+            let req = qe::FacetRequest {
+                key: convert::json_path(&field).map_err(&err)?,
+                limit: limit.max(1),
+                filter: convert::opt_filter(filter.as_ref()).map_err(&err)?,
+                exact: true,
+            };
+            let resp = shard.edge.facet(req).map_err(|e| err(Box::new(e)))?;
+            Ok(resp
+                .hits
+                .into_iter()
+                .map(|h| (convert::facet_value(h.value), h.count as u64))
+                .collect())
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        let shards = self.all_shards();
+        Self::blocking(move || {
+            for shard in shards {
+                let _w = shard.writer.lock().unwrap_or_else(|p| p.into_inner());
+                shard.edge.flush();
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn optimize(&self, collection: &str) -> Result<(), StoreError> {
+        self.on_shard(collection, move |shard| {
+            let _w = shard.writer.lock().unwrap_or_else(|p| p.into_inner());
+            shard.edge.optimize().map_err(|e| (shard.engine_err("optimize"))(Box::new(e)))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<Vec<CollectionStats>, StoreError> {
+        let shards = self.all_shards();
+        Self::blocking(move || {
+            shards
+                .iter()
+                .map(|shard| {
+                    let points = shard
+                        .edge
+                        .count(qe::CountRequest { filter: None, exact: true })
+                        .map_err(|e| (shard.engine_err("count"))(Box::new(e)))?;
+                    Ok(CollectionStats {
+                        name: shard.name.clone(),
+                        points: points as u64,
+                        segments: shard.edge.info().segments_count,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        crate::store::conformance::run_all(&store, "conf").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            crate::store::conformance::upsert_retrieve_roundtrip(&store, "persist").await;
+            store.flush().await.unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.count("persist", None).await.unwrap(), 2);
+        let stats = store.stats().await.unwrap();
+        assert_eq!(stats[0].name, "persist");
+    }
+}

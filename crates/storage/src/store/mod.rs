@@ -1,0 +1,363 @@
+//! The vector-store abstraction the services are written against.
+//!
+//! [`VectorStore`] is deliberately small: what chat and estate storage need, nothing more.
+//! Request and result types here are our own, so engine types never leak out of a backend
+//! module (`embedded` for qdrant-edge; a remote qdrant-client backend can be added beside it).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod embedded;
+
+pub use embedded::EmbeddedStore;
+
+/// Point ids are UUIDs.
+pub type PointId = uuid::Uuid;
+/// A point's payload: a JSON object.
+pub type Payload = Map<String, Value>;
+
+/// Errors from a store backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another process owns the data dir.
+    #[error("store {path} is in use by {holder}; close it first (only one process may open a data dir)")]
+    Locked {
+        /// The lock file.
+        path: String,
+        /// Who holds it ("PID 1234", or "another process").
+        holder: String,
+    },
+    /// The engine reported an error.
+    #[error("{backend} engine error in collection `{collection}` during {operation}")]
+    Backend {
+        /// Backend name.
+        backend: &'static str,
+        /// Collection involved.
+        collection: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The engine's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The collection was never ensured.
+    #[error("collection `{0}` does not exist")]
+    NoSuchCollection(String),
+    /// The backend cannot do this.
+    #[error("{backend} does not support {operation}")]
+    Unsupported {
+        /// Backend name.
+        backend: &'static str,
+        /// The unsupported operation.
+        operation: &'static str,
+    },
+    /// Files of the store could not be read or written.
+    #[error("{action} {path}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// Path involved.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// Type of a payload index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    /// Exact-match string index.
+    Keyword,
+    /// Keyword index marked as the tenant (per-user) partition key.
+    Tenant,
+    /// Integer index with lookup and range (for order_by).
+    Integer,
+    /// Float index (range).
+    Float,
+    /// Boolean index.
+    Bool,
+}
+
+/// A dense vector slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenseSpec {
+    /// Vector name.
+    pub name: String,
+    /// Dimension.
+    pub dim: usize,
+}
+
+/// A sparse vector slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SparseSpec {
+    /// Vector name.
+    pub name: String,
+    /// Apply the IDF modifier at query time (BM25-style scoring).
+    pub idf: bool,
+}
+
+/// Everything a collection needs: vectors and payload indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionSpec {
+    /// Collection name (no NUL, no path separators).
+    pub name: String,
+    /// Dense vectors (cosine).
+    pub dense: Vec<DenseSpec>,
+    /// Sparse vectors.
+    pub sparse: Vec<SparseSpec>,
+    /// Payload indexes: every field used in a filter or order_by.
+    pub indexes: Vec<(String, IndexKind)>,
+}
+
+/// A vector value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VectorData {
+    /// Dense.
+    Dense(Vec<f32>),
+    /// Sparse: sorted unique indices with their values.
+    Sparse {
+        /// Dimension ids.
+        indices: Vec<u32>,
+        /// Weights.
+        values: Vec<f32>,
+    },
+}
+
+/// A point to upsert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Id.
+    pub id: PointId,
+    /// Named vectors (may be empty).
+    pub vectors: BTreeMap<String, VectorData>,
+    /// Payload.
+    pub payload: Payload,
+}
+
+/// A stored point as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Id.
+    pub id: PointId,
+    /// Payload.
+    pub payload: Payload,
+    /// Vectors, when asked for.
+    pub vectors: BTreeMap<String, VectorData>,
+}
+
+/// A scalar payload value to compare with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue {
+    /// String.
+    Str(String),
+    /// Integer.
+    Int(i64),
+    /// Boolean.
+    Bool(bool),
+}
+
+impl From<&str> for FieldValue {
+    fn from(v: &str) -> Self {
+        FieldValue::Str(v.to_string())
+    }
+}
+impl From<String> for FieldValue {
+    fn from(v: String) -> Self {
+        FieldValue::Str(v)
+    }
+}
+impl From<i64> for FieldValue {
+    fn from(v: i64) -> Self {
+        FieldValue::Int(v)
+    }
+}
+impl From<bool> for FieldValue {
+    fn from(v: bool) -> Self {
+        FieldValue::Bool(v)
+    }
+}
+
+/// Numeric range bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Range {
+    /// `>`
+    pub gt: Option<f64>,
+    /// `>=`
+    pub gte: Option<f64>,
+    /// `<`
+    pub lt: Option<f64>,
+    /// `<=`
+    pub lte: Option<f64>,
+}
+
+/// One filter condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// Field equals value (for list fields: contains it).
+    Eq(String, FieldValue),
+    /// Field equals any of the values.
+    Any(String, Vec<FieldValue>),
+    /// Field lies in the range.
+    Range(String, Range),
+    /// Field is missing, null or an empty list.
+    IsEmpty(String),
+    /// Point id is one of these.
+    HasId(Vec<PointId>),
+    /// A nested filter.
+    Filter(Box<Filter>),
+}
+
+/// A boolean combination of conditions.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Filter {
+    /// All must hold.
+    pub must: Vec<Condition>,
+    /// At least one must hold (when non-empty).
+    pub should: Vec<Condition>,
+    /// None may hold.
+    pub must_not: Vec<Condition>,
+}
+
+impl Filter {
+    /// A filter with one `must` condition.
+    pub fn must(condition: Condition) -> Self {
+        Filter {
+            must: vec![condition],
+            ..Filter::default()
+        }
+    }
+
+    /// Add a `must` condition.
+    pub fn and(mut self, condition: Condition) -> Self {
+        self.must.push(condition);
+        self
+    }
+
+    /// Add a `must_not` condition.
+    pub fn and_not(mut self, condition: Condition) -> Self {
+        self.must_not.push(condition);
+        self
+    }
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending.
+    Asc,
+    /// Descending.
+    Desc,
+}
+
+/// Order a scroll by a numeric payload field (which must have an Integer or Float index).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderBy {
+    /// Field.
+    pub field: String,
+    /// Direction.
+    pub direction: Direction,
+    /// Start at this value (inclusive); default is the first value in `direction`.
+    pub start_from: Option<f64>,
+}
+
+/// A scroll (listing) request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScrollRequest {
+    /// Filter.
+    pub filter: Option<Filter>,
+    /// Order; without it points come in id order and `offset` pages.
+    pub order_by: Option<OrderBy>,
+    /// Page size.
+    pub limit: usize,
+    /// Id to continue from (id order only).
+    pub offset: Option<PointId>,
+    /// Return vectors too.
+    pub with_vectors: bool,
+}
+
+/// One page of a scroll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrollPage {
+    /// Records.
+    pub records: Vec<Record>,
+    /// Where the next page starts (id order only).
+    pub next_offset: Option<PointId>,
+}
+
+/// A nearest-neighbour query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRequest {
+    /// The vector slot to search.
+    pub using: String,
+    /// The query vector.
+    pub vector: VectorData,
+    /// Filter.
+    pub filter: Option<Filter>,
+    /// How many hits.
+    pub limit: usize,
+    /// Return payloads.
+    pub with_payload: bool,
+}
+
+/// A scored hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Point id.
+    pub id: PointId,
+    /// Similarity score (higher is closer).
+    pub score: f32,
+    /// Payload when asked for (else empty).
+    pub payload: Payload,
+}
+
+/// Counts of one collection, for health reports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CollectionStats {
+    /// Name.
+    pub name: String,
+    /// Exact number of points.
+    pub points: u64,
+    /// Segments in the engine.
+    pub segments: usize,
+}
+
+/// The operations chat and estate storage need from a vector database.
+///
+/// Every method is async; backends that block (qdrant-edge) run calls off the executor.
+#[async_trait::async_trait]
+pub trait VectorStore: Send + Sync + std::fmt::Display {
+    /// Create the collection if missing; add any missing vector slot or payload index.
+    async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<(), StoreError>;
+    /// Insert or replace whole points.
+    async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), StoreError>;
+    /// Merge these payload keys into existing points (other keys and vectors untouched).
+    async fn set_payload(&self, collection: &str, ids: Vec<PointId>, payload: Payload) -> Result<(), StoreError>;
+    /// Delete points by id (missing ids are ignored).
+    async fn delete(&self, collection: &str, ids: Vec<PointId>) -> Result<(), StoreError>;
+    /// Delete every point matching the filter.
+    async fn delete_by_filter(&self, collection: &str, filter: Filter) -> Result<(), StoreError>;
+    /// Fetch points by id, in the order asked, skipping missing ones.
+    async fn retrieve(&self, collection: &str, ids: Vec<PointId>, with_vectors: bool) -> Result<Vec<Record>, StoreError>;
+    /// List points matching a filter, optionally ordered by a numeric field.
+    async fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage, StoreError>;
+    /// Nearest-neighbour search on one vector slot.
+    async fn query(&self, collection: &str, request: QueryRequest) -> Result<Vec<Hit>, StoreError>;
+    /// Exact count of points matching the filter.
+    async fn count(&self, collection: &str, filter: Option<Filter>) -> Result<u64, StoreError>;
+    /// Exact counts per value of a keyword field, largest first.
+    async fn facet(&self, collection: &str, field: &str, filter: Option<Filter>, limit: usize) -> Result<Vec<(FieldValue, u64)>, StoreError>;
+    /// Make every acknowledged write durable.
+    async fn flush(&self) -> Result<(), StoreError>;
+    /// Build search indexes (expensive; never call on a request path).
+    async fn optimize(&self, collection: &str) -> Result<(), StoreError>;
+    /// Point counts of every collection.
+    async fn stats(&self) -> Result<Vec<CollectionStats>, StoreError>;
+}
