@@ -1,1 +1,95 @@
-fn main() {}
+//! `cloudops-storage`: the command-line driver of the storage library.
+//!
+//! Glue only: parse arguments, build one validated config, call one library method, print
+//! the result. Errors are printed once here, with a non-zero exit code.
+
+mod args;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use cloudops_storage_service::{ConfigKey, StorageConfig, StorageError};
+
+use crate::args::{Cli, Command};
+use crate::output::Output;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLOUDOPS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,qdrant_edge=error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let out = Output { json: cli.json };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return report(
+                &anyhow::Error::new(e).context("cannot start the async runtime"),
+                out,
+            )
+        }
+    };
+    match runtime.block_on(run(cli, out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e, out),
+    }
+}
+
+async fn run(cli: Cli, out: Output) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Init => commands::status::init(config(&cli, true)?, out).await,
+        Command::Status => commands::status::status(config(&cli, false)?, out).await,
+        Command::Demo => commands::demo::run(out).await,
+        Command::Bench(args) => commands::bench::run(args, out).await,
+        Command::Chat(cmd) => commands::chat::run(cmd, config(&cli, false)?, out).await,
+        Command::Keys(cmd) => commands::keys::run(cmd, config(&cli, false)?, out).await,
+    }
+}
+
+/// Defaults < config file < `CLOUDOPS_*` environment < flags, validated once.
+fn config(cli: &Cli, create_if_missing: bool) -> anyhow::Result<StorageConfig> {
+    let mut builder = StorageConfig::builder()
+        .with_env()
+        .with_create_if_missing(create_if_missing);
+    if let Some(file) = &cli.config {
+        builder = builder.with_file(file);
+    }
+    if let Some(dir) = &cli.data_dir {
+        builder = builder.with_data_dir(dir);
+    }
+    if let Some(source) = &cli.key_source {
+        builder = builder.with_config(ConfigKey::KeySource, source);
+    }
+    if let Some(file) = &cli.key_file {
+        builder = builder.with_config(ConfigKey::KeyFile, file.display().to_string());
+    }
+    Ok(builder.build()?)
+}
+
+fn report(err: &anyhow::Error, out: Output) -> ExitCode {
+    let kind = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<StorageError>())
+        .map(|e| e.kind().as_str())
+        .or_else(|| {
+            err.chain()
+                .find_map(|e| e.downcast_ref::<cloudops_storage_service::ConfigError>())
+                .map(|_| "config")
+        })
+        .unwrap_or("error");
+    if out.json {
+        let body = serde_json::json!({ "error": { "kind": kind, "message": format!("{err:#}") } });
+        eprintln!("{body}");
+    } else {
+        eprintln!("cloudops-storage: {err:#}");
+    }
+    ExitCode::FAILURE
+}

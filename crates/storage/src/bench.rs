@@ -1,1 +1,263 @@
-pub mod stub {}
+//! The chat workload behind `cloudops-storage bench`: fill a fresh store and time each call.
+//!
+//! Timings are measured here and reported, never asserted: tests check behaviour, this
+//! module measures speed.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::chat::{HistoryRange, NewMessage, Role};
+use crate::config::{ConfigKey, StorageConfig};
+use crate::error::Result;
+use crate::service::{dir_size, StorageService};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ChatBenchOptions {
+    /// Messages to append in total.
+    pub messages: usize,
+    /// Messages per conversation (conversations = messages / this).
+    pub messages_per_conversation: usize,
+    /// Conversations per user.
+    pub conversations_per_user: usize,
+    /// Timed samples of each read.
+    pub read_samples: usize,
+}
+
+impl Default for ChatBenchOptions {
+    fn default() -> Self {
+        ChatBenchOptions {
+            messages: 100_000,
+            messages_per_conversation: 20,
+            conversations_per_user: 50,
+            read_samples: 2_000,
+        }
+    }
+}
+
+/// Latency summary in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Samples taken.
+    pub samples: usize,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Mean.
+    pub mean_ms: f64,
+}
+
+impl Latency {
+    /// Summarise raw samples.
+    pub fn from_samples(mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        let n = samples.len().max(1);
+        let at = |q: f64| {
+            samples
+                .get(((n as f64 * q) as usize).min(n - 1))
+                .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        };
+        let mean = samples.iter().map(Duration::as_secs_f64).sum::<f64>() / n as f64 * 1e3;
+        Latency {
+            samples: samples.len(),
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            mean_ms: mean,
+        }
+    }
+}
+
+/// What the chat bench measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatBenchReport {
+    /// Messages stored.
+    pub messages: usize,
+    /// Conversations created.
+    pub conversations: usize,
+    /// Users.
+    pub users: usize,
+    /// `append` latency (sealing, message upsert, conversation update).
+    pub append: Latency,
+    /// Appends per second over the whole fill.
+    pub append_per_second: f64,
+    /// `get_history(Last(5))` latency, unsealing included.
+    pub last5: Latency,
+    /// `list_conversations(user, limit 20)` latency.
+    pub list_conversations: Latency,
+    /// Time to reopen the filled store.
+    pub reopen_ms: f64,
+    /// Bytes on disk after the fill and a flush.
+    pub store_bytes: u64,
+    /// Resident memory at the end, bytes.
+    pub rss_bytes: Option<u64>,
+    /// Peak resident memory, bytes.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Run the chat workload in `dir` (a fresh, empty folder). `progress` is called with
+/// (done, total) during the fill.
+///
+/// # Errors
+/// Any storage error.
+pub async fn run_chat_bench(
+    dir: &Path,
+    options: &ChatBenchOptions,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<ChatBenchReport> {
+    let config = StorageConfig::builder()
+        .with_data_dir(dir.join("data"))
+        .with_config(ConfigKey::KeySource, "file")
+        .with_config(
+            ConfigKey::KeyFile,
+            dir.join("bench.key").display().to_string(),
+        )
+        .build()?;
+    let service = StorageService::open(config.clone()).await?;
+    let per_conv = options.messages_per_conversation.max(1);
+    let conversations = options.messages.div_ceil(per_conv).max(1);
+    let users = conversations
+        .div_ceil(options.conversations_per_user.max(1))
+        .max(1);
+    let mut contexts = Vec::with_capacity(conversations);
+    for c in 0..conversations {
+        let user = format!("user-{}", c % users);
+        let ctx = service
+            .chat
+            .create_conversation(
+                &user,
+                &format!("Conversation {c} about EC2 and RDS"),
+                serde_json::json!({"bench": true}),
+            )
+            .await?;
+        contexts.push(ctx);
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut append = Vec::with_capacity(options.messages);
+    let fill_start = Instant::now();
+    for i in 0..options.messages {
+        let ctx = &contexts[i % conversations];
+        let role = if i % 2 == 0 {
+            Role::User
+        } else {
+            Role::Assistant
+        };
+        let words = rng.gen_range(20..60);
+        let content = (0..words)
+            .map(|w| WORDS[(i * 31 + w * 7) % WORDS.len()])
+            .collect::<Vec<_>>()
+            .join(" ");
+        let t = Instant::now();
+        service
+            .chat
+            .append(ctx, NewMessage::new(role, content))
+            .await?;
+        append.push(t.elapsed());
+        if i % 1000 == 0 {
+            progress(i, options.messages);
+        }
+    }
+    let fill = fill_start.elapsed();
+    progress(options.messages, options.messages);
+
+    let mut last5 = Vec::with_capacity(options.read_samples);
+    for _ in 0..options.read_samples {
+        let ctx = &contexts[rng.gen_range(0..conversations)];
+        let t = Instant::now();
+        let got = service.chat.get_history(ctx, HistoryRange::Last(5)).await?;
+        last5.push(t.elapsed());
+        debug_assert!(got.len() <= 5);
+    }
+    let mut list = Vec::with_capacity(options.read_samples);
+    for _ in 0..options.read_samples {
+        let user = format!("user-{}", rng.gen_range(0..users));
+        let t = Instant::now();
+        service
+            .chat
+            .list_conversations(&user, None, 20, None)
+            .await?;
+        list.push(t.elapsed());
+    }
+    service.shutdown().await?;
+    let store_bytes = dir_size(&dir.join("data"));
+    let t = Instant::now();
+    let reopened = StorageService::open(config).await?;
+    let reopen_ms = t.elapsed().as_secs_f64() * 1e3;
+    reopened.shutdown().await?;
+    let (rss, peak) = memory();
+    Ok(ChatBenchReport {
+        messages: options.messages,
+        conversations,
+        users,
+        append: Latency::from_samples(append),
+        append_per_second: options.messages as f64 / fill.as_secs_f64().max(1e-9),
+        last5: Latency::from_samples(last5),
+        list_conversations: Latency::from_samples(list),
+        reopen_ms,
+        store_bytes,
+        rss_bytes: rss,
+        peak_rss_bytes: peak,
+    })
+}
+
+/// (VmRSS, VmHWM) of this process in bytes, from `/proc/self/status`.
+pub fn memory() -> (Option<u64>, Option<u64>) {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return (None, None);
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+const WORDS: &[&str] = &[
+    "instance",
+    "bucket",
+    "lambda",
+    "timeout",
+    "the",
+    "production",
+    "database",
+    "latency",
+    "cost",
+    "region",
+    "us-east-1",
+    "scaling",
+    "policy",
+    "role",
+    "permission",
+    "denied",
+    "snapshot",
+    "volume",
+    "subnet",
+    "vpc",
+    "alarm",
+    "cpu",
+    "memory",
+    "restart",
+    "deploy",
+    "stack",
+    "cloudformation",
+    "error",
+    "throttling",
+    "quota",
+    "why",
+    "is",
+    "my",
+    "how",
+    "do",
+    "i",
+    "reduce",
+    "increase",
+    "check",
+    "logs",
+];

@@ -298,9 +298,9 @@ impl StorageConfig {
             ConfigKey::KeyEnvVar => self.keys.env_var = value.to_string(),
             ConfigKey::PassphraseEnvVar => self.keys.passphrase_env_var = value.to_string(),
             ConfigKey::MaxMessageBytes => {
-                self.chat.max_message_bytes = value
-                    .parse()
-                    .map_err(|_| invalid("not a whole number", "give a size in bytes, e.g. 1048576"))?;
+                self.chat.max_message_bytes = value.parse().map_err(|_| {
+                    invalid("not a whole number", "give a size in bytes, e.g. 1048576")
+                })?;
             }
         }
         Ok(())
@@ -311,14 +311,20 @@ impl StorageConfig {
     /// # Errors
     /// [`ConfigError::Invalid`] for the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: ConfigKey, value: String, reason: &str, fix: &str| ConfigError::Invalid {
-            key: key.as_str().to_string(),
-            value,
-            reason: reason.to_string(),
-            fix: fix.to_string(),
-        };
+        let invalid =
+            |key: ConfigKey, value: String, reason: &str, fix: &str| ConfigError::Invalid {
+                key: key.as_str().to_string(),
+                value,
+                reason: reason.to_string(),
+                fix: fix.to_string(),
+            };
         if self.data_dir.as_os_str().is_empty() {
-            return Err(invalid(ConfigKey::DataDir, String::new(), "is empty", "give a directory path"));
+            return Err(invalid(
+                ConfigKey::DataDir,
+                String::new(),
+                "is empty",
+                "give a directory path",
+            ));
         }
         if self.chat.max_message_bytes == 0 || self.chat.max_message_bytes > 64 * 1024 * 1024 {
             return Err(invalid(
@@ -333,7 +339,12 @@ impl StorageConfig {
             (ConfigKey::PassphraseEnvVar, &self.keys.passphrase_env_var),
         ] {
             if var.is_empty() || var.contains('=') || var.contains('\0') {
-                return Err(invalid(key, var.clone(), "is not a valid environment variable name", "use a name like CLOUDOPS_KEY"));
+                return Err(invalid(
+                    key,
+                    var.clone(),
+                    "is not a valid environment variable name",
+                    "use a name like CLOUDOPS_KEY",
+                ));
             }
         }
         if self.keys.source == KeySourceKind::File {
@@ -401,14 +412,21 @@ impl StorageConfigBuilder {
             }
         };
         let explicit = |key: ConfigKey| {
-            self.settings.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+            self.settings
+                .iter()
+                .rev()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
         };
         // The data dir decides where the implicit config file lives, so resolve it first.
         let early_dir = explicit(ConfigKey::DataDir).or_else(|| env(ConfigKey::DataDir));
         let mut config = match &self.file {
             Some(path) => read_file(path)?,
             None => {
-                let dir = early_dir.clone().map(PathBuf::from).unwrap_or_else(default_data_dir);
+                let dir = early_dir
+                    .clone()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(default_data_dir);
                 let implicit = dir.join(CONFIG_FILE_NAME);
                 if implicit.exists() {
                     read_file(&implicit)?
@@ -419,7 +437,9 @@ impl StorageConfigBuilder {
         };
         for key in ConfigKey::ALL {
             if let Some(value) = env(key) {
-                config.set(key, &value).map_err(|e| with_origin(e, key.env_var()))?;
+                config
+                    .set(key, &value)
+                    .map_err(|e| with_origin(e, key.env_var()))?;
             }
         }
         for (key, value) in &self.settings {
@@ -433,7 +453,12 @@ impl StorageConfigBuilder {
 
 fn with_origin(err: ConfigError, origin: &str) -> ConfigError {
     match err {
-        ConfigError::Invalid { key, value, reason, fix } => ConfigError::Invalid {
+        ConfigError::Invalid {
+            key,
+            value,
+            reason,
+            fix,
+        } => ConfigError::Invalid {
             key: format!("{key} (from {origin})"),
             value,
             reason,
@@ -461,7 +486,9 @@ fn absolute(path: &Path) -> std::io::Result<PathBuf> {
 }
 
 fn home_dir() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// `$XDG_DATA_HOME/cloudops-storage`, or `~/.local/share/cloudops-storage`.
@@ -488,7 +515,11 @@ mod tests {
     fn file_then_settings_precedence() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, "[keys]\nsource = \"file\"\n[chat]\nmax_message_bytes = 10\n").unwrap();
+        std::fs::write(
+            &file,
+            "[keys]\nsource = \"file\"\n[chat]\nmax_message_bytes = 10\n",
+        )
+        .unwrap();
         let config = StorageConfig::builder()
             .with_file(&file)
             .with_config(ConfigKey::MaxMessageBytes, "20")
@@ -503,7 +534,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "[keys]\nsorce = \"file\"\n").unwrap();
-        let err = StorageConfig::builder().with_file(&file).build().unwrap_err();
+        let err = StorageConfig::builder()
+            .with_file(&file)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("sorce"), "{err}");
     }
 
@@ -514,7 +548,10 @@ mod tests {
             .build()
             .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("keys.source") && text.contains("keychain, passphrase, file, env"), "{text}");
+        assert!(
+            text.contains("keys.source") && text.contains("keychain, passphrase, file, env"),
+            "{text}"
+        );
         let err = StorageConfig::builder()
             .with_config(ConfigKey::MaxMessageBytes, "0")
             .build()
@@ -525,7 +562,10 @@ mod tests {
 
     #[test]
     fn missing_explicit_file_is_unreadable() {
-        let err = StorageConfig::builder().with_file("/nonexistent/x.toml").build().unwrap_err();
+        let err = StorageConfig::builder()
+            .with_file("/nonexistent/x.toml")
+            .build()
+            .unwrap_err();
         assert!(matches!(err, ConfigError::Unreadable { .. }));
     }
 }

@@ -31,4 +31,4 @@ pub mod store;
 pub use clock::now_ms;
 pub use config::{ConfigError, ConfigKey, KeySourceKind, StorageConfig, StorageConfigBuilder};
 pub use error::{ErrorKind, Result, StorageError};
-pub use service::{Health, StorageService, dir_size, disk_free_bytes};
+pub use service::{dir_size, disk_free_bytes, Health, StorageService};

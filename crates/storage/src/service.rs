@@ -1,8 +1,8 @@
 //! `StorageService`: opens the store and keys, wires the domain services, reports health.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -116,9 +116,12 @@ impl StorageService {
         let current = self.key_status();
         let mut current_config = self.config.keys.clone();
         current_config.source = current.key_source;
-        let status = tokio::task::spawn_blocking(move || crypto::rotate_kek(&dir, &current_config, &to))
-            .await
-            .map_err(|e| StorageError::Store(crate::store::StoreError::Task(e.to_string())))??;
+        let status =
+            tokio::task::spawn_blocking(move || crypto::rotate_kek(&dir, &current_config, &to))
+                .await
+                .map_err(|e| {
+                    StorageError::Store(crate::store::StoreError::Task(e.to_string()))
+                })??;
         *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = status.clone();
         Ok(status)
     }
@@ -140,9 +143,10 @@ impl StorageService {
         };
         let keys = self.key_status();
         let dir = self.config.data_dir.clone();
-        let (free, used) = tokio::task::spawn_blocking(move || (disk_free_bytes(&dir), dir_size(&dir)))
-            .await
-            .unwrap_or((None, 0));
+        let (free, used) =
+            tokio::task::spawn_blocking(move || (disk_free_bytes(&dir), dir_size(&dir)))
+                .await
+                .unwrap_or((None, 0));
         Ok(Health {
             store_reachable: reachable,
             backend: self.store.to_string(),
@@ -201,8 +205,10 @@ pub fn disk_free_bytes(path: &Path) -> Option<u64> {
     Some(stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
-/// Total size in bytes of the files under `path`.
+/// Bytes allocated on disk by the files under `path` (sparse, preallocated engine files
+/// count only for what they really occupy).
 pub fn dir_size(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };
@@ -210,7 +216,7 @@ pub fn dir_size(path: &Path) -> u64 {
         .flatten()
         .map(|e| match e.file_type() {
             Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Ok(_) => e.metadata().map(|m| m.blocks() * 512).unwrap_or(0),
             Err(_) => 0,
         })
         .sum()

@@ -9,16 +9,16 @@ use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::CryptoError;
 use super::key_source::{KdfParams, KeySource};
 use super::keyring::{DataKey, SecretKey};
+use super::CryptoError;
 use crate::config::{KeyConfig, KeySourceKind};
 
 /// File name of the envelope inside the data dir.
@@ -135,7 +135,11 @@ pub(crate) fn open(data_dir: &Path, config: &KeyConfig) -> Result<UnlockedKeys, 
 }
 
 /// Re-wrap the data keys with a new KEK from `to` (which may be the same source). Data is untouched.
-pub(crate) fn rotate_kek(data_dir: &Path, current: &KeyConfig, to: &KeyConfig) -> Result<KeyStatus, CryptoError> {
+pub(crate) fn rotate_kek(
+    data_dir: &Path,
+    current: &KeyConfig,
+    to: &KeyConfig,
+) -> Result<KeyStatus, CryptoError> {
     let mut envelope = read(data_dir)?;
     let old_source = KeySource::new(current);
     let (old_index, deks) = unlock(&envelope, &old_source)?;
@@ -164,12 +168,19 @@ pub(crate) fn rotate_kek(data_dir: &Path, current: &KeyConfig, to: &KeyConfig) -
     Ok(status(&envelope, &new_source))
 }
 
-fn unlock(envelope: &EnvelopeFile, source: &KeySource) -> Result<(usize, Vec<DataKey>), CryptoError> {
+fn unlock(
+    envelope: &EnvelopeFile,
+    source: &KeySource,
+) -> Result<(usize, Vec<DataKey>), CryptoError> {
     let candidates: Vec<usize> = (0..envelope.wraps.len())
         .filter(|i| envelope.wraps[*i].key_source == source.kind())
         .collect();
     if candidates.is_empty() {
-        let stored = envelope.wraps.first().map(|w| w.key_source).unwrap_or(source.kind());
+        let stored = envelope
+            .wraps
+            .first()
+            .map(|w| w.key_source)
+            .unwrap_or(source.kind());
         return Err(CryptoError::SourceMismatch {
             stored,
             configured: source.kind(),
@@ -227,13 +238,24 @@ fn wrap_aad(store_id: &uuid::Uuid, key_id: u32) -> Vec<u8> {
     aad
 }
 
-fn wrap_dek(kek: &SecretKey, store_id: &uuid::Uuid, key_id: u32, dek: &[u8; 32]) -> Result<WrappedDek, CryptoError> {
+fn wrap_dek(
+    kek: &SecretKey,
+    store_id: &uuid::Uuid,
+    key_id: u32,
+    dek: &[u8; 32],
+) -> Result<WrappedDek, CryptoError> {
     let cipher = Aes256Gcm::new(kek.as_slice().into());
     let mut nonce = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut nonce);
     let aad = wrap_aad(store_id, key_id);
     let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: dek, aad: &aad })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: dek,
+                aad: &aad,
+            },
+        )
         .map_err(|_| CryptoError::Key("wrapping the data key failed".into()))?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&ct);
@@ -243,7 +265,11 @@ fn wrap_dek(kek: &SecretKey, store_id: &uuid::Uuid, key_id: u32, dek: &[u8; 32])
     })
 }
 
-fn unwrap_dek(kek: &SecretKey, store_id: &uuid::Uuid, w: &WrappedDek) -> Result<SecretKey, CryptoError> {
+fn unwrap_dek(
+    kek: &SecretKey,
+    store_id: &uuid::Uuid,
+    w: &WrappedDek,
+) -> Result<SecretKey, CryptoError> {
     let bad = || CryptoError::Envelope {
         path: ENVELOPE_FILE.into(),
         reason: format!("wrapped data key {} is corrupt or was modified", w.key_id),
@@ -256,7 +282,13 @@ fn unwrap_dek(kek: &SecretKey, store_id: &uuid::Uuid, w: &WrappedDek) -> Result<
     let aad = wrap_aad(store_id, w.key_id);
     let plain = Zeroizing::new(
         cipher
-            .decrypt(Nonce::from_slice(&raw[..12]), Payload { msg: &raw[12..], aad: &aad })
+            .decrypt(
+                Nonce::from_slice(&raw[..12]),
+                Payload {
+                    msg: &raw[12..],
+                    aad: &aad,
+                },
+            )
             .map_err(|_| bad())?,
     );
     let mut key = Zeroizing::new([0u8; 32]);
@@ -271,9 +303,13 @@ fn read(data_dir: &Path) -> Result<EnvelopeFile, CryptoError> {
         reason,
     };
     let text = std::fs::read_to_string(&path).map_err(|e| err(format!("cannot read: {e}")))?;
-    let envelope: EnvelopeFile = serde_json::from_str(&text).map_err(|e| err(format!("invalid: {e}")))?;
+    let envelope: EnvelopeFile =
+        serde_json::from_str(&text).map_err(|e| err(format!("invalid: {e}")))?;
     if envelope.format != FORMAT {
-        return Err(err(format!("unsupported format {} (this build reads {FORMAT})", envelope.format)));
+        return Err(err(format!(
+            "unsupported format {} (this build reads {FORMAT})",
+            envelope.format
+        )));
     }
     if envelope.wraps.is_empty() {
         return Err(err("holds no wrapped key".into()));

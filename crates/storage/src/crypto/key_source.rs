@@ -6,14 +6,14 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::CryptoError;
 use super::keyring::SecretKey;
+use super::CryptoError;
 use crate::config::{KeyConfig, KeySourceKind};
 
 /// Keychain service name under which KEKs are stored (account = store id).
@@ -61,8 +61,12 @@ impl KeySource {
     /// Where the key lives, for `keys status` (never the key itself).
     pub(crate) fn location(&self, store_id: &uuid::Uuid) -> String {
         match self.kind {
-            KeySourceKind::Keychain => format!("OS keychain, service `{KEYCHAIN_SERVICE}`, account `{store_id}`"),
-            KeySourceKind::Passphrase => format!("passphrase from ${}", self.config.passphrase_env_var),
+            KeySourceKind::Keychain => {
+                format!("OS keychain, service `{KEYCHAIN_SERVICE}`, account `{store_id}`")
+            }
+            KeySourceKind::Passphrase => {
+                format!("passphrase from ${}", self.config.passphrase_env_var)
+            }
             KeySourceKind::File => format!("key file {}", self.config.key_file().display()),
             KeySourceKind::Env => format!("environment variable ${}", self.config.env_var),
         }
@@ -77,29 +81,43 @@ impl KeySource {
     }
 
     /// The KEK of an existing store.
-    pub(crate) fn load_kek(&self, store_id: &uuid::Uuid, kdf: Option<&KdfParams>) -> Result<SecretKey, CryptoError> {
+    pub(crate) fn load_kek(
+        &self,
+        store_id: &uuid::Uuid,
+        kdf: Option<&KdfParams>,
+    ) -> Result<SecretKey, CryptoError> {
         match self.kind {
             KeySourceKind::Env => {
-                let value = std::env::var(&self.config.env_var)
-                    .map_err(|_| self.unavailable(format!("${} is not set", self.config.env_var)))?;
-                decode_key(&value).map_err(|r| self.unavailable(format!("${} {r}", self.config.env_var)))
+                let value = std::env::var(&self.config.env_var).map_err(|_| {
+                    self.unavailable(format!("${} is not set", self.config.env_var))
+                })?;
+                decode_key(&value)
+                    .map_err(|r| self.unavailable(format!("${} {r}", self.config.env_var)))
             }
             KeySourceKind::File => {
                 let path = self.config.key_file();
                 read_key_file(&path).map_err(|e| match e {
-                    KeyFileError::Missing => self.unavailable(format!("key file {} does not exist", path.display())),
+                    KeyFileError::Missing => {
+                        self.unavailable(format!("key file {} does not exist", path.display()))
+                    }
                     KeyFileError::Other(e) => e,
                 })
             }
             KeySourceKind::Passphrase => {
-                let kdf = kdf.ok_or_else(|| CryptoError::Key("passphrase-wrapped key has no KDF parameters".into()))?;
+                let kdf = kdf.ok_or_else(|| {
+                    CryptoError::Key("passphrase-wrapped key has no KDF parameters".into())
+                })?;
                 let pass = self.passphrase(&self.config.passphrase_env_var)?;
                 derive_from_passphrase(&pass, kdf)
             }
             KeySourceKind::Keychain => {
                 let entry = self.keychain_entry(store_id)?;
-                let value = entry.get_password().map_err(|e| self.keychain_error(e, store_id))?;
-                decode_key(&value).map_err(|r| CryptoError::Key(format!("keychain entry for store {store_id} {r}")))
+                let value = entry
+                    .get_password()
+                    .map_err(|e| self.keychain_error(e, store_id))?;
+                decode_key(&value).map_err(|r| {
+                    CryptoError::Key(format!("keychain entry for store {store_id} {r}"))
+                })
             }
         }
     }
@@ -112,9 +130,12 @@ impl KeySource {
             KeySourceKind::Env => {
                 let var = format!("{}{suffix}", self.config.env_var);
                 let value = std::env::var(&var).map_err(|_| {
-                    self.unavailable(format!("${var} is not set (generate one with `openssl rand -base64 32`)"))
+                    self.unavailable(format!(
+                        "${var} is not set (generate one with `openssl rand -base64 32`)"
+                    ))
                 })?;
-                let kek = decode_key(&value).map_err(|r| self.unavailable(format!("${var} {r}")))?;
+                let kek =
+                    decode_key(&value).map_err(|r| self.unavailable(format!("${var} {r}")))?;
                 Ok(NewKek { kek, kdf: None })
             }
             KeySourceKind::Passphrase => {
@@ -131,7 +152,10 @@ impl KeySource {
                     p_cost: defaults.p_cost(),
                 };
                 let kek = derive_from_passphrase(&pass, &kdf)?;
-                Ok(NewKek { kek, kdf: Some(kdf) })
+                Ok(NewKek {
+                    kek,
+                    kdf: Some(kdf),
+                })
             }
             KeySourceKind::File | KeySourceKind::Keychain => {
                 if self.kind == KeySourceKind::File && !replacing {
@@ -157,7 +181,9 @@ impl KeySource {
             KeySourceKind::Keychain => {
                 let entry = self.keychain_entry(store_id)?;
                 let encoded = Zeroizing::new(B64.encode(new.kek.as_slice()));
-                entry.set_password(&encoded).map_err(|e| self.keychain_error(e, store_id))
+                entry
+                    .set_password(&encoded)
+                    .map_err(|e| self.keychain_error(e, store_id))
             }
             KeySourceKind::Env | KeySourceKind::Passphrase => Ok(()),
         }
@@ -177,7 +203,8 @@ impl KeySource {
     }
 
     fn passphrase(&self, var: &str) -> Result<Zeroizing<String>, CryptoError> {
-        let pass = std::env::var(var).map_err(|_| self.unavailable(format!("${var} is not set")))?;
+        let pass =
+            std::env::var(var).map_err(|_| self.unavailable(format!("${var} is not set")))?;
         if pass.chars().count() < 8 {
             return Err(self.unavailable(format!("${var} is shorter than 8 characters")));
         }
@@ -185,12 +212,15 @@ impl KeySource {
     }
 
     fn keychain_entry(&self, store_id: &uuid::Uuid) -> Result<keyring::Entry, CryptoError> {
-        keyring::Entry::new(KEYCHAIN_SERVICE, &store_id.to_string()).map_err(|e| self.unavailable(e.to_string()))
+        keyring::Entry::new(KEYCHAIN_SERVICE, &store_id.to_string())
+            .map_err(|e| self.unavailable(e.to_string()))
     }
 
     fn keychain_error(&self, err: keyring::Error, store_id: &uuid::Uuid) -> CryptoError {
         match err {
-            keyring::Error::NoEntry => self.unavailable(format!("the keychain holds no key for store {store_id}")),
+            keyring::Error::NoEntry => {
+                self.unavailable(format!("the keychain holds no key for store {store_id}"))
+            }
             other => self.unavailable(format!("no usable OS keychain ({other})")),
         }
     }
@@ -201,17 +231,31 @@ fn alternatives(kind: KeySourceKind, config: &KeyConfig) -> String {
         .into_iter()
         .filter(|k| *k != kind)
         .map(|k| match k {
-            KeySourceKind::Keychain => "`--key-source keychain` (OS keychain; needs a Secret Service on Linux)".to_string(),
-            KeySourceKind::Passphrase => format!("`--key-source passphrase` (set ${})", config.passphrase_env_var),
-            KeySourceKind::File => format!("`--key-source file` (0600 key file, default {})", config.key_file().display()),
-            KeySourceKind::Env => format!("`--key-source env` (base64 32-byte key in ${})", config.env_var),
+            KeySourceKind::Keychain => {
+                "`--key-source keychain` (OS keychain; needs a Secret Service on Linux)".to_string()
+            }
+            KeySourceKind::Passphrase => format!(
+                "`--key-source passphrase` (set ${})",
+                config.passphrase_env_var
+            ),
+            KeySourceKind::File => format!(
+                "`--key-source file` (0600 key file, default {})",
+                config.key_file().display()
+            ),
+            KeySourceKind::Env => format!(
+                "`--key-source env` (base64 32-byte key in ${})",
+                config.env_var
+            ),
         })
         .collect::<Vec<_>>()
         .join("; ")
 }
 
 fn decode_key(value: &str) -> Result<SecretKey, String> {
-    let bytes = Zeroizing::new(B64.decode(value.trim()).map_err(|_| "is not base64".to_string())?);
+    let bytes = Zeroizing::new(
+        B64.decode(value.trim())
+            .map_err(|_| "is not base64".to_string())?,
+    );
     if bytes.len() != 32 {
         return Err(format!("must hold 32 bytes, found {}", bytes.len()));
     }
@@ -222,9 +266,14 @@ fn decode_key(value: &str) -> Result<SecretKey, String> {
 
 fn derive_from_passphrase(pass: &str, kdf: &KdfParams) -> Result<SecretKey, CryptoError> {
     if kdf.algorithm != "argon2id" {
-        return Err(CryptoError::Key(format!("unsupported KDF `{}`", kdf.algorithm)));
+        return Err(CryptoError::Key(format!(
+            "unsupported KDF `{}`",
+            kdf.algorithm
+        )));
     }
-    let salt = B64.decode(&kdf.salt).map_err(|_| CryptoError::Key("KDF salt is not base64".into()))?;
+    let salt = B64
+        .decode(&kdf.salt)
+        .map_err(|_| CryptoError::Key("KDF salt is not base64".into()))?;
     let params = argon2::Params::new(kdf.m_cost_kib, kdf.t_cost, kdf.p_cost, Some(32))
         .map_err(|e| CryptoError::Key(format!("invalid Argon2 parameters: {e}")))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
@@ -245,7 +294,12 @@ fn read_key_file(path: &Path) -> Result<SecretKey, KeyFileError> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(KeyFileError::Missing),
-        Err(e) => return Err(KeyFileError::Other(CryptoError::Key(format!("cannot read key file {}: {e}", path.display())))),
+        Err(e) => {
+            return Err(KeyFileError::Other(CryptoError::Key(format!(
+                "cannot read key file {}: {e}",
+                path.display()
+            ))))
+        }
     };
     let mode = meta.mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -254,17 +308,23 @@ fn read_key_file(path: &Path) -> Result<SecretKey, KeyFileError> {
             mode,
         }));
     }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| KeyFileError::Other(CryptoError::Key(format!("cannot read key file {}: {e}", path.display()))))?,
-    );
-    decode_key(&text).map_err(|r| KeyFileError::Other(CryptoError::Key(format!("key file {} {r}", path.display()))))
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        KeyFileError::Other(CryptoError::Key(format!(
+            "cannot read key file {}: {e}",
+            path.display()
+        )))
+    })?);
+    decode_key(&text).map_err(|r| {
+        KeyFileError::Other(CryptoError::Key(format!("key file {} {r}", path.display())))
+    })
 }
 
 /// Write a key file atomically with mode 0600 (parent created 0700).
 fn write_key_file(path: &Path, key: &SecretKey) -> Result<(), CryptoError> {
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-    let err = |what: &str, e: std::io::Error| CryptoError::Key(format!("cannot {what} key file {}: {e}", path.display()));
+    let err = |what: &str, e: std::io::Error| {
+        CryptoError::Key(format!("cannot {what} key file {}: {e}", path.display()))
+    };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -281,7 +341,8 @@ fn write_key_file(path: &Path, key: &SecretKey) -> Result<(), CryptoError> {
         .open(&tmp)
         .map_err(|e| err("write", e))?;
     let encoded = Zeroizing::new(B64.encode(key.as_slice()));
-    file.write_all(encoded.as_bytes()).map_err(|e| err("write", e))?;
+    file.write_all(encoded.as_bytes())
+        .map_err(|e| err("write", e))?;
     file.write_all(b"\n").map_err(|e| err("write", e))?;
     file.sync_all().map_err(|e| err("sync", e))?;
     std::fs::rename(&tmp, path).map_err(|e| err("install", e))?;
@@ -295,7 +356,9 @@ mod tests {
     #[test]
     fn decode_key_rejects_wrong_length_and_garbage() {
         assert!(decode_key(&B64.encode([1u8; 32])).is_ok());
-        assert!(decode_key(&B64.encode([1u8; 16])).unwrap_err().contains("32 bytes"));
+        assert!(decode_key(&B64.encode([1u8; 16]))
+            .unwrap_err()
+            .contains("32 bytes"));
         assert!(decode_key("not base64!").is_err());
     }
 
@@ -308,6 +371,9 @@ mod tests {
         write_key_file(&path, &key).unwrap();
         assert_eq!(*read_key_file(&path).ok().unwrap(), [3u8; 32]);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(read_key_file(&path), Err(KeyFileError::Other(CryptoError::InsecureKeyFile { .. }))));
+        assert!(matches!(
+            read_key_file(&path),
+            Err(KeyFileError::Other(CryptoError::InsecureKeyFile { .. }))
+        ));
     }
 }

@@ -66,7 +66,9 @@ impl DataKey {
 
 impl std::fmt::Debug for DataKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataKey").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("DataKey")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,7 +81,10 @@ mod tests {
         let secret = Zeroizing::new([7u8; 32]);
         let a = DataKey::new(1, secret.clone(), &uuid::Uuid::from_u128(1));
         let b = DataKey::new(1, secret, &uuid::Uuid::from_u128(2));
-        assert_ne!(*a.subkey(Purpose::Content), *a.subkey(Purpose::KeywordIndex));
+        assert_ne!(
+            *a.subkey(Purpose::Content),
+            *a.subkey(Purpose::KeywordIndex)
+        );
         assert_ne!(*a.subkey(Purpose::Content), *b.subkey(Purpose::Content));
         assert_eq!(*a.subkey(Purpose::Backup), *a.subkey(Purpose::Backup));
     }

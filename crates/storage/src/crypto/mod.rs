@@ -9,13 +9,15 @@ mod key_source;
 mod keyring;
 mod seal;
 
-pub use envelope::{ENVELOPE_FILE, KeyStatus};
+pub use envelope::{KeyStatus, ENVELOPE_FILE};
 pub use error::CryptoError;
-pub use key_source::{KEYCHAIN_SERVICE, KdfParams};
+pub use key_source::{KdfParams, KEYCHAIN_SERVICE};
 pub use keyring::Purpose;
 pub use seal::{SealContext, Sealer};
 
-pub(crate) use envelope::{UnlockedKeys, create as create_keys, exists as keys_exist, open as open_keys, rotate_kek};
+pub(crate) use envelope::{
+    create as create_keys, exists as keys_exist, open as open_keys, rotate_kek, UnlockedKeys,
+};
 
 impl UnlockedKeys {
     /// The sealer for content fields.

@@ -8,12 +8,12 @@ use std::collections::HashMap;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use rand::RngCore;
 
-use super::CryptoError;
 use super::keyring::{DataKey, Purpose};
+use super::CryptoError;
 
 /// Version byte of the sealed-field format.
 const FORMAT_VERSION: u8 = 1;
@@ -40,7 +40,9 @@ pub struct Sealer {
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealer").field("active_key_id", &self.active_key_id).finish_non_exhaustive()
+        f.debug_struct("Sealer")
+            .field("active_key_id", &self.active_key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,15 +71,23 @@ impl Sealer {
     /// # Errors
     /// [`CryptoError::Key`] if the active key is missing (a broken invariant of the envelope).
     pub fn seal(&self, ctx: SealContext<'_>, plaintext: &[u8]) -> Result<String, CryptoError> {
-        let cipher = self
-            .ciphers
-            .get(&self.active_key_id)
-            .ok_or_else(|| CryptoError::Key(format!("active data key {} is not loaded", self.active_key_id)))?;
+        let cipher = self.ciphers.get(&self.active_key_id).ok_or_else(|| {
+            CryptoError::Key(format!(
+                "active data key {} is not loaded",
+                self.active_key_id
+            ))
+        })?;
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
         let aad = aad(ctx);
         let ciphertext = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| CryptoError::Key("AES-GCM encryption failed".into()))?;
         let mut out = Vec::with_capacity(HEADER_LEN + ciphertext.len());
         out.push(FORMAT_VERSION);
@@ -116,14 +126,23 @@ impl Sealer {
             });
         }
         let key_id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-        let cipher = self.ciphers.get(&key_id).ok_or_else(|| CryptoError::UnknownKeyId {
-            field: ctx.field.to_string(),
-            key_id,
-        })?;
+        let cipher = self
+            .ciphers
+            .get(&key_id)
+            .ok_or_else(|| CryptoError::UnknownKeyId {
+                field: ctx.field.to_string(),
+                key_id,
+            })?;
         let nonce = Nonce::from_slice(&bytes[5..HEADER_LEN]);
         let aad = aad(ctx);
         cipher
-            .decrypt(nonce, Payload { msg: &bytes[HEADER_LEN..], aad: &aad })
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &bytes[HEADER_LEN..],
+                    aad: &aad,
+                },
+            )
             .map_err(|_| CryptoError::Tampered {
                 collection: ctx.collection.to_string(),
                 field: ctx.field.to_string(),
@@ -164,7 +183,11 @@ mod tests {
     }
 
     fn ctx(field: &str, id: u128) -> SealContext<'_> {
-        SealContext { collection: "c", point_id: uuid::Uuid::from_u128(id), field }
+        SealContext {
+            collection: "c",
+            point_id: uuid::Uuid::from_u128(id),
+            field,
+        }
     }
 
     #[test]
@@ -180,8 +203,14 @@ mod tests {
     fn moved_field_or_point_fails() {
         let s = sealer(1);
         let a = s.seal_str(ctx("content", 1), "hello").unwrap();
-        assert!(matches!(s.open(ctx("title", 1), &a), Err(CryptoError::Tampered { .. })));
-        assert!(matches!(s.open(ctx("content", 2), &a), Err(CryptoError::Tampered { .. })));
+        assert!(matches!(
+            s.open(ctx("title", 1), &a),
+            Err(CryptoError::Tampered { .. })
+        ));
+        assert!(matches!(
+            s.open(ctx("content", 2), &a),
+            Err(CryptoError::Tampered { .. })
+        ));
     }
 
     #[test]
@@ -191,10 +220,22 @@ mod tests {
         let mut raw = B64.decode(&a).unwrap();
         let last = raw.len() - 1;
         raw[last] ^= 1;
-        assert!(matches!(s.open(ctx("content", 1), &B64.encode(&raw)), Err(CryptoError::Tampered { .. })));
-        assert!(matches!(sealer(2).open(ctx("content", 1), &a), Err(CryptoError::Tampered { .. })));
-        assert!(matches!(s.open(ctx("content", 1), "!!"), Err(CryptoError::Malformed { .. })));
+        assert!(matches!(
+            s.open(ctx("content", 1), &B64.encode(&raw)),
+            Err(CryptoError::Tampered { .. })
+        ));
+        assert!(matches!(
+            sealer(2).open(ctx("content", 1), &a),
+            Err(CryptoError::Tampered { .. })
+        ));
+        assert!(matches!(
+            s.open(ctx("content", 1), "!!"),
+            Err(CryptoError::Malformed { .. })
+        ));
         raw[0] = 9;
-        assert!(matches!(s.open(ctx("content", 1), &B64.encode(&raw)), Err(CryptoError::UnsupportedVersion { .. })));
+        assert!(matches!(
+            s.open(ctx("content", 1), &B64.encode(&raw)),
+            Err(CryptoError::UnsupportedVersion { .. })
+        ));
     }
 }

@@ -8,15 +8,21 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{
-    CollectionSpec, Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, QueryRequest,
-    Range, ScrollRequest, SparseSpec, VectorData, VectorStore,
+    CollectionSpec, Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point,
+    QueryRequest, Range, ScrollRequest, SparseSpec, VectorData, VectorStore,
 };
 
 fn spec(name: &str) -> CollectionSpec {
     CollectionSpec {
         name: name.to_string(),
-        dense: vec![DenseSpec { name: "dense".into(), dim: 4 }],
-        sparse: vec![SparseSpec { name: "kw".into(), idf: true }],
+        dense: vec![DenseSpec {
+            name: "dense".into(),
+            dim: 4,
+        }],
+        sparse: vec![SparseSpec {
+            name: "kw".into(),
+            idf: true,
+        }],
         indexes: vec![
             ("user".into(), IndexKind::Tenant),
             ("n".into(), IndexKind::Integer),
@@ -30,21 +36,38 @@ fn point(i: u64, user: &str, with_vectors: bool) -> Point {
     if with_vectors {
         let x = i as f32;
         vectors.insert("dense".into(), VectorData::Dense(vec![1.0, x, 0.5, -x]));
-        vectors.insert("kw".into(), VectorData::Sparse { indices: vec![1, (i % 7) as u32 + 2], values: vec![1.0, 0.5] });
+        vectors.insert(
+            "kw".into(),
+            VectorData::Sparse {
+                indices: vec![1, (i % 7) as u32 + 2],
+                values: vec![1.0, 0.5],
+            },
+        );
     }
     let mut payload = super::Payload::new();
     payload.insert("user".into(), json!(user));
     payload.insert("n".into(), json!(i));
     payload.insert("tag".into(), json!(if i % 2 == 0 { "even" } else { "odd" }));
-    Point { id: uuid::Uuid::from_u128(u128::from(i) + 1), vectors, payload }
+    Point {
+        id: uuid::Uuid::from_u128(u128::from(i) + 1),
+        vectors,
+        payload,
+    }
 }
 
 /// Ensuring twice is harmless; upserted points come back by id, in the order asked.
 pub async fn upsert_retrieve_roundtrip(store: &dyn VectorStore, name: &str) {
     store.ensure_collection(&spec(name)).await.unwrap();
     store.ensure_collection(&spec(name)).await.unwrap();
-    store.upsert(name, vec![point(1, "a", true), point(2, "a", false)]).await.unwrap();
-    let ids = vec![uuid::Uuid::from_u128(3), uuid::Uuid::from_u128(2), uuid::Uuid::from_u128(99)];
+    store
+        .upsert(name, vec![point(1, "a", true), point(2, "a", false)])
+        .await
+        .unwrap();
+    let ids = vec![
+        uuid::Uuid::from_u128(3),
+        uuid::Uuid::from_u128(2),
+        uuid::Uuid::from_u128(99),
+    ];
     let got = store.retrieve(name, ids, true).await.unwrap();
     assert_eq!(got.len(), 2, "missing ids are skipped");
     assert_eq!(got[0].payload["n"], json!(2));
@@ -55,15 +78,24 @@ pub async fn upsert_retrieve_roundtrip(store: &dyn VectorStore, name: &str) {
 /// Upserting the same id replaces the point; set_payload merges keys.
 pub async fn upsert_overwrites_and_set_payload_merges(store: &dyn VectorStore, name: &str) {
     store.ensure_collection(&spec(name)).await.unwrap();
-    store.upsert(name, vec![point(1, "a", false)]).await.unwrap();
+    store
+        .upsert(name, vec![point(1, "a", false)])
+        .await
+        .unwrap();
     let mut p = point(1, "a", false);
     p.payload.insert("n".into(), json!(100));
     store.upsert(name, vec![p]).await.unwrap();
     assert_eq!(store.count(name, None).await.unwrap(), 1);
     let mut extra = super::Payload::new();
     extra.insert("tag".into(), json!("changed"));
-    store.set_payload(name, vec![uuid::Uuid::from_u128(2)], extra).await.unwrap();
-    let got = store.retrieve(name, vec![uuid::Uuid::from_u128(2)], false).await.unwrap();
+    store
+        .set_payload(name, vec![uuid::Uuid::from_u128(2)], extra)
+        .await
+        .unwrap();
+    let got = store
+        .retrieve(name, vec![uuid::Uuid::from_u128(2)], false)
+        .await
+        .unwrap();
     assert_eq!(got[0].payload["n"], json!(100));
     assert_eq!(got[0].payload["tag"], json!("changed"));
 }
@@ -71,10 +103,25 @@ pub async fn upsert_overwrites_and_set_payload_merges(store: &dyn VectorStore, n
 /// Delete by ids and by filter remove exactly what they name.
 pub async fn delete_by_ids_and_filter(store: &dyn VectorStore, name: &str) {
     store.ensure_collection(&spec(name)).await.unwrap();
-    store.upsert(name, (0..10).map(|i| point(i, "a", false)).collect()).await.unwrap();
-    store.delete(name, vec![uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(500)]).await.unwrap();
+    store
+        .upsert(name, (0..10).map(|i| point(i, "a", false)).collect())
+        .await
+        .unwrap();
+    store
+        .delete(
+            name,
+            vec![uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(500)],
+        )
+        .await
+        .unwrap();
     assert_eq!(store.count(name, None).await.unwrap(), 9);
-    store.delete_by_filter(name, Filter::must(Condition::Eq("tag".into(), "odd".into()))).await.unwrap();
+    store
+        .delete_by_filter(
+            name,
+            Filter::must(Condition::Eq("tag".into(), "odd".into())),
+        )
+        .await
+        .unwrap();
     assert_eq!(store.count(name, None).await.unwrap(), 4);
 }
 
@@ -86,23 +133,54 @@ pub async fn scroll_filter_order_by_pages(store: &dyn VectorStore, name: &str) {
     store.upsert(name, points).await.unwrap();
     let req = |dir, start| ScrollRequest {
         filter: Some(Filter::must(Condition::Eq("user".into(), "a".into()))),
-        order_by: Some(OrderBy { field: "n".into(), direction: dir, start_from: start }),
+        order_by: Some(OrderBy {
+            field: "n".into(),
+            direction: dir,
+            start_from: start,
+        }),
         limit: 5,
         ..ScrollRequest::default()
     };
-    let last = store.scroll(name, req(Direction::Desc, None)).await.unwrap();
-    let ns: Vec<_> = last.records.iter().map(|r| r.payload["n"].as_u64().unwrap()).collect();
+    let last = store
+        .scroll(name, req(Direction::Desc, None))
+        .await
+        .unwrap();
+    let ns: Vec<_> = last
+        .records
+        .iter()
+        .map(|r| r.payload["n"].as_u64().unwrap())
+        .collect();
     assert_eq!(ns, vec![29, 28, 27, 26, 25]);
-    let from = store.scroll(name, req(Direction::Asc, Some(10.0))).await.unwrap();
-    let ns: Vec<_> = from.records.iter().map(|r| r.payload["n"].as_u64().unwrap()).collect();
+    let from = store
+        .scroll(name, req(Direction::Asc, Some(10.0)))
+        .await
+        .unwrap();
+    let ns: Vec<_> = from
+        .records
+        .iter()
+        .map(|r| r.payload["n"].as_u64().unwrap())
+        .collect();
     assert_eq!(ns, vec![10, 11, 12, 13, 14]);
-    let ranged = Filter::must(Condition::Range("n".into(), Range { gte: Some(35.0), ..Range::default() }));
+    let ranged = Filter::must(Condition::Range(
+        "n".into(),
+        Range {
+            gte: Some(35.0),
+            ..Range::default()
+        },
+    ));
     assert_eq!(store.count(name, Some(ranged)).await.unwrap(), 5);
     let mut seen = 0;
     let mut offset = None;
     loop {
         let page = store
-            .scroll(name, ScrollRequest { limit: 7, offset, ..ScrollRequest::default() })
+            .scroll(
+                name,
+                ScrollRequest {
+                    limit: 7,
+                    offset,
+                    ..ScrollRequest::default()
+                },
+            )
             .await
             .unwrap();
         seen += page.records.len();
@@ -122,25 +200,55 @@ pub async fn queries_honour_filter(store: &dyn VectorStore, name: &str) {
     store.upsert(name, points).await.unwrap();
     let only_b = Filter::must(Condition::Eq("user".into(), "b".into()));
     for (using, vector) in [
-        ("kw", VectorData::Sparse { indices: vec![1], values: vec![1.0] }),
+        (
+            "kw",
+            VectorData::Sparse {
+                indices: vec![1],
+                values: vec![1.0],
+            },
+        ),
         ("dense", VectorData::Dense(vec![1.0, 1.0, 0.5, -1.0])),
     ] {
         let hits = store
-            .query(name, QueryRequest { using: using.into(), vector, filter: Some(only_b.clone()), limit: 50, with_payload: true })
+            .query(
+                name,
+                QueryRequest {
+                    using: using.into(),
+                    vector,
+                    filter: Some(only_b.clone()),
+                    limit: 50,
+                    with_payload: true,
+                },
+            )
             .await
             .unwrap();
         assert_eq!(hits.len(), 10, "{using}");
-        assert!(hits.iter().all(|h| h.payload["user"] == json!("b")), "{using}");
-        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "{using}: sorted by score");
+        assert!(
+            hits.iter().all(|h| h.payload["user"] == json!("b")),
+            "{using}"
+        );
+        assert!(
+            hits.windows(2).all(|w| w[0].score >= w[1].score),
+            "{using}: sorted by score"
+        );
     }
 }
 
 /// Count and facet are exact.
 pub async fn count_and_facet(store: &dyn VectorStore, name: &str) {
     store.ensure_collection(&spec(name)).await.unwrap();
-    store.upsert(name, (0..25).map(|i| point(i, "a", false)).collect()).await.unwrap();
+    store
+        .upsert(name, (0..25).map(|i| point(i, "a", false)).collect())
+        .await
+        .unwrap();
     let facets = store.facet(name, "tag", None, 10).await.unwrap();
-    assert_eq!(facets, vec![(FieldValue::Str("even".into()), 13), (FieldValue::Str("odd".into()), 12)]);
+    assert_eq!(
+        facets,
+        vec![
+            (FieldValue::Str("even".into()), 13),
+            (FieldValue::Str("odd".into()), 12)
+        ]
+    );
     let odd = Filter::must(Condition::Eq("tag".into(), "odd".into()));
     assert_eq!(store.count(name, Some(odd)).await.unwrap(), 12);
 }

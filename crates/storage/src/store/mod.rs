@@ -24,7 +24,9 @@ pub type Payload = Map<String, Value>;
 #[non_exhaustive]
 pub enum StoreError {
     /// Another process owns the data dir.
-    #[error("store {path} is in use by {holder}; close it first (only one process may open a data dir)")]
+    #[error(
+        "store {path} is in use by {holder}; close it first (only one process may open a data dir)"
+    )]
     Locked {
         /// The lock file.
         path: String,
@@ -118,7 +120,7 @@ pub struct CollectionSpec {
 }
 
 /// A vector value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum VectorData {
     /// Dense.
     Dense(Vec<f32>),
@@ -132,7 +134,7 @@ pub enum VectorData {
 }
 
 /// A point to upsert.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Point {
     /// Id.
     pub id: PointId,
@@ -154,7 +156,7 @@ pub struct Record {
 }
 
 /// A scalar payload value to compare with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FieldValue {
     /// String.
     Str(String),
@@ -186,7 +188,7 @@ impl From<bool> for FieldValue {
 }
 
 /// Numeric range bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Range {
     /// `>`
     pub gt: Option<f64>,
@@ -199,7 +201,7 @@ pub struct Range {
 }
 
 /// One filter condition.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Condition {
     /// Field equals value (for list fields: contains it).
     Eq(String, FieldValue),
@@ -216,7 +218,7 @@ pub enum Condition {
 }
 
 /// A boolean combination of conditions.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Filter {
     /// All must hold.
     pub must: Vec<Condition>,
@@ -339,21 +341,41 @@ pub trait VectorStore: Send + Sync + std::fmt::Display {
     /// Insert or replace whole points.
     async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), StoreError>;
     /// Merge these payload keys into existing points (other keys and vectors untouched).
-    async fn set_payload(&self, collection: &str, ids: Vec<PointId>, payload: Payload) -> Result<(), StoreError>;
+    async fn set_payload(
+        &self,
+        collection: &str,
+        ids: Vec<PointId>,
+        payload: Payload,
+    ) -> Result<(), StoreError>;
     /// Delete points by id (missing ids are ignored).
     async fn delete(&self, collection: &str, ids: Vec<PointId>) -> Result<(), StoreError>;
     /// Delete every point matching the filter.
     async fn delete_by_filter(&self, collection: &str, filter: Filter) -> Result<(), StoreError>;
     /// Fetch points by id, in the order asked, skipping missing ones.
-    async fn retrieve(&self, collection: &str, ids: Vec<PointId>, with_vectors: bool) -> Result<Vec<Record>, StoreError>;
+    async fn retrieve(
+        &self,
+        collection: &str,
+        ids: Vec<PointId>,
+        with_vectors: bool,
+    ) -> Result<Vec<Record>, StoreError>;
     /// List points matching a filter, optionally ordered by a numeric field.
-    async fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage, StoreError>;
+    async fn scroll(
+        &self,
+        collection: &str,
+        request: ScrollRequest,
+    ) -> Result<ScrollPage, StoreError>;
     /// Nearest-neighbour search on one vector slot.
     async fn query(&self, collection: &str, request: QueryRequest) -> Result<Vec<Hit>, StoreError>;
     /// Exact count of points matching the filter.
     async fn count(&self, collection: &str, filter: Option<Filter>) -> Result<u64, StoreError>;
     /// Exact counts per value of a keyword field, largest first.
-    async fn facet(&self, collection: &str, field: &str, filter: Option<Filter>, limit: usize) -> Result<Vec<(FieldValue, u64)>, StoreError>;
+    async fn facet(
+        &self,
+        collection: &str,
+        field: &str,
+        filter: Option<Filter>,
+        limit: usize,
+    ) -> Result<Vec<(FieldValue, u64)>, StoreError>;
     /// Make every acknowledged write durable.
     async fn flush(&self) -> Result<(), StoreError>;
     /// Build search indexes (expensive; never call on a request path).

@@ -7,11 +7,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use qdrant_edge as qe;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 
 use crate::store::{
-    Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, PointId, Record, SparseSpec,
-    VectorData,
+    Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, PointId,
+    Record, SparseSpec, VectorData,
 };
 
 /// Error text of a conversion (wrapped into `StoreError::Backend` by the caller).
@@ -40,7 +40,9 @@ fn field_value(v: &FieldValue) -> Value {
 fn condition_json(c: &Condition) -> Value {
     match c {
         Condition::Eq(key, v) => json!({ "key": key, "match": { "value": field_value(v) } }),
-        Condition::Any(key, vs) => json!({ "key": key, "match": { "any": vs.iter().map(field_value).collect::<Vec<_>>() } }),
+        Condition::Any(key, vs) => {
+            json!({ "key": key, "match": { "any": vs.iter().map(field_value).collect::<Vec<_>>() } })
+        }
         Condition::Range(key, r) => {
             let mut range = serde_json::Map::new();
             for (name, bound) in [("gt", r.gt), ("gte", r.gte), ("lt", r.lt), ("lte", r.lte)] {
@@ -51,16 +53,25 @@ fn condition_json(c: &Condition) -> Value {
             json!({ "key": key, "range": range })
         }
         Condition::IsEmpty(key) => json!({ "is_empty": { "key": key } }),
-        Condition::HasId(ids) => json!({ "has_id": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>() }),
+        Condition::HasId(ids) => {
+            json!({ "has_id": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>() })
+        }
         Condition::Filter(f) => filter_json(f),
     }
 }
 
 fn filter_json(f: &Filter) -> Value {
     let mut out = serde_json::Map::new();
-    for (name, list) in [("must", &f.must), ("should", &f.should), ("must_not", &f.must_not)] {
+    for (name, list) in [
+        ("must", &f.must),
+        ("should", &f.should),
+        ("must_not", &f.must_not),
+    ] {
         if !list.is_empty() {
-            out.insert(name.into(), Value::Array(list.iter().map(condition_json).collect()));
+            out.insert(
+                name.into(),
+                Value::Array(list.iter().map(condition_json).collect()),
+            );
         }
     }
     Value::Object(out)
@@ -103,7 +114,10 @@ pub(super) fn index_schema(kind: IndexKind) -> Result<qe::PayloadFieldSchema, Co
 pub(super) fn edge_config(dense: &[DenseSpec], sparse: &[SparseSpec]) -> qe::EdgeConfig {
     let mut builder = qe::EdgeConfigBuilder::new().on_disk_payload(false);
     for d in dense {
-        builder = builder.vector(d.name.clone(), qe::EdgeVectorParamsBuilder::new(d.dim, qe::Distance::Cosine).build());
+        builder = builder.vector(
+            d.name.clone(),
+            qe::EdgeVectorParamsBuilder::new(d.dim, qe::Distance::Cosine).build(),
+        );
     }
     for s in sparse {
         let mut params = qe::EdgeSparseVectorParamsBuilder::new();
@@ -123,7 +137,11 @@ pub(super) fn create_dense_vector(d: &DenseSpec) -> Result<qe::UpdateOperation, 
 }
 
 pub(super) fn create_sparse_vector(s: &SparseSpec) -> Result<qe::UpdateOperation, ConvertError> {
-    let sparse = if s.idf { json!({ "modifier": "idf" }) } else { json!({}) };
+    let sparse = if s.idf {
+        json!({ "modifier": "idf" })
+    } else {
+        json!({})
+    };
     let op: qe::VectorNameOperations = serde_json::from_value(json!({
         "create_vector_name": { "vector_name": s.name, "config": { "sparse": sparse } }
     }))?;
@@ -201,17 +219,48 @@ mod tests {
     #[test]
     fn every_condition_kind_converts() {
         let f = Filter::must(Condition::Eq("user_id".into(), "u".into()))
-            .and(Condition::Any("role".into(), vec!["user".into(), "assistant".into()]))
-            .and(Condition::Range("created_at".into(), Range { gte: Some(1.0), ..Range::default() }))
+            .and(Condition::Any(
+                "role".into(),
+                vec!["user".into(), "assistant".into()],
+            ))
+            .and(Condition::Range(
+                "created_at".into(),
+                Range {
+                    gte: Some(1.0),
+                    ..Range::default()
+                },
+            ))
             .and(Condition::HasId(vec![uuid::Uuid::from_u128(5)]))
-            .and(Condition::Filter(Box::new(Filter::must(Condition::Eq("n".into(), FieldValue::Int(3))))))
+            .and(Condition::Filter(Box::new(Filter::must(Condition::Eq(
+                "n".into(),
+                FieldValue::Int(3),
+            )))))
             .and_not(Condition::IsEmpty("x".into()));
         filter(&f).unwrap();
-        order_by(&OrderBy { field: "i".into(), direction: Direction::Desc, start_from: Some(4.0) }).unwrap();
-        for kind in [IndexKind::Keyword, IndexKind::Tenant, IndexKind::Integer, IndexKind::Float, IndexKind::Bool] {
+        order_by(&OrderBy {
+            field: "i".into(),
+            direction: Direction::Desc,
+            start_from: Some(4.0),
+        })
+        .unwrap();
+        for kind in [
+            IndexKind::Keyword,
+            IndexKind::Tenant,
+            IndexKind::Integer,
+            IndexKind::Float,
+            IndexKind::Bool,
+        ] {
             index_schema(kind).unwrap();
         }
-        create_dense_vector(&DenseSpec { name: "dense".into(), dim: 4 }).unwrap();
-        create_sparse_vector(&SparseSpec { name: "kw".into(), idf: true }).unwrap();
+        create_dense_vector(&DenseSpec {
+            name: "dense".into(),
+            dim: 4,
+        })
+        .unwrap();
+        create_sparse_vector(&SparseSpec {
+            name: "kw".into(),
+            idf: true,
+        })
+        .unwrap();
     }
 }

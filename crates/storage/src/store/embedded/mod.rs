@@ -4,9 +4,11 @@
 //! qdrant-edge is synchronous. Every call runs on tokio's blocking pool through
 //! [`EmbeddedStore::blocking`], never on the async executor. Writes to one shard (and its
 //! flush, which the engine does not allow to overlap an update) are serialised by a per-shard
-//! mutex; reads run concurrently.
+//! mutex; reads run concurrently. Every write is first appended to our redo journal (see
+//! `journal.rs`: the engine does not replay its own WAL on load) and replayed on open.
 
 mod convert;
+mod journal;
 mod lock;
 
 use std::collections::HashMap;
@@ -18,10 +20,11 @@ use qdrant_edge as qe;
 pub use lock::LOCK_FILE;
 
 use self::convert::ConvertError;
+use self::journal::{Journal, WriteOp, CHECKPOINT_BYTES};
 use self::lock::DirLock;
 use super::{
-    CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, QueryRequest, Record,
-    ScrollPage, ScrollRequest, StoreError, VectorStore,
+    CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId,
+    QueryRequest, Record, ScrollPage, ScrollRequest, StoreError, VectorStore,
 };
 
 const BACKEND: &str = "qdrant-edge";
@@ -48,7 +51,9 @@ impl Shard {
 
     fn update(&self, operation: &'static str, op: qe::UpdateOperation) -> Result<(), StoreError> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        self.edge.update(op).map_err(|e| (self.engine_err(operation))(Box::new(e)))
+        self.edge
+            .update(op)
+            .map_err(|e| (self.engine_err(operation))(Box::new(e)))
     }
 }
 
@@ -57,6 +62,7 @@ pub struct EmbeddedStore {
     root: PathBuf,
     shards: RwLock<HashMap<String, Arc<Shard>>>,
     creating: tokio::sync::Mutex<()>,
+    journal: Arc<Mutex<Journal>>,
     lock: DirLock,
 }
 
@@ -68,7 +74,9 @@ impl std::fmt::Display for EmbeddedStore {
 
 impl std::fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedStore").field("root", &self.root).finish_non_exhaustive()
+        f.debug_struct("EmbeddedStore")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
     }
 }
 
@@ -119,10 +127,35 @@ impl EmbeddedStore {
                 }),
             );
         }
+        let journal = Journal::open(&root)?;
+        let entries = journal.replay()?;
+        let mut journal = journal;
+        if !entries.is_empty() {
+            let count = entries.len();
+            for entry in entries {
+                let Some(shard) = shards.get(&entry.collection) else {
+                    tracing::warn!(collection = %entry.collection, "journal entry for a missing collection skipped");
+                    continue;
+                };
+                let _w = shard.writer.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(e) = apply(shard, entry.op) {
+                    tracing::warn!(collection = %entry.collection, error = %e, "journal entry could not be re-applied");
+                }
+            }
+            for shard in shards.values() {
+                shard.edge.flush();
+            }
+            journal.truncate()?;
+            tracing::info!(
+                entries = count,
+                "replayed the write journal after an unclean shutdown"
+            );
+        }
         Ok(EmbeddedStore {
             root,
             shards: RwLock::new(shards),
             creating: tokio::sync::Mutex::new(()),
+            journal: Arc::new(Mutex::new(journal)),
             lock,
         })
     }
@@ -163,6 +196,45 @@ impl EmbeddedStore {
         }
     }
 
+    /// Journal then apply one write, under the shard's writer lock so that journal order is
+    /// apply order; checkpoint when the journal has grown large.
+    async fn write(&self, collection: &str, op: WriteOp) -> Result<(), StoreError> {
+        let shard = self.shard(collection)?;
+        let journal = self.journal.clone();
+        let size = Self::blocking(move || {
+            let _w = shard.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let size = journal
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .append(&shard.name, &op)?;
+            apply(&shard, op)?;
+            Ok(size)
+        })
+        .await?;
+        if size > CHECKPOINT_BYTES {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    /// Flush every shard and empty the journal, with all writers paused.
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        let shards = self.all_shards();
+        let journal = self.journal.clone();
+        Self::blocking(move || {
+            let _writers: Vec<_> = shards
+                .iter()
+                .map(|s| s.writer.lock().unwrap_or_else(|p| p.into_inner()))
+                .collect();
+            let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+            for shard in &shards {
+                shard.edge.flush();
+            }
+            journal.truncate()
+        })
+        .await
+    }
+
     async fn on_shard<T, F>(&self, collection: &str, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&Shard) -> Result<T, StoreError> + Send + 'static,
@@ -186,19 +258,66 @@ fn create_shard(root: &Path, spec: &CollectionSpec) -> Result<Arc<Shard>, StoreE
         std::fs::remove_dir_all(&path).map_err(io)?;
     }
     std::fs::create_dir_all(&path).map_err(io)?;
-    let edge = qe::EdgeShard::new(&path, convert::edge_config(&spec.dense, &spec.sparse)).map_err(|e| {
-        StoreError::Backend {
+    let edge = qe::EdgeShard::new(&path, convert::edge_config(&spec.dense, &spec.sparse)).map_err(
+        |e| StoreError::Backend {
             backend: BACKEND,
             collection: spec.name.clone(),
             operation: "create collection",
             source: Box::new(e),
-        }
-    })?;
+        },
+    )?;
     Ok(Arc::new(Shard {
         name: spec.name.clone(),
         edge,
         writer: Mutex::new(()),
     }))
+}
+
+/// Apply one write to a shard; the caller holds its writer lock.
+fn apply(shard: &Shard, op: WriteOp) -> Result<(), StoreError> {
+    let (operation, update) = match op {
+        WriteOp::Upsert(points) => {
+            let points = points
+                .into_iter()
+                .map(convert::point)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(shard.engine_err("upsert"))?;
+            (
+                "upsert",
+                qe::UpdateOperation::PointOperation(qe::PointOperations::UpsertPoints(
+                    qe::PointInsertOperations::PointsList(points),
+                )),
+            )
+        }
+        WriteOp::SetPayload { ids, payload } => (
+            "set payload",
+            qe::UpdateOperation::PayloadOperation(qe::PayloadOps::SetPayload(qe::SetPayloadOp {
+                payload: qe::Payload(payload),
+                points: Some(ids.into_iter().map(convert::point_id).collect()),
+                filter: None,
+                key: None,
+            })),
+        ),
+        WriteOp::Delete(ids) => (
+            "delete",
+            qe::UpdateOperation::PointOperation(qe::PointOperations::DeletePoints {
+                ids: ids.into_iter().map(convert::point_id).collect(),
+            }),
+        ),
+        WriteOp::DeleteByFilter(filter) => {
+            let filter = convert::filter(&filter).map_err(shard.engine_err("delete by filter"))?;
+            (
+                "delete by filter",
+                qe::UpdateOperation::PointOperation(qe::PointOperations::DeletePointsByFilter(
+                    filter,
+                )),
+            )
+        }
+    };
+    shard
+        .edge
+        .update(update)
+        .map_err(|e| (shard.engine_err(operation))(Box::new(e)))
 }
 
 fn ensure_schema(shard: &Shard, spec: &CollectionSpec) -> Result<(), StoreError> {
@@ -213,21 +332,33 @@ fn ensure_schema(shard: &Shard, spec: &CollectionSpec) -> Result<(), StoreError>
         let op = convert::create_dense_vector(d).map_err(shard.engine_err("add vector"))?;
         shard.update("add vector", op)?;
     }
-    for s in spec.sparse.iter().filter(|s| !sparse_known.contains(&s.name)) {
+    for s in spec
+        .sparse
+        .iter()
+        .filter(|s| !sparse_known.contains(&s.name))
+    {
         let op = convert::create_sparse_vector(s).map_err(shard.engine_err("add vector"))?;
         shard.update("add vector", op)?;
     }
-    let indexed: Vec<String> = shard.edge.info().payload_schema.keys().map(|k| k.to_string()).collect();
+    let indexed: Vec<String> = shard
+        .edge
+        .info()
+        .payload_schema
+        .keys()
+        .map(|k| k.to_string())
+        .collect();
     for (field, kind) in &spec.indexes {
         if indexed.iter().any(|k| k == field) {
             continue;
         }
         let schema = convert::index_schema(*kind).map_err(shard.engine_err("create index"))?;
         let field_name = convert::json_path(field).map_err(shard.engine_err("create index"))?;
-        let op = qe::UpdateOperation::FieldIndexOperation(qe::FieldIndexOperations::CreateIndex(qe::CreateIndex {
-            field_name,
-            field_schema: Some(schema),
-        }));
+        let op = qe::UpdateOperation::FieldIndexOperation(qe::FieldIndexOperations::CreateIndex(
+            qe::CreateIndex {
+                field_name,
+                field_schema: Some(schema),
+            },
+        ));
         shard.update("create index", op)?;
     }
     Ok(())
@@ -236,7 +367,10 @@ fn ensure_schema(shard: &Shard, spec: &CollectionSpec) -> Result<(), StoreError>
 #[async_trait::async_trait]
 impl VectorStore for EmbeddedStore {
     async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<(), StoreError> {
-        if spec.name.is_empty() || spec.name.contains(['/', '\\', '\0']) || spec.name.starts_with('.') {
+        if spec.name.is_empty()
+            || spec.name.contains(['/', '\\', '\0'])
+            || spec.name.starts_with('.')
+        {
             return Err(StoreError::NoSuchCollection(spec.name.clone()));
         }
         let shard = match self.shard(&spec.name) {
@@ -264,71 +398,60 @@ impl VectorStore for EmbeddedStore {
         if points.is_empty() {
             return Ok(());
         }
-        self.on_shard(collection, move |shard| {
-            let points = points
-                .into_iter()
-                .map(convert::point)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(shard.engine_err("upsert"))?;
-            let op = qe::UpdateOperation::PointOperation(qe::PointOperations::UpsertPoints(
-                qe::PointInsertOperations::PointsList(points),
-            ));
-            shard.update("upsert", op)
-        })
-        .await
+        self.write(collection, WriteOp::Upsert(points)).await
     }
 
-    async fn set_payload(&self, collection: &str, ids: Vec<PointId>, payload: Payload) -> Result<(), StoreError> {
+    async fn set_payload(
+        &self,
+        collection: &str,
+        ids: Vec<PointId>,
+        payload: Payload,
+    ) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        self.on_shard(collection, move |shard| {
-            let op = qe::UpdateOperation::PayloadOperation(qe::PayloadOps::SetPayload(qe::SetPayloadOp {
-                payload: qe::Payload(payload),
-                points: Some(ids.into_iter().map(convert::point_id).collect()),
-                filter: None,
-                key: None,
-            }));
-            shard.update("set payload", op)
-        })
-        .await
+        self.write(collection, WriteOp::SetPayload { ids, payload })
+            .await
     }
 
     async fn delete(&self, collection: &str, ids: Vec<PointId>) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        self.on_shard(collection, move |shard| {
-            let op = qe::UpdateOperation::PointOperation(qe::PointOperations::DeletePoints {
-                ids: ids.into_iter().map(convert::point_id).collect(),
-            });
-            shard.update("delete", op)
-        })
-        .await
+        self.write(collection, WriteOp::Delete(ids)).await
     }
 
     async fn delete_by_filter(&self, collection: &str, filter: Filter) -> Result<(), StoreError> {
-        self.on_shard(collection, move |shard| {
-            let filter = convert::filter(&filter).map_err(shard.engine_err("delete by filter"))?;
-            let op = qe::UpdateOperation::PointOperation(qe::PointOperations::DeletePointsByFilter(filter));
-            shard.update("delete by filter", op)
-        })
-        .await
+        self.write(collection, WriteOp::DeleteByFilter(filter))
+            .await
     }
 
-    async fn retrieve(&self, collection: &str, ids: Vec<PointId>, with_vectors: bool) -> Result<Vec<Record>, StoreError> {
+    async fn retrieve(
+        &self,
+        collection: &str,
+        ids: Vec<PointId>,
+        with_vectors: bool,
+    ) -> Result<Vec<Record>, StoreError> {
         self.on_shard(collection, move |shard| {
             let ids: Vec<_> = ids.into_iter().map(convert::point_id).collect();
             let records = shard
                 .edge
-                .retrieve(&ids, Some(qe::WithPayloadInterface::Bool(true)), Some(qe::WithVector::Bool(with_vectors)))
+                .retrieve(
+                    &ids,
+                    Some(qe::WithPayloadInterface::Bool(true)),
+                    Some(qe::WithVector::Bool(with_vectors)),
+                )
                 .map_err(|e| (shard.engine_err("retrieve"))(Box::new(e)))?;
             Ok(records.into_iter().map(convert::record).collect())
         })
         .await
     }
 
-    async fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage, StoreError> {
+    async fn scroll(
+        &self,
+        collection: &str,
+        request: ScrollRequest,
+    ) -> Result<ScrollPage, StoreError> {
         self.on_shard(collection, move |shard| {
             let err = shard.engine_err("scroll");
             let req = qe::ScrollRequest {
@@ -337,7 +460,12 @@ impl VectorStore for EmbeddedStore {
                 filter: convert::opt_filter(request.filter.as_ref()).map_err(&err)?,
                 with_payload: Some(qe::WithPayloadInterface::Bool(true)),
                 with_vector: qe::WithVector::Bool(request.with_vectors),
-                order_by: request.order_by.as_ref().map(convert::order_by).transpose().map_err(&err)?,
+                order_by: request
+                    .order_by
+                    .as_ref()
+                    .map(convert::order_by)
+                    .transpose()
+                    .map_err(&err)?,
             };
             let (records, next) = shard.edge.scroll(req).map_err(|e| err(Box::new(e)))?;
             Ok(ScrollPage {
@@ -354,10 +482,12 @@ impl VectorStore for EmbeddedStore {
             let query = convert::vector_internal(request.vector).map_err(&err)?;
             let req = qe::QueryRequest {
                 prefetches: Vec::new(),
-                query: Some(qe::ScoringQuery::Vector(qe::QueryEnum::Nearest(qe::NamedQuery {
-                    query,
-                    using: Some(request.using),
-                }))),
+                query: Some(qe::ScoringQuery::Vector(qe::QueryEnum::Nearest(
+                    qe::NamedQuery {
+                        query,
+                        using: Some(request.using),
+                    },
+                ))),
                 filter: convert::opt_filter(request.filter.as_ref()).map_err(&err)?,
                 score_threshold: None,
                 limit: request.limit,
@@ -385,14 +515,23 @@ impl VectorStore for EmbeddedStore {
             let filter = convert::opt_filter(filter.as_ref()).map_err(&err)?;
             let n = shard
                 .edge
-                .count(qe::CountRequest { filter, exact: true })
+                .count(qe::CountRequest {
+                    filter,
+                    exact: true,
+                })
                 .map_err(|e| err(Box::new(e)))?;
             Ok(n as u64)
         })
         .await
     }
 
-    async fn facet(&self, collection: &str, field: &str, filter: Option<Filter>, limit: usize) -> Result<Vec<(FieldValue, u64)>, StoreError> {
+    async fn facet(
+        &self,
+        collection: &str,
+        field: &str,
+        filter: Option<Filter>,
+        limit: usize,
+    ) -> Result<Vec<(FieldValue, u64)>, StoreError> {
         let field = field.to_string();
         self.on_shard(collection, move |shard| {
             let err = shard.engine_err("facet");
@@ -413,21 +552,16 @@ impl VectorStore for EmbeddedStore {
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        let shards = self.all_shards();
-        Self::blocking(move || {
-            for shard in shards {
-                let _w = shard.writer.lock().unwrap_or_else(|p| p.into_inner());
-                shard.edge.flush();
-            }
-            Ok(())
-        })
-        .await
+        self.checkpoint().await
     }
 
     async fn optimize(&self, collection: &str) -> Result<(), StoreError> {
         self.on_shard(collection, move |shard| {
             let _w = shard.writer.lock().unwrap_or_else(|p| p.into_inner());
-            shard.edge.optimize().map_err(|e| (shard.engine_err("optimize"))(Box::new(e)))?;
+            shard
+                .edge
+                .optimize()
+                .map_err(|e| (shard.engine_err("optimize"))(Box::new(e)))?;
             Ok(())
         })
         .await
@@ -441,7 +575,10 @@ impl VectorStore for EmbeddedStore {
                 .map(|shard| {
                     let points = shard
                         .edge
-                        .count(qe::CountRequest { filter: None, exact: true })
+                        .count(qe::CountRequest {
+                            filter: None,
+                            exact: true,
+                        })
                         .map_err(|e| (shard.engine_err("count"))(Box::new(e)))?;
                     Ok(CollectionStats {
                         name: shard.name.clone(),

@@ -1,0 +1,168 @@
+//! Command-line definition. Parsing only records what was typed; `main` turns it into a
+//! validated `StorageConfig` once, before any work starts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Encrypted local storage for the CloudOps assistant: chat history on embedded Qdrant.
+#[derive(Debug, Parser)]
+#[command(name = "cloudops-storage", version, about)]
+pub(crate) struct Cli {
+    /// Data directory (env: CLOUDOPS_DATA_DIR; default: ~/.local/share/cloudops-storage).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Config file (default: <data-dir>/config.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Where the key-encryption key comes from (env: CLOUDOPS_KEY_SOURCE; default: keychain).
+    #[arg(long, global = true, value_name = "SRC", value_parser = ["keychain", "passphrase", "file", "env"])]
+    pub(crate) key_source: Option<String>,
+    /// Key file for `--key-source file` (env: CLOUDOPS_KEY_FILE).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// Print stable JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create the store and its keys in the data dir.
+    Init,
+    /// Show store health: collections, key source, disk.
+    Status,
+    /// Run the main job end to end on a store in a temporary folder.
+    Demo,
+    /// Measure append and read latency on a fresh store.
+    Bench(BenchArgs),
+    /// Conversations and messages.
+    #[command(subcommand)]
+    Chat(ChatCommand),
+    /// Key management.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Messages to append.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) messages: usize,
+    /// Messages per conversation.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) per_conversation: usize,
+    /// Timed samples of each read.
+    #[arg(long, default_value_t = 2_000)]
+    pub(crate) samples: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ChatCommand {
+    /// Create a conversation; prints its context id.
+    New {
+        /// Owner.
+        #[arg(long)]
+        user: String,
+        /// Title.
+        #[arg(long, default_value = "New conversation")]
+        title: String,
+    },
+    /// Append a message.
+    Add {
+        /// Conversation.
+        context_id: String,
+        /// user, assistant or system.
+        #[arg(long, value_parser = ["user", "assistant", "system"])]
+        role: String,
+        /// Message text (or use --stdin).
+        #[arg(required_unless_present = "stdin", conflicts_with = "stdin")]
+        text: Option<String>,
+        /// Read the message text from standard input.
+        #[arg(long)]
+        stdin: bool,
+        /// Metadata as a JSON object.
+        #[arg(long, value_name = "JSON")]
+        metadata: Option<String>,
+    },
+    /// Show messages in chronological order.
+    History {
+        /// Conversation.
+        context_id: String,
+        /// Only the last N messages.
+        #[arg(long, conflicts_with_all = ["before", "after"])]
+        last: Option<usize>,
+        /// Messages before this index (older page).
+        #[arg(long, conflicts_with = "after")]
+        before: Option<u64>,
+        /// Messages after this index (newer page).
+        #[arg(long)]
+        after: Option<u64>,
+        /// Page size for --before/--after.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// List a user's conversations, newest activity first.
+    List {
+        /// Owner.
+        #[arg(long)]
+        user: String,
+        /// Show archived conversations instead of active ones.
+        #[arg(long, conflicts_with = "all")]
+        archived: bool,
+        /// Show active and archived conversations.
+        #[arg(long)]
+        all: bool,
+        /// Page size.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Continue from a previous page's cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Change a conversation's title.
+    Rename {
+        /// Conversation.
+        context_id: String,
+        /// New title.
+        title: String,
+    },
+    /// Archive (or with --undo, reactivate) a conversation.
+    Archive {
+        /// Conversation.
+        context_id: String,
+        /// Make it active again.
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Hard-delete a conversation and its messages.
+    Delete {
+        /// Conversation.
+        context_id: String,
+    },
+    /// Hard-delete everything a user owns; prints a receipt.
+    EraseUser {
+        /// The user.
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Show the key source and key ids (never the keys).
+    Status,
+    /// Re-wrap the data key with a new key-encryption key (data stays readable).
+    ///
+    /// file and keychain sources get a fresh random key; env and passphrase sources read the
+    /// new secret from `<VAR>_NEW` (e.g. CLOUDOPS_KEY_NEW) when rotating in place.
+    Rotate {
+        /// Move the key to another source.
+        #[arg(long, value_parser = ["keychain", "passphrase", "file", "env"])]
+        to: Option<String>,
+        /// Key file of the target source (with --to file).
+        #[arg(long, value_name = "PATH")]
+        to_key_file: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,221 @@
+//! `demo`: the main job end to end, on a store in a temporary folder.
+//!
+//! Creates an encrypted store, records two users' CloudOps conversations, pages through
+//! history, renames and archives, restarts the service to show persistence, scans the data
+//! dir for a plaintext marker, and erases one user with a receipt.
+
+use std::time::Instant;
+
+use cloudops_storage_service::chat::{
+    ConversationStatus, ConversationUpdate, HistoryRange, NewMessage, Role,
+};
+use cloudops_storage_service::{ConfigKey, StorageConfig, StorageService};
+use serde_json::json;
+
+use crate::output::{self, Output};
+
+const MARKER: &str = "db-prod-7f3a9c-secret-marker";
+
+const DIALOGUE: &[(Role, &str)] = &[
+    (Role::User, "Why did our EC2 bill jump 40% last week?"),
+    (Role::Assistant, "Three m5.4xlarge instances in us-east-1 were launched by an autoscaling group and never scaled in."),
+    (Role::User, "Which autoscaling group?"),
+    (Role::Assistant, "asg-web-prod; its scale-in policy was disabled on Monday."),
+    (Role::User, "Re-enable it and cap it at 6 instances."),
+    (Role::Assistant, "Done: scale-in enabled, max size 6. Expected saving is about $1,900 a month."),
+];
+
+pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let data_dir = tmp.path().join("data");
+    // The key file lives beside, not inside, the data dir: a copy of the data never carries its key.
+    let key_file = tmp.path().join("keys/master.key");
+    let config = StorageConfig::builder()
+        .with_data_dir(&data_dir)
+        .with_config(ConfigKey::KeySource, "file")
+        .with_config(ConfigKey::KeyFile, key_file.display().to_string())
+        .build()?;
+    let say = |line: String| {
+        if !out.json {
+            println!("{line}");
+        }
+    };
+    say(format!(
+        "== cloudops-storage demo (store in {})",
+        data_dir.display()
+    ));
+
+    let service = StorageService::open(config.clone()).await?;
+    let keys = service.key_status();
+    say(format!(
+        "1. created an encrypted store {} (key: {})",
+        keys.store_id, keys.key_location
+    ));
+
+    let chat = &service.chat;
+    let costs = chat
+        .create_conversation("alice", "EC2 cost spike", json!({"agent_type": "cost"}))
+        .await?;
+    let mut append_ms = Vec::new();
+    for (role, text) in DIALOGUE {
+        let t = Instant::now();
+        chat.append(&costs, NewMessage::new(*role, *text)).await?;
+        append_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let rds = chat
+        .create_conversation("alice", "RDS failover", json!({}))
+        .await?;
+    chat.append(
+        &rds,
+        NewMessage::new(Role::User, format!("Fail over {MARKER} to the standby")),
+    )
+    .await?;
+    chat.append(
+        &rds,
+        NewMessage::new(
+            Role::Assistant,
+            "Failover started; the standby in us-east-1b is promoting.",
+        ),
+    )
+    .await?;
+    let bob = chat
+        .create_conversation("bob", "Lambda timeouts", json!({}))
+        .await?;
+    chat.append(
+        &bob,
+        NewMessage::new(Role::User, "Why does ingest-fn time out at 3 s?"),
+    )
+    .await?;
+    let mean = append_ms.iter().sum::<f64>() / append_ms.len() as f64;
+    say(format!(
+        "2. stored 3 conversations (alice: 2, bob: 1) and 9 messages; mean append {mean:.3} ms"
+    ));
+
+    let last = chat.get_history(&costs, HistoryRange::Last(2)).await?;
+    say("3. last 2 messages of \"EC2 cost spike\":".into());
+    for m in &last {
+        say(format!(
+            "     #{} {:<9} {}",
+            m.message_index,
+            m.role.as_str(),
+            m.content
+        ));
+    }
+    let older = chat
+        .get_history(&costs, HistoryRange::Before { index: 2, limit: 2 })
+        .await?;
+    say(format!(
+        "   page before #2: {}",
+        older
+            .iter()
+            .map(|m| format!("#{}", m.message_index))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    chat.update_context(
+        &rds,
+        ConversationUpdate {
+            title: Some("RDS failover drill".into()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    chat.update_context(
+        &rds,
+        ConversationUpdate {
+            status: Some(ConversationStatus::Archived),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let active = chat
+        .list_conversations("alice", Some(ConversationStatus::Active), 10, None)
+        .await?;
+    say(format!(
+        "4. renamed and archived \"RDS failover drill\"; alice's active list: {}",
+        active
+            .conversations
+            .iter()
+            .map(|c| format!("{:?} ({} msgs)", c.title, c.message_count))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    service.shutdown().await?;
+    let t = Instant::now();
+    let service = StorageService::open(config.clone()).await?;
+    let reopen_ms = t.elapsed().as_secs_f64() * 1e3;
+    let all = service.chat.get_all_contexts("alice").await?;
+    let history = service.chat.get_history(&costs, HistoryRange::All).await?;
+    say(format!(
+        "5. restarted the service in {reopen_ms:.1} ms: alice still has {} conversations; \"EC2 cost spike\" has {} messages in order",
+        all.len(),
+        history.len()
+    ));
+
+    service.flush().await?;
+    let found = scan_for(&data_dir, MARKER.as_bytes())?;
+    say(format!(
+        "6. scanned every byte under the data dir for {MARKER:?}: {}",
+        if found.is_empty() {
+            "not found (sealed with AES-256-GCM)".to_string()
+        } else {
+            format!("FOUND in {found:?}")
+        }
+    ));
+    anyhow::ensure!(
+        found.is_empty(),
+        "plaintext marker found on disk: {found:?}"
+    );
+
+    let receipt = service.chat.erase_user("bob").await?;
+    say(format!(
+        "7. erased bob: {} conversation(s), {} message(s) deleted",
+        receipt.conversations, receipt.messages
+    ));
+    let health = service.health().await?;
+    say("8. health:".into());
+    if !out.json {
+        crate::commands::status::print_health(&health);
+    }
+    service.shutdown().await?;
+    out.emit(
+        &json!({
+            "store_id": keys.store_id,
+            "conversations_alice": all.len(),
+            "messages_in_first_conversation": history.len(),
+            "mean_append_ms": mean,
+            "reopen_ms": reopen_ms,
+            "plaintext_found_on_disk": !found.is_empty(),
+            "erase_receipt": receipt,
+            "health": health,
+        }),
+        |_| {
+            println!(
+                "== demo finished; the temporary store is removed on exit ({})",
+                output::bytes(health.data_dir_bytes)
+            )
+        },
+    )
+}
+
+/// Files under `dir` whose bytes contain `needle`.
+fn scan_for(dir: &std::path::Path, needle: &[u8]) -> anyhow::Result<Vec<String>> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)?
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    Ok(hits)
+}

@@ -1,0 +1,7 @@
+//! One module per command group; each calls the library and hands results to `output`.
+
+pub(crate) mod bench;
+pub(crate) mod chat;
+pub(crate) mod demo;
+pub(crate) mod keys;
+pub(crate) mod status;

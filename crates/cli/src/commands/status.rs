@@ -1,0 +1,46 @@
+//! `init` and `status`.
+
+use cloudops_storage_service::{Health, StorageConfig, StorageService};
+
+use crate::output::{self, Output};
+
+pub(crate) async fn init(config: StorageConfig, out: Output) -> anyhow::Result<()> {
+    let service = StorageService::open(config).await?;
+    let health = service.health().await?;
+    service.shutdown().await?;
+    out.emit(&health, |h| {
+        println!("Store ready in {}", h.data_dir.display());
+        println!("  store id    {}", h.store_id);
+        println!("  key source  {} ({})", h.key_source, h.key_location);
+    })
+}
+
+pub(crate) async fn status(config: StorageConfig, out: Output) -> anyhow::Result<()> {
+    let service = StorageService::open(config).await?;
+    let health = service.health().await?;
+    service.shutdown().await?;
+    out.emit(&health, print_health)
+}
+
+pub(crate) fn print_health(h: &Health) {
+    println!("data dir     {}", h.data_dir.display());
+    println!(
+        "store        {} ({})",
+        h.backend,
+        if h.store_reachable {
+            "reachable"
+        } else {
+            "NOT reachable"
+        }
+    );
+    println!("store id     {}", h.store_id);
+    println!("key source   {} ({})", h.key_source, h.key_location);
+    println!("size on disk {}", output::bytes(h.data_dir_bytes));
+    if let Some(free) = h.disk_free_bytes {
+        println!("disk free    {}", output::bytes(free));
+    }
+    println!("{:<24} {:>10} {:>9}", "COLLECTION", "POINTS", "SEGMENTS");
+    for c in &h.collections {
+        println!("{:<24} {:>10} {:>9}", c.name, c.points, c.segments);
+    }
+}

@@ -1,0 +1,182 @@
+//! Our own redo journal in front of qdrant-edge.
+//!
+//! qdrant-edge 0.7.2 writes every update to its WAL but does not replay that WAL when a shard
+//! is loaded, so updates that were acknowledged but not yet flushed into segments are lost if
+//! the process dies (our SIGKILL test showed it). Every write is therefore appended here
+//! first, and [`Journal::replay`] re-applies the entries after the last checkpoint on open.
+//! A checkpoint (engine flush of every shard, then truncation) happens on `flush()` and when
+//! the journal grows past [`CHECKPOINT_BYTES`].
+//!
+//! Entries hold the same payloads the engine gets: sealed fields stay sealed, so the journal
+//! holds no plaintext. Each entry is `len (u32 LE) ‖ crc32 (u32 LE) ‖ JSON`; replay stops at
+//! the first torn or corrupt entry, which can only be an unacknowledged write.
+
+use std::fs::File;
+use std::io::{BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Filter, Payload, Point, PointId, StoreError};
+
+/// File name of the journal inside the qdrant folder.
+pub(super) const JOURNAL_FILE: &str = "journal.log";
+/// Journal size that triggers a checkpoint.
+pub(super) const CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
+
+/// One write, in the store's neutral types.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) enum WriteOp {
+    Upsert(Vec<Point>),
+    SetPayload { ids: Vec<PointId>, payload: Payload },
+    Delete(Vec<PointId>),
+    DeleteByFilter(Filter),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Entry {
+    pub(super) collection: String,
+    pub(super) op: WriteOp,
+}
+
+#[derive(Debug, Serialize)]
+struct EntryRef<'a> {
+    collection: &'a str,
+    op: &'a WriteOp,
+}
+
+/// The append-only journal file.
+#[derive(Debug)]
+pub(super) struct Journal {
+    file: File,
+    path: PathBuf,
+    bytes: u64,
+}
+
+impl Journal {
+    fn io(&self, action: &'static str) -> impl Fn(std::io::Error) -> StoreError + '_ {
+        move |source| StoreError::Io {
+            action,
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Open (creating if needed) the journal in `dir`.
+    pub(super) fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(JOURNAL_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(|source| StoreError::Io {
+                action: "opening journal",
+                path: path.display().to_string(),
+                source,
+            })?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(Journal { file, path, bytes })
+    }
+
+    /// Entries written since the last checkpoint, up to the first torn or corrupt one.
+    pub(super) fn replay(&self) -> Result<Vec<Entry>, StoreError> {
+        let file = File::open(&self.path).map_err(self.io("reading journal"))?;
+        let mut reader = BufReader::new(file);
+        let mut entries = Vec::new();
+        loop {
+            let mut header = [0u8; 8];
+            if reader.read_exact(&mut header).is_err() {
+                break;
+            }
+            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+            let mut body = vec![0u8; len];
+            if reader.read_exact(&mut body).is_err() || crc32fast::hash(&body) != crc {
+                tracing::warn!(
+                    replayed = entries.len(),
+                    "journal ends in a torn entry (an unacknowledged write); ignoring it"
+                );
+                break;
+            }
+            match serde_json::from_slice::<Entry>(&body) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => {
+                    tracing::warn!(error = %e, "undecodable journal entry; replay stops here");
+                    break;
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Append one entry. Returns the journal size afterwards.
+    pub(super) fn append(&mut self, collection: &str, op: &WriteOp) -> Result<u64, StoreError> {
+        let body =
+            serde_json::to_vec(&EntryRef { collection, op }).map_err(|e| StoreError::Io {
+                action: "encoding journal entry for",
+                path: self.path.display().to_string(),
+                source: std::io::Error::other(e),
+            })?;
+        let len = u32::try_from(body.len()).map_err(|_| StoreError::Io {
+            action: "journaling (entry over 4 GiB)",
+            path: self.path.display().to_string(),
+            source: std::io::Error::other("entry too large"),
+        })?;
+        let mut record = Vec::with_capacity(8 + body.len());
+        record.extend_from_slice(&len.to_le_bytes());
+        record.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        record.extend_from_slice(&body);
+        // One write call: a crash leaves at most one torn entry at the tail.
+        self.file
+            .write_all(&record)
+            .map_err(self.io("writing journal"))?;
+        self.bytes += record.len() as u64;
+        Ok(self.bytes)
+    }
+
+    /// Forget every entry: call only after the engine has flushed them all.
+    pub(super) fn truncate(&mut self) -> Result<(), StoreError> {
+        self.file
+            .set_len(0)
+            .map_err(self.io("truncating journal"))?;
+        self.file.sync_all().map_err(self.io("syncing journal"))?;
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_stops_at_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append("c", &WriteOp::Delete(vec![uuid::Uuid::from_u128(1)]))
+            .unwrap();
+        j.append("c", &WriteOp::Delete(vec![uuid::Uuid::from_u128(2)]))
+            .unwrap();
+        let full = std::fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
+        std::fs::write(dir.path().join(JOURNAL_FILE), &full[..full.len() - 3]).unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let entries = j.replay().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert!(
+            matches!(&entries[0].op, WriteOp::Delete(ids) if ids[0] == uuid::Uuid::from_u128(1))
+        );
+    }
+
+    #[test]
+    fn truncate_empties() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append("c", &WriteOp::Delete(vec![])).unwrap();
+        j.truncate().unwrap();
+        assert_eq!(j.bytes, 0);
+        assert!(j.replay().unwrap().is_empty());
+        j.append("c", &WriteOp::Delete(vec![])).unwrap();
+        assert_eq!(j.replay().unwrap().len(), 1);
+    }
+}

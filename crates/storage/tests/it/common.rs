@@ -1,0 +1,78 @@
+//! Test helpers: a store in a temp dir with a key file beside (not inside) the data dir.
+
+use std::path::{Path, PathBuf};
+
+use cloudops_storage_service::{ConfigKey, StorageConfig, StorageService};
+
+pub(crate) struct TestStore {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl TestStore {
+    pub(crate) fn new() -> Self {
+        TestStore {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub(crate) fn key_file(&self) -> PathBuf {
+        self.dir.path().join("keys/master.key")
+    }
+
+    pub(crate) fn config(&self) -> StorageConfig {
+        StorageConfig::builder()
+            .with_data_dir(self.data_dir())
+            .with_config(ConfigKey::KeySource, "file")
+            .with_config(ConfigKey::KeyFile, self.key_file().display().to_string())
+            .build()
+            .expect("valid config")
+    }
+
+    pub(crate) async fn open(&self) -> StorageService {
+        StorageService::open(self.config())
+            .await
+            .expect("open store")
+    }
+}
+
+/// Files under `dir` whose bytes contain `needle`.
+pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
+                hits.push(path);
+            }
+        }
+    }
+    hits
+}
+
+/// Number of regular files under `dir` (to prove a scan looked at something).
+pub(crate) fn file_count(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}

@@ -1,0 +1,149 @@
+//! Opening, health and crash safety.
+
+use std::io::BufRead as _;
+use std::process::{Command, Stdio};
+
+use cloudops_storage_service::chat::{HistoryRange, NewMessage, Role};
+use cloudops_storage_service::{ErrorKind, StorageConfig, StorageService};
+use serde_json::json;
+
+use crate::common::TestStore;
+
+const CHILD_DIR_VAR: &str = "CLOUDOPS_CRASH_CHILD_DIR";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_store_is_not_created_without_permission() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nothing-here");
+    let mut config = StorageConfig::builder()
+        .with_data_dir(&data)
+        .with_create_if_missing(false)
+        .build()
+        .unwrap();
+    config.keys.source = cloudops_storage_service::KeySourceKind::File;
+    let err = StorageService::open(config).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotInitialized);
+    assert!(err.to_string().contains("cloudops-storage init"));
+    assert!(!data.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_collections_keys_and_disk() {
+    let t = TestStore::new();
+    let s = t.open().await;
+    let ctx = s
+        .chat
+        .create_conversation("u", "t", json!({}))
+        .await
+        .unwrap();
+    s.chat
+        .append(&ctx, NewMessage::new(Role::User, "x"))
+        .await
+        .unwrap();
+    let h = s.health().await.unwrap();
+    assert!(h.store_reachable);
+    assert_eq!(h.data_dir, t.data_dir());
+    assert_eq!(h.key_source, cloudops_storage_service::KeySourceKind::File);
+    let names: Vec<_> = h
+        .collections
+        .iter()
+        .map(|c| (c.name.as_str(), c.points))
+        .collect();
+    assert_eq!(names, [("chat_conversations", 1), ("chat_messages", 1)]);
+    assert!(h.disk_free_bytes.unwrap() > 0 && h.data_dir_bytes > 0);
+    s.shutdown().await.unwrap();
+}
+
+/// Child side of the crash test: appends forever, printing each acknowledged index.
+/// Runs only when spawned by `acknowledged_appends_survive_sigkill`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of acknowledged_appends_survive_sigkill"]
+async fn crash_child_appends_until_killed() {
+    use std::io::Write as _;
+    let dir = std::env::var(CHILD_DIR_VAR).expect("spawned by the crash test");
+    let config = crate::config_in(std::path::Path::new(&dir));
+    let s = StorageService::open(config).await.unwrap();
+    let ctx = std::fs::read_to_string(std::path::Path::new(&dir).join("context_id")).unwrap();
+    let mut out = std::io::stdout().lock();
+    for i in 0.. {
+        let m = s
+            .chat
+            .append(
+                &ctx,
+                NewMessage::new(Role::User, format!("crash message {i}")),
+            )
+            .await
+            .unwrap();
+        writeln!(out, "ACK {} {}", m.message_index, m.content).unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_appends_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::config_in(dir.path());
+    let ctx = {
+        let s = StorageService::open(config.clone()).await.unwrap();
+        let ctx = s
+            .chat
+            .create_conversation("u", "crash", json!({}))
+            .await
+            .unwrap();
+        s.shutdown().await.unwrap();
+        ctx
+    };
+    std::fs::write(dir.path().join("context_id"), &ctx).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "lifecycle::crash_child_appends_until_killed",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR_VAR, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut acked = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("ACK ") {
+            let (index, content) = rest.split_once(' ').unwrap();
+            acked.push((index.parse::<u64>().unwrap(), content.to_string()));
+            if acked.len() == 300 {
+                // SIGKILL: no destructor, no flush.
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(acked.len(), 300, "child stopped early");
+    let s = StorageService::open(config)
+        .await
+        .expect("store opens cleanly after SIGKILL");
+    let history = s.chat.get_history(&ctx, HistoryRange::All).await.unwrap();
+    for (index, content) in &acked {
+        let m = history
+            .get(*index as usize)
+            .unwrap_or_else(|| panic!("acknowledged message {index} lost"));
+        assert_eq!((&m.message_index, &m.content), (index, content));
+    }
+    assert!(
+        history
+            .iter()
+            .enumerate()
+            .all(|(i, m)| m.message_index == i as u64),
+        "no gap after the crash"
+    );
+    let next = s
+        .chat
+        .append(&ctx, NewMessage::new(Role::User, "after crash"))
+        .await
+        .unwrap();
+    assert_eq!(next.message_index, history.len() as u64);
+}

@@ -1,0 +1,384 @@
+//! Encryption at rest and key handling: no plaintext on disk, tamper and move detection,
+//! wrong and missing keys, the data-dir lock, KEK rotation.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use cloudops_storage_service::chat::{HistoryRange, NewMessage, Role};
+use cloudops_storage_service::config::KeyConfig;
+use cloudops_storage_service::store::{EmbeddedStore, Point, ScrollRequest, VectorStore};
+use cloudops_storage_service::{
+    ConfigKey, ErrorKind, KeySourceKind, StorageConfig, StorageService,
+};
+use serde_json::json;
+
+use crate::common::{file_count, files_containing, TestStore};
+
+fn random_key_b64() -> String {
+    B64.encode(rand_bytes())
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = (uuid::Uuid::new_v4().as_u128() >> (i % 16)) as u8;
+    }
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_plaintext_on_disk() {
+    let t = TestStore::new();
+    let marker = format!("MARKER-{}", uuid::Uuid::new_v4().simple());
+    {
+        let s = t.open().await;
+        let ctx = s
+            .chat
+            .create_conversation(
+                "u",
+                &format!("title {marker}"),
+                json!({"note": format!("meta {marker}")}),
+            )
+            .await
+            .unwrap();
+        for i in 0..50 {
+            let metadata = Some(json!({ "m": format!("{marker}-{i}") }));
+            s.chat
+                .append(
+                    &ctx,
+                    NewMessage {
+                        role: Role::User,
+                        content: format!("content {marker} {i}"),
+                        metadata,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        s.chat
+            .update_context(
+                &ctx,
+                cloudops_storage_service::chat::ConversationUpdate {
+                    title: Some(format!("renamed {marker}")),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        s.flush().await.unwrap();
+        s.shutdown().await.unwrap();
+    }
+    assert!(
+        file_count(&t.data_dir()) > 10,
+        "the scan must look at the engine's files"
+    );
+    let hits = files_containing(&t.data_dir(), marker.as_bytes());
+    assert!(hits.is_empty(), "plaintext marker found in {hits:?}");
+    // The key file is not in the data dir either.
+    assert!(!t.key_file().starts_with(t.data_dir()));
+}
+
+/// Open the raw engine (the service must be closed) and rewrite one message's payload.
+async fn rewrite_first_message(
+    t: &TestStore,
+    edit: impl FnOnce(
+        &mut serde_json::Map<String, serde_json::Value>,
+        &serde_json::Map<String, serde_json::Value>,
+    ),
+) {
+    let store = EmbeddedStore::open(&t.data_dir()).unwrap();
+    let page = store
+        .scroll(
+            "chat_messages",
+            ScrollRequest {
+                limit: 10,
+                ..ScrollRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut records = page.records;
+    records.sort_by_key(|r| r.payload["message_index"].as_u64());
+    let donor = records[1].payload.clone();
+    let mut target = records[0].clone();
+    edit(&mut target.payload, &donor);
+    store
+        .upsert(
+            "chat_messages",
+            vec![Point {
+                id: target.id,
+                vectors: Default::default(),
+                payload: target.payload,
+            }],
+        )
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+}
+
+async fn two_messages(t: &TestStore) -> String {
+    let s = t.open().await;
+    let ctx = s
+        .chat
+        .create_conversation("u", "t", json!({}))
+        .await
+        .unwrap();
+    s.chat
+        .append(&ctx, NewMessage::new(Role::User, "first"))
+        .await
+        .unwrap();
+    s.chat
+        .append(&ctx, NewMessage::new(Role::Assistant, "second"))
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    ctx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_ciphertext_is_a_clear_error() {
+    let t = TestStore::new();
+    let ctx = two_messages(&t).await;
+    rewrite_first_message(&t, |payload, _| {
+        let sealed = payload["content"].as_str().unwrap();
+        let mut raw = B64.decode(sealed).unwrap();
+        let n = raw.len();
+        raw[n - 20] ^= 0x01;
+        payload.insert("content".into(), json!(B64.encode(raw)));
+    })
+    .await;
+    let s = t.open().await;
+    let err = s
+        .chat
+        .get_history(&ctx, HistoryRange::All)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tampered);
+    assert!(
+        err.to_string().contains("content") && err.to_string().contains("chat_messages"),
+        "{err}"
+    );
+    // The untouched message still reads.
+    assert_eq!(
+        s.chat
+            .get_history(&ctx, HistoryRange::After { index: 0, limit: 5 })
+            .await
+            .unwrap()[0]
+            .content,
+        "second"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ciphertext_moved_to_another_message_fails() {
+    let t = TestStore::new();
+    let ctx = two_messages(&t).await;
+    rewrite_first_message(&t, |payload, donor| {
+        payload.insert("content".into(), donor["content"].clone());
+    })
+    .await;
+    let s = t.open().await;
+    let err = s
+        .chat
+        .get_history(&ctx, HistoryRange::Last(2))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tampered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_key_is_a_clear_error_and_loses_nothing() {
+    let t = TestStore::new();
+    let ctx = two_messages(&t).await;
+    let original = std::fs::read(t.key_file()).unwrap();
+    std::fs::write(t.key_file(), random_key_b64()).unwrap();
+    let err = StorageService::open(t.config()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongKey);
+    assert!(err.to_string().contains("key file"), "{err}");
+    std::fs::write(t.key_file(), original).unwrap();
+    let s = t.open().await;
+    assert_eq!(
+        s.chat
+            .get_history(&ctx, HistoryRange::All)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_key_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let t = TestStore::new();
+    two_messages(&t).await;
+    std::fs::set_permissions(t.key_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = StorageService::open(t.config()).await.unwrap_err();
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_env_key_names_alternatives() {
+    let t = TestStore::new();
+    let var = format!("CLOUDOPS_TEST_UNSET_{}", uuid::Uuid::new_v4().simple());
+    let config = StorageConfig::builder()
+        .with_data_dir(t.data_dir())
+        .with_config(ConfigKey::KeySource, "env")
+        .with_config(ConfigKey::KeyEnvVar, var.clone())
+        .build()
+        .unwrap();
+    let err = StorageService::open(config).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::KeySourceUnavailable);
+    let text = err.to_string();
+    assert!(
+        text.contains(&var)
+            && text.contains("--key-source file")
+            && text.contains("--key-source passphrase"),
+        "{text}"
+    );
+    assert!(
+        !t.data_dir().join("keys.json").exists(),
+        "no half-created store"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_opened_with_another_source_says_which() {
+    let t = TestStore::new();
+    two_messages(&t).await;
+    let var = format!("CLOUDOPS_TEST_KEY_{}", uuid::Uuid::new_v4().simple());
+    std::env::set_var(&var, random_key_b64());
+    let mut config = t.config();
+    config.keys.source = KeySourceKind::Env;
+    config.keys.env_var = var;
+    let err = StorageService::open(config).await.unwrap_err();
+    assert!(err.to_string().contains("--key-source file"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passphrase_source_and_wrong_passphrase() {
+    let t = TestStore::new();
+    let var = format!("CLOUDOPS_TEST_PASS_{}", uuid::Uuid::new_v4().simple());
+    let mut config = t.config();
+    config.keys.source = KeySourceKind::Passphrase;
+    config.keys.passphrase_env_var = var.clone();
+    std::env::set_var(&var, "correct horse battery staple");
+    let ctx = {
+        let s = StorageService::open(config.clone()).await.unwrap();
+        let ctx = s
+            .chat
+            .create_conversation("u", "t", json!({}))
+            .await
+            .unwrap();
+        s.chat
+            .append(&ctx, NewMessage::new(Role::User, "hi"))
+            .await
+            .unwrap();
+        s.shutdown().await.unwrap();
+        ctx
+    };
+    std::env::set_var(&var, "wrong horse battery staple");
+    let err = StorageService::open(config.clone()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongKey);
+    assert!(err.to_string().contains("passphrase"), "{err}");
+    std::env::set_var(&var, "correct horse battery staple");
+    let s = StorageService::open(config).await.unwrap();
+    assert_eq!(
+        s.chat.get_history(&ctx, HistoryRange::All).await.unwrap()[0].content,
+        "hi"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kek_rotation_keeps_data_readable_and_retires_old_key() {
+    let t = TestStore::new();
+    let ctx = two_messages(&t).await;
+    let old_key = std::fs::read(t.key_file()).unwrap();
+    {
+        let s = t.open().await;
+        let status = s.rotate_kek(s.config().keys.clone()).await.unwrap();
+        assert!(status.kek_rotated_at_ms.is_some());
+        s.shutdown().await.unwrap();
+    }
+    assert_ne!(
+        std::fs::read(t.key_file()).unwrap(),
+        old_key,
+        "a new key file was written"
+    );
+    {
+        let s = t.open().await;
+        assert_eq!(
+            s.chat
+                .get_history(&ctx, HistoryRange::All)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        // Move the key to the env source.
+        let var = format!("CLOUDOPS_TEST_ROT_{}", uuid::Uuid::new_v4().simple());
+        std::env::set_var(&var, random_key_b64());
+        let to = KeyConfig {
+            source: KeySourceKind::Env,
+            env_var: var.clone(),
+            ..KeyConfig::default()
+        };
+        let status = s.rotate_kek(to).await.unwrap();
+        assert_eq!(status.key_source, KeySourceKind::Env);
+        s.shutdown().await.unwrap();
+        let mut config = t.config();
+        config.keys.source = KeySourceKind::Env;
+        config.keys.env_var = var;
+        let s = StorageService::open(config).await.unwrap();
+        assert_eq!(
+            s.chat.get_history(&ctx, HistoryRange::All).await.unwrap()[1].content,
+            "second"
+        );
+        s.shutdown().await.unwrap();
+    }
+    // The retired file key opens nothing.
+    std::fs::write(t.key_file(), &old_key).unwrap();
+    assert!(StorageService::open(t.config()).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_opener_gets_locked_error_and_first_keeps_working() {
+    let t = TestStore::new();
+    let s = t.open().await;
+    let ctx = s
+        .chat
+        .create_conversation("u", "t", json!({}))
+        .await
+        .unwrap();
+    let err = StorageService::open(t.config()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Locked);
+    assert!(
+        err.to_string()
+            .contains(&format!("PID {}", std::process::id())),
+        "{err}"
+    );
+    s.chat
+        .append(&ctx, NewMessage::new(Role::User, "still here"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.chat
+            .get_history(&ctx, HistoryRange::All)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_key_envelope_is_reported_and_data_untouched() {
+    let t = TestStore::new();
+    two_messages(&t).await;
+    let envelope = t.data_dir().join("keys.json");
+    let good = std::fs::read(&envelope).unwrap();
+    std::fs::write(&envelope, b"{ not json").unwrap();
+    let err = StorageService::open(t.config()).await.unwrap_err();
+    assert!(err.to_string().contains("keys.json"), "{err}");
+    std::fs::write(&envelope, good).unwrap();
+    t.open().await;
+}
