@@ -57,6 +57,9 @@ pub(crate) struct BenchArgs {
     /// Timed samples of each read.
     #[arg(long, default_value_t = 2_000)]
     pub(crate) samples: usize,
+    /// Keep the filled store and print where it is (default: removed).
+    #[arg(long)]
+    pub(crate) keep: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,17 +25,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let out = Output { json: cli.json };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => {
-            return report(
-                &anyhow::Error::new(e).context("cannot start the async runtime"),
-                out,
-            )
-        }
+        Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime"), out),
     };
     match runtime.block_on(run(cli, out)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,11 +13,7 @@ pub(crate) struct Output {
 
 impl Output {
     /// Print `value` as JSON, or call `human` to print it for people.
-    pub(crate) fn emit<T: Serialize>(
-        &self,
-        value: &T,
-        human: impl FnOnce(&T),
-    ) -> anyhow::Result<()> {
+    pub(crate) fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce(&T)) -> anyhow::Result<()> {
         if self.json {
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, value)?;
@@ -117,13 +113,7 @@ pub(crate) fn snippet(text: &str, max: usize) -> String {
     if one_line.chars().count() <= max {
         one_line
     } else {
-        format!(
-            "{}…",
-            one_line
-                .chars()
-                .take(max.saturating_sub(1))
-                .collect::<String>()
-        )
+        format!("{}…", one_line.chars().take(max.saturating_sub(1)).collect::<String>())
     }
 }
 

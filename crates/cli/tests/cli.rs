@@ -23,19 +23,29 @@ impl Run {
     }
 
     fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     fn failed(self) -> Self {
-        assert_ne!(self.code, 0, "expected failure\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_ne!(
+            self.code, 0,
+            "expected failure\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
 
 impl Env {
     fn new() -> Self {
-        Env { dir: tempfile::tempdir().unwrap() }
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -99,14 +109,21 @@ fn to_run(out: Output) -> Run {
 }
 
 fn new_conversation(env: &Env, user: &str) -> String {
-    env.run(&["--json", "chat", "new", "--user", user, "--title", "Costs"]).ok().json()["context_id"]
+    env.run(&["--json", "chat", "new", "--user", user, "--title", "Costs"])
+        .ok()
+        .json()["context_id"]
         .as_str()
         .unwrap()
         .to_string()
 }
 
 fn history_len(env: &Env, ctx: &str) -> usize {
-    env.run(&["--json", "chat", "history", ctx]).ok().json().as_array().unwrap().len()
+    env.run(&["--json", "chat", "history", ctx])
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 #[test]
@@ -115,11 +132,28 @@ fn chat_workflow_end_to_end() {
     let init = env.run(&["--json", "init"]).ok().json();
     assert_eq!(init["key_source"], "file");
     let ctx = new_conversation(&env, "alice");
-    let added = env.run(&["--json", "chat", "add", &ctx, "--role", "user", "Why is EC2 expensive?"]).ok().json();
+    let added = env
+        .run(&["--json", "chat", "add", &ctx, "--role", "user", "Why is EC2 expensive?"])
+        .ok()
+        .json();
     assert_eq!(added["message_index"], 0);
     assert_eq!(added["content"], "Why is EC2 expensive?");
-    env.run_stdin(&["chat", "add", &ctx, "--role", "assistant", "--stdin"], b"Three idle m5 instances.\n").ok();
-    env.run(&["chat", "add", &ctx, "--role", "user", "--metadata", r#"{"source":"test"}"#, "Stop them"]).ok();
+    env.run_stdin(
+        &["chat", "add", &ctx, "--role", "assistant", "--stdin"],
+        b"Three idle m5 instances.\n",
+    )
+    .ok();
+    env.run(&[
+        "chat",
+        "add",
+        &ctx,
+        "--role",
+        "user",
+        "--metadata",
+        r#"{"source":"test"}"#,
+        "Stop them",
+    ])
+    .ok();
     let history = env.run(&["--json", "chat", "history", &ctx]).ok().json();
     let history = history.as_array().unwrap();
     assert_eq!(history.len(), 3);
@@ -128,7 +162,10 @@ fn chat_workflow_end_to_end() {
     assert_eq!(history[2]["metadata"]["source"], "test");
     let last = env.run(&["--json", "chat", "history", &ctx, "--last", "1"]).ok().json();
     assert_eq!(last[0]["message_index"], 2);
-    let before = env.run(&["--json", "chat", "history", &ctx, "--before", "2", "--limit", "1"]).ok().json();
+    let before = env
+        .run(&["--json", "chat", "history", &ctx, "--before", "2", "--limit", "1"])
+        .ok()
+        .json();
     assert_eq!(before[0]["message_index"], 1);
     let human = env.run(&["chat", "history", &ctx]).ok();
     assert!(human.stdout.contains("Why is EC2 expensive?"));
@@ -138,12 +175,29 @@ fn chat_workflow_end_to_end() {
     assert_eq!(list["conversations"][0]["title"], "EC2 cost spike");
     assert_eq!(list["conversations"][0]["message_count"], 3);
     env.run(&["chat", "archive", &ctx]).ok();
-    assert_eq!(env.run(&["--json", "chat", "list", "--user", "alice"]).ok().json()["conversations"].as_array().unwrap().len(), 0);
-    assert_eq!(env.run(&["--json", "chat", "list", "--user", "alice", "--archived"]).ok().json()["conversations"][0]["status"], "archived");
+    assert_eq!(
+        env.run(&["--json", "chat", "list", "--user", "alice"]).ok().json()["conversations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        env.run(&["--json", "chat", "list", "--user", "alice", "--archived"])
+            .ok()
+            .json()["conversations"][0]["status"],
+        "archived"
+    );
 
     let status = env.run(&["--json", "status"]).ok().json();
     assert_eq!(status["store_reachable"], true);
-    let messages = status["collections"].as_array().unwrap().iter().find(|c| c["name"] == "chat_messages").unwrap()["points"].clone();
+    let messages = status["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "chat_messages")
+        .unwrap()["points"]
+        .clone();
     assert_eq!(messages, 3);
 
     let receipt = env.run(&["--json", "chat", "delete", &ctx]).ok().json();
@@ -151,7 +205,10 @@ fn chat_workflow_end_to_end() {
     let other = new_conversation(&env, "bob");
     env.run(&["chat", "add", &other, "--role", "user", "hi"]).ok();
     let receipt = env.run(&["--json", "chat", "erase-user", "bob"]).ok().json();
-    assert_eq!((receipt["conversations"].as_u64(), receipt["messages"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (receipt["conversations"].as_u64(), receipt["messages"].as_u64()),
+        (Some(1), Some(1))
+    );
 }
 
 #[test]
@@ -161,16 +218,37 @@ fn bad_input_fails_cleanly_and_changes_nothing() {
     let ctx = new_conversation(&env, "alice");
     env.run(&["chat", "add", &ctx, "--role", "user", "keep me"]).ok();
 
-    let unknown = env.run(&["chat", "add", "00000000-0000-4000-8000-000000000000", "--role", "user", "x"]).failed();
-    assert!(unknown.stderr.contains("conversation 00000000-0000-4000-8000-000000000000 not found"), "{}", unknown.stderr);
-    let json_err = env.run(&["--json", "chat", "history", "00000000-0000-4000-8000-000000000000"]).failed();
+    let unknown = env
+        .run(&[
+            "chat",
+            "add",
+            "00000000-0000-4000-8000-000000000000",
+            "--role",
+            "user",
+            "x",
+        ])
+        .failed();
+    assert!(
+        unknown
+            .stderr
+            .contains("conversation 00000000-0000-4000-8000-000000000000 not found"),
+        "{}",
+        unknown.stderr
+    );
+    let json_err = env
+        .run(&["--json", "chat", "history", "00000000-0000-4000-8000-000000000000"])
+        .failed();
     let err: Value = serde_json::from_str(json_err.stderr.trim()).unwrap();
     assert_eq!(err["error"]["kind"], "not_found");
 
     let oversized = env
-        .run_stdin_with(&["chat", "add", &ctx, "--role", "user", "--stdin"], &[b'x'; 2048], |c| {
-            c.env("CLOUDOPS_MAX_MESSAGE_BYTES", "1024");
-        })
+        .run_stdin_with(
+            &["chat", "add", &ctx, "--role", "user", "--stdin"],
+            &[b'x'; 2048],
+            |c| {
+                c.env("CLOUDOPS_MAX_MESSAGE_BYTES", "1024");
+            },
+        )
         .failed();
     assert!(oversized.stderr.contains("limit is 1024"), "{}", oversized.stderr);
 
@@ -178,11 +256,19 @@ fn bad_input_fails_cleanly_and_changes_nothing() {
     assert_eq!(bad_role.code, 2, "clap usage errors exit 2: {}", bad_role.stderr);
     let bad_flag = env.run(&["chat", "history", &ctx, "--last", "many"]);
     assert_eq!(bad_flag.code, 2);
-    let bad_meta = env.run(&["chat", "add", &ctx, "--role", "user", "--metadata", "{nope", "x"]).failed();
+    let bad_meta = env
+        .run(&["chat", "add", &ctx, "--role", "user", "--metadata", "{nope", "x"])
+        .failed();
     assert!(bad_meta.stderr.contains("--metadata is not valid JSON"));
 
     let missing_config = env.run(&["--config", "/nonexistent/cloudops.toml", "status"]).failed();
-    assert!(missing_config.stderr.contains("cannot read config file /nonexistent/cloudops.toml"), "{}", missing_config.stderr);
+    assert!(
+        missing_config
+            .stderr
+            .contains("cannot read config file /nonexistent/cloudops.toml"),
+        "{}",
+        missing_config.stderr
+    );
     let config = env.dir.path().join("bad.toml");
     std::fs::write(&config, "[chat]\nmax_message_bytes = \"lots\"\n").unwrap();
     let bad_config = env.run(&["--config", config.to_str().unwrap(), "status"]).failed();
@@ -213,16 +299,26 @@ fn second_process_gets_a_clear_lock_error() {
     let config = cloudops_storage_service::StorageConfig::builder()
         .with_data_dir(env.data_dir())
         .with_config(cloudops_storage_service::ConfigKey::KeySource, "file")
-        .with_config(cloudops_storage_service::ConfigKey::KeyFile, env.dir.path().join("keys/master.key").display().to_string())
+        .with_config(
+            cloudops_storage_service::ConfigKey::KeyFile,
+            env.dir.path().join("keys/master.key").display().to_string(),
+        )
         .build()
         .unwrap();
-    let service = runtime.block_on(cloudops_storage_service::StorageService::open(config)).unwrap();
+    let service = runtime
+        .block_on(cloudops_storage_service::StorageService::open(config))
+        .unwrap();
     let run = env.run(&["--json", "status"]).failed();
     let err: Value = serde_json::from_str(run.stderr.trim()).unwrap();
     assert_eq!(err["error"]["kind"], "locked");
-    assert!(err["error"]["message"].as_str().unwrap().contains(&format!("PID {}", std::process::id())));
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("PID {}", std::process::id())));
     // The first owner is unaffected.
-    runtime.block_on(service.chat.create_conversation("u", "t", serde_json::json!({}))).unwrap();
+    runtime
+        .block_on(service.chat.create_conversation("u", "t", serde_json::json!({})))
+        .unwrap();
     runtime.block_on(service.shutdown()).unwrap();
     env.run(&["status"]).ok();
 }
@@ -237,7 +333,10 @@ fn unavailable_keychain_fails_with_alternatives() {
     let err: Value = serde_json::from_str(run.stderr.trim()).unwrap();
     assert_eq!(err["error"]["kind"], "key_source_unavailable", "{}", run.stderr);
     let message = err["error"]["message"].as_str().unwrap();
-    assert!(message.contains("--key-source file") && message.contains("--key-source env"), "{message}");
+    assert!(
+        message.contains("--key-source file") && message.contains("--key-source env"),
+        "{message}"
+    );
     assert!(!Path::new(&env.data_dir()).join("keys.json").exists());
 }
 
@@ -246,14 +345,18 @@ fn keys_status_and_rotate() {
     let env = Env::new();
     env.run(&["init"]).ok();
     let ctx = new_conversation(&env, "alice");
-    env.run(&["chat", "add", &ctx, "--role", "user", "survives rotation"]).ok();
+    env.run(&["chat", "add", &ctx, "--role", "user", "survives rotation"])
+        .ok();
     let status = env.run(&["--json", "keys", "status"]).ok().json();
     assert_eq!(status["active_key_id"], 1);
     assert!(status["kek_rotated_at_ms"].is_null());
     let key_before = std::fs::read(env.dir.path().join("keys/master.key")).unwrap();
     let rotated = env.run(&["--json", "keys", "rotate"]).ok().json();
     assert!(rotated["kek_rotated_at_ms"].is_i64());
-    assert_ne!(std::fs::read(env.dir.path().join("keys/master.key")).unwrap(), key_before);
+    assert_ne!(
+        std::fs::read(env.dir.path().join("keys/master.key")).unwrap(),
+        key_before
+    );
     assert_eq!(history_len(&env, &ctx), 1);
     let human = env.run(&["keys", "status"]).ok();
     assert!(human.stdout.contains("KEK rotated") && !human.stdout.contains("never"));
@@ -263,7 +366,11 @@ fn keys_status_and_rotate() {
 fn demo_runs_and_reports_no_plaintext() {
     let env = Env::new();
     let run = env.run(&["demo"]).ok();
-    assert!(run.stdout.contains("not found (sealed with AES-256-GCM)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("not found (sealed with AES-256-GCM)"),
+        "{}",
+        run.stdout
+    );
     let json = env.run(&["--json", "demo"]).ok().json();
     assert_eq!(json["plaintext_found_on_disk"], false);
     assert_eq!(json["messages_in_first_conversation"], 6);

@@ -49,6 +49,8 @@ pub struct Latency {
     pub p99_ms: f64,
     /// Mean.
     pub mean_ms: f64,
+    /// Slowest sample.
+    pub max_ms: f64,
 }
 
 impl Latency {
@@ -67,6 +69,7 @@ impl Latency {
             p50_ms: at(0.50),
             p99_ms: at(0.99),
             mean_ms: mean,
+            max_ms: samples.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
         }
     }
 }
@@ -92,7 +95,23 @@ pub struct ChatBenchReport {
     pub reopen_ms: f64,
     /// Bytes on disk after the fill and a flush.
     pub store_bytes: u64,
-    /// Resident memory at the end, bytes.
+    /// Resident memory after the fill, bytes.
+    pub rss_after_fill_bytes: Option<u64>,
+    /// Of that, anonymous memory (heap and engine structures), bytes.
+    pub rss_anon_after_fill_bytes: Option<u64>,
+    /// Of that, file-backed pages (the engine's memory-mapped files), bytes.
+    pub rss_file_after_fill_bytes: Option<u64>,
+    /// Resident memory after the timed reads, bytes.
+    pub rss_after_reads_bytes: Option<u64>,
+    /// Time of `StorageService::optimize` on the filled store.
+    pub optimize_ms: f64,
+    /// Resident memory after optimising, bytes.
+    pub rss_after_optimize_bytes: Option<u64>,
+    /// `get_history(Last(5))` latency on the optimised store.
+    pub last5_after_optimize: Latency,
+    /// Resident memory after the first service shut down, bytes.
+    pub rss_after_shutdown_bytes: Option<u64>,
+    /// Resident memory at the end (store reopened and closed), bytes.
     pub rss_bytes: Option<u64>,
     /// Peak resident memory, bytes.
     pub peak_rss_bytes: Option<u64>,
@@ -111,17 +130,12 @@ pub async fn run_chat_bench(
     let config = StorageConfig::builder()
         .with_data_dir(dir.join("data"))
         .with_config(ConfigKey::KeySource, "file")
-        .with_config(
-            ConfigKey::KeyFile,
-            dir.join("bench.key").display().to_string(),
-        )
+        .with_config(ConfigKey::KeyFile, dir.join("bench.key").display().to_string())
         .build()?;
     let service = StorageService::open(config.clone()).await?;
     let per_conv = options.messages_per_conversation.max(1);
     let conversations = options.messages.div_ceil(per_conv).max(1);
-    let users = conversations
-        .div_ceil(options.conversations_per_user.max(1))
-        .max(1);
+    let users = conversations.div_ceil(options.conversations_per_user.max(1)).max(1);
     let mut contexts = Vec::with_capacity(conversations);
     for c in 0..conversations {
         let user = format!("user-{}", c % users);
@@ -140,21 +154,14 @@ pub async fn run_chat_bench(
     let fill_start = Instant::now();
     for i in 0..options.messages {
         let ctx = &contexts[i % conversations];
-        let role = if i % 2 == 0 {
-            Role::User
-        } else {
-            Role::Assistant
-        };
+        let role = if i % 2 == 0 { Role::User } else { Role::Assistant };
         let words = rng.gen_range(20..60);
         let content = (0..words)
             .map(|w| WORDS[(i * 31 + w * 7) % WORDS.len()])
             .collect::<Vec<_>>()
             .join(" ");
         let t = Instant::now();
-        service
-            .chat
-            .append(ctx, NewMessage::new(role, content))
-            .await?;
+        service.chat.append(ctx, NewMessage::new(role, content)).await?;
         append.push(t.elapsed());
         if i % 1000 == 0 {
             progress(i, options.messages);
@@ -162,6 +169,8 @@ pub async fn run_chat_bench(
     }
     let fill = fill_start.elapsed();
     progress(options.messages, options.messages);
+    let rss_after_fill = memory().0;
+    let (rss_anon_after_fill, rss_file_after_fill) = rss_split();
 
     let mut last5 = Vec::with_capacity(options.read_samples);
     for _ in 0..options.read_samples {
@@ -175,13 +184,23 @@ pub async fn run_chat_bench(
     for _ in 0..options.read_samples {
         let user = format!("user-{}", rng.gen_range(0..users));
         let t = Instant::now();
-        service
-            .chat
-            .list_conversations(&user, None, 20, None)
-            .await?;
+        service.chat.list_conversations(&user, None, 20, None).await?;
         list.push(t.elapsed());
     }
+    let rss_after_reads = memory().0;
+    let t = Instant::now();
+    service.optimize().await?;
+    let optimize_ms = t.elapsed().as_secs_f64() * 1e3;
+    let rss_after_optimize = memory().0;
+    let mut last5_optimized = Vec::with_capacity(options.read_samples);
+    for _ in 0..options.read_samples {
+        let ctx = &contexts[rng.gen_range(0..conversations)];
+        let t = Instant::now();
+        service.chat.get_history(ctx, HistoryRange::Last(5)).await?;
+        last5_optimized.push(t.elapsed());
+    }
     service.shutdown().await?;
+    let rss_after_shutdown = memory().0;
     let store_bytes = dir_size(&dir.join("data"));
     let t = Instant::now();
     let reopened = StorageService::open(config).await?;
@@ -198,6 +217,14 @@ pub async fn run_chat_bench(
         list_conversations: Latency::from_samples(list),
         reopen_ms,
         store_bytes,
+        rss_after_fill_bytes: rss_after_fill,
+        rss_anon_after_fill_bytes: rss_anon_after_fill,
+        rss_file_after_fill_bytes: rss_file_after_fill,
+        rss_after_reads_bytes: rss_after_reads,
+        rss_after_shutdown_bytes: rss_after_shutdown,
+        optimize_ms,
+        rss_after_optimize_bytes: rss_after_optimize,
+        last5_after_optimize: Latency::from_samples(last5_optimized),
         rss_bytes: rss,
         peak_rss_bytes: peak,
     })
@@ -205,18 +232,22 @@ pub async fn run_chat_bench(
 
 /// (VmRSS, VmHWM) of this process in bytes, from `/proc/self/status`.
 pub fn memory() -> (Option<u64>, Option<u64>) {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return (None, None);
-    };
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    (status_field("VmRSS:"), status_field("VmHWM:"))
+}
+
+/// (RssAnon, RssFile) of this process in bytes.
+pub fn rss_split() -> (Option<u64>, Option<u64>) {
+    (status_field("RssAnon:"), status_field("RssFile:"))
+}
+
+fn status_field(name: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
 }
 
 const WORDS: &[&str] = &[

@@ -290,17 +290,15 @@ impl StorageConfig {
                 self.data_dir = PathBuf::from(value);
             }
             ConfigKey::KeySource => {
-                self.keys.source = value
-                    .parse()
-                    .map_err(|e: String| invalid("unknown key source", &e))?;
+                self.keys.source = value.parse().map_err(|e: String| invalid("unknown key source", &e))?;
             }
             ConfigKey::KeyFile => self.keys.file = Some(PathBuf::from(value)),
             ConfigKey::KeyEnvVar => self.keys.env_var = value.to_string(),
             ConfigKey::PassphraseEnvVar => self.keys.passphrase_env_var = value.to_string(),
             ConfigKey::MaxMessageBytes => {
-                self.chat.max_message_bytes = value.parse().map_err(|_| {
-                    invalid("not a whole number", "give a size in bytes, e.g. 1048576")
-                })?;
+                self.chat.max_message_bytes = value
+                    .parse()
+                    .map_err(|_| invalid("not a whole number", "give a size in bytes, e.g. 1048576"))?;
             }
         }
         Ok(())
@@ -311,13 +309,12 @@ impl StorageConfig {
     /// # Errors
     /// [`ConfigError::Invalid`] for the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid =
-            |key: ConfigKey, value: String, reason: &str, fix: &str| ConfigError::Invalid {
-                key: key.as_str().to_string(),
-                value,
-                reason: reason.to_string(),
-                fix: fix.to_string(),
-            };
+        let invalid = |key: ConfigKey, value: String, reason: &str, fix: &str| ConfigError::Invalid {
+            key: key.as_str().to_string(),
+            value,
+            reason: reason.to_string(),
+            fix: fix.to_string(),
+        };
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid(
                 ConfigKey::DataDir,
@@ -423,10 +420,7 @@ impl StorageConfigBuilder {
         let mut config = match &self.file {
             Some(path) => read_file(path)?,
             None => {
-                let dir = early_dir
-                    .clone()
-                    .map(PathBuf::from)
-                    .unwrap_or_else(default_data_dir);
+                let dir = early_dir.clone().map(PathBuf::from).unwrap_or_else(default_data_dir);
                 let implicit = dir.join(CONFIG_FILE_NAME);
                 if implicit.exists() {
                     read_file(&implicit)?
@@ -437,9 +431,7 @@ impl StorageConfigBuilder {
         };
         for key in ConfigKey::ALL {
             if let Some(value) = env(key) {
-                config
-                    .set(key, &value)
-                    .map_err(|e| with_origin(e, key.env_var()))?;
+                config.set(key, &value).map_err(|e| with_origin(e, key.env_var()))?;
             }
         }
         for (key, value) in &self.settings {
@@ -515,11 +507,7 @@ mod tests {
     fn file_then_settings_precedence() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
-        std::fs::write(
-            &file,
-            "[keys]\nsource = \"file\"\n[chat]\nmax_message_bytes = 10\n",
-        )
-        .unwrap();
+        std::fs::write(&file, "[keys]\nsource = \"file\"\n[chat]\nmax_message_bytes = 10\n").unwrap();
         let config = StorageConfig::builder()
             .with_file(&file)
             .with_config(ConfigKey::MaxMessageBytes, "20")
@@ -534,10 +522,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "[keys]\nsorce = \"file\"\n").unwrap();
-        let err = StorageConfig::builder()
-            .with_file(&file)
-            .build()
-            .unwrap_err();
+        let err = StorageConfig::builder().with_file(&file).build().unwrap_err();
         assert!(err.to_string().contains("sorce"), "{err}");
     }
 

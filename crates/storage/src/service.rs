@@ -116,12 +116,9 @@ impl StorageService {
         let current = self.key_status();
         let mut current_config = self.config.keys.clone();
         current_config.source = current.key_source;
-        let status =
-            tokio::task::spawn_blocking(move || crypto::rotate_kek(&dir, &current_config, &to))
-                .await
-                .map_err(|e| {
-                    StorageError::Store(crate::store::StoreError::Task(e.to_string()))
-                })??;
+        let status = tokio::task::spawn_blocking(move || crypto::rotate_kek(&dir, &current_config, &to))
+            .await
+            .map_err(|e| StorageError::Store(crate::store::StoreError::Task(e.to_string())))??;
         *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = status.clone();
         Ok(status)
     }
@@ -143,10 +140,9 @@ impl StorageService {
         };
         let keys = self.key_status();
         let dir = self.config.data_dir.clone();
-        let (free, used) =
-            tokio::task::spawn_blocking(move || (disk_free_bytes(&dir), dir_size(&dir)))
-                .await
-                .unwrap_or((None, 0));
+        let (free, used) = tokio::task::spawn_blocking(move || (disk_free_bytes(&dir), dir_size(&dir)))
+            .await
+            .unwrap_or((None, 0));
         Ok(Health {
             store_reachable: reachable,
             backend: self.store.to_string(),
@@ -169,6 +165,20 @@ impl StorageService {
         self.store.flush().await?;
         tracing::debug!("storage service shut down");
         Ok(())
+    }
+
+    /// Compact and index every collection (qdrant-edge's optimizers), then checkpoint.
+    ///
+    /// Expensive and blocking for the collection being optimised (writes to it wait): run it
+    /// from a maintenance task or after a bulk import, never on a request path.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn optimize(&self) -> Result<()> {
+        for c in self.store.stats().await? {
+            self.store.optimize(&c.name).await?;
+        }
+        Ok(self.store.flush().await?)
     }
 
     /// Make every acknowledged write durable now.

@@ -15,10 +15,11 @@ pub(crate) async fn run(args: &BenchArgs, out: Output) -> anyhow::Result<()> {
         ..ChatBenchOptions::default()
     };
     let progress = out.progress("appending");
-    let report = run_chat_bench(dir.path(), &options, |done, total| {
-        progress.update(done, total)
-    })
-    .await?;
+    let report = run_chat_bench(dir.path(), &options, |done, total| progress.update(done, total)).await?;
+    if args.keep {
+        let kept = dir.keep();
+        eprintln!("store kept in {}", kept.join("data").display());
+    }
     out.emit(&report, print_report)
 }
 
@@ -28,32 +29,33 @@ fn print_report(r: &ChatBenchReport) {
         r.messages, r.conversations, r.users
     );
     println!(
-        "{:<26} {:>10} {:>10} {:>10}",
-        "OPERATION", "p50 ms", "p99 ms", "mean ms"
+        "{:<26} {:>9} {:>9} {:>9} {:>9}",
+        "OPERATION", "p50 ms", "p99 ms", "mean ms", "max ms"
     );
     let row = |name: &str, l: &Latency| {
         println!(
-            "{name:<26} {:>10.3} {:>10.3} {:>10.3}",
-            l.p50_ms, l.p99_ms, l.mean_ms
+            "{name:<26} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            l.p50_ms, l.p99_ms, l.mean_ms, l.max_ms
         )
     };
     row("append", &r.append);
     row("last 5 messages", &r.last5);
     row("list conversations (20)", &r.list_conversations);
-    println!(
-        "append throughput          {:.0} msg/s",
-        r.append_per_second
-    );
+    row("last 5 after optimize", &r.last5_after_optimize);
+    println!("append throughput          {:.0} msg/s", r.append_per_second);
+    println!("optimize                   {:.1} ms", r.optimize_ms);
     println!("reopen                     {:.1} ms", r.reopen_ms);
+    println!("store size on disk         {}", output::bytes(r.store_bytes));
+    let mb = |v: Option<u64>| v.map_or("n/a".to_string(), output::bytes);
     println!(
-        "store size on disk         {}",
-        output::bytes(r.store_bytes)
+        "RSS after fill             {} (anon {}, mapped files {})",
+        mb(r.rss_after_fill_bytes),
+        mb(r.rss_anon_after_fill_bytes),
+        mb(r.rss_file_after_fill_bytes)
     );
-    if let (Some(rss), Some(peak)) = (r.rss_bytes, r.peak_rss_bytes) {
-        println!(
-            "process RSS                {} (peak {})",
-            output::bytes(rss),
-            output::bytes(peak)
-        );
-    }
+    println!(
+        "RSS after reopen           {} (process peak {})",
+        mb(r.rss_bytes),
+        mb(r.peak_rss_bytes)
+    );
 }

@@ -3,20 +3,14 @@
 use std::io::Read as _;
 
 use anyhow::Context as _;
-use cloudops_storage_service::chat::{
-    ConversationStatus, ConversationUpdate, HistoryRange, Message, NewMessage, Role,
-};
+use cloudops_storage_service::chat::{ConversationStatus, ConversationUpdate, HistoryRange, Message, NewMessage, Role};
 use cloudops_storage_service::{StorageConfig, StorageService};
 use serde_json::json;
 
 use crate::args::ChatCommand;
 use crate::output::{self, Output};
 
-pub(crate) async fn run(
-    cmd: &ChatCommand,
-    config: StorageConfig,
-    out: Output,
-) -> anyhow::Result<()> {
+pub(crate) async fn run(cmd: &ChatCommand, config: StorageConfig, out: Output) -> anyhow::Result<()> {
     // Read and validate local input before the store is touched.
     let stdin_text = match cmd {
         ChatCommand::Add { stdin: true, .. } => {
@@ -29,11 +23,8 @@ pub(crate) async fn run(
         _ => None,
     };
     let metadata = match cmd {
-        ChatCommand::Add {
-            metadata: Some(m), ..
-        } => {
-            let value: serde_json::Value =
-                serde_json::from_str(m).context("--metadata is not valid JSON")?;
+        ChatCommand::Add { metadata: Some(m), .. } => {
+            let value: serde_json::Value = serde_json::from_str(m).context("--metadata is not valid JSON")?;
             anyhow::ensure!(value.is_object(), "--metadata must be a JSON object");
             Some(value)
         }
@@ -62,10 +53,7 @@ async fn execute(
             )
         }
         ChatCommand::Add {
-            context_id,
-            role,
-            text,
-            ..
+            context_id, role, text, ..
         } => {
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
             let content = stdin_text.or_else(|| text.clone()).unwrap_or_default();
@@ -80,10 +68,7 @@ async fn execute(
                 )
                 .await?;
             out.emit(&message, |m| {
-                println!(
-                    "appended message {} ({}) to {}",
-                    m.message_index, m.role, m.context_id
-                )
+                println!("appended message {} ({}) to {}", m.message_index, m.role, m.context_id)
             })
         }
         ChatCommand::History {
@@ -120,9 +105,7 @@ async fn execute(
                 (true, _) => Some(ConversationStatus::Archived),
                 _ => Some(ConversationStatus::Active),
             };
-            let page = chat
-                .list_conversations(user, status, *limit, cursor.as_deref())
-                .await?;
+            let page = chat.list_conversations(user, status, *limit, cursor.as_deref()).await?;
             out.emit(&page, |p| {
                 println!(
                     "{:<36}  {:<19}  {:>5}  {:<8}  TITLE",
@@ -149,9 +132,7 @@ async fn execute(
                 ..ConversationUpdate::default()
             };
             let c = chat.update_context(context_id, update).await?;
-            out.emit(&c, |c| {
-                println!("renamed {} to {:?}", c.context_id, c.title)
-            })
+            out.emit(&c, |c| println!("renamed {} to {:?}", c.context_id, c.title))
         }
         ChatCommand::Archive { context_id, undo } => {
             let status = if *undo {
@@ -164,17 +145,12 @@ async fn execute(
                 ..ConversationUpdate::default()
             };
             let c = chat.update_context(context_id, update).await?;
-            out.emit(&c, |c| {
-                println!("{} is now {}", c.context_id, c.status.as_str())
-            })
+            out.emit(&c, |c| println!("{} is now {}", c.context_id, c.status.as_str()))
         }
         ChatCommand::Delete { context_id } => {
             let receipt = chat.delete(context_id).await?;
             out.emit(&receipt, |r| {
-                println!(
-                    "deleted conversation {context_id} and {} messages",
-                    r.messages
-                )
+                println!("deleted conversation {context_id} and {} messages", r.messages)
             })
         }
         ChatCommand::EraseUser { user } => {

@@ -6,9 +6,7 @@
 
 use std::time::Instant;
 
-use cloudops_storage_service::chat::{
-    ConversationStatus, ConversationUpdate, HistoryRange, NewMessage, Role,
-};
+use cloudops_storage_service::chat::{ConversationStatus, ConversationUpdate, HistoryRange, NewMessage, Role};
 use cloudops_storage_service::{ConfigKey, StorageConfig, StorageService};
 use serde_json::json;
 
@@ -18,11 +16,20 @@ const MARKER: &str = "db-prod-7f3a9c-secret-marker";
 
 const DIALOGUE: &[(Role, &str)] = &[
     (Role::User, "Why did our EC2 bill jump 40% last week?"),
-    (Role::Assistant, "Three m5.4xlarge instances in us-east-1 were launched by an autoscaling group and never scaled in."),
+    (
+        Role::Assistant,
+        "Three m5.4xlarge instances in us-east-1 were launched by an autoscaling group and never scaled in.",
+    ),
     (Role::User, "Which autoscaling group?"),
-    (Role::Assistant, "asg-web-prod; its scale-in policy was disabled on Monday."),
+    (
+        Role::Assistant,
+        "asg-web-prod; its scale-in policy was disabled on Monday.",
+    ),
     (Role::User, "Re-enable it and cap it at 6 instances."),
-    (Role::Assistant, "Done: scale-in enabled, max size 6. Expected saving is about $1,900 a month."),
+    (
+        Role::Assistant,
+        "Done: scale-in enabled, max size 6. Expected saving is about $1,900 a month.",
+    ),
 ];
 
 pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
@@ -40,10 +47,7 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
             println!("{line}");
         }
     };
-    say(format!(
-        "== cloudops-storage demo (store in {})",
-        data_dir.display()
-    ));
+    say(format!("== cloudops-storage demo (store in {})", data_dir.display()));
 
     let service = StorageService::open(config.clone()).await?;
     let keys = service.key_status();
@@ -62,9 +66,7 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
         chat.append(&costs, NewMessage::new(*role, *text)).await?;
         append_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    let rds = chat
-        .create_conversation("alice", "RDS failover", json!({}))
-        .await?;
+    let rds = chat.create_conversation("alice", "RDS failover", json!({})).await?;
     chat.append(
         &rds,
         NewMessage::new(Role::User, format!("Fail over {MARKER} to the standby")),
@@ -78,14 +80,9 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
         ),
     )
     .await?;
-    let bob = chat
-        .create_conversation("bob", "Lambda timeouts", json!({}))
+    let bob = chat.create_conversation("bob", "Lambda timeouts", json!({})).await?;
+    chat.append(&bob, NewMessage::new(Role::User, "Why does ingest-fn time out at 3 s?"))
         .await?;
-    chat.append(
-        &bob,
-        NewMessage::new(Role::User, "Why does ingest-fn time out at 3 s?"),
-    )
-    .await?;
     let mean = append_ms.iter().sum::<f64>() / append_ms.len() as f64;
     say(format!(
         "2. stored 3 conversations (alice: 2, bob: 1) and 9 messages; mean append {mean:.3} ms"
@@ -164,10 +161,7 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
             format!("FOUND in {found:?}")
         }
     ));
-    anyhow::ensure!(
-        found.is_empty(),
-        "plaintext marker found on disk: {found:?}"
-    );
+    anyhow::ensure!(found.is_empty(), "plaintext marker found on disk: {found:?}");
 
     let receipt = service.chat.erase_user("bob").await?;
     say(format!(
@@ -209,10 +203,7 @@ fn scan_for(dir: &std::path::Path, needle: &[u8]) -> anyhow::Result<Vec<String>>
             let path = entry?.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if std::fs::read(&path)?
-                .windows(needle.len())
-                .any(|w| w == needle)
-            {
+            } else if std::fs::read(&path)?.windows(needle.len()).any(|w| w == needle) {
                 hits.push(path.display().to_string());
             }
         }

@@ -5,11 +5,7 @@ use cloudops_storage_service::{ConfigKey, StorageConfig, StorageService};
 use crate::args::KeysCommand;
 use crate::output::{self, Output};
 
-pub(crate) async fn run(
-    cmd: &KeysCommand,
-    config: StorageConfig,
-    out: Output,
-) -> anyhow::Result<()> {
+pub(crate) async fn run(cmd: &KeysCommand, config: StorageConfig, out: Output) -> anyhow::Result<()> {
     let mut target = config.clone();
     let service = StorageService::open(config).await?;
     let result = match cmd {

@@ -14,12 +14,10 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 pub use model::{
-    Conversation, ConversationPage, ConversationStatus, ConversationUpdate, DeleteReceipt,
-    HistoryRange, Message, NewMessage, Role,
+    Conversation, ConversationPage, ConversationStatus, ConversationUpdate, DeleteReceipt, HistoryRange, Message,
+    NewMessage, Role,
 };
-use schema::{
-    conv_eq, msg_eq, ConversationField as CF, MessageField as MF, CONVERSATIONS, MESSAGES,
-};
+use schema::{conv_eq, msg_eq, ConversationField as CF, MessageField as MF, CONVERSATIONS, MESSAGES};
 
 use crate::clock::now_ms;
 use crate::crypto::Sealer;
@@ -71,10 +69,7 @@ fn check_id(field: &'static str, value: &str) -> Result<()> {
         return Err(invalid(field, "is empty"));
     }
     if value.len() > MAX_ID_BYTES {
-        return Err(invalid(
-            field,
-            format!("is longer than {MAX_ID_BYTES} bytes"),
-        ));
+        return Err(invalid(field, format!("is longer than {MAX_ID_BYTES} bytes")));
     }
     if value.chars().any(char::is_control) {
         return Err(invalid(field, "contains control characters"));
@@ -84,10 +79,7 @@ fn check_id(field: &'static str, value: &str) -> Result<()> {
 
 fn check_title(title: &str) -> Result<()> {
     if title.len() > MAX_TITLE_BYTES {
-        return Err(invalid(
-            "title",
-            format!("is longer than {MAX_TITLE_BYTES} bytes"),
-        ));
+        return Err(invalid("title", format!("is longer than {MAX_TITLE_BYTES} bytes")));
     }
     Ok(())
 }
@@ -98,9 +90,7 @@ impl ChatStorage {
         sealer: Arc<Sealer>,
         max_message_bytes: usize,
     ) -> Result<Self> {
-        store
-            .ensure_collection(&schema::conversations_spec())
-            .await?;
+        store.ensure_collection(&schema::conversations_spec()).await?;
         store.ensure_collection(&schema::messages_spec()).await?;
         Ok(ChatStorage {
             store,
@@ -119,12 +109,7 @@ impl ChatStorage {
     ///
     /// # Errors
     /// [`StorageError::InvalidInput`] for an empty or oversized user id or title; store errors.
-    pub async fn create_conversation(
-        &self,
-        user_id: &str,
-        title: &str,
-        metadata: Value,
-    ) -> Result<String> {
+    pub async fn create_conversation(&self, user_id: &str, title: &str, metadata: Value) -> Result<String> {
         check_id("user_id", user_id)?;
         check_title(title)?;
         let now = now_ms();
@@ -215,9 +200,7 @@ impl ChatStorage {
             .map(|r| schema::conversation_from_record(r, &self.sealer))
             .collect::<Result<Vec<_>>>()?;
         let next_cursor = if more {
-            conversations
-                .last()
-                .map(|last| make_cursor(last, &conversations))
+            conversations.last().map(|last| make_cursor(last, &conversations))
         } else {
             None
         };
@@ -235,9 +218,7 @@ impl ChatStorage {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let page = self
-                .list_conversations(user_id, None, PAGE, cursor.as_deref())
-                .await?;
+            let page = self.list_conversations(user_id, None, PAGE, cursor.as_deref()).await?;
             all.extend(page.conversations);
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
@@ -250,11 +231,7 @@ impl ChatStorage {
     ///
     /// # Errors
     /// [`StorageError::NotFound`] for an unknown id; [`StorageError::InvalidInput`] for a bad title.
-    pub async fn update_context(
-        &self,
-        context_id: &str,
-        update: ConversationUpdate,
-    ) -> Result<Conversation> {
+    pub async fn update_context(&self, context_id: &str, update: ConversationUpdate) -> Result<Conversation> {
         let slot = self.slot(context_id);
         let guard = slot.lock().await;
         if guard.as_ref().is_some_and(|s| s.deleted) {
@@ -286,9 +263,7 @@ impl ChatStorage {
             payload.insert(CF::UpdatedAt.as_str().into(), json!(now));
             conversation.updated_at = now;
             let id = schema::conversation_point_id(context_id);
-            self.store
-                .set_payload(CONVERSATIONS, vec![id], payload)
-                .await?;
+            self.store.set_payload(CONVERSATIONS, vec![id], payload).await?;
         }
         Ok(conversation)
     }
@@ -339,11 +314,7 @@ impl ChatStorage {
         payload.insert(CF::UpdatedAt.as_str().into(), json!(stored.created_at));
         payload.insert(CF::MessageCount.as_str().into(), json!(state.next_index));
         self.store
-            .set_payload(
-                CONVERSATIONS,
-                vec![schema::conversation_point_id(context_id)],
-                payload,
-            )
+            .set_payload(CONVERSATIONS, vec![schema::conversation_point_id(context_id)], payload)
             .await?;
         Ok(stored)
     }
@@ -500,10 +471,7 @@ impl ChatStorage {
         let slot = self.slot(context_id);
         let mut guard = slot.lock().await;
         let messages_filter = Filter::must(msg_eq(MF::ContextId, context_id));
-        let messages = self
-            .store
-            .count(MESSAGES, Some(messages_filter.clone()))
-            .await?;
+        let messages = self.store.count(MESSAGES, Some(messages_filter.clone())).await?;
         let conversation = match self.get_conversation(context_id).await {
             Ok(c) => Some(c),
             Err(StorageError::NotFound { .. }) if messages > 0 => None,
@@ -511,14 +479,9 @@ impl ChatStorage {
         };
         // Messages first: a crash in between leaves a conversation whose count is repaired on
         // the next append, never messages that no conversation points to.
+        self.store.delete_by_filter(MESSAGES, messages_filter).await?;
         self.store
-            .delete_by_filter(MESSAGES, messages_filter)
-            .await?;
-        self.store
-            .delete(
-                CONVERSATIONS,
-                vec![schema::conversation_point_id(context_id)],
-            )
+            .delete(CONVERSATIONS, vec![schema::conversation_point_id(context_id)])
             .await?;
         let user_id = conversation.map(|c| c.user_id).unwrap_or_default();
         *guard = Some(ConversationState {
@@ -553,15 +516,10 @@ impl ChatStorage {
         }
         let conv_filter = Filter::must(conv_eq(CF::UserId, user_id));
         let msg_filter = Filter::must(msg_eq(MF::UserId, user_id));
-        let conversations = self
-            .store
-            .count(CONVERSATIONS, Some(conv_filter.clone()))
-            .await?;
+        let conversations = self.store.count(CONVERSATIONS, Some(conv_filter.clone())).await?;
         let messages = self.store.count(MESSAGES, Some(msg_filter.clone())).await?;
         self.store.delete_by_filter(MESSAGES, msg_filter).await?;
-        self.store
-            .delete_by_filter(CONVERSATIONS, conv_filter)
-            .await?;
+        self.store.delete_by_filter(CONVERSATIONS, conv_filter).await?;
         for guard in &mut guards {
             **guard = Some(ConversationState {
                 user_id: user_id.to_string(),
@@ -591,11 +549,7 @@ fn make_cursor(last: &Conversation, page: &[Conversation]) -> String {
     let seen: Vec<String> = page
         .iter()
         .filter(|c| c.updated_at == last.updated_at)
-        .map(|c| {
-            schema::conversation_point_id(&c.context_id)
-                .simple()
-                .to_string()
-        })
+        .map(|c| schema::conversation_point_id(&c.context_id).simple().to_string())
         .collect();
     format!("{}:{}", last.updated_at, seen.join(","))
 }

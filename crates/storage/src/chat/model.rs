@@ -38,9 +38,7 @@ impl std::str::FromStr for Role {
             "user" => Ok(Role::User),
             "assistant" => Ok(Role::Assistant),
             "system" => Ok(Role::System),
-            other => Err(format!(
-                "unknown role `{other}` (expected user, assistant or system)"
-            )),
+            other => Err(format!("unknown role `{other}` (expected user, assistant or system)")),
         }
     }
 }
@@ -72,9 +70,7 @@ impl std::str::FromStr for ConversationStatus {
         match s {
             "active" => Ok(ConversationStatus::Active),
             "archived" => Ok(ConversationStatus::Archived),
-            other => Err(format!(
-                "unknown status `{other}` (expected active or archived)"
-            )),
+            other => Err(format!("unknown status `{other}` (expected active or archived)")),
         }
     }
 }

@@ -12,9 +12,7 @@ use serde_json::{json, Value};
 use super::model::{Conversation, ConversationStatus, Message, Role};
 use crate::crypto::{SealContext, Sealer};
 use crate::error::{Result, StorageError};
-use crate::store::{
-    CollectionSpec, Condition, FieldValue, IndexKind, Payload, Point, Record, SparseSpec,
-};
+use crate::store::{CollectionSpec, Condition, FieldValue, IndexKind, Payload, Point, Record, SparseSpec};
 
 /// Collection of conversations, one point per conversation.
 pub const CONVERSATIONS: &str = "chat_conversations";
@@ -60,8 +58,7 @@ impl ConversationField {
     }
 
     /// Fields stored sealed.
-    pub const SEALED: [ConversationField; 2] =
-        [ConversationField::Title, ConversationField::Metadata];
+    pub const SEALED: [ConversationField; 2] = [ConversationField::Title, ConversationField::Metadata];
 }
 
 /// Fields of [`MESSAGES`].
@@ -153,18 +150,12 @@ pub fn messages_spec() -> CollectionSpec {
 
 /// The point id of a conversation: its context id when that is a UUID, else a name-based UUID.
 pub fn conversation_point_id(context_id: &str) -> uuid::Uuid {
-    uuid::Uuid::parse_str(context_id)
-        .unwrap_or_else(|_| uuid::Uuid::new_v5(&CONTEXT_NAMESPACE, context_id.as_bytes()))
+    uuid::Uuid::parse_str(context_id).unwrap_or_else(|_| uuid::Uuid::new_v5(&CONTEXT_NAMESPACE, context_id.as_bytes()))
 }
 
-const CONTEXT_NAMESPACE: uuid::Uuid =
-    uuid::Uuid::from_u128(0x6c6f_7564_6f70_735f_6368_6174_5f63_7478);
+const CONTEXT_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c6f_7564_6f70_735f_6368_6174_5f63_7478);
 
-fn ctx(
-    collection: &'static str,
-    point_id: uuid::Uuid,
-    field: &'static str,
-) -> SealContext<'static> {
+fn ctx(collection: &'static str, point_id: uuid::Uuid, field: &'static str) -> SealContext<'static> {
     SealContext {
         collection,
         point_id,
@@ -218,11 +209,7 @@ pub fn seal_title(context_id: &str, title: &str, sealer: &Sealer) -> Result<Valu
 ///
 /// # Errors
 /// Sealing errors.
-pub fn seal_conversation_metadata(
-    context_id: &str,
-    metadata: &Value,
-    sealer: &Sealer,
-) -> Result<Value> {
+pub fn seal_conversation_metadata(context_id: &str, metadata: &Value, sealer: &Sealer) -> Result<Value> {
     let id = conversation_point_id(context_id);
     let meta = serde_json::to_string(metadata).unwrap_or_else(|_| "null".into());
     Ok(json!(sealer.seal_str(
@@ -238,10 +225,7 @@ pub fn seal_conversation_metadata(
 pub fn conversation_from_record(r: &Record, sealer: &Sealer) -> Result<Conversation> {
     use ConversationField as F;
     let p = Fields::new(CONVERSATIONS, r);
-    let title = sealer.open_str(
-        ctx(CONVERSATIONS, r.id, F::Title.as_str()),
-        p.str(F::Title.as_str())?,
-    )?;
+    let title = sealer.open_str(ctx(CONVERSATIONS, r.id, F::Title.as_str()), p.str(F::Title.as_str())?)?;
     let meta = sealer.open_str(
         ctx(CONVERSATIONS, r.id, F::Metadata.as_str()),
         p.str(F::Metadata.as_str())?,
@@ -250,8 +234,7 @@ pub fn conversation_from_record(r: &Record, sealer: &Sealer) -> Result<Conversat
         context_id: p.str(F::ContextId.as_str())?.to_string(),
         user_id: p.str(F::UserId.as_str())?.to_string(),
         title,
-        metadata: serde_json::from_str(&meta)
-            .map_err(|e| p.corrupt(format!("metadata is not JSON: {e}")))?,
+        metadata: serde_json::from_str(&meta).map_err(|e| p.corrupt(format!("metadata is not JSON: {e}")))?,
         created_at: p.i64(F::CreatedAt.as_str())?,
         updated_at: p.i64(F::UpdatedAt.as_str())?,
         message_count: p.u64(F::MessageCount.as_str())?,
@@ -299,17 +282,11 @@ pub fn message_to_point(m: &Message, sealer: &Sealer) -> Result<Point> {
 pub fn message_from_record(r: &Record, sealer: &Sealer) -> Result<Message> {
     use MessageField as F;
     let p = Fields::new(MESSAGES, r);
-    let content = sealer.open_str(
-        ctx(MESSAGES, r.id, F::Content.as_str()),
-        p.str(F::Content.as_str())?,
-    )?;
+    let content = sealer.open_str(ctx(MESSAGES, r.id, F::Content.as_str()), p.str(F::Content.as_str())?)?;
     let metadata = match r.payload.get(F::Metadata.as_str()) {
         Some(Value::String(sealed)) => {
             let text = sealer.open_str(ctx(MESSAGES, r.id, F::Metadata.as_str()), sealed)?;
-            Some(
-                serde_json::from_str(&text)
-                    .map_err(|e| p.corrupt(format!("metadata is not JSON: {e}")))?,
-            )
+            Some(serde_json::from_str(&text).map_err(|e| p.corrupt(format!("metadata is not JSON: {e}")))?)
         }
         _ => None,
     };
@@ -318,10 +295,7 @@ pub fn message_from_record(r: &Record, sealer: &Sealer) -> Result<Message> {
         context_id: p.str(F::ContextId.as_str())?.to_string(),
         user_id: p.str(F::UserId.as_str())?.to_string(),
         message_index: p.u64(F::MessageIndex.as_str())?,
-        role: p
-            .str(F::Role.as_str())?
-            .parse::<Role>()
-            .map_err(|e| p.corrupt(e))?,
+        role: p.str(F::Role.as_str())?.parse::<Role>().map_err(|e| p.corrupt(e))?,
         content,
         metadata,
         created_at: p.i64(F::CreatedAt.as_str())?,
@@ -386,11 +360,7 @@ mod tests {
             ConversationField::UpdatedAt,
             ConversationField::ContextId,
         ] {
-            assert!(
-                conv.indexes.iter().any(|(k, _)| k == f.as_str()),
-                "{}",
-                f.as_str()
-            );
+            assert!(conv.indexes.iter().any(|(k, _)| k == f.as_str()), "{}", f.as_str());
         }
         let msgs = messages_spec();
         for f in [
@@ -400,11 +370,7 @@ mod tests {
             MessageField::Role,
             MessageField::CreatedAt,
         ] {
-            assert!(
-                msgs.indexes.iter().any(|(k, _)| k == f.as_str()),
-                "{}",
-                f.as_str()
-            );
+            assert!(msgs.indexes.iter().any(|(k, _)| k == f.as_str()), "{}", f.as_str());
         }
         for f in MessageField::SEALED {
             assert!(
@@ -448,9 +414,7 @@ mod tests {
             status: ConversationStatus::Archived,
         };
         let point = conversation_to_point(&c, &sealer).unwrap();
-        assert!(!serde_json::to_string(&point.payload)
-            .unwrap()
-            .contains("TITLE-MARKER"));
+        assert!(!serde_json::to_string(&point.payload).unwrap().contains("TITLE-MARKER"));
         let record = Record {
             id: point.id,
             payload: point.payload,
@@ -474,8 +438,7 @@ mod tests {
         };
         let a = message_to_point(&mk("a"), &sealer).unwrap();
         let mut b = message_to_point(&mk("b"), &sealer).unwrap();
-        b.payload
-            .insert("content".into(), a.payload["content"].clone());
+        b.payload.insert("content".into(), a.payload["content"].clone());
         let record = Record {
             id: b.id,
             payload: b.payload,

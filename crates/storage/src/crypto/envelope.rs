@@ -135,11 +135,7 @@ pub(crate) fn open(data_dir: &Path, config: &KeyConfig) -> Result<UnlockedKeys, 
 }
 
 /// Re-wrap the data keys with a new KEK from `to` (which may be the same source). Data is untouched.
-pub(crate) fn rotate_kek(
-    data_dir: &Path,
-    current: &KeyConfig,
-    to: &KeyConfig,
-) -> Result<KeyStatus, CryptoError> {
+pub(crate) fn rotate_kek(data_dir: &Path, current: &KeyConfig, to: &KeyConfig) -> Result<KeyStatus, CryptoError> {
     let mut envelope = read(data_dir)?;
     let old_source = KeySource::new(current);
     let (old_index, deks) = unlock(&envelope, &old_source)?;
@@ -168,19 +164,12 @@ pub(crate) fn rotate_kek(
     Ok(status(&envelope, &new_source))
 }
 
-fn unlock(
-    envelope: &EnvelopeFile,
-    source: &KeySource,
-) -> Result<(usize, Vec<DataKey>), CryptoError> {
+fn unlock(envelope: &EnvelopeFile, source: &KeySource) -> Result<(usize, Vec<DataKey>), CryptoError> {
     let candidates: Vec<usize> = (0..envelope.wraps.len())
         .filter(|i| envelope.wraps[*i].key_source == source.kind())
         .collect();
     if candidates.is_empty() {
-        let stored = envelope
-            .wraps
-            .first()
-            .map(|w| w.key_source)
-            .unwrap_or(source.kind());
+        let stored = envelope.wraps.first().map(|w| w.key_source).unwrap_or(source.kind());
         return Err(CryptoError::SourceMismatch {
             stored,
             configured: source.kind(),
@@ -238,24 +227,13 @@ fn wrap_aad(store_id: &uuid::Uuid, key_id: u32) -> Vec<u8> {
     aad
 }
 
-fn wrap_dek(
-    kek: &SecretKey,
-    store_id: &uuid::Uuid,
-    key_id: u32,
-    dek: &[u8; 32],
-) -> Result<WrappedDek, CryptoError> {
+fn wrap_dek(kek: &SecretKey, store_id: &uuid::Uuid, key_id: u32, dek: &[u8; 32]) -> Result<WrappedDek, CryptoError> {
     let cipher = Aes256Gcm::new(kek.as_slice().into());
     let mut nonce = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut nonce);
     let aad = wrap_aad(store_id, key_id);
     let ct = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: dek,
-                aad: &aad,
-            },
-        )
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: dek, aad: &aad })
         .map_err(|_| CryptoError::Key("wrapping the data key failed".into()))?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&ct);
@@ -265,11 +243,7 @@ fn wrap_dek(
     })
 }
 
-fn unwrap_dek(
-    kek: &SecretKey,
-    store_id: &uuid::Uuid,
-    w: &WrappedDek,
-) -> Result<SecretKey, CryptoError> {
+fn unwrap_dek(kek: &SecretKey, store_id: &uuid::Uuid, w: &WrappedDek) -> Result<SecretKey, CryptoError> {
     let bad = || CryptoError::Envelope {
         path: ENVELOPE_FILE.into(),
         reason: format!("wrapped data key {} is corrupt or was modified", w.key_id),
@@ -303,8 +277,7 @@ fn read(data_dir: &Path) -> Result<EnvelopeFile, CryptoError> {
         reason,
     };
     let text = std::fs::read_to_string(&path).map_err(|e| err(format!("cannot read: {e}")))?;
-    let envelope: EnvelopeFile =
-        serde_json::from_str(&text).map_err(|e| err(format!("invalid: {e}")))?;
+    let envelope: EnvelopeFile = serde_json::from_str(&text).map_err(|e| err(format!("invalid: {e}")))?;
     if envelope.format != FORMAT {
         return Err(err(format!(
             "unsupported format {} (this build reads {FORMAT})",

@@ -25,9 +25,7 @@ pub enum CryptoError {
         hint: String,
     },
     /// A sealed field failed authentication: modified, truncated or moved.
-    #[error(
-        "sealed field `{field}` in {collection} failed authentication (tampered, moved or corrupt)"
-    )]
+    #[error("sealed field `{field}` in {collection} failed authentication (tampered, moved or corrupt)")]
     Tampered {
         /// Collection of the record.
         collection: String,

@@ -81,43 +81,29 @@ impl KeySource {
     }
 
     /// The KEK of an existing store.
-    pub(crate) fn load_kek(
-        &self,
-        store_id: &uuid::Uuid,
-        kdf: Option<&KdfParams>,
-    ) -> Result<SecretKey, CryptoError> {
+    pub(crate) fn load_kek(&self, store_id: &uuid::Uuid, kdf: Option<&KdfParams>) -> Result<SecretKey, CryptoError> {
         match self.kind {
             KeySourceKind::Env => {
-                let value = std::env::var(&self.config.env_var).map_err(|_| {
-                    self.unavailable(format!("${} is not set", self.config.env_var))
-                })?;
-                decode_key(&value)
-                    .map_err(|r| self.unavailable(format!("${} {r}", self.config.env_var)))
+                let value = std::env::var(&self.config.env_var)
+                    .map_err(|_| self.unavailable(format!("${} is not set", self.config.env_var)))?;
+                decode_key(&value).map_err(|r| self.unavailable(format!("${} {r}", self.config.env_var)))
             }
             KeySourceKind::File => {
                 let path = self.config.key_file();
                 read_key_file(&path).map_err(|e| match e {
-                    KeyFileError::Missing => {
-                        self.unavailable(format!("key file {} does not exist", path.display()))
-                    }
+                    KeyFileError::Missing => self.unavailable(format!("key file {} does not exist", path.display())),
                     KeyFileError::Other(e) => e,
                 })
             }
             KeySourceKind::Passphrase => {
-                let kdf = kdf.ok_or_else(|| {
-                    CryptoError::Key("passphrase-wrapped key has no KDF parameters".into())
-                })?;
+                let kdf = kdf.ok_or_else(|| CryptoError::Key("passphrase-wrapped key has no KDF parameters".into()))?;
                 let pass = self.passphrase(&self.config.passphrase_env_var)?;
                 derive_from_passphrase(&pass, kdf)
             }
             KeySourceKind::Keychain => {
                 let entry = self.keychain_entry(store_id)?;
-                let value = entry
-                    .get_password()
-                    .map_err(|e| self.keychain_error(e, store_id))?;
-                decode_key(&value).map_err(|r| {
-                    CryptoError::Key(format!("keychain entry for store {store_id} {r}"))
-                })
+                let value = entry.get_password().map_err(|e| self.keychain_error(e, store_id))?;
+                decode_key(&value).map_err(|r| CryptoError::Key(format!("keychain entry for store {store_id} {r}")))
             }
         }
     }
@@ -134,8 +120,7 @@ impl KeySource {
                         "${var} is not set (generate one with `openssl rand -base64 32`)"
                     ))
                 })?;
-                let kek =
-                    decode_key(&value).map_err(|r| self.unavailable(format!("${var} {r}")))?;
+                let kek = decode_key(&value).map_err(|r| self.unavailable(format!("${var} {r}")))?;
                 Ok(NewKek { kek, kdf: None })
             }
             KeySourceKind::Passphrase => {
@@ -152,10 +137,7 @@ impl KeySource {
                     p_cost: defaults.p_cost(),
                 };
                 let kek = derive_from_passphrase(&pass, &kdf)?;
-                Ok(NewKek {
-                    kek,
-                    kdf: Some(kdf),
-                })
+                Ok(NewKek { kek, kdf: Some(kdf) })
             }
             KeySourceKind::File | KeySourceKind::Keychain => {
                 if self.kind == KeySourceKind::File && !replacing {
@@ -203,8 +185,7 @@ impl KeySource {
     }
 
     fn passphrase(&self, var: &str) -> Result<Zeroizing<String>, CryptoError> {
-        let pass =
-            std::env::var(var).map_err(|_| self.unavailable(format!("${var} is not set")))?;
+        let pass = std::env::var(var).map_err(|_| self.unavailable(format!("${var} is not set")))?;
         if pass.chars().count() < 8 {
             return Err(self.unavailable(format!("${var} is shorter than 8 characters")));
         }
@@ -212,15 +193,12 @@ impl KeySource {
     }
 
     fn keychain_entry(&self, store_id: &uuid::Uuid) -> Result<keyring::Entry, CryptoError> {
-        keyring::Entry::new(KEYCHAIN_SERVICE, &store_id.to_string())
-            .map_err(|e| self.unavailable(e.to_string()))
+        keyring::Entry::new(KEYCHAIN_SERVICE, &store_id.to_string()).map_err(|e| self.unavailable(e.to_string()))
     }
 
     fn keychain_error(&self, err: keyring::Error, store_id: &uuid::Uuid) -> CryptoError {
         match err {
-            keyring::Error::NoEntry => {
-                self.unavailable(format!("the keychain holds no key for store {store_id}"))
-            }
+            keyring::Error::NoEntry => self.unavailable(format!("the keychain holds no key for store {store_id}")),
             other => self.unavailable(format!("no usable OS keychain ({other})")),
         }
     }
@@ -234,28 +212,19 @@ fn alternatives(kind: KeySourceKind, config: &KeyConfig) -> String {
             KeySourceKind::Keychain => {
                 "`--key-source keychain` (OS keychain; needs a Secret Service on Linux)".to_string()
             }
-            KeySourceKind::Passphrase => format!(
-                "`--key-source passphrase` (set ${})",
-                config.passphrase_env_var
-            ),
+            KeySourceKind::Passphrase => format!("`--key-source passphrase` (set ${})", config.passphrase_env_var),
             KeySourceKind::File => format!(
                 "`--key-source file` (0600 key file, default {})",
                 config.key_file().display()
             ),
-            KeySourceKind::Env => format!(
-                "`--key-source env` (base64 32-byte key in ${})",
-                config.env_var
-            ),
+            KeySourceKind::Env => format!("`--key-source env` (base64 32-byte key in ${})", config.env_var),
         })
         .collect::<Vec<_>>()
         .join("; ")
 }
 
 fn decode_key(value: &str) -> Result<SecretKey, String> {
-    let bytes = Zeroizing::new(
-        B64.decode(value.trim())
-            .map_err(|_| "is not base64".to_string())?,
-    );
+    let bytes = Zeroizing::new(B64.decode(value.trim()).map_err(|_| "is not base64".to_string())?);
     if bytes.len() != 32 {
         return Err(format!("must hold 32 bytes, found {}", bytes.len()));
     }
@@ -266,10 +235,7 @@ fn decode_key(value: &str) -> Result<SecretKey, String> {
 
 fn derive_from_passphrase(pass: &str, kdf: &KdfParams) -> Result<SecretKey, CryptoError> {
     if kdf.algorithm != "argon2id" {
-        return Err(CryptoError::Key(format!(
-            "unsupported KDF `{}`",
-            kdf.algorithm
-        )));
+        return Err(CryptoError::Key(format!("unsupported KDF `{}`", kdf.algorithm)));
     }
     let salt = B64
         .decode(&kdf.salt)
@@ -314,17 +280,14 @@ fn read_key_file(path: &Path) -> Result<SecretKey, KeyFileError> {
             path.display()
         )))
     })?);
-    decode_key(&text).map_err(|r| {
-        KeyFileError::Other(CryptoError::Key(format!("key file {} {r}", path.display())))
-    })
+    decode_key(&text).map_err(|r| KeyFileError::Other(CryptoError::Key(format!("key file {} {r}", path.display()))))
 }
 
 /// Write a key file atomically with mode 0600 (parent created 0700).
 fn write_key_file(path: &Path, key: &SecretKey) -> Result<(), CryptoError> {
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-    let err = |what: &str, e: std::io::Error| {
-        CryptoError::Key(format!("cannot {what} key file {}: {e}", path.display()))
-    };
+    let err =
+        |what: &str, e: std::io::Error| CryptoError::Key(format!("cannot {what} key file {}: {e}", path.display()));
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -341,8 +304,7 @@ fn write_key_file(path: &Path, key: &SecretKey) -> Result<(), CryptoError> {
         .open(&tmp)
         .map_err(|e| err("write", e))?;
     let encoded = Zeroizing::new(B64.encode(key.as_slice()));
-    file.write_all(encoded.as_bytes())
-        .map_err(|e| err("write", e))?;
+    file.write_all(encoded.as_bytes()).map_err(|e| err("write", e))?;
     file.write_all(b"\n").map_err(|e| err("write", e))?;
     file.sync_all().map_err(|e| err("sync", e))?;
     std::fs::rename(&tmp, path).map_err(|e| err("install", e))?;
@@ -356,9 +318,7 @@ mod tests {
     #[test]
     fn decode_key_rejects_wrong_length_and_garbage() {
         assert!(decode_key(&B64.encode([1u8; 32])).is_ok());
-        assert!(decode_key(&B64.encode([1u8; 16]))
-            .unwrap_err()
-            .contains("32 bytes"));
+        assert!(decode_key(&B64.encode([1u8; 16])).unwrap_err().contains("32 bytes"));
         assert!(decode_key("not base64!").is_err());
     }
 

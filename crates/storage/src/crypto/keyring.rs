@@ -81,10 +81,7 @@ mod tests {
         let secret = Zeroizing::new([7u8; 32]);
         let a = DataKey::new(1, secret.clone(), &uuid::Uuid::from_u128(1));
         let b = DataKey::new(1, secret, &uuid::Uuid::from_u128(2));
-        assert_ne!(
-            *a.subkey(Purpose::Content),
-            *a.subkey(Purpose::KeywordIndex)
-        );
+        assert_ne!(*a.subkey(Purpose::Content), *a.subkey(Purpose::KeywordIndex));
         assert_ne!(*a.subkey(Purpose::Content), *b.subkey(Purpose::Content));
         assert_eq!(*a.subkey(Purpose::Backup), *a.subkey(Purpose::Backup));
     }

@@ -15,9 +15,7 @@ pub use key_source::{KdfParams, KEYCHAIN_SERVICE};
 pub use keyring::Purpose;
 pub use seal::{SealContext, Sealer};
 
-pub(crate) use envelope::{
-    create as create_keys, exists as keys_exist, open as open_keys, rotate_kek, UnlockedKeys,
-};
+pub(crate) use envelope::{create as create_keys, exists as keys_exist, open as open_keys, rotate_kek, UnlockedKeys};
 
 impl UnlockedKeys {
     /// The sealer for content fields.

@@ -55,10 +55,7 @@ impl Sealer {
                 (k.key_id, Aes256Gcm::new(sub.as_slice().into()))
             })
             .collect();
-        Sealer {
-            active_key_id,
-            ciphers,
-        }
+        Sealer { active_key_id, ciphers }
     }
 
     /// The key id new seals use.
@@ -71,12 +68,10 @@ impl Sealer {
     /// # Errors
     /// [`CryptoError::Key`] if the active key is missing (a broken invariant of the envelope).
     pub fn seal(&self, ctx: SealContext<'_>, plaintext: &[u8]) -> Result<String, CryptoError> {
-        let cipher = self.ciphers.get(&self.active_key_id).ok_or_else(|| {
-            CryptoError::Key(format!(
-                "active data key {} is not loaded",
-                self.active_key_id
-            ))
-        })?;
+        let cipher = self
+            .ciphers
+            .get(&self.active_key_id)
+            .ok_or_else(|| CryptoError::Key(format!("active data key {} is not loaded", self.active_key_id)))?;
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
         let aad = aad(ctx);
@@ -126,13 +121,10 @@ impl Sealer {
             });
         }
         let key_id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-        let cipher = self
-            .ciphers
-            .get(&key_id)
-            .ok_or_else(|| CryptoError::UnknownKeyId {
-                field: ctx.field.to_string(),
-                key_id,
-            })?;
+        let cipher = self.ciphers.get(&key_id).ok_or_else(|| CryptoError::UnknownKeyId {
+            field: ctx.field.to_string(),
+            key_id,
+        })?;
         let nonce = Nonce::from_slice(&bytes[5..HEADER_LEN]);
         let aad = aad(ctx);
         cipher
@@ -203,10 +195,7 @@ mod tests {
     fn moved_field_or_point_fails() {
         let s = sealer(1);
         let a = s.seal_str(ctx("content", 1), "hello").unwrap();
-        assert!(matches!(
-            s.open(ctx("title", 1), &a),
-            Err(CryptoError::Tampered { .. })
-        ));
+        assert!(matches!(s.open(ctx("title", 1), &a), Err(CryptoError::Tampered { .. })));
         assert!(matches!(
             s.open(ctx("content", 2), &a),
             Err(CryptoError::Tampered { .. })

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{
-    CollectionSpec, Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point,
-    QueryRequest, Range, ScrollRequest, SparseSpec, VectorData, VectorStore,
+    CollectionSpec, Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, QueryRequest,
+    Range, ScrollRequest, SparseSpec, VectorData, VectorStore,
 };
 
 fn spec(name: &str) -> CollectionSpec {
@@ -47,7 +47,7 @@ fn point(i: u64, user: &str, with_vectors: bool) -> Point {
     let mut payload = super::Payload::new();
     payload.insert("user".into(), json!(user));
     payload.insert("n".into(), json!(i));
-    payload.insert("tag".into(), json!(if i % 2 == 0 { "even" } else { "odd" }));
+    payload.insert("tag".into(), json!(if i.is_multiple_of(2) { "even" } else { "odd" }));
     Point {
         id: uuid::Uuid::from_u128(u128::from(i) + 1),
         vectors,
@@ -78,10 +78,7 @@ pub async fn upsert_retrieve_roundtrip(store: &dyn VectorStore, name: &str) {
 /// Upserting the same id replaces the point; set_payload merges keys.
 pub async fn upsert_overwrites_and_set_payload_merges(store: &dyn VectorStore, name: &str) {
     store.ensure_collection(&spec(name)).await.unwrap();
-    store
-        .upsert(name, vec![point(1, "a", false)])
-        .await
-        .unwrap();
+    store.upsert(name, vec![point(1, "a", false)]).await.unwrap();
     let mut p = point(1, "a", false);
     p.payload.insert("n".into(), json!(100));
     store.upsert(name, vec![p]).await.unwrap();
@@ -108,18 +105,12 @@ pub async fn delete_by_ids_and_filter(store: &dyn VectorStore, name: &str) {
         .await
         .unwrap();
     store
-        .delete(
-            name,
-            vec![uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(500)],
-        )
+        .delete(name, vec![uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(500)])
         .await
         .unwrap();
     assert_eq!(store.count(name, None).await.unwrap(), 9);
     store
-        .delete_by_filter(
-            name,
-            Filter::must(Condition::Eq("tag".into(), "odd".into())),
-        )
+        .delete_by_filter(name, Filter::must(Condition::Eq("tag".into(), "odd".into())))
         .await
         .unwrap();
     assert_eq!(store.count(name, None).await.unwrap(), 4);
@@ -141,25 +132,11 @@ pub async fn scroll_filter_order_by_pages(store: &dyn VectorStore, name: &str) {
         limit: 5,
         ..ScrollRequest::default()
     };
-    let last = store
-        .scroll(name, req(Direction::Desc, None))
-        .await
-        .unwrap();
-    let ns: Vec<_> = last
-        .records
-        .iter()
-        .map(|r| r.payload["n"].as_u64().unwrap())
-        .collect();
+    let last = store.scroll(name, req(Direction::Desc, None)).await.unwrap();
+    let ns: Vec<_> = last.records.iter().map(|r| r.payload["n"].as_u64().unwrap()).collect();
     assert_eq!(ns, vec![29, 28, 27, 26, 25]);
-    let from = store
-        .scroll(name, req(Direction::Asc, Some(10.0)))
-        .await
-        .unwrap();
-    let ns: Vec<_> = from
-        .records
-        .iter()
-        .map(|r| r.payload["n"].as_u64().unwrap())
-        .collect();
+    let from = store.scroll(name, req(Direction::Asc, Some(10.0))).await.unwrap();
+    let ns: Vec<_> = from.records.iter().map(|r| r.payload["n"].as_u64().unwrap()).collect();
     assert_eq!(ns, vec![10, 11, 12, 13, 14]);
     let ranged = Filter::must(Condition::Range(
         "n".into(),
@@ -223,10 +200,7 @@ pub async fn queries_honour_filter(store: &dyn VectorStore, name: &str) {
             .await
             .unwrap();
         assert_eq!(hits.len(), 10, "{using}");
-        assert!(
-            hits.iter().all(|h| h.payload["user"] == json!("b")),
-            "{using}"
-        );
+        assert!(hits.iter().all(|h| h.payload["user"] == json!("b")), "{using}");
         assert!(
             hits.windows(2).all(|w| w[0].score >= w[1].score),
             "{using}: sorted by score"

@@ -24,9 +24,7 @@ pub type Payload = Map<String, Value>;
 #[non_exhaustive]
 pub enum StoreError {
     /// Another process owns the data dir.
-    #[error(
-        "store {path} is in use by {holder}; close it first (only one process may open a data dir)"
-    )]
+    #[error("store {path} is in use by {holder}; close it first (only one process may open a data dir)")]
     Locked {
         /// The lock file.
         path: String,
@@ -341,12 +339,7 @@ pub trait VectorStore: Send + Sync + std::fmt::Display {
     /// Insert or replace whole points.
     async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), StoreError>;
     /// Merge these payload keys into existing points (other keys and vectors untouched).
-    async fn set_payload(
-        &self,
-        collection: &str,
-        ids: Vec<PointId>,
-        payload: Payload,
-    ) -> Result<(), StoreError>;
+    async fn set_payload(&self, collection: &str, ids: Vec<PointId>, payload: Payload) -> Result<(), StoreError>;
     /// Delete points by id (missing ids are ignored).
     async fn delete(&self, collection: &str, ids: Vec<PointId>) -> Result<(), StoreError>;
     /// Delete every point matching the filter.
@@ -359,11 +352,7 @@ pub trait VectorStore: Send + Sync + std::fmt::Display {
         with_vectors: bool,
     ) -> Result<Vec<Record>, StoreError>;
     /// List points matching a filter, optionally ordered by a numeric field.
-    async fn scroll(
-        &self,
-        collection: &str,
-        request: ScrollRequest,
-    ) -> Result<ScrollPage, StoreError>;
+    async fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage, StoreError>;
     /// Nearest-neighbour search on one vector slot.
     async fn query(&self, collection: &str, request: QueryRequest) -> Result<Vec<Hit>, StoreError>;
     /// Exact count of points matching the filter.

@@ -1,8 +1,6 @@
 //! Chat storage behaviour: persistence, ordering, pagination, concurrency, deletes, limits.
 
-use cloudops_storage_service::chat::{
-    ConversationStatus, ConversationUpdate, HistoryRange, NewMessage, Role,
-};
+use cloudops_storage_service::chat::{ConversationStatus, ConversationUpdate, HistoryRange, NewMessage, Role};
 use cloudops_storage_service::{ErrorKind, StorageError};
 use serde_json::json;
 
@@ -43,11 +41,7 @@ async fn round_trip_across_restart() {
     let s = t.open().await;
     let conv = s.chat.get_conversation(&ctx).await.unwrap();
     assert_eq!(
-        (
-            conv.title.as_str(),
-            conv.message_count,
-            conv.user_id.as_str()
-        ),
+        (conv.title.as_str(), conv.message_count, conv.user_id.as_str()),
         ("Costs", 3, "alice")
     );
     assert_eq!(conv.metadata, json!({"agent_type": "cost"}));
@@ -56,45 +50,26 @@ async fn round_trip_across_restart() {
     assert_eq!(contents, ["m0", "m1", "m2"]);
     assert_eq!(history[2].metadata, Some(json!({"i": 2})));
     // Appending after a restart continues the sequence.
-    assert_eq!(
-        s.chat.append(&ctx, user("m3")).await.unwrap().message_index,
-        3
-    );
+    assert_eq!(s.chat.append(&ctx, user("m3")).await.unwrap().message_index, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_ordering_and_pagination() {
     let t = TestStore::new();
     let s = t.open().await;
-    let ctx = s
-        .chat
-        .create_conversation("u", "t", json!({}))
-        .await
-        .unwrap();
+    let ctx = s.chat.create_conversation("u", "t", json!({})).await.unwrap();
     for i in 0..25 {
         s.chat.append(&ctx, user(&format!("m{i}"))).await.unwrap();
     }
-    let idx = |ms: Vec<cloudops_storage_service::chat::Message>| {
-        ms.iter().map(|m| m.message_index).collect::<Vec<_>>()
-    };
+    let idx = |ms: Vec<cloudops_storage_service::chat::Message>| ms.iter().map(|m| m.message_index).collect::<Vec<_>>();
     assert_eq!(
-        idx(s
-            .chat
-            .get_history(&ctx, HistoryRange::Last(5))
-            .await
-            .unwrap()),
+        idx(s.chat.get_history(&ctx, HistoryRange::Last(5)).await.unwrap()),
         vec![20, 21, 22, 23, 24]
     );
     assert_eq!(
         idx(s
             .chat
-            .get_history(
-                &ctx,
-                HistoryRange::Before {
-                    index: 10,
-                    limit: 3
-                }
-            )
+            .get_history(&ctx, HistoryRange::Before { index: 10, limit: 3 })
             .await
             .unwrap()),
         vec![7, 8, 9]
@@ -102,13 +77,7 @@ async fn history_ordering_and_pagination() {
     assert_eq!(
         idx(s
             .chat
-            .get_history(
-                &ctx,
-                HistoryRange::After {
-                    index: 20,
-                    limit: 10
-                }
-            )
+            .get_history(&ctx, HistoryRange::After { index: 20, limit: 10 })
             .await
             .unwrap()),
         vec![21, 22, 23, 24]
@@ -126,12 +95,7 @@ async fn history_ordering_and_pagination() {
         (0..25).collect::<Vec<_>>()
     );
     assert_eq!(
-        idx(s
-            .chat
-            .get_history(&ctx, HistoryRange::Last(100))
-            .await
-            .unwrap())
-        .len(),
+        idx(s.chat.get_history(&ctx, HistoryRange::Last(100)).await.unwrap()).len(),
         25
     );
 }
@@ -140,11 +104,7 @@ async fn history_ordering_and_pagination() {
 async fn full_history_pages_past_one_store_page() {
     let t = TestStore::new();
     let s = t.open().await;
-    let ctx = s
-        .chat
-        .create_conversation("u", "long", json!({}))
-        .await
-        .unwrap();
+    let ctx = s.chat.create_conversation("u", "long", json!({})).await.unwrap();
     for i in 0..2100 {
         s.chat.append(&ctx, user(&format!("m{i}"))).await.unwrap();
     }
@@ -160,11 +120,7 @@ async fn full_history_pages_past_one_store_page() {
 async fn concurrent_appends_are_gapless_and_unique() {
     let t = TestStore::new();
     let s = std::sync::Arc::new(t.open().await);
-    let ctx = s
-        .chat
-        .create_conversation("u", "busy", json!({}))
-        .await
-        .unwrap();
+    let ctx = s.chat.create_conversation("u", "busy", json!({})).await.unwrap();
     let mut tasks = Vec::new();
     for task in 0..8 {
         let s = s.clone();
@@ -191,14 +147,8 @@ async fn concurrent_appends_are_gapless_and_unique() {
     assert_eq!(all, (0..1600).collect::<Vec<u64>>());
     let stored = s.chat.get_history(&ctx, HistoryRange::All).await.unwrap();
     assert_eq!(stored.len(), 1600);
-    assert!(stored
-        .iter()
-        .enumerate()
-        .all(|(i, m)| m.message_index == i as u64));
-    assert_eq!(
-        s.chat.get_conversation(&ctx).await.unwrap().message_count,
-        1600
-    );
+    assert!(stored.iter().enumerate().all(|(i, m)| m.message_index == i as u64));
+    assert_eq!(s.chat.get_conversation(&ctx).await.unwrap().message_count, 1600);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,10 +165,7 @@ async fn list_newest_first_with_cursor_and_status() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
-    s.chat
-        .create_conversation("bob", "other", json!({}))
-        .await
-        .unwrap();
+    s.chat.create_conversation("bob", "other", json!({})).await.unwrap();
     // Activity moves c2 to the top.
     s.chat.append(&ids[2], user("bump")).await.unwrap();
     let mut seen = Vec::new();
@@ -274,11 +221,7 @@ async fn rename_and_metadata_update_persist() {
     let ctx;
     {
         let s = t.open().await;
-        ctx = s
-            .chat
-            .create_conversation("u", "old", json!({}))
-            .await
-            .unwrap();
+        ctx = s.chat.create_conversation("u", "old", json!({})).await.unwrap();
         let updated = s
             .chat
             .update_context(
@@ -296,31 +239,16 @@ async fn rename_and_metadata_update_persist() {
     }
     let s = t.open().await;
     let c = s.chat.get_conversation(&ctx).await.unwrap();
-    assert_eq!(
-        (c.title.as_str(), c.metadata.clone()),
-        ("new", json!({"k": 1}))
-    );
+    assert_eq!((c.title.as_str(), c.metadata.clone()), ("new", json!({"k": 1})));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_and_erase_user_are_hard_and_scoped() {
     let t = TestStore::new();
     let s = t.open().await;
-    let a1 = s
-        .chat
-        .create_conversation("alice", "a1", json!({}))
-        .await
-        .unwrap();
-    let a2 = s
-        .chat
-        .create_conversation("alice", "a2", json!({}))
-        .await
-        .unwrap();
-    let b1 = s
-        .chat
-        .create_conversation("bob", "b1", json!({}))
-        .await
-        .unwrap();
+    let a1 = s.chat.create_conversation("alice", "a1", json!({})).await.unwrap();
+    let a2 = s.chat.create_conversation("alice", "a2", json!({})).await.unwrap();
+    let b1 = s.chat.create_conversation("bob", "b1", json!({})).await.unwrap();
     for ctx in [&a1, &a2, &b1] {
         for i in 0..4 {
             s.chat.append(ctx, user(&format!("x{i}"))).await.unwrap();
@@ -336,10 +264,7 @@ async fn delete_and_erase_user_are_hard_and_scoped() {
         s.chat.append(&a1, user("late")).await,
         Err(StorageError::NotFound { .. })
     ));
-    assert!(matches!(
-        s.chat.delete(&a1).await,
-        Err(StorageError::NotFound { .. })
-    ));
+    assert!(matches!(s.chat.delete(&a1).await, Err(StorageError::NotFound { .. })));
 
     let receipt = s.chat.erase_user("alice").await.unwrap();
     assert_eq!((receipt.conversations, receipt.messages), (1, 4));
@@ -349,38 +274,17 @@ async fn delete_and_erase_user_are_hard_and_scoped() {
         Err(StorageError::NotFound { .. })
     ));
     // Bob is untouched.
-    assert_eq!(
-        s.chat
-            .get_history(&b1, HistoryRange::All)
-            .await
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(s.chat.get_history(&b1, HistoryRange::All).await.unwrap().len(), 4);
     let health = s.health().await.unwrap();
-    let points = |name: &str| {
-        health
-            .collections
-            .iter()
-            .find(|c| c.name == name)
-            .unwrap()
-            .points
-    };
-    assert_eq!(
-        (points("chat_conversations"), points("chat_messages")),
-        (1, 4)
-    );
+    let points = |name: &str| health.collections.iter().find(|c| c.name == name).unwrap().points;
+    assert_eq!((points("chat_conversations"), points("chat_messages")), (1, 4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_rejected_and_changes_nothing() {
     let t = TestStore::new();
     let s = t.open().await;
-    let ctx = s
-        .chat
-        .create_conversation("u", "t", json!({}))
-        .await
-        .unwrap();
+    let ctx = s.chat.create_conversation("u", "t", json!({})).await.unwrap();
     s.chat.append(&ctx, user("ok")).await.unwrap();
     let big = "x".repeat(1024 * 1024 + 1);
     let err = s.chat.append(&ctx, user(&big)).await.unwrap_err();
@@ -392,30 +296,16 @@ async fn bad_input_is_rejected_and_changes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
-    assert!(s
-        .chat
-        .create_conversation("", "t", json!({}))
-        .await
-        .is_err());
-    assert!(s
-        .chat
-        .create_conversation("u\n", "t", json!({}))
-        .await
-        .is_err());
+    assert!(s.chat.create_conversation("", "t", json!({})).await.is_err());
+    assert!(s.chat.create_conversation("u\n", "t", json!({})).await.is_err());
     assert!(s
         .chat
         .get_history("no-such-context", HistoryRange::Last(5))
         .await
         .is_err());
     // Exactly at the limit is accepted.
-    s.chat
-        .append(&ctx, user(&"y".repeat(1024 * 1024)))
-        .await
-        .unwrap();
+    s.chat.append(&ctx, user(&"y".repeat(1024 * 1024))).await.unwrap();
     let history = s.chat.get_history(&ctx, HistoryRange::All).await.unwrap();
     assert_eq!(history.len(), 2);
-    assert_eq!(
-        history[1].message_index, 1,
-        "the rejected append consumed no index"
-    );
+    assert_eq!(history[1].message_index, 1, "the rejected append consumed no index");
 }

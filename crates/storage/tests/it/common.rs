@@ -33,9 +33,7 @@ impl TestStore {
     }
 
     pub(crate) async fn open(&self) -> StorageService {
-        StorageService::open(self.config())
-            .await
-            .expect("open store")
+        StorageService::open(self.config()).await.expect("open store")
     }
 }
 
@@ -48,11 +46,7 @@ pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else if std::fs::read(&path)
-                .unwrap()
-                .windows(needle.len())
-                .any(|w| w == needle)
-            {
+            } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
                 hits.push(path);
             }
         }

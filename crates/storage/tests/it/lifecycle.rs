@@ -31,24 +31,13 @@ async fn missing_store_is_not_created_without_permission() {
 async fn health_reports_collections_keys_and_disk() {
     let t = TestStore::new();
     let s = t.open().await;
-    let ctx = s
-        .chat
-        .create_conversation("u", "t", json!({}))
-        .await
-        .unwrap();
-    s.chat
-        .append(&ctx, NewMessage::new(Role::User, "x"))
-        .await
-        .unwrap();
+    let ctx = s.chat.create_conversation("u", "t", json!({})).await.unwrap();
+    s.chat.append(&ctx, NewMessage::new(Role::User, "x")).await.unwrap();
     let h = s.health().await.unwrap();
     assert!(h.store_reachable);
     assert_eq!(h.data_dir, t.data_dir());
     assert_eq!(h.key_source, cloudops_storage_service::KeySourceKind::File);
-    let names: Vec<_> = h
-        .collections
-        .iter()
-        .map(|c| (c.name.as_str(), c.points))
-        .collect();
+    let names: Vec<_> = h.collections.iter().map(|c| (c.name.as_str(), c.points)).collect();
     assert_eq!(names, [("chat_conversations", 1), ("chat_messages", 1)]);
     assert!(h.disk_free_bytes.unwrap() > 0 && h.data_dir_bytes > 0);
     s.shutdown().await.unwrap();
@@ -68,10 +57,7 @@ async fn crash_child_appends_until_killed() {
     for i in 0.. {
         let m = s
             .chat
-            .append(
-                &ctx,
-                NewMessage::new(Role::User, format!("crash message {i}")),
-            )
+            .append(&ctx, NewMessage::new(Role::User, format!("crash message {i}")))
             .await
             .unwrap();
         writeln!(out, "ACK {} {}", m.message_index, m.content).unwrap();
@@ -85,11 +71,7 @@ async fn acknowledged_appends_survive_sigkill() {
     let config = crate::config_in(dir.path());
     let ctx = {
         let s = StorageService::open(config.clone()).await.unwrap();
-        let ctx = s
-            .chat
-            .create_conversation("u", "crash", json!({}))
-            .await
-            .unwrap();
+        let ctx = s.chat.create_conversation("u", "crash", json!({})).await.unwrap();
         s.shutdown().await.unwrap();
         ctx
     };
@@ -134,10 +116,7 @@ async fn acknowledged_appends_survive_sigkill() {
         assert_eq!((&m.message_index, &m.content), (index, content));
     }
     assert!(
-        history
-            .iter()
-            .enumerate()
-            .all(|(i, m)| m.message_index == i as u64),
+        history.iter().enumerate().all(|(i, m)| m.message_index == i as u64),
         "no gap after the crash"
     );
     let next = s

@@ -13,10 +13,7 @@ pub(crate) fn config_in(dir: &std::path::Path) -> cloudops_storage_service::Stor
     cloudops_storage_service::StorageConfig::builder()
         .with_data_dir(dir.join("data"))
         .with_config(ConfigKey::KeySource, "file")
-        .with_config(
-            ConfigKey::KeyFile,
-            dir.join("master.key").display().to_string(),
-        )
+        .with_config(ConfigKey::KeyFile, dir.join("master.key").display().to_string())
         .build()
         .expect("valid config")
 }

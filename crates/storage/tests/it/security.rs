@@ -6,9 +6,7 @@ use base64::Engine as _;
 use cloudops_storage_service::chat::{HistoryRange, NewMessage, Role};
 use cloudops_storage_service::config::KeyConfig;
 use cloudops_storage_service::store::{EmbeddedStore, Point, ScrollRequest, VectorStore};
-use cloudops_storage_service::{
-    ConfigKey, ErrorKind, KeySourceKind, StorageConfig, StorageService,
-};
+use cloudops_storage_service::{ConfigKey, ErrorKind, KeySourceKind, StorageConfig, StorageService};
 use serde_json::json;
 
 use crate::common::{file_count, files_containing, TestStore};
@@ -80,10 +78,7 @@ async fn no_plaintext_on_disk() {
 /// Open the raw engine (the service must be closed) and rewrite one message's payload.
 async fn rewrite_first_message(
     t: &TestStore,
-    edit: impl FnOnce(
-        &mut serde_json::Map<String, serde_json::Value>,
-        &serde_json::Map<String, serde_json::Value>,
-    ),
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>, &serde_json::Map<String, serde_json::Value>),
 ) {
     let store = EmbeddedStore::open(&t.data_dir()).unwrap();
     let page = store
@@ -117,15 +112,8 @@ async fn rewrite_first_message(
 
 async fn two_messages(t: &TestStore) -> String {
     let s = t.open().await;
-    let ctx = s
-        .chat
-        .create_conversation("u", "t", json!({}))
-        .await
-        .unwrap();
-    s.chat
-        .append(&ctx, NewMessage::new(Role::User, "first"))
-        .await
-        .unwrap();
+    let ctx = s.chat.create_conversation("u", "t", json!({})).await.unwrap();
+    s.chat.append(&ctx, NewMessage::new(Role::User, "first")).await.unwrap();
     s.chat
         .append(&ctx, NewMessage::new(Role::Assistant, "second"))
         .await
@@ -147,11 +135,7 @@ async fn tampered_ciphertext_is_a_clear_error() {
     })
     .await;
     let s = t.open().await;
-    let err = s
-        .chat
-        .get_history(&ctx, HistoryRange::All)
-        .await
-        .unwrap_err();
+    let err = s.chat.get_history(&ctx, HistoryRange::All).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Tampered);
     assert!(
         err.to_string().contains("content") && err.to_string().contains("chat_messages"),
@@ -177,11 +161,7 @@ async fn ciphertext_moved_to_another_message_fails() {
     })
     .await;
     let s = t.open().await;
-    let err = s
-        .chat
-        .get_history(&ctx, HistoryRange::Last(2))
-        .await
-        .unwrap_err();
+    let err = s.chat.get_history(&ctx, HistoryRange::Last(2)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Tampered);
 }
 
@@ -196,14 +176,7 @@ async fn wrong_key_is_a_clear_error_and_loses_nothing() {
     assert!(err.to_string().contains("key file"), "{err}");
     std::fs::write(t.key_file(), original).unwrap();
     let s = t.open().await;
-    assert_eq!(
-        s.chat
-            .get_history(&ctx, HistoryRange::All)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(s.chat.get_history(&ctx, HistoryRange::All).await.unwrap().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,15 +203,10 @@ async fn missing_env_key_names_alternatives() {
     assert_eq!(err.kind(), ErrorKind::KeySourceUnavailable);
     let text = err.to_string();
     assert!(
-        text.contains(&var)
-            && text.contains("--key-source file")
-            && text.contains("--key-source passphrase"),
+        text.contains(&var) && text.contains("--key-source file") && text.contains("--key-source passphrase"),
         "{text}"
     );
-    assert!(
-        !t.data_dir().join("keys.json").exists(),
-        "no half-created store"
-    );
+    assert!(!t.data_dir().join("keys.json").exists(), "no half-created store");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,15 +232,8 @@ async fn passphrase_source_and_wrong_passphrase() {
     std::env::set_var(&var, "correct horse battery staple");
     let ctx = {
         let s = StorageService::open(config.clone()).await.unwrap();
-        let ctx = s
-            .chat
-            .create_conversation("u", "t", json!({}))
-            .await
-            .unwrap();
-        s.chat
-            .append(&ctx, NewMessage::new(Role::User, "hi"))
-            .await
-            .unwrap();
+        let ctx = s.chat.create_conversation("u", "t", json!({})).await.unwrap();
+        s.chat.append(&ctx, NewMessage::new(Role::User, "hi")).await.unwrap();
         s.shutdown().await.unwrap();
         ctx
     };
@@ -306,14 +267,7 @@ async fn kek_rotation_keeps_data_readable_and_retires_old_key() {
     );
     {
         let s = t.open().await;
-        assert_eq!(
-            s.chat
-                .get_history(&ctx, HistoryRange::All)
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(s.chat.get_history(&ctx, HistoryRange::All).await.unwrap().len(), 2);
         // Move the key to the env source.
         let var = format!("CLOUDOPS_TEST_ROT_{}", uuid::Uuid::new_v4().simple());
         std::env::set_var(&var, random_key_b64());
@@ -344,30 +298,18 @@ async fn kek_rotation_keeps_data_readable_and_retires_old_key() {
 async fn second_opener_gets_locked_error_and_first_keeps_working() {
     let t = TestStore::new();
     let s = t.open().await;
-    let ctx = s
-        .chat
-        .create_conversation("u", "t", json!({}))
-        .await
-        .unwrap();
+    let ctx = s.chat.create_conversation("u", "t", json!({})).await.unwrap();
     let err = StorageService::open(t.config()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Locked);
     assert!(
-        err.to_string()
-            .contains(&format!("PID {}", std::process::id())),
+        err.to_string().contains(&format!("PID {}", std::process::id())),
         "{err}"
     );
     s.chat
         .append(&ctx, NewMessage::new(Role::User, "still here"))
         .await
         .unwrap();
-    assert_eq!(
-        s.chat
-            .get_history(&ctx, HistoryRange::All)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(s.chat.get_history(&ctx, HistoryRange::All).await.unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

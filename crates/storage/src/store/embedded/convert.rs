@@ -10,8 +10,8 @@ use qdrant_edge as qe;
 use serde_json::{json, Value};
 
 use crate::store::{
-    Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, PointId,
-    Record, SparseSpec, VectorData,
+    Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, PointId, Record, SparseSpec,
+    VectorData,
 };
 
 /// Error text of a conversion (wrapped into `StoreError::Backend` by the caller).
@@ -62,16 +62,9 @@ fn condition_json(c: &Condition) -> Value {
 
 fn filter_json(f: &Filter) -> Value {
     let mut out = serde_json::Map::new();
-    for (name, list) in [
-        ("must", &f.must),
-        ("should", &f.should),
-        ("must_not", &f.must_not),
-    ] {
+    for (name, list) in [("must", &f.must), ("should", &f.should), ("must_not", &f.must_not)] {
         if !list.is_empty() {
-            out.insert(
-                name.into(),
-                Value::Array(list.iter().map(condition_json).collect()),
-            );
+            out.insert(name.into(), Value::Array(list.iter().map(condition_json).collect()));
         }
     }
     Value::Object(out)
@@ -104,7 +97,7 @@ pub(super) fn index_schema(kind: IndexKind) -> Result<qe::PayloadFieldSchema, Co
     let v = match kind {
         IndexKind::Keyword => json!("keyword"),
         IndexKind::Tenant => json!({ "type": "keyword", "is_tenant": true }),
-        IndexKind::Integer => json!({ "type": "integer", "lookup": true, "range": true }),
+        IndexKind::Integer => json!({ "type": "integer", "lookup": false, "range": true }),
         IndexKind::Float => json!("float"),
         IndexKind::Bool => json!("bool"),
     };
@@ -112,7 +105,7 @@ pub(super) fn index_schema(kind: IndexKind) -> Result<qe::PayloadFieldSchema, Co
 }
 
 pub(super) fn edge_config(dense: &[DenseSpec], sparse: &[SparseSpec]) -> qe::EdgeConfig {
-    let mut builder = qe::EdgeConfigBuilder::new().on_disk_payload(false);
+    let mut builder = qe::EdgeConfigBuilder::new().on_disk_payload(true);
     for d in dense {
         builder = builder.vector(
             d.name.clone(),
@@ -137,11 +130,7 @@ pub(super) fn create_dense_vector(d: &DenseSpec) -> Result<qe::UpdateOperation, 
 }
 
 pub(super) fn create_sparse_vector(s: &SparseSpec) -> Result<qe::UpdateOperation, ConvertError> {
-    let sparse = if s.idf {
-        json!({ "modifier": "idf" })
-    } else {
-        json!({})
-    };
+    let sparse = if s.idf { json!({ "modifier": "idf" }) } else { json!({}) };
     let op: qe::VectorNameOperations = serde_json::from_value(json!({
         "create_vector_name": { "vector_name": s.name, "config": { "sparse": sparse } }
     }))?;
@@ -219,10 +208,7 @@ mod tests {
     #[test]
     fn every_condition_kind_converts() {
         let f = Filter::must(Condition::Eq("user_id".into(), "u".into()))
-            .and(Condition::Any(
-                "role".into(),
-                vec!["user".into(), "assistant".into()],
-            ))
+            .and(Condition::Any("role".into(), vec!["user".into(), "assistant".into()]))
             .and(Condition::Range(
                 "created_at".into(),
                 Range {

@@ -22,7 +22,7 @@ use crate::store::{Filter, Payload, Point, PointId, StoreError};
 /// File name of the journal inside the qdrant folder.
 pub(super) const JOURNAL_FILE: &str = "journal.log";
 /// Journal size that triggers a checkpoint.
-pub(super) const CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
+pub(super) const CHECKPOINT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// One write, in the store's neutral types.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,12 +112,11 @@ impl Journal {
 
     /// Append one entry. Returns the journal size afterwards.
     pub(super) fn append(&mut self, collection: &str, op: &WriteOp) -> Result<u64, StoreError> {
-        let body =
-            serde_json::to_vec(&EntryRef { collection, op }).map_err(|e| StoreError::Io {
-                action: "encoding journal entry for",
-                path: self.path.display().to_string(),
-                source: std::io::Error::other(e),
-            })?;
+        let body = serde_json::to_vec(&EntryRef { collection, op }).map_err(|e| StoreError::Io {
+            action: "encoding journal entry for",
+            path: self.path.display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
         let len = u32::try_from(body.len()).map_err(|_| StoreError::Io {
             action: "journaling (entry over 4 GiB)",
             path: self.path.display().to_string(),
@@ -128,18 +127,14 @@ impl Journal {
         record.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
         record.extend_from_slice(&body);
         // One write call: a crash leaves at most one torn entry at the tail.
-        self.file
-            .write_all(&record)
-            .map_err(self.io("writing journal"))?;
+        self.file.write_all(&record).map_err(self.io("writing journal"))?;
         self.bytes += record.len() as u64;
         Ok(self.bytes)
     }
 
     /// Forget every entry: call only after the engine has flushed them all.
     pub(super) fn truncate(&mut self) -> Result<(), StoreError> {
-        self.file
-            .set_len(0)
-            .map_err(self.io("truncating journal"))?;
+        self.file.set_len(0).map_err(self.io("truncating journal"))?;
         self.file.sync_all().map_err(self.io("syncing journal"))?;
         self.bytes = 0;
         Ok(())
@@ -154,18 +149,14 @@ mod tests {
     fn replay_stops_at_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
-        j.append("c", &WriteOp::Delete(vec![uuid::Uuid::from_u128(1)]))
-            .unwrap();
-        j.append("c", &WriteOp::Delete(vec![uuid::Uuid::from_u128(2)]))
-            .unwrap();
+        j.append("c", &WriteOp::Delete(vec![uuid::Uuid::from_u128(1)])).unwrap();
+        j.append("c", &WriteOp::Delete(vec![uuid::Uuid::from_u128(2)])).unwrap();
         let full = std::fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
         std::fs::write(dir.path().join(JOURNAL_FILE), &full[..full.len() - 3]).unwrap();
         let j = Journal::open(dir.path()).unwrap();
         let entries = j.replay().unwrap();
         assert_eq!(entries.len(), 1);
-        assert!(
-            matches!(&entries[0].op, WriteOp::Delete(ids) if ids[0] == uuid::Uuid::from_u128(1))
-        );
+        assert!(matches!(&entries[0].op, WriteOp::Delete(ids) if ids[0] == uuid::Uuid::from_u128(1)));
     }
 
     #[test]

@@ -78,10 +78,7 @@ mod tests {
         let first = DirLock::acquire(dir.path()).unwrap();
         let err = DirLock::acquire(dir.path()).unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.contains(&format!("PID {}", std::process::id())),
-            "{text}"
-        );
+        assert!(text.contains(&format!("PID {}", std::process::id())), "{text}");
         drop(first);
         DirLock::acquire(dir.path()).unwrap();
     }

@@ -23,8 +23,8 @@ use self::convert::ConvertError;
 use self::journal::{Journal, WriteOp, CHECKPOINT_BYTES};
 use self::lock::DirLock;
 use super::{
-    CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId,
-    QueryRequest, Record, ScrollPage, ScrollRequest, StoreError, VectorStore,
+    CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, QueryRequest, Record,
+    ScrollPage, ScrollRequest, StoreError, VectorStore,
 };
 
 const BACKEND: &str = "qdrant-edge";
@@ -146,10 +146,7 @@ impl EmbeddedStore {
                 shard.edge.flush();
             }
             journal.truncate()?;
-            tracing::info!(
-                entries = count,
-                "replayed the write journal after an unclean shutdown"
-            );
+            tracing::info!(entries = count, "replayed the write journal after an unclean shutdown");
         }
         Ok(EmbeddedStore {
             root,
@@ -258,14 +255,14 @@ fn create_shard(root: &Path, spec: &CollectionSpec) -> Result<Arc<Shard>, StoreE
         std::fs::remove_dir_all(&path).map_err(io)?;
     }
     std::fs::create_dir_all(&path).map_err(io)?;
-    let edge = qe::EdgeShard::new(&path, convert::edge_config(&spec.dense, &spec.sparse)).map_err(
-        |e| StoreError::Backend {
+    let edge = qe::EdgeShard::new(&path, convert::edge_config(&spec.dense, &spec.sparse)).map_err(|e| {
+        StoreError::Backend {
             backend: BACKEND,
             collection: spec.name.clone(),
             operation: "create collection",
             source: Box::new(e),
-        },
-    )?;
+        }
+    })?;
     Ok(Arc::new(Shard {
         name: spec.name.clone(),
         edge,
@@ -308,9 +305,7 @@ fn apply(shard: &Shard, op: WriteOp) -> Result<(), StoreError> {
             let filter = convert::filter(&filter).map_err(shard.engine_err("delete by filter"))?;
             (
                 "delete by filter",
-                qe::UpdateOperation::PointOperation(qe::PointOperations::DeletePointsByFilter(
-                    filter,
-                )),
+                qe::UpdateOperation::PointOperation(qe::PointOperations::DeletePointsByFilter(filter)),
             )
         }
     };
@@ -332,33 +327,21 @@ fn ensure_schema(shard: &Shard, spec: &CollectionSpec) -> Result<(), StoreError>
         let op = convert::create_dense_vector(d).map_err(shard.engine_err("add vector"))?;
         shard.update("add vector", op)?;
     }
-    for s in spec
-        .sparse
-        .iter()
-        .filter(|s| !sparse_known.contains(&s.name))
-    {
+    for s in spec.sparse.iter().filter(|s| !sparse_known.contains(&s.name)) {
         let op = convert::create_sparse_vector(s).map_err(shard.engine_err("add vector"))?;
         shard.update("add vector", op)?;
     }
-    let indexed: Vec<String> = shard
-        .edge
-        .info()
-        .payload_schema
-        .keys()
-        .map(|k| k.to_string())
-        .collect();
+    let indexed: Vec<String> = shard.edge.info().payload_schema.keys().map(|k| k.to_string()).collect();
     for (field, kind) in &spec.indexes {
         if indexed.iter().any(|k| k == field) {
             continue;
         }
         let schema = convert::index_schema(*kind).map_err(shard.engine_err("create index"))?;
         let field_name = convert::json_path(field).map_err(shard.engine_err("create index"))?;
-        let op = qe::UpdateOperation::FieldIndexOperation(qe::FieldIndexOperations::CreateIndex(
-            qe::CreateIndex {
-                field_name,
-                field_schema: Some(schema),
-            },
-        ));
+        let op = qe::UpdateOperation::FieldIndexOperation(qe::FieldIndexOperations::CreateIndex(qe::CreateIndex {
+            field_name,
+            field_schema: Some(schema),
+        }));
         shard.update("create index", op)?;
     }
     Ok(())
@@ -367,10 +350,7 @@ fn ensure_schema(shard: &Shard, spec: &CollectionSpec) -> Result<(), StoreError>
 #[async_trait::async_trait]
 impl VectorStore for EmbeddedStore {
     async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<(), StoreError> {
-        if spec.name.is_empty()
-            || spec.name.contains(['/', '\\', '\0'])
-            || spec.name.starts_with('.')
-        {
+        if spec.name.is_empty() || spec.name.contains(['/', '\\', '\0']) || spec.name.starts_with('.') {
             return Err(StoreError::NoSuchCollection(spec.name.clone()));
         }
         let shard = match self.shard(&spec.name) {
@@ -401,17 +381,11 @@ impl VectorStore for EmbeddedStore {
         self.write(collection, WriteOp::Upsert(points)).await
     }
 
-    async fn set_payload(
-        &self,
-        collection: &str,
-        ids: Vec<PointId>,
-        payload: Payload,
-    ) -> Result<(), StoreError> {
+    async fn set_payload(&self, collection: &str, ids: Vec<PointId>, payload: Payload) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        self.write(collection, WriteOp::SetPayload { ids, payload })
-            .await
+        self.write(collection, WriteOp::SetPayload { ids, payload }).await
     }
 
     async fn delete(&self, collection: &str, ids: Vec<PointId>) -> Result<(), StoreError> {
@@ -422,8 +396,7 @@ impl VectorStore for EmbeddedStore {
     }
 
     async fn delete_by_filter(&self, collection: &str, filter: Filter) -> Result<(), StoreError> {
-        self.write(collection, WriteOp::DeleteByFilter(filter))
-            .await
+        self.write(collection, WriteOp::DeleteByFilter(filter)).await
     }
 
     async fn retrieve(
@@ -447,11 +420,7 @@ impl VectorStore for EmbeddedStore {
         .await
     }
 
-    async fn scroll(
-        &self,
-        collection: &str,
-        request: ScrollRequest,
-    ) -> Result<ScrollPage, StoreError> {
+    async fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage, StoreError> {
         self.on_shard(collection, move |shard| {
             let err = shard.engine_err("scroll");
             let req = qe::ScrollRequest {
@@ -482,12 +451,10 @@ impl VectorStore for EmbeddedStore {
             let query = convert::vector_internal(request.vector).map_err(&err)?;
             let req = qe::QueryRequest {
                 prefetches: Vec::new(),
-                query: Some(qe::ScoringQuery::Vector(qe::QueryEnum::Nearest(
-                    qe::NamedQuery {
-                        query,
-                        using: Some(request.using),
-                    },
-                ))),
+                query: Some(qe::ScoringQuery::Vector(qe::QueryEnum::Nearest(qe::NamedQuery {
+                    query,
+                    using: Some(request.using),
+                }))),
                 filter: convert::opt_filter(request.filter.as_ref()).map_err(&err)?,
                 score_threshold: None,
                 limit: request.limit,
@@ -515,10 +482,7 @@ impl VectorStore for EmbeddedStore {
             let filter = convert::opt_filter(filter.as_ref()).map_err(&err)?;
             let n = shard
                 .edge
-                .count(qe::CountRequest {
-                    filter,
-                    exact: true,
-                })
+                .count(qe::CountRequest { filter, exact: true })
                 .map_err(|e| err(Box::new(e)))?;
             Ok(n as u64)
         })
