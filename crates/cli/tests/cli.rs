@@ -375,3 +375,62 @@ fn demo_runs_and_reports_no_plaintext() {
     assert_eq!(json["plaintext_found_on_disk"], false);
     assert_eq!(json["messages_in_first_conversation"], 6);
 }
+
+/// The `keychain` source against a real Secret Service (gnome-keyring in a private D-Bus
+/// session, started by scripts/test.sh). Outside CI it skips with a reason when none runs;
+/// under CI=true a missing keychain is a failure.
+#[test]
+fn keychain_source_with_a_real_secret_service() {
+    if std::env::var("CLOUDOPS_TEST_KEYCHAIN").as_deref() != Ok("1") {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but no Secret Service was started: run the suite through scripts/test.sh"
+        );
+        eprintln!("SKIPPED keychain_source_with_a_real_secret_service: no Secret Service (run scripts/test.sh)");
+        return;
+    }
+    let env = Env::new();
+    let keychain = |args: &[&str]| {
+        let mut all = vec!["--key-source", "keychain"];
+        all.extend_from_slice(args);
+        env.run(&all)
+    };
+    let init = keychain(&["--json", "init"]).ok().json();
+    let store_id = init["store_id"].as_str().unwrap().to_string();
+    assert_eq!(init["key_source"], "keychain");
+    // The KEK really is in the OS keychain, under the store's id.
+    let lookup = Command::new("secret-tool")
+        .args(["lookup", "service", "cloudops-storage", "username", &store_id])
+        .output()
+        .unwrap();
+    let lookup_target = Command::new("secret-tool")
+        .args(["search", "--all", "service", "cloudops-storage"])
+        .output()
+        .unwrap();
+    assert!(
+        lookup.status.success() || String::from_utf8_lossy(&lookup_target.stdout).contains(&store_id),
+        "no keychain entry for {store_id}: {}",
+        String::from_utf8_lossy(&lookup_target.stderr)
+    );
+    let ctx = keychain(&["--json", "chat", "new", "--user", "alice"]).ok().json()["context_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    keychain(&["chat", "add", &ctx, "--role", "user", "kept in the keychain"]).ok();
+    keychain(&["keys", "rotate"]).ok();
+    let history = keychain(&["--json", "chat", "history", &ctx]).ok().json();
+    assert_eq!(history[0]["content"], "kept in the keychain");
+    // Without its keychain entry the store cannot be opened, and says why.
+    let cleared = Command::new("secret-tool")
+        .args(["clear", "service", "cloudops-storage", "username", &store_id])
+        .status()
+        .unwrap();
+    assert!(cleared.success());
+    let _ = Command::new("secret-tool")
+        .args(["clear", "service", "cloudops-storage", "target", "default"])
+        .status();
+    let err = keychain(&["--json", "status"]).failed();
+    let err: Value = serde_json::from_str(err.stderr.trim()).unwrap();
+    assert_eq!(err["error"]["kind"], "key_source_unavailable", "{err}");
+}
