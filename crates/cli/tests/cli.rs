@@ -434,3 +434,96 @@ fn keychain_source_with_a_real_secret_service() {
     let err: Value = serde_json::from_str(err.stderr.trim()).unwrap();
     assert_eq!(err["error"]["kind"], "key_source_unavailable", "{err}");
 }
+
+/// Unmounts the test file system even when an assertion fails.
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk: on a small tmpfs nearly filled by another file, appends are refused with a
+/// clear `disk_full` error (never a SIGBUS from the engine's memory maps), and once space is
+/// freed every acknowledged message is there. Needs root to mount; skips with a reason if
+/// the mount is refused.
+#[test]
+fn full_disk_is_a_clear_error_and_loses_nothing() {
+    let env = Env::new();
+    let mnt = env.dir.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=200m", "tmpfs"])
+        .arg(&mnt)
+        .stderr(Stdio::null())
+        .status();
+    if !mounted.map(|s| s.success()).unwrap_or(false) {
+        eprintln!("SKIPPED full_disk_is_a_clear_error_and_loses_nothing: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _mount = Mount(mnt.clone());
+    let data = mnt.join("data");
+    let on_tmpfs = |args: &[&str], input: Option<&[u8]>| {
+        let mut all = vec!["--data-dir", data.to_str().unwrap()];
+        all.extend_from_slice(args);
+        // The default 64 MiB reserve: loading a shard alone writes up to ~16 MiB here.
+        match input {
+            Some(bytes) => env.run_stdin(&all, bytes),
+            None => env.run(&all),
+        }
+    };
+    on_tmpfs(&["init"], None).ok();
+    let ctx = on_tmpfs(&["--json", "chat", "new", "--user", "u"], None).ok().json()["context_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Fill the file system, then free 100 MiB: room for the reserve, a shard load and some appends.
+    let filler = mnt.join("filler");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let len = std::fs::metadata(&filler).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(len - 100 * (1 << 20))
+        .unwrap();
+
+    let message = vec![b'x'; 64 * 1024];
+    let mut acknowledged = 0;
+    let mut refusal = None;
+    for _ in 0..200 {
+        let run = on_tmpfs(
+            &["--json", "chat", "add", &ctx, "--role", "user", "--stdin"],
+            Some(&message),
+        );
+        assert!(
+            run.code == 0 || run.code == 1,
+            "killed by a signal (exit {}): {}",
+            run.code,
+            run.stderr
+        );
+        if run.code == 0 {
+            acknowledged += 1;
+        } else {
+            refusal = Some(run.stderr);
+            break;
+        }
+    }
+    let refusal = refusal.expect("the disk never filled up");
+    let err: Value = serde_json::from_str(refusal.trim()).unwrap();
+    assert_eq!(err["error"]["kind"], "disk_full", "{refusal}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("free some space"));
+    assert!(acknowledged > 0, "some appends fit before the reserve was reached");
+
+    std::fs::remove_file(&filler).unwrap();
+    let history = on_tmpfs(&["--json", "chat", "history", &ctx], None).ok().json();
+    assert_eq!(history.as_array().unwrap().len(), acknowledged);
+    on_tmpfs(&["chat", "add", &ctx, "--role", "user", "space again"], None).ok();
+}

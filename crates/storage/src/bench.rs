@@ -11,8 +11,9 @@ use serde::Serialize;
 
 use crate::chat::{HistoryRange, NewMessage, Role};
 use crate::config::{ConfigKey, StorageConfig};
+use crate::disk::dir_size;
 use crate::error::Result;
-use crate::service::{dir_size, StorageService};
+use crate::service::StorageService;
 
 /// What to run.
 #[derive(Debug, Clone)]

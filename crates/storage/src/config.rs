@@ -171,6 +171,23 @@ impl Default for ChatConfig {
     }
 }
 
+/// Store settings (`[store]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Free space kept on the data dir's file system; writes are refused below it.
+    /// Default: 64 MiB.
+    pub min_free_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            min_free_bytes: crate::store::DEFAULT_MIN_FREE_BYTES,
+        }
+    }
+}
+
 /// The complete service configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -181,6 +198,8 @@ pub struct StorageConfig {
     pub keys: KeyConfig,
     /// Chat settings.
     pub chat: ChatConfig,
+    /// Store settings.
+    pub store: StoreConfig,
     /// Create the store when the data dir holds none. Default: true (the app's behaviour);
     /// the CLI turns it off for every command but `init` and `demo`.
     #[serde(skip)]
@@ -193,6 +212,7 @@ impl Default for StorageConfig {
             data_dir: default_data_dir(),
             keys: KeyConfig::default(),
             chat: ChatConfig::default(),
+            store: StoreConfig::default(),
             create_if_missing: true,
         }
     }
@@ -214,17 +234,20 @@ pub enum ConfigKey {
     PassphraseEnvVar,
     /// `chat.max_message_bytes` / `CLOUDOPS_MAX_MESSAGE_BYTES`
     MaxMessageBytes,
+    /// `store.min_free_bytes` / `CLOUDOPS_MIN_FREE_BYTES`
+    MinFreeBytes,
 }
 
 impl ConfigKey {
     /// Every key.
-    pub const ALL: [ConfigKey; 6] = [
+    pub const ALL: [ConfigKey; 7] = [
         ConfigKey::DataDir,
         ConfigKey::KeySource,
         ConfigKey::KeyFile,
         ConfigKey::KeyEnvVar,
         ConfigKey::PassphraseEnvVar,
         ConfigKey::MaxMessageBytes,
+        ConfigKey::MinFreeBytes,
     ];
 
     /// The dotted name used in TOML.
@@ -236,6 +259,7 @@ impl ConfigKey {
             ConfigKey::KeyEnvVar => "keys.env_var",
             ConfigKey::PassphraseEnvVar => "keys.passphrase_env_var",
             ConfigKey::MaxMessageBytes => "chat.max_message_bytes",
+            ConfigKey::MinFreeBytes => "store.min_free_bytes",
         }
     }
 
@@ -248,6 +272,7 @@ impl ConfigKey {
             ConfigKey::KeyEnvVar => "CLOUDOPS_KEY_ENV_VAR",
             ConfigKey::PassphraseEnvVar => "CLOUDOPS_PASSPHRASE_ENV_VAR",
             ConfigKey::MaxMessageBytes => "CLOUDOPS_MAX_MESSAGE_BYTES",
+            ConfigKey::MinFreeBytes => "CLOUDOPS_MIN_FREE_BYTES",
         }
     }
 }
@@ -299,6 +324,11 @@ impl StorageConfig {
                 self.chat.max_message_bytes = value
                     .parse()
                     .map_err(|_| invalid("not a whole number", "give a size in bytes, e.g. 1048576"))?;
+            }
+            ConfigKey::MinFreeBytes => {
+                self.store.min_free_bytes = value
+                    .parse()
+                    .map_err(|_| invalid("not a whole number", "give a size in bytes, e.g. 67108864"))?;
             }
         }
         Ok(())

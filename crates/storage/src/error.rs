@@ -86,6 +86,8 @@ pub enum ErrorKind {
     Crypto,
     /// Another process owns the data dir.
     Locked,
+    /// The data dir's disk is (nearly) full.
+    DiskFull,
     /// The engine failed.
     Store,
     /// Something was not found.
@@ -112,6 +114,7 @@ impl ErrorKind {
             ErrorKind::Tampered => "tampered",
             ErrorKind::Crypto => "crypto",
             ErrorKind::Locked => "locked",
+            ErrorKind::DiskFull => "disk_full",
             ErrorKind::Store => "store",
             ErrorKind::NotFound => "not_found",
             ErrorKind::InvalidInput => "invalid_input",
@@ -135,6 +138,7 @@ impl StorageError {
                 _ => ErrorKind::Crypto,
             },
             StorageError::Store(StoreError::Locked { .. }) => ErrorKind::Locked,
+            StorageError::Store(StoreError::DiskFull { .. }) => ErrorKind::DiskFull,
             StorageError::Store(_) => ErrorKind::Store,
             StorageError::NotFound { .. } => ErrorKind::NotFound,
             StorageError::InvalidInput { .. } => ErrorKind::InvalidInput,

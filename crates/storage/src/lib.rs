@@ -24,11 +24,13 @@ pub mod chat;
 mod clock;
 pub mod config;
 pub mod crypto;
+mod disk;
 mod error;
 mod service;
 pub mod store;
 
 pub use clock::now_ms;
 pub use config::{ConfigError, ConfigKey, KeySourceKind, StorageConfig, StorageConfigBuilder};
+pub use disk::{dir_size, disk_free_bytes};
 pub use error::{ErrorKind, Result, StorageError};
-pub use service::{dir_size, disk_free_bytes, Health, StorageService};
+pub use service::{Health, StorageService};

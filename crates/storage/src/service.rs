@@ -9,8 +9,9 @@ use serde::Serialize;
 use crate::chat::ChatStorage;
 use crate::config::{KeyConfig, KeySourceKind, StorageConfig};
 use crate::crypto::{self, KeyStatus};
+use crate::disk::{dir_size, disk_free_bytes};
 use crate::error::{Result, StorageError};
-use crate::store::{CollectionStats, EmbeddedStore, VectorStore};
+use crate::store::{CollectionStats, EmbeddedOptions, EmbeddedStore, VectorStore};
 
 /// The storage service: chat history (and, in later issues, the AWS estate and backups).
 pub struct StorageService {
@@ -74,7 +75,12 @@ impl StorageService {
             }
             create_private_dir(dir)?;
             // The lock comes first, so two processes can never both create keys.
-            let store = EmbeddedStore::open(dir)?;
+            let store = EmbeddedStore::open_with(
+                dir,
+                EmbeddedOptions {
+                    min_free_bytes: cfg.store.min_free_bytes,
+                },
+            )?;
             let unlocked = if crypto::keys_exist(dir) {
                 crypto::open_keys(dir, &cfg.keys)?
             } else {
@@ -200,34 +206,4 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| StorageError::io("creating data dir", dir, e))
-}
-
-/// Free bytes available to this user on the file system holding `path`.
-pub fn disk_free_bytes(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt as _;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `stat` a valid out-pointer.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut stat) };
-    if rc != 0 {
-        return None;
-    }
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
-}
-
-/// Bytes allocated on disk by the files under `path` (sparse, preallocated engine files
-/// count only for what they really occupy).
-pub fn dir_size(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt as _;
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.blocks() * 512).unwrap_or(0),
-            Err(_) => 0,
-        })
-        .sum()
 }

@@ -310,13 +310,26 @@ impl ChatStorage {
         let point = schema::message_to_point(&stored, &self.sealer)?;
         self.store.upsert(MESSAGES, vec![point]).await?;
         state.next_index += 1;
+        // The message is stored and journaled: it is acknowledged even if the conversation's
+        // summary cannot be updated now; the next `load_state` repairs count and time from
+        // the messages themselves.
+        if let Err(e) = self
+            .touch_conversation(context_id, state.next_index, stored.created_at)
+            .await
+        {
+            tracing::warn!(context_id, error = %e, "message stored; conversation summary left for repair");
+        }
+        Ok(stored)
+    }
+
+    async fn touch_conversation(&self, context_id: &str, message_count: u64, updated_at: i64) -> Result<()> {
         let mut payload = crate::store::Payload::new();
-        payload.insert(CF::UpdatedAt.as_str().into(), json!(stored.created_at));
-        payload.insert(CF::MessageCount.as_str().into(), json!(state.next_index));
+        payload.insert(CF::UpdatedAt.as_str().into(), json!(updated_at));
+        payload.insert(CF::MessageCount.as_str().into(), json!(message_count));
         self.store
             .set_payload(CONVERSATIONS, vec![schema::conversation_point_id(context_id)], payload)
             .await?;
-        Ok(stored)
+        Ok(())
     }
 
     async fn load_state(&self, context_id: &str) -> Result<ConversationState> {
@@ -337,21 +350,20 @@ impl ChatStorage {
                 },
             )
             .await?;
-        let next_index = match last.records.first() {
-            Some(r) => r
-                .payload
-                .get(MF::MessageIndex.as_str())
-                .and_then(Value::as_u64)
-                .map_or(0, |i| i + 1),
-            None => 0,
-        };
-        if next_index != conversation.message_count {
+        let field = |key: MF| last.records.first().and_then(|r| r.payload.get(key.as_str()));
+        let next_index = field(MF::MessageIndex).and_then(Value::as_u64).map_or(0, |i| i + 1);
+        let last_at = field(MF::CreatedAt)
+            .and_then(Value::as_i64)
+            .unwrap_or(conversation.updated_at);
+        if next_index != conversation.message_count || last_at > conversation.updated_at {
             tracing::warn!(
                 context_id,
                 stored = conversation.message_count,
                 recovered = next_index,
-                "conversation count repaired from its messages"
+                "conversation summary repaired from its messages"
             );
+            self.touch_conversation(context_id, next_index, last_at.max(conversation.updated_at))
+                .await?;
         }
         Ok(ConversationState {
             user_id: conversation.user_id,

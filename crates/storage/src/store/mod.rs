@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 pub mod conformance;
 pub mod embedded;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedOptions, EmbeddedStore, DEFAULT_MIN_FREE_BYTES};
 
 /// Point ids are UUIDs.
 pub type PointId = uuid::Uuid;
@@ -65,6 +65,16 @@ pub enum StoreError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// The data dir's file system is (nearly) full; the write was refused before it started.
+    #[error("disk nearly full: {free_bytes} bytes free on the file system of {path}, at least {reserve_bytes} must stay free (free some space, or lower store.min_free_bytes)")]
+    DiskFull {
+        /// The data dir.
+        path: String,
+        /// Free bytes now.
+        free_bytes: u64,
+        /// The configured reserve.
+        reserve_bytes: u64,
     },
     /// A blocking task panicked or was cancelled.
     #[error("store task failed: {0}")]

@@ -126,3 +126,38 @@ async fn acknowledged_appends_survive_sigkill() {
         .unwrap();
     assert_eq!(next.message_index, history.len() as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_conversation_summary_is_repaired_from_messages() {
+    use cloudops_storage_service::store::{EmbeddedStore, Payload, VectorStore};
+    let t = TestStore::new();
+    let ctx = {
+        let s = t.open().await;
+        let ctx = s.chat.create_conversation("u", "t", json!({})).await.unwrap();
+        s.chat.append(&ctx, NewMessage::new(Role::User, "a")).await.unwrap();
+        s.chat.append(&ctx, NewMessage::new(Role::User, "b")).await.unwrap();
+        s.shutdown().await.unwrap();
+        ctx
+    };
+    {
+        // As after a crash between storing a message and updating its conversation.
+        let raw = EmbeddedStore::open(&t.data_dir()).unwrap();
+        let mut stale = Payload::new();
+        stale.insert("message_count".into(), json!(0));
+        stale.insert("updated_at".into(), json!(0));
+        raw.set_payload("chat_conversations", vec![uuid::Uuid::parse_str(&ctx).unwrap()], stale)
+            .await
+            .unwrap();
+        raw.flush().await.unwrap();
+    }
+    let s = t.open().await;
+    assert_eq!(s.chat.get_conversation(&ctx).await.unwrap().message_count, 0);
+    let next = s.chat.append(&ctx, NewMessage::new(Role::User, "c")).await.unwrap();
+    assert_eq!(
+        next.message_index, 2,
+        "index recovered from the messages, not the stale count"
+    );
+    let c = s.chat.get_conversation(&ctx).await.unwrap();
+    assert_eq!(c.message_count, 3);
+    assert_eq!(c.updated_at, next.created_at);
+}

@@ -19,6 +19,28 @@ use qdrant_edge as qe;
 
 pub use lock::LOCK_FILE;
 
+/// Default free space kept on the data dir's file system: 64 MiB.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Options of the embedded store.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedOptions {
+    /// Writes are refused with [`StoreError::DiskFull`] while less than this is free.
+    ///
+    /// qdrant-edge writes through memory maps of sparse files: on a full disk the kernel
+    /// answers a page fault with SIGBUS and the process dies. Keeping a reserve turns that
+    /// into a clear error before the engine is touched. Default: [`DEFAULT_MIN_FREE_BYTES`].
+    pub min_free_bytes: u64,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+        }
+    }
+}
+
 use self::convert::ConvertError;
 use self::journal::{Journal, WriteOp, CHECKPOINT_BYTES};
 use self::lock::DirLock;
@@ -63,6 +85,7 @@ pub struct EmbeddedStore {
     shards: RwLock<HashMap<String, Arc<Shard>>>,
     creating: tokio::sync::Mutex<()>,
     journal: Arc<Mutex<Journal>>,
+    options: EmbeddedOptions,
     lock: DirLock,
 }
 
@@ -87,12 +110,22 @@ impl EmbeddedStore {
     /// [`StoreError::Locked`] when another process owns the data dir; [`StoreError::Backend`]
     /// when a collection cannot be loaded.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, EmbeddedOptions::default())
+    }
+
+    /// [`EmbeddedStore::open`] with options.
+    ///
+    /// # Errors
+    /// As [`EmbeddedStore::open`], plus [`StoreError::DiskFull`] when the file system is below
+    /// the free-space reserve (loading writes too).
+    pub fn open_with(data_dir: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
             action: "creating data dir",
             path: data_dir.display().to_string(),
             source,
         })?;
         let lock = DirLock::acquire(data_dir)?;
+        check_space(data_dir, options.min_free_bytes)?;
         let root = data_dir.join(QDRANT_DIR);
         std::fs::create_dir_all(&root).map_err(|source| StoreError::Io {
             action: "creating",
@@ -153,6 +186,7 @@ impl EmbeddedStore {
             shards: RwLock::new(shards),
             creating: tokio::sync::Mutex::new(()),
             journal: Arc::new(Mutex::new(journal)),
+            options,
             lock,
         })
     }
@@ -198,7 +232,9 @@ impl EmbeddedStore {
     async fn write(&self, collection: &str, op: WriteOp) -> Result<(), StoreError> {
         let shard = self.shard(collection)?;
         let journal = self.journal.clone();
+        let (root, reserve) = (self.root.clone(), self.options.min_free_bytes);
         let size = Self::blocking(move || {
+            check_space(&root, reserve)?;
             let _w = shard.writer.lock().unwrap_or_else(|p| p.into_inner());
             let size = journal
                 .lock()
@@ -239,6 +275,18 @@ impl EmbeddedStore {
     {
         let shard = self.shard(collection)?;
         Self::blocking(move || f(&shard)).await
+    }
+}
+
+/// Refuse to go on when the file system holding `path` is below the reserve.
+fn check_space(path: &Path, reserve: u64) -> Result<(), StoreError> {
+    match crate::disk::disk_free_bytes(path) {
+        Some(free) if free < reserve => Err(StoreError::DiskFull {
+            path: path.display().to_string(),
+            free_bytes: free,
+            reserve_bytes: reserve,
+        }),
+        _ => Ok(()),
     }
 }
 
