@@ -22,7 +22,7 @@ use schema::{conv_eq, msg_eq, ConversationField as CF, MessageField as MF, CONVE
 use crate::clock::now_ms;
 use crate::crypto::Sealer;
 use crate::error::{Result, StorageError};
-use crate::store::{Condition, Direction, Filter, OrderBy, Range, ScrollRequest, VectorStore};
+use crate::store::{Condition, Direction, Filter, OrderBy, ScrollRequest, VectorStore};
 
 /// Largest page the store is asked for at once.
 const PAGE: usize = 1000;
@@ -336,19 +336,7 @@ impl ChatStorage {
         let conversation = self.get_conversation(context_id).await?;
         let last = self
             .store
-            .scroll(
-                MESSAGES,
-                ScrollRequest {
-                    filter: Some(Filter::must(msg_eq(MF::ContextId, context_id))),
-                    order_by: Some(OrderBy {
-                        field: MF::MessageIndex.as_str().into(),
-                        direction: Direction::Desc,
-                        start_from: None,
-                    }),
-                    limit: 1,
-                    ..ScrollRequest::default()
-                },
-            )
+            .scroll(MESSAGES, in_index_order(context_id, Direction::Desc, None, 1))
             .await?;
         let field = |key: MF| last.records.first().and_then(|r| r.payload.get(key.as_str()));
         let next_index = field(MF::MessageIndex).and_then(Value::as_u64).map_or(0, |i| i + 1);
@@ -378,48 +366,22 @@ impl ChatStorage {
     /// [`StorageError::NotFound`] for an unknown conversation; store and crypto errors.
     pub async fn get_history(&self, context_id: &str, range: HistoryRange) -> Result<Vec<Message>> {
         check_id("context_id", context_id)?;
-        let base = || Filter::must(msg_eq(MF::ContextId, context_id));
-        let index_range = |r: Range| Condition::Range(MF::MessageIndex.as_str().into(), r);
-        let (filter, direction, limit) = match range {
+        let (direction, start_from, limit) = match range {
             HistoryRange::All => return self.full_history(context_id).await,
-            HistoryRange::Last(n) => (base(), Direction::Desc, n),
-            HistoryRange::Before { index, limit } => (
-                base().and(index_range(Range {
-                    lt: Some(index as f64),
-                    ..Range::default()
-                })),
-                Direction::Desc,
-                limit,
-            ),
-            HistoryRange::After { index, limit } => (
-                base().and(index_range(Range {
-                    gt: Some(index as f64),
-                    ..Range::default()
-                })),
-                Direction::Asc,
-                limit,
-            ),
+            HistoryRange::Last(n) => (Direction::Desc, None, n),
+            // `start_from` is inclusive: the page before index i starts at i - 1.
+            HistoryRange::Before { index, limit } => match index.checked_sub(1) {
+                Some(start) => (Direction::Desc, Some(start), limit),
+                None => (Direction::Desc, None, 0),
+            },
+            HistoryRange::After { index, limit } => (Direction::Asc, Some(index.saturating_add(1)), limit),
         };
         if limit == 0 {
             self.ensure_exists(context_id).await?;
             return Ok(Vec::new());
         }
-        let page = self
-            .store
-            .scroll(
-                MESSAGES,
-                ScrollRequest {
-                    filter: Some(filter),
-                    order_by: Some(OrderBy {
-                        field: MF::MessageIndex.as_str().into(),
-                        direction,
-                        start_from: None,
-                    }),
-                    limit: limit.min(PAGE * 10),
-                    ..ScrollRequest::default()
-                },
-            )
-            .await?;
+        let request = in_index_order(context_id, direction, start_from, limit.min(PAGE * 10));
+        let page = self.store.scroll(MESSAGES, request).await?;
         if page.records.is_empty() {
             self.ensure_exists(context_id).await?;
         }
@@ -436,28 +398,16 @@ impl ChatStorage {
 
     async fn full_history(&self, context_id: &str) -> Result<Vec<Message>> {
         let mut all = Vec::new();
-        let mut next: f64 = 0.0;
+        let mut next = 0;
         loop {
             let page = self
                 .store
-                .scroll(
-                    MESSAGES,
-                    ScrollRequest {
-                        filter: Some(Filter::must(msg_eq(MF::ContextId, context_id))),
-                        order_by: Some(OrderBy {
-                            field: MF::MessageIndex.as_str().into(),
-                            direction: Direction::Asc,
-                            start_from: Some(next),
-                        }),
-                        limit: PAGE,
-                        ..ScrollRequest::default()
-                    },
-                )
+                .scroll(MESSAGES, in_index_order(context_id, Direction::Asc, Some(next), PAGE))
                 .await?;
             let full = page.records.len() == PAGE;
             for r in &page.records {
                 let m = schema::message_from_record(r, &self.sealer)?;
-                next = (m.message_index + 1) as f64;
+                next = m.message_index + 1;
                 all.push(m);
             }
             if !full {
@@ -546,6 +496,20 @@ impl ChatStorage {
             messages,
             deleted_at: now_ms(),
         })
+    }
+}
+
+/// A scroll over one conversation's messages in index order, from `start_from` (inclusive).
+fn in_index_order(context_id: &str, direction: Direction, start_from: Option<u64>, limit: usize) -> ScrollRequest {
+    ScrollRequest {
+        filter: Some(Filter::must(msg_eq(MF::ContextId, context_id))),
+        order_by: Some(OrderBy {
+            field: MF::MessageIndex.as_str().into(),
+            direction,
+            start_from: start_from.map(|i| i as f64),
+        }),
+        limit,
+        ..ScrollRequest::default()
     }
 }
 
