@@ -85,7 +85,7 @@ pub struct EmbeddedStore {
     shards: RwLock<HashMap<String, Arc<Shard>>>,
     creating: tokio::sync::Mutex<()>,
     journal: Arc<Mutex<Journal>>,
-    options: EmbeddedOptions,
+    space: Arc<SpaceGuard>,
     lock: DirLock,
 }
 
@@ -186,7 +186,7 @@ impl EmbeddedStore {
             shards: RwLock::new(shards),
             creating: tokio::sync::Mutex::new(()),
             journal: Arc::new(Mutex::new(journal)),
-            options,
+            space: Arc::new(SpaceGuard::new(data_dir.to_path_buf(), options.min_free_bytes)),
             lock,
         })
     }
@@ -232,16 +232,17 @@ impl EmbeddedStore {
     async fn write(&self, collection: &str, op: WriteOp) -> Result<(), StoreError> {
         let shard = self.shard(collection)?;
         let journal = self.journal.clone();
-        let (root, reserve) = (self.root.clone(), self.options.min_free_bytes);
+        let space = self.space.clone();
         let size = Self::blocking(move || {
-            check_space(&root, reserve)?;
+            space.check()?;
             let _w = shard.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let size = journal
+            let before = journal
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .append(&shard.name, &op)?;
             apply(&shard, op)?;
-            Ok(size)
+            space.spend(before);
+            Ok(before)
         })
         .await?;
         if size > CHECKPOINT_BYTES {
@@ -275,6 +276,50 @@ impl EmbeddedStore {
     {
         let shard = self.shard(collection)?;
         Self::blocking(move || f(&shard)).await
+    }
+}
+
+/// The free-space reserve, checked with `statvfs` only when the bytes written since the last
+/// check could have used up a quarter of the headroom above it.
+#[derive(Debug)]
+struct SpaceGuard {
+    path: PathBuf,
+    reserve: u64,
+    /// Bytes that may still be journaled before the next `statvfs`.
+    budget: std::sync::atomic::AtomicI64,
+    /// Journal size at the last `spend`, to turn sizes into deltas.
+    last_journal: std::sync::atomic::AtomicU64,
+}
+
+impl SpaceGuard {
+    fn new(path: PathBuf, reserve: u64) -> Self {
+        SpaceGuard {
+            path,
+            reserve,
+            budget: std::sync::atomic::AtomicI64::new(0),
+            last_journal: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.budget.load(Relaxed) > 0 {
+            return Ok(());
+        }
+        check_space(&self.path, self.reserve)?;
+        let free = crate::disk::disk_free_bytes(&self.path).unwrap_or(0);
+        // The engine writes a few times what the journal does: re-check well before the reserve.
+        let headroom = free.saturating_sub(self.reserve) / 8;
+        self.budget.store(i64::try_from(headroom).unwrap_or(i64::MAX), Relaxed);
+        Ok(())
+    }
+
+    /// Account for the journal having grown to `journal_bytes`.
+    fn spend(&self, journal_bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.last_journal.swap(journal_bytes, Relaxed);
+        let delta = journal_bytes.saturating_sub(last).max(4096);
+        self.budget.fetch_sub(i64::try_from(delta).unwrap_or(i64::MAX), Relaxed);
     }
 }
 
