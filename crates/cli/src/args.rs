@@ -44,6 +44,41 @@ pub(crate) enum Command {
     /// Key management.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Encrypted backups: create, list, verify, restore, prune.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackupCommand {
+    /// Take a backup now (consistent snapshot, zstd, AES-256-GCM).
+    Now,
+    /// List local backups.
+    List,
+    /// Prove a backup restorable without touching live data (default: the newest).
+    Verify {
+        /// Backup name.
+        name: Option<String>,
+    },
+    /// Replace the live data with a backup (the store must not be open elsewhere).
+    Restore {
+        /// The newest backup (default).
+        #[arg(long, conflicts_with_all = ["at", "name"])]
+        latest: bool,
+        /// The newest backup taken at or before this time (RFC 3339 UTC like
+        /// 2026-11-26T08:00:00Z, or unix milliseconds).
+        #[arg(long, conflicts_with = "name")]
+        at: Option<String>,
+        /// A backup by name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Delete local backups past retention (never the newest).
+    Prune {
+        /// Only show what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -43,6 +43,7 @@ async fn run(cli: Cli, out: Output) -> anyhow::Result<()> {
         Command::Bench(args) => commands::bench::run(args, out).await,
         Command::Chat(cmd) => commands::chat::run(cmd, config(&cli, false)?, out).await,
         Command::Keys(cmd) => commands::keys::run(cmd, config(&cli, false)?, out).await,
+        Command::Backup(cmd) => commands::backup::run(cmd, config(&cli, false)?, out).await,
     }
 }
 

@@ -200,6 +200,8 @@ pub struct StorageConfig {
     pub chat: ChatConfig,
     /// Store settings.
     pub store: StoreConfig,
+    /// Backup retention.
+    pub backup: crate::backup::BackupConfig,
     /// Create the store when the data dir holds none. Default: true (the app's behaviour);
     /// the CLI turns it off for every command but `init` and `demo`.
     #[serde(skip)]
@@ -213,6 +215,7 @@ impl Default for StorageConfig {
             keys: KeyConfig::default(),
             chat: ChatConfig::default(),
             store: StoreConfig::default(),
+            backup: crate::backup::BackupConfig::default(),
             create_if_missing: true,
         }
     }
@@ -236,11 +239,15 @@ pub enum ConfigKey {
     MaxMessageBytes,
     /// `store.min_free_bytes` / `CLOUDOPS_MIN_FREE_BYTES`
     MinFreeBytes,
+    /// `backup.local_keep_days` / `CLOUDOPS_BACKUP_LOCAL_KEEP_DAYS`
+    BackupLocalKeepDays,
+    /// `backup.keep_last` / `CLOUDOPS_BACKUP_KEEP_LAST`
+    BackupKeepLast,
 }
 
 impl ConfigKey {
     /// Every key.
-    pub const ALL: [ConfigKey; 7] = [
+    pub const ALL: [ConfigKey; 9] = [
         ConfigKey::DataDir,
         ConfigKey::KeySource,
         ConfigKey::KeyFile,
@@ -248,6 +255,8 @@ impl ConfigKey {
         ConfigKey::PassphraseEnvVar,
         ConfigKey::MaxMessageBytes,
         ConfigKey::MinFreeBytes,
+        ConfigKey::BackupLocalKeepDays,
+        ConfigKey::BackupKeepLast,
     ];
 
     /// The dotted name used in TOML.
@@ -260,6 +269,8 @@ impl ConfigKey {
             ConfigKey::PassphraseEnvVar => "keys.passphrase_env_var",
             ConfigKey::MaxMessageBytes => "chat.max_message_bytes",
             ConfigKey::MinFreeBytes => "store.min_free_bytes",
+            ConfigKey::BackupLocalKeepDays => "backup.local_keep_days",
+            ConfigKey::BackupKeepLast => "backup.keep_last",
         }
     }
 
@@ -273,6 +284,8 @@ impl ConfigKey {
             ConfigKey::PassphraseEnvVar => "CLOUDOPS_PASSPHRASE_ENV_VAR",
             ConfigKey::MaxMessageBytes => "CLOUDOPS_MAX_MESSAGE_BYTES",
             ConfigKey::MinFreeBytes => "CLOUDOPS_MIN_FREE_BYTES",
+            ConfigKey::BackupLocalKeepDays => "CLOUDOPS_BACKUP_LOCAL_KEEP_DAYS",
+            ConfigKey::BackupKeepLast => "CLOUDOPS_BACKUP_KEEP_LAST",
         }
     }
 }
@@ -329,6 +342,16 @@ impl StorageConfig {
                 self.store.min_free_bytes = value
                     .parse()
                     .map_err(|_| invalid("not a whole number", "give a size in bytes, e.g. 67108864"))?;
+            }
+            ConfigKey::BackupLocalKeepDays => {
+                self.backup.local_keep_days = value
+                    .parse()
+                    .map_err(|_| invalid("not a whole number of days", "give e.g. 7"))?;
+            }
+            ConfigKey::BackupKeepLast => {
+                self.backup.keep_last = value
+                    .parse()
+                    .map_err(|_| invalid("not a whole number", "give e.g. 1 (the newest backup is always kept)"))?;
             }
         }
         Ok(())

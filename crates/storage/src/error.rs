@@ -5,6 +5,7 @@
 //! superset so callers can use `?` everywhere. No variant ever carries plaintext,
 //! key material or keyed tokens in its message.
 
+use crate::backup::BackupError;
 use crate::config::ConfigError;
 use crate::crypto::CryptoError;
 use crate::store::StoreError;
@@ -22,6 +23,9 @@ pub enum StorageError {
     /// The vector store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A backup operation failed.
+    #[error(transparent)]
+    Backup(#[from] BackupError),
     /// A named thing does not exist.
     #[error("{what} {id} not found")]
     NotFound {
@@ -102,6 +106,10 @@ pub enum ErrorKind {
     Io,
     /// The service is shut down.
     ShutDown,
+    /// A backup is corrupt, fails its checksum or its counts.
+    CorruptBackup,
+    /// Another backup failure (not found, disk space, I/O).
+    Backup,
 }
 
 impl ErrorKind {
@@ -122,6 +130,8 @@ impl ErrorKind {
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::Io => "io",
             ErrorKind::ShutDown => "shut_down",
+            ErrorKind::CorruptBackup => "corrupt_backup",
+            ErrorKind::Backup => "backup",
         }
     }
 }
@@ -130,22 +140,38 @@ impl StorageError {
     /// The stable kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            StorageError::Backup(BackupError::Store(e)) => StorageError::kind_of_store(e),
+            StorageError::Backup(BackupError::Crypto(e)) => StorageError::kind_of_crypto(e),
+            StorageError::Backup(
+                BackupError::Corrupt { .. } | BackupError::ChecksumMismatch { .. } | BackupError::CountMismatch { .. },
+            ) => ErrorKind::CorruptBackup,
+            StorageError::Backup(_) => ErrorKind::Backup,
             StorageError::Config(_) => ErrorKind::Config,
-            StorageError::Crypto(e) => match e {
-                CryptoError::KeySourceUnavailable { .. } => ErrorKind::KeySourceUnavailable,
-                CryptoError::WrongKey { .. } => ErrorKind::WrongKey,
-                CryptoError::Tampered { .. } => ErrorKind::Tampered,
-                _ => ErrorKind::Crypto,
-            },
-            StorageError::Store(StoreError::Locked { .. }) => ErrorKind::Locked,
-            StorageError::Store(StoreError::DiskFull { .. }) => ErrorKind::DiskFull,
-            StorageError::Store(_) => ErrorKind::Store,
+            StorageError::Crypto(e) => StorageError::kind_of_crypto(e),
+            StorageError::Store(e) => StorageError::kind_of_store(e),
             StorageError::NotFound { .. } => ErrorKind::NotFound,
             StorageError::InvalidInput { .. } => ErrorKind::InvalidInput,
             StorageError::NotInitialized { .. } => ErrorKind::NotInitialized,
             StorageError::CorruptRecord { .. } => ErrorKind::Corrupt,
             StorageError::Io { .. } => ErrorKind::Io,
             StorageError::ShutDown => ErrorKind::ShutDown,
+        }
+    }
+
+    fn kind_of_crypto(e: &CryptoError) -> ErrorKind {
+        match e {
+            CryptoError::KeySourceUnavailable { .. } => ErrorKind::KeySourceUnavailable,
+            CryptoError::WrongKey { .. } => ErrorKind::WrongKey,
+            CryptoError::Tampered { .. } => ErrorKind::Tampered,
+            _ => ErrorKind::Crypto,
+        }
+    }
+
+    fn kind_of_store(e: &StoreError) -> ErrorKind {
+        match e {
+            StoreError::Locked { .. } => ErrorKind::Locked,
+            StoreError::DiskFull { .. } => ErrorKind::DiskFull,
+            _ => ErrorKind::Store,
         }
     }
 

@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backup;
 pub mod bench;
 pub mod chat;
 mod clock;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::backup::BackupManager;
 use crate::chat::ChatStorage;
 use crate::config::{KeyConfig, KeySourceKind, StorageConfig};
 use crate::crypto::{self, KeyStatus};
@@ -17,6 +18,8 @@ use crate::store::{CollectionStats, EmbeddedOptions, EmbeddedStore, VectorStore}
 pub struct StorageService {
     /// Conversations and messages.
     pub chat: ChatStorage,
+    /// Encrypted backups of the whole store.
+    pub backup: BackupManager,
     store: Arc<dyn VectorStore>,
     config: StorageConfig,
     keys: std::sync::Mutex<KeyStatus>,
@@ -94,8 +97,16 @@ impl StorageService {
         let store: Arc<dyn VectorStore> = Arc::new(store);
         let sealer = Arc::new(unlocked.sealer());
         let chat = ChatStorage::open(store.clone(), sealer, config.chat.max_message_bytes).await?;
+        let backup = BackupManager::new(
+            &config,
+            store.clone(),
+            unlocked.backup_keys(),
+            unlocked.status.store_id,
+            Arc::new(crate::clock::now_ms),
+        );
         Ok(StorageService {
             chat,
+            backup,
             store,
             keys: std::sync::Mutex::new(unlocked.status),
             config,

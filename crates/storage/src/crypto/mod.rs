@@ -30,3 +30,38 @@ pub(crate) fn test_sealer() -> Sealer {
     let key = keyring::DataKey::new(1, zeroize::Zeroizing::new([9u8; 32]), &uuid::Uuid::nil());
     Sealer::new(&[key], 1)
 }
+
+/// Backup subkeys of every data key, by key id.
+pub(crate) struct BackupKeys {
+    pub(crate) active_key_id: u32,
+    keys: std::collections::HashMap<u32, keyring::SecretKey>,
+}
+
+impl BackupKeys {
+    /// The subkey of data key `key_id`.
+    pub(crate) fn key(&self, key_id: u32) -> Option<[u8; 32]> {
+        self.keys.get(&key_id).map(|k| **k)
+    }
+}
+
+impl std::fmt::Debug for BackupKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupKeys")
+            .field("active_key_id", &self.active_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UnlockedKeys {
+    /// The backup subkeys.
+    pub(crate) fn backup_keys(&self) -> BackupKeys {
+        BackupKeys {
+            active_key_id: self.active_key_id,
+            keys: self
+                .data_keys
+                .iter()
+                .map(|k| (k.key_id, k.subkey(Purpose::Backup)))
+                .collect(),
+        }
+    }
+}

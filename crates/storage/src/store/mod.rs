@@ -329,7 +329,7 @@ pub struct Hit {
 }
 
 /// Counts of one collection, for health reports.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CollectionStats {
     /// Name.
     pub name: String,
@@ -337,6 +337,17 @@ pub struct CollectionStats {
     pub points: u64,
     /// Segments in the engine.
     pub segments: usize,
+}
+
+/// What [`VectorStore::snapshot`] copied.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotInfo {
+    /// Collections with their point counts at the moment of the copy.
+    pub collections: Vec<CollectionStats>,
+    /// How long writers were paused (flush + copy), in milliseconds.
+    pub writer_pause_ms: f64,
+    /// Bytes copied (allocated data only; holes of sparse files are skipped).
+    pub bytes: u64,
 }
 
 /// The operations chat and estate storage need from a vector database.
@@ -381,4 +392,8 @@ pub trait VectorStore: Send + Sync + std::fmt::Display {
     async fn optimize(&self, collection: &str) -> Result<(), StoreError>;
     /// Point counts of every collection.
     async fn stats(&self) -> Result<Vec<CollectionStats>, StoreError>;
+    /// Copy every collection, consistently, into the empty folder `dest`, pausing writers
+    /// only for the flush and the copy. What `dest` holds is backend-specific and is opened
+    /// again by the same backend.
+    async fn snapshot(&self, dest: &std::path::Path) -> Result<SnapshotInfo, StoreError>;
 }

@@ -10,6 +10,7 @@
 mod convert;
 mod journal;
 mod lock;
+mod sparse;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,7 +47,7 @@ use self::journal::{Journal, WriteOp, CHECKPOINT_BYTES};
 use self::lock::DirLock;
 use super::{
     CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, QueryRequest, Record,
-    ScrollPage, ScrollRequest, StoreError, VectorStore,
+    ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorStore,
 };
 
 const BACKEND: &str = "qdrant-edge";
@@ -191,6 +192,14 @@ impl EmbeddedStore {
         })
     }
 
+    /// Point counts of every collection, for callers already on a blocking thread.
+    ///
+    /// # Errors
+    /// Engine errors.
+    pub fn stats_blocking(&self) -> Result<Vec<CollectionStats>, StoreError> {
+        stats_of(&self.all_shards())
+    }
+
     /// The lock file this store holds.
     pub fn lock_path(&self) -> &Path {
         self.lock.path()
@@ -321,6 +330,11 @@ impl SpaceGuard {
         let delta = journal_bytes.saturating_sub(last).max(4096);
         self.budget.fetch_sub(i64::try_from(delta).unwrap_or(i64::MAX), Relaxed);
     }
+}
+
+/// Take the data-dir lock without opening the store (offline maintenance such as restore).
+pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<DirLock, StoreError> {
+    DirLock::acquire(data_dir)
 }
 
 /// Refuse to go on when the file system holding `path` is below the reserve.
@@ -624,29 +638,79 @@ impl VectorStore for EmbeddedStore {
         .await
     }
 
-    async fn stats(&self) -> Result<Vec<CollectionStats>, StoreError> {
+    async fn snapshot(&self, dest: &Path) -> Result<SnapshotInfo, StoreError> {
         let shards = self.all_shards();
+        let journal = self.journal.clone();
+        let (root, dest) = (self.root.clone(), dest.to_path_buf());
         Self::blocking(move || {
-            shards
+            let started = std::time::Instant::now();
+            // Writers wait from here until the copy is done: the copy is one consistent state.
+            let _writers: Vec<_> = shards
                 .iter()
-                .map(|shard| {
-                    let points = shard
-                        .edge
-                        .count(qe::CountRequest {
-                            filter: None,
-                            exact: true,
-                        })
-                        .map_err(|e| (shard.engine_err("count"))(Box::new(e)))?;
-                    Ok(CollectionStats {
-                        name: shard.name.clone(),
-                        points: points as u64,
-                        segments: shard.edge.info().segments_count,
+                .map(|s| s.writer.lock().unwrap_or_else(|p| p.into_inner()))
+                .collect();
+            let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+            for shard in &shards {
+                shard.edge.flush();
+            }
+            journal.truncate()?;
+            let mut collections = Vec::with_capacity(shards.len());
+            let mut bytes = 0;
+            for shard in &shards {
+                let points = shard
+                    .edge
+                    .count(qe::CountRequest {
+                        filter: None,
+                        exact: true,
                     })
-                })
-                .collect()
+                    .map_err(|e| (shard.engine_err("count"))(Box::new(e)))?;
+                let target = dest.join(QDRANT_DIR).join(&shard.name);
+                bytes +=
+                    sparse::copy_dir_sparse(&root.join(&shard.name), &target).map_err(|source| StoreError::Io {
+                        action: "copying collection into snapshot",
+                        path: target.display().to_string(),
+                        source,
+                    })?;
+                collections.push(CollectionStats {
+                    name: shard.name.clone(),
+                    points: points as u64,
+                    segments: shard.edge.info().segments_count,
+                });
+            }
+            Ok(SnapshotInfo {
+                collections,
+                writer_pause_ms: started.elapsed().as_secs_f64() * 1e3,
+                bytes,
+            })
         })
         .await
     }
+
+    async fn stats(&self) -> Result<Vec<CollectionStats>, StoreError> {
+        let shards = self.all_shards();
+        Self::blocking(move || stats_of(&shards)).await
+    }
+}
+
+/// Exact point counts of these shards.
+fn stats_of(shards: &[Arc<Shard>]) -> Result<Vec<CollectionStats>, StoreError> {
+    shards
+        .iter()
+        .map(|shard| {
+            let points = shard
+                .edge
+                .count(qe::CountRequest {
+                    filter: None,
+                    exact: true,
+                })
+                .map_err(|e| (shard.engine_err("count"))(Box::new(e)))?;
+            Ok(CollectionStats {
+                name: shard.name.clone(),
+                points: points as u64,
+                segments: shard.edge.info().segments_count,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,153 @@
+//! `backup now|list|verify|restore|prune`.
+
+use cloudops_storage_service::backup::{self, Manifest, RestoreTarget};
+use cloudops_storage_service::{StorageConfig, StorageService};
+
+use crate::args::BackupCommand;
+use crate::output::{self, Output};
+
+pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output) -> anyhow::Result<()> {
+    if let BackupCommand::Restore { at, name, .. } = cmd {
+        // Restore works on a closed store: it takes the data-dir lock itself.
+        let target = match (at, name) {
+            (Some(at), _) => RestoreTarget::At(parse_time(at)?),
+            (_, Some(name)) => RestoreTarget::Named(name.clone()),
+            _ => RestoreTarget::Latest,
+        };
+        if !config.data_dir.join("keys.json").exists() {
+            anyhow::bail!(
+                "no store in {}: run `cloudops-storage init` first",
+                config.data_dir.display()
+            );
+        }
+        let report = backup::restore(&config, target).await?;
+        return out.emit(&report, |r| {
+            println!(
+                "restored {} ({} points) in {:.0} ms",
+                r.backup.name,
+                r.backup.points(),
+                r.elapsed_ms
+            );
+            if let Some(previous) = &r.previous_data {
+                println!(
+                    "the replaced data is kept in {} until the next backup",
+                    previous.display()
+                );
+            }
+        });
+    }
+    let service = StorageService::open(config).await?;
+    let result = execute(cmd, &service, out).await;
+    service.shutdown().await?;
+    result
+}
+
+async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> anyhow::Result<()> {
+    match cmd {
+        BackupCommand::Now => {
+            let m = service.backup.create_snapshot().await?;
+            out.emit(&m, |m| {
+                println!(
+                    "backup {}: {} points, {} archive ({} data), writers paused {:.0} ms",
+                    m.name,
+                    m.points(),
+                    output::bytes(m.archive_bytes),
+                    output::bytes(m.data_bytes),
+                    m.writer_pause_ms
+                );
+                println!("in {}", service.backup.dir().display());
+            })
+        }
+        BackupCommand::List => {
+            let all = service.backup.list()?;
+            out.emit(&all, |all| print_list(all))
+        }
+        BackupCommand::Verify { name } => {
+            let m = service.backup.verify(name.as_deref()).await?;
+            out.emit(&m, |m| {
+                println!("backup {} is restorable ({} points)", m.name, m.points())
+            })
+        }
+        BackupCommand::Prune { dry_run } => {
+            let report = service.backup.prune(*dry_run)?;
+            out.emit(&report, |r| {
+                let verb = if r.dry_run { "would delete" } else { "deleted" };
+                println!("{verb} {} backup(s), kept {}", r.removed.len(), r.kept.len());
+                for name in &r.removed {
+                    println!("  {name}");
+                }
+            })
+        }
+        BackupCommand::Restore { .. } => unreachable!("handled before the store is opened"),
+    }
+}
+
+fn print_list(all: &[Manifest]) {
+    if all.is_empty() {
+        println!("(no backups)");
+        return;
+    }
+    println!(
+        "{:<28} {:<19} {:>10} {:>8} {:<19}",
+        "NAME", "CREATED", "SIZE", "POINTS", "LAST VERIFIED"
+    );
+    for m in all {
+        println!(
+            "{:<28} {:<19} {:>10} {:>8} {:<19}",
+            m.name,
+            output::time(m.created_at_ms),
+            output::bytes(m.archive_bytes),
+            m.points(),
+            m.verified_at_ms.map_or("never".to_string(), output::time)
+        );
+    }
+}
+
+/// Unix milliseconds, or `YYYY-MM-DDTHH:MM:SS[Z]` (UTC).
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad = || anyhow::anyhow!("--at {text:?}: expected unix milliseconds or YYYY-MM-DDTHH:MM:SSZ (UTC)");
+    let t = text.trim_end_matches('Z');
+    let (date, time) = t.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let h: Vec<i64> = time
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    if d.len() != 3 || h.len() != 3 || !(1..=12).contains(&d[1]) || !(1..=31).contains(&d[2]) {
+        return Err(bad());
+    }
+    let days = days_from_civil(d[0], d[1], d[2]);
+    Ok((days * 86_400 + h[0] * 3600 + h[1] * 60 + h[2]) * 1000)
+}
+
+/// Howard Hinnant's civil-to-days algorithm.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_times() {
+        assert_eq!(parse_time("1700000000000").unwrap(), 1_700_000_000_000);
+        assert_eq!(parse_time("2023-11-14T22:13:20Z").unwrap(), 1_700_000_000_000);
+        assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("2023-13-01T00:00:00Z").is_err());
+    }
+}

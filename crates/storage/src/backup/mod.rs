@@ -1,0 +1,544 @@
+//! Encrypted backups of the whole store: snapshot, archive, verify, restore, retention.
+//!
+//! A backup is a consistent copy of every collection (writers paused only for the flush and
+//! the copy), archived with tar, compressed with zstd and encrypted in chunks with the backup
+//! subkey, plus a JSON manifest. Archives live in `<data_dir>/snapshots/<store_id>/`. Restore
+//! unpacks into a temporary folder, opens every collection and checks the counts, and only
+//! then swaps it with the live data in one atomic `renameat2(RENAME_EXCHANGE)`; the previous
+//! data is kept aside until the next successful backup.
+//!
+//! Not built yet: S3 targets, the scheduler and `backup daemon` (see the backup issue).
+
+mod archive;
+mod manifest;
+mod retention;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use manifest::{Manifest, ARCHIVE_FORMAT};
+
+use crate::config::StorageConfig;
+use crate::crypto::{BackupKeys, CryptoError};
+use crate::disk::{dir_size, disk_free_bytes};
+use crate::store::embedded::{EmbeddedOptions, EmbeddedStore, QDRANT_DIR};
+use crate::store::{StoreError, VectorStore};
+
+/// Folder under the data dir holding archives, one sub-folder per store id.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
+const PREVIOUS_PREFIX: &str = ".previous-";
+
+/// Errors of backup, verify, restore and prune.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// A file could not be read or written.
+    #[error("backup I/O on {path}")]
+    Io {
+        /// Path involved.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The archive does not decrypt, decompress or unpack.
+    #[error("backup {name} is corrupt: {reason}")]
+    Corrupt {
+        /// Backup name.
+        name: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The archive's SHA-256 differs from its manifest.
+    #[error("backup {name} fails its checksum (expected {expected}, found {actual})")]
+    ChecksumMismatch {
+        /// Backup name.
+        name: String,
+        /// From the manifest.
+        expected: String,
+        /// Of the file.
+        actual: String,
+    },
+    /// The restored copy does not hold what the manifest says.
+    #[error("backup {name}: collection `{collection}` has {found} points, the manifest says {expected}")]
+    CountMismatch {
+        /// Backup name.
+        name: String,
+        /// Collection.
+        collection: String,
+        /// From the manifest.
+        expected: u64,
+        /// Found after unpacking.
+        found: u64,
+    },
+    /// No backup matches the request.
+    #[error("no backup found: {0}")]
+    NotFound(String),
+    /// The archive names a data key this store does not have.
+    #[error("the archive was encrypted with data key {key_id}, which this store's key envelope does not hold")]
+    UnknownKey {
+        /// Key id from the archive header.
+        key_id: u32,
+    },
+    /// Not enough free disk for the operation.
+    #[error("not enough free disk in {path}: need {needed} bytes, {free} free")]
+    DiskSpace {
+        /// Where.
+        path: String,
+        /// Bytes needed (data plus the store's reserve).
+        needed: u64,
+        /// Bytes free.
+        free: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Keys failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// A blocking task failed.
+    #[error("backup task failed: {0}")]
+    Task(String),
+}
+
+/// Which backup to restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreTarget {
+    /// The newest.
+    Latest,
+    /// The newest taken at or before this time (unix ms).
+    At(i64),
+    /// By name.
+    Named(String),
+}
+
+/// What `restore` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    /// The backup restored.
+    pub backup: Manifest,
+    /// Where the replaced live data was kept.
+    pub previous_data: Option<PathBuf>,
+    /// Time taken, ms.
+    pub elapsed_ms: f64,
+}
+
+/// What `prune` removed (or would remove, on a dry run).
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    /// Backups removed.
+    pub removed: Vec<String>,
+    /// Backups kept.
+    pub kept: Vec<String>,
+    /// Nothing was deleted.
+    pub dry_run: bool,
+}
+
+/// Retention of local backups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Delete local backups older than this many days. Default: 7.
+    pub local_keep_days: u32,
+    /// Never keep fewer than this many (at least 1). Default: 1.
+    pub keep_last: usize,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            local_keep_days: 7,
+            keep_last: 1,
+        }
+    }
+}
+
+/// Unix ms now; replaceable in tests.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// Creates, lists, verifies and prunes backups of an open store.
+pub struct BackupManager {
+    data_dir: PathBuf,
+    store: Arc<dyn VectorStore>,
+    keys: Arc<BackupKeys>,
+    store_id: uuid::Uuid,
+    min_free_bytes: u64,
+    retention: BackupConfig,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for BackupManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupManager")
+            .field("dir", &self.dir())
+            .finish_non_exhaustive()
+    }
+}
+
+fn snapshots_dir(data_dir: &Path, store_id: &uuid::Uuid) -> PathBuf {
+    data_dir.join(SNAPSHOTS_DIR).join(store_id.to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
+) -> Result<T, BackupError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackupError::Task(e.to_string()))?
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn ensure_space(path: &Path, needed: u64) -> Result<(), BackupError> {
+    match disk_free_bytes(path) {
+        Some(free) if free < needed => Err(BackupError::DiskSpace {
+            path: path.display().to_string(),
+            needed,
+            free,
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl BackupManager {
+    pub(crate) fn new(
+        config: &StorageConfig,
+        store: Arc<dyn VectorStore>,
+        keys: BackupKeys,
+        store_id: uuid::Uuid,
+        clock: Clock,
+    ) -> Self {
+        BackupManager {
+            data_dir: config.data_dir.clone(),
+            store,
+            keys: Arc::new(keys),
+            store_id,
+            min_free_bytes: config.store.min_free_bytes,
+            retention: config.backup,
+            clock,
+        }
+    }
+
+    /// Replace the clock (tests of retention and restore-at-time).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Where local archives are kept.
+    pub fn dir(&self) -> PathBuf {
+        snapshots_dir(&self.data_dir, &self.store_id)
+    }
+
+    /// Take a backup now: consistent snapshot, archive, manifest. A failure leaves no file.
+    ///
+    /// # Errors
+    /// [`BackupError::DiskSpace`] when the disk cannot hold the copy and the archive; store,
+    /// crypto and I/O errors.
+    pub async fn create_snapshot(&self) -> Result<Manifest, BackupError> {
+        let now = (self.clock)();
+        let name = manifest::backup_name(now);
+        let dir = self.dir();
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let live = self.data_dir.join(QDRANT_DIR);
+        let data_dir = self.data_dir.clone();
+        let reserve = self.min_free_bytes;
+        // Room for a full copy and an archive of at most the same size, above the reserve.
+        let needed = blocking(move || Ok(dir_size(&live))).await? * 2 + reserve;
+        ensure_space(&self.data_dir, needed)?;
+        let staging = self.data_dir.join(format!(".staging-{name}"));
+        let result = self.snapshot_into(&staging, &dir, &name, now).await;
+        let cleanup = staging.clone();
+        let _ = blocking(move || {
+            let _ = std::fs::remove_dir_all(&cleanup);
+            Ok(())
+        })
+        .await;
+        let manifest = result?;
+        // A good backup exists: the data kept aside by the last restore can go.
+        let _ = blocking(move || {
+            remove_previous(&data_dir);
+            Ok(())
+        })
+        .await;
+        tracing::info!(backup = %manifest.name, bytes = manifest.archive_bytes, pause_ms = manifest.writer_pause_ms, "backup created");
+        Ok(manifest)
+    }
+
+    async fn snapshot_into(&self, staging: &Path, dir: &Path, name: &str, now: i64) -> Result<Manifest, BackupError> {
+        let info = self.store.snapshot(staging).await?;
+        let (staging, dir, name) = (staging.to_path_buf(), dir.to_path_buf(), name.to_string());
+        let keys = self.keys.clone();
+        let store_id = self.store_id;
+        blocking(move || {
+            let key_id = keys.active_key_id;
+            let key = keys.key(key_id).ok_or(BackupError::UnknownKey { key_id })?;
+            let tmp = dir.join(format!(".{name}.cosb.tmp"));
+            let written = match archive::write_archive(&staging, &tmp, &key, key_id, &store_id, &name) {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            };
+            let manifest = Manifest {
+                name: name.clone(),
+                store_id,
+                created_at_ms: now,
+                collections: info.collections,
+                data_bytes: info.bytes,
+                archive_bytes: written.bytes,
+                sha256: written.sha256,
+                key_id,
+                format: ARCHIVE_FORMAT,
+                app_version: env!("CARGO_PKG_VERSION").to_string(),
+                writer_pause_ms: info.writer_pause_ms,
+                verified_at_ms: None,
+            };
+            let target = manifest::archive_path(&dir, &name);
+            std::fs::rename(&tmp, &target).map_err(io_err(&target))?;
+            if let Err(e) = manifest::write(&dir, &manifest) {
+                let _ = std::fs::remove_file(&target);
+                return Err(e);
+            }
+            Ok(manifest)
+        })
+        .await
+    }
+
+    /// Local backups, oldest first.
+    ///
+    /// # Errors
+    /// I/O errors reading the folder.
+    pub fn list(&self) -> Result<Vec<Manifest>, BackupError> {
+        manifest::list(&self.dir())
+    }
+
+    /// Prove a backup restorable without touching live data: checksum, decrypt, unpack, open
+    /// every collection, compare counts. Records the time in the manifest.
+    ///
+    /// # Errors
+    /// The first check that fails, as a [`BackupError`].
+    pub async fn verify(&self, name: Option<&str>) -> Result<Manifest, BackupError> {
+        let target = name.map_or(RestoreTarget::Latest, |n| RestoreTarget::Named(n.to_string()));
+        let mut manifest = choose(&self.list()?, &target)?;
+        let (data_dir, dir, keys, reserve) = (
+            self.data_dir.clone(),
+            self.dir(),
+            self.keys.clone(),
+            self.min_free_bytes,
+        );
+        let m = manifest.clone();
+        blocking(move || {
+            let unpacked = unpack_and_check(&data_dir, &dir, &m, &keys, reserve, ".verify-")?;
+            std::fs::remove_dir_all(&unpacked).map_err(io_err(&unpacked))
+        })
+        .await?;
+        manifest.verified_at_ms = Some((self.clock)());
+        manifest::write(&self.dir(), &manifest)?;
+        Ok(manifest)
+    }
+
+    /// Apply retention: delete local backups older than `local_keep_days`, never the newest
+    /// `keep_last`.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn prune(&self, dry_run: bool) -> Result<PruneReport, BackupError> {
+        let all = self.list()?;
+        let removed = retention::prunable(
+            &all,
+            (self.clock)(),
+            self.retention.local_keep_days,
+            self.retention.keep_last,
+        );
+        let kept = all
+            .iter()
+            .map(|m| m.name.clone())
+            .filter(|n| !removed.contains(n))
+            .collect();
+        if !dry_run {
+            let dir = self.dir();
+            for name in &removed {
+                for path in [manifest::archive_path(&dir, name), manifest::manifest_path(&dir, name)] {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io_err(&path)(e)),
+                    }
+                }
+            }
+        }
+        Ok(PruneReport { removed, kept, dry_run })
+    }
+}
+
+fn choose(all: &[Manifest], target: &RestoreTarget) -> Result<Manifest, BackupError> {
+    let found = match target {
+        RestoreTarget::Latest => all.last(),
+        RestoreTarget::At(t) => all.iter().rev().find(|m| m.created_at_ms <= *t),
+        RestoreTarget::Named(n) => all.iter().find(|m| &m.name == n),
+    };
+    found.cloned().ok_or_else(|| {
+        BackupError::NotFound(match target {
+            RestoreTarget::Latest => "there are no backups".to_string(),
+            RestoreTarget::At(t) => format!("no backup taken at or before {t} (unix ms)"),
+            RestoreTarget::Named(n) => format!("no backup named {n}"),
+        })
+    })
+}
+
+/// Checksum, decrypt and unpack `manifest`'s archive into `<data_dir>/<prefix><name>/`, open
+/// every collection there and compare counts. Returns the folder (holding `qdrant/`).
+fn unpack_and_check(
+    data_dir: &Path,
+    dir: &Path,
+    manifest: &Manifest,
+    keys: &BackupKeys,
+    reserve: u64,
+    prefix: &str,
+) -> Result<PathBuf, BackupError> {
+    let archive = manifest::archive_path(dir, &manifest.name);
+    if !archive.exists() {
+        return Err(BackupError::NotFound(format!(
+            "archive file {} is missing",
+            archive.display()
+        )));
+    }
+    let actual = archive::sha256_file(&archive)?;
+    if actual != manifest.sha256 {
+        return Err(BackupError::ChecksumMismatch {
+            name: manifest.name.clone(),
+            expected: manifest.sha256.clone(),
+            actual,
+        });
+    }
+    ensure_space(data_dir, manifest.data_bytes + reserve)?;
+    let target = data_dir.join(format!("{prefix}{}", manifest.name));
+    if target.exists() {
+        std::fs::remove_dir_all(&target).map_err(io_err(&target))?;
+    }
+    std::fs::create_dir_all(&target).map_err(io_err(&target))?;
+    let checked = (|| {
+        archive::read_archive(&archive, &target, |id| keys.key(id), &manifest.store_id, &manifest.name)?;
+        let store = EmbeddedStore::open_with(
+            &target,
+            EmbeddedOptions {
+                min_free_bytes: reserve,
+            },
+        )?;
+        let counts = futures_stats(&store)?;
+        drop(store);
+        for expected in &manifest.collections {
+            let found = counts.iter().find(|c| c.name == expected.name).map_or(0, |c| c.points);
+            if found != expected.points {
+                return Err(BackupError::CountMismatch {
+                    name: manifest.name.clone(),
+                    collection: expected.name.clone(),
+                    expected: expected.points,
+                    found,
+                });
+            }
+        }
+        Ok(())
+    })();
+    match checked {
+        Ok(()) => Ok(target),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&target);
+            Err(e)
+        }
+    }
+}
+
+/// Point counts of a store opened outside any runtime (this runs on a blocking thread).
+fn futures_stats(store: &EmbeddedStore) -> Result<Vec<crate::store::CollectionStats>, BackupError> {
+    Ok(store.stats_blocking()?)
+}
+
+fn remove_previous(data_dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(data_dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(PREVIOUS_PREFIX) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+/// Restore a backup into a store that is **not open** (this takes the data-dir lock):
+/// verify and unpack it aside, check it, then swap it with the live collections atomically.
+/// Any failure leaves the live data untouched. Reopen the service afterwards.
+///
+/// # Errors
+/// `Store(Locked)` while the store is open elsewhere; crypto errors for a wrong key; every
+/// [`BackupError`] that `verify` can return.
+pub async fn restore(config: &StorageConfig, target: RestoreTarget) -> Result<RestoreReport, BackupError> {
+    let config = config.clone();
+    blocking(move || {
+        let started = std::time::Instant::now();
+        let data_dir = config.data_dir.clone();
+        let _lock = crate::store::embedded::lock_data_dir(&data_dir)?;
+        let unlocked = crate::crypto::open_keys(&data_dir, &config.keys)?;
+        let store_id = unlocked.status.store_id;
+        let keys = unlocked.backup_keys();
+        let dir = snapshots_dir(&data_dir, &store_id);
+        let manifest = choose(&manifest::list(&dir)?, &target)?;
+        let unpacked = unpack_and_check(
+            &data_dir,
+            &dir,
+            &manifest,
+            &keys,
+            config.store.min_free_bytes,
+            ".restore-",
+        )?;
+        let live = data_dir.join(QDRANT_DIR);
+        let incoming = unpacked.join(QDRANT_DIR);
+        let previous = if live.exists() {
+            exchange(&incoming, &live).map_err(io_err(&live))?;
+            let kept = data_dir.join(format!("{PREVIOUS_PREFIX}{}", crate::clock::now_ms()));
+            std::fs::rename(&unpacked, &kept).map_err(io_err(&kept))?;
+            Some(kept)
+        } else {
+            std::fs::rename(&incoming, &live).map_err(io_err(&live))?;
+            let _ = std::fs::remove_dir_all(&unpacked);
+            None
+        };
+        tracing::info!(backup = %manifest.name, "restored");
+        Ok(RestoreReport {
+            backup: manifest,
+            previous_data: previous,
+            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    })
+    .await
+}
+
+/// Atomically exchange two paths (Linux `renameat2(RENAME_EXCHANGE)`).
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let ca = std::ffi::CString::new(a.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let cb = std::ffi::CString::new(b.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them like rename(2).
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
