@@ -94,8 +94,16 @@ pub struct ChatBenchReport {
     pub list_conversations: Latency,
     /// Time to reopen the filled store.
     pub reopen_ms: f64,
-    /// Bytes on disk after the fill and a flush.
+    /// Bytes the collections occupy on disk after the fill and a flush.
     pub store_bytes: u64,
+    /// `backup.create_snapshot()` end to end (snapshot, tar, zstd, encryption, manifest).
+    pub backup_ms: f64,
+    /// How long writers were paused during that backup.
+    pub backup_writer_pause_ms: f64,
+    /// Size of the encrypted archive.
+    pub backup_archive_bytes: u64,
+    /// `backup::restore` of that archive (checksum, decrypt, unpack, open and count, swap).
+    pub restore_ms: f64,
     /// Resident memory after the fill, bytes.
     pub rss_after_fill_bytes: Option<u64>,
     /// Of that, anonymous memory (heap and engine structures), bytes.
@@ -200,9 +208,15 @@ pub async fn run_chat_bench(
         service.chat.get_history(ctx, HistoryRange::Last(5)).await?;
         last5_optimized.push(t.elapsed());
     }
+    let t = Instant::now();
+    let backup = service.backup.create_snapshot().await?;
+    let backup_ms = t.elapsed().as_secs_f64() * 1e3;
     service.shutdown().await?;
     let rss_after_shutdown = memory().0;
-    let store_bytes = dir_size(&dir.join("data"));
+    let store_bytes = dir_size(&dir.join("data").join(crate::store::embedded::QDRANT_DIR));
+    let t = Instant::now();
+    crate::backup::restore(&config, crate::backup::RestoreTarget::Named(backup.name.clone())).await?;
+    let restore_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     let reopened = StorageService::open(config).await?;
     let reopen_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -218,6 +232,10 @@ pub async fn run_chat_bench(
         list_conversations: Latency::from_samples(list),
         reopen_ms,
         store_bytes,
+        backup_ms,
+        backup_writer_pause_ms: backup.writer_pause_ms,
+        backup_archive_bytes: backup.archive_bytes,
+        restore_ms,
         rss_after_fill_bytes: rss_after_fill,
         rss_anon_after_fill_bytes: rss_anon_after_fill,
         rss_file_after_fill_bytes: rss_file_after_fill,

@@ -46,6 +46,13 @@ fn print_report(r: &ChatBenchReport) {
     println!("optimize                   {:.1} ms", r.optimize_ms);
     println!("reopen                     {:.1} ms", r.reopen_ms);
     println!("store size on disk         {}", output::bytes(r.store_bytes));
+    println!(
+        "backup                     {:.0} ms (writers paused {:.0} ms), archive {}",
+        r.backup_ms,
+        r.backup_writer_pause_ms,
+        output::bytes(r.backup_archive_bytes)
+    );
+    println!("restore                    {:.0} ms", r.restore_ms);
     let mb = |v: Option<u64>| v.map_or("n/a".to_string(), output::bytes);
     println!(
         "RSS after fill             {} (anon {}, mapped files {})",

@@ -1,11 +1,13 @@
 //! `demo`: the main job end to end, on a store in a temporary folder.
 //!
 //! Creates an encrypted store, records two users' CloudOps conversations, pages through
-//! history, renames and archives, restarts the service to show persistence, scans the data
-//! dir for a plaintext marker, and erases one user with a receipt.
+//! history, renames and archives, restarts the service to show persistence, backs up,
+//! deletes a conversation and restores it, scans the data dir for a plaintext marker, and
+//! erases one user with a receipt.
 
 use std::time::Instant;
 
+use cloudops_storage_service::backup::RestoreTarget;
 use cloudops_storage_service::chat::{ConversationStatus, ConversationUpdate, HistoryRange, NewMessage, Role};
 use cloudops_storage_service::{ConfigKey, StorageConfig, StorageService};
 use serde_json::json;
@@ -151,10 +153,35 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
         history.len()
     ));
 
+    let backup = service.backup.create_snapshot().await?;
+    say(format!(
+        "6. backed up {} points into an encrypted archive of {} (writers paused {:.0} ms): {}",
+        backup.points(),
+        output::bytes(backup.archive_bytes),
+        backup.writer_pause_ms,
+        backup.name
+    ));
+    service.chat.delete(&costs).await?;
+    let gone = service.chat.get_conversation(&costs).await.is_err();
+    service.shutdown().await?;
+    let restored = cloudops_storage_service::backup::restore(&config, RestoreTarget::Latest).await?;
+    let service = StorageService::open(config.clone()).await?;
+    let back = service.chat.get_history(&costs, HistoryRange::All).await?;
+    say(format!(
+        "7. deleted \"EC2 cost spike\" (gone: {gone}), restored {} in {:.0} ms: it is back with {} messages",
+        restored.backup.name,
+        restored.elapsed_ms,
+        back.len()
+    ));
+    anyhow::ensure!(
+        back.len() == history.len(),
+        "restore did not bring the conversation back"
+    );
+
     service.flush().await?;
     let found = scan_for(&data_dir, MARKER.as_bytes())?;
     say(format!(
-        "6. scanned every byte under the data dir for {MARKER:?}: {}",
+        "8. scanned every byte under the data dir (store and backups) for {MARKER:?}: {}",
         if found.is_empty() {
             "not found (sealed with AES-256-GCM)".to_string()
         } else {
@@ -165,11 +192,11 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
 
     let receipt = service.chat.erase_user("bob").await?;
     say(format!(
-        "7. erased bob: {} conversation(s), {} message(s) deleted",
+        "9. erased bob: {} conversation(s), {} message(s) deleted",
         receipt.conversations, receipt.messages
     ));
     let health = service.health().await?;
-    say("8. health:".into());
+    say("10. health:".into());
     if !out.json {
         crate::commands::status::print_health(&health);
     }
@@ -182,6 +209,8 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
             "mean_append_ms": mean,
             "reopen_ms": reopen_ms,
             "plaintext_found_on_disk": !found.is_empty(),
+            "backup": backup,
+            "restored_messages": back.len(),
             "erase_receipt": receipt,
             "health": health,
         }),
