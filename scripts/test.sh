@@ -8,6 +8,10 @@
 # The `keychain` key source is tested against a real Secret Service: this script installs
 # Debian's gnome-keyring, dbus and libsecret-tools when missing, and runs the suite inside a
 # private D-Bus session with a throwaway, unlocked keyring (it never touches the user's own).
+#
+# Backups are tested against a real S3 server: Garage from crates.io (`cargo install garage
+# --locked`, ~15 minutes the first time, then cached in ~/.cargo/bin), started on a free
+# loopback port by scripts/garage.sh and stopped when the tests end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +26,10 @@ if [ -z "${CLOUDOPS_KEYRING_SESSION:-}" ]; then
       echo "!! no Secret Service tools and no root to install them: keychain tests will skip (fail under CI=true)"
     fi
   fi
+  if ! command -v garage >/dev/null; then
+    echo "== installing garage (S3 server for backup tests; first time only)"
+    cargo install garage --locked --quiet || echo "!! garage could not be installed: S3 tests will skip (fail under CI=true)"
+  fi
   if command -v gnome-keyring-daemon >/dev/null && command -v dbus-run-session >/dev/null; then
     export CLOUDOPS_KEYRING_SESSION=1
     exec dbus-run-session -- bash "$0" "$@"
@@ -33,6 +41,14 @@ else
   if printf 'cloudops-test' | XDG_DATA_HOME="$keyring_home" gnome-keyring-daemon --unlock --components=secrets >/dev/null; then
     export CLOUDOPS_TEST_KEYCHAIN=1
   fi
+fi
+
+if command -v garage >/dev/null; then
+  garage_dir=$(mktemp -d)
+  trap 'scripts/garage.sh stop "$garage_dir"; rm -rf "$garage_dir" ${keyring_home:+"$keyring_home"}' EXIT
+  scripts/garage.sh start "$garage_dir"
+  # shellcheck disable=SC1091
+  source "$garage_dir/env"
 fi
 
 cargo test --workspace --release "$@"

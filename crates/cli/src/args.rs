@@ -52,9 +52,17 @@ pub(crate) enum Command {
 #[derive(Debug, Subcommand)]
 pub(crate) enum BackupCommand {
     /// Take a backup now (consistent snapshot, zstd, AES-256-GCM).
-    Now,
-    /// List local backups.
-    List,
+    Now {
+        /// Also upload it to the configured S3 target.
+        #[arg(long)]
+        upload: bool,
+    },
+    /// List backups (local, or with --remote those in S3).
+    List {
+        /// List the S3 target's backups.
+        #[arg(long)]
+        remote: bool,
+    },
     /// Prove a backup restorable without touching live data (default: the newest).
     Verify {
         /// Backup name.
@@ -72,13 +80,18 @@ pub(crate) enum BackupCommand {
         /// A backup by name.
         #[arg(long)]
         name: Option<String>,
+        /// Download it from the configured S3 target.
+        #[arg(long)]
+        from_s3: bool,
     },
-    /// Delete local backups past retention (never the newest).
+    /// Delete backups past retention, locally and in S3 (never the newest).
     Prune {
         /// Only show what would be deleted.
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run scheduled backups in the foreground until Ctrl-C (for a sidecar or service manager).
+    Daemon,
 }
 
 #[derive(Debug, Args)]

@@ -243,11 +243,21 @@ pub enum ConfigKey {
     BackupLocalKeepDays,
     /// `backup.keep_last` / `CLOUDOPS_BACKUP_KEEP_LAST`
     BackupKeepLast,
+    /// `backup.interval_minutes` / `CLOUDOPS_BACKUP_INTERVAL_MINUTES`
+    BackupIntervalMinutes,
+    /// `backup.s3.bucket` / `CLOUDOPS_BACKUP_S3_BUCKET`
+    S3Bucket,
+    /// `backup.s3.endpoint` / `CLOUDOPS_BACKUP_S3_ENDPOINT`
+    S3Endpoint,
+    /// `backup.s3.region` / `CLOUDOPS_BACKUP_S3_REGION`
+    S3Region,
+    /// `backup.s3.prefix` / `CLOUDOPS_BACKUP_S3_PREFIX`
+    S3Prefix,
 }
 
 impl ConfigKey {
     /// Every key.
-    pub const ALL: [ConfigKey; 9] = [
+    pub const ALL: [ConfigKey; 14] = [
         ConfigKey::DataDir,
         ConfigKey::KeySource,
         ConfigKey::KeyFile,
@@ -257,6 +267,11 @@ impl ConfigKey {
         ConfigKey::MinFreeBytes,
         ConfigKey::BackupLocalKeepDays,
         ConfigKey::BackupKeepLast,
+        ConfigKey::BackupIntervalMinutes,
+        ConfigKey::S3Bucket,
+        ConfigKey::S3Endpoint,
+        ConfigKey::S3Region,
+        ConfigKey::S3Prefix,
     ];
 
     /// The dotted name used in TOML.
@@ -271,6 +286,11 @@ impl ConfigKey {
             ConfigKey::MinFreeBytes => "store.min_free_bytes",
             ConfigKey::BackupLocalKeepDays => "backup.local_keep_days",
             ConfigKey::BackupKeepLast => "backup.keep_last",
+            ConfigKey::BackupIntervalMinutes => "backup.interval_minutes",
+            ConfigKey::S3Bucket => "backup.s3.bucket",
+            ConfigKey::S3Endpoint => "backup.s3.endpoint",
+            ConfigKey::S3Region => "backup.s3.region",
+            ConfigKey::S3Prefix => "backup.s3.prefix",
         }
     }
 
@@ -286,6 +306,11 @@ impl ConfigKey {
             ConfigKey::MinFreeBytes => "CLOUDOPS_MIN_FREE_BYTES",
             ConfigKey::BackupLocalKeepDays => "CLOUDOPS_BACKUP_LOCAL_KEEP_DAYS",
             ConfigKey::BackupKeepLast => "CLOUDOPS_BACKUP_KEEP_LAST",
+            ConfigKey::BackupIntervalMinutes => "CLOUDOPS_BACKUP_INTERVAL_MINUTES",
+            ConfigKey::S3Bucket => "CLOUDOPS_BACKUP_S3_BUCKET",
+            ConfigKey::S3Endpoint => "CLOUDOPS_BACKUP_S3_ENDPOINT",
+            ConfigKey::S3Region => "CLOUDOPS_BACKUP_S3_REGION",
+            ConfigKey::S3Prefix => "CLOUDOPS_BACKUP_S3_PREFIX",
         }
     }
 }
@@ -353,8 +378,27 @@ impl StorageConfig {
                     .parse()
                     .map_err(|_| invalid("not a whole number", "give e.g. 1 (the newest backup is always kept)"))?;
             }
+            ConfigKey::BackupIntervalMinutes => {
+                let minutes: u32 = value
+                    .parse()
+                    .map_err(|_| invalid("not a whole number of minutes", "give e.g. 60"))?;
+                if minutes == 0 {
+                    return Err(invalid("must be at least 1", "give e.g. 60"));
+                }
+                self.backup.interval_minutes = Some(minutes);
+            }
+            ConfigKey::S3Bucket => self.s3_mut(value).bucket = value.to_string(),
+            ConfigKey::S3Endpoint => self.s3_mut(value).endpoint = Some(value.to_string()),
+            ConfigKey::S3Region => self.s3_mut(value).region = Some(value.to_string()),
+            ConfigKey::S3Prefix => self.s3_mut(value).prefix = value.to_string(),
         }
         Ok(())
+    }
+
+    fn s3_mut(&mut self, _value: &str) -> &mut crate::backup::S3Config {
+        self.backup
+            .s3
+            .get_or_insert_with(|| crate::backup::S3Config::new(String::new()))
     }
 
     /// Check the whole configuration once, before anything is opened.
@@ -394,6 +438,16 @@ impl StorageConfig {
                     var.clone(),
                     "is not a valid environment variable name",
                     "use a name like CLOUDOPS_KEY",
+                ));
+            }
+        }
+        if let Some(s3) = &self.backup.s3 {
+            if s3.bucket.trim().is_empty() {
+                return Err(invalid(
+                    ConfigKey::S3Bucket,
+                    String::new(),
+                    "is missing while other backup.s3 settings are given",
+                    "set backup.s3.bucket (CLOUDOPS_BACKUP_S3_BUCKET)",
                 ));
             }
         }

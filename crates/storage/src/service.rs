@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::backup::BackupManager;
+use crate::backup::{AutoBackup, BackupManager, BackupStatus};
 use crate::chat::ChatStorage;
 use crate::config::{KeyConfig, KeySourceKind, StorageConfig};
 use crate::crypto::{self, KeyStatus};
@@ -23,6 +23,7 @@ pub struct StorageService {
     store: Arc<dyn VectorStore>,
     config: StorageConfig,
     keys: std::sync::Mutex<KeyStatus>,
+    auto_backup: tokio::sync::Mutex<Option<AutoBackup>>,
     shut_down: AtomicBool,
 }
 
@@ -56,6 +57,8 @@ pub struct Health {
     pub disk_free_bytes: Option<u64>,
     /// Bytes used by the data dir.
     pub data_dir_bytes: u64,
+    /// Backup schedule: last success, last failure and why, next run.
+    pub backup: BackupStatus,
 }
 
 impl StorageService {
@@ -103,12 +106,14 @@ impl StorageService {
             unlocked.backup_keys(),
             unlocked.status.store_id,
             Arc::new(crate::clock::now_ms),
-        );
+        )
+        .await;
         Ok(StorageService {
             chat,
             backup,
             store,
             keys: std::sync::Mutex::new(unlocked.status),
+            auto_backup: tokio::sync::Mutex::new(None),
             config,
             shut_down: AtomicBool::new(false),
         })
@@ -170,6 +175,7 @@ impl StorageService {
             collections,
             disk_free_bytes: free,
             data_dir_bytes: used,
+            backup: self.backup.status(),
         })
     }
 
@@ -179,6 +185,7 @@ impl StorageService {
     /// Store errors from the final flush.
     pub async fn shutdown(self) -> Result<()> {
         self.shut_down.store(true, Ordering::SeqCst);
+        self.stop_auto_backup().await;
         self.store.flush().await?;
         tracing::debug!("storage service shut down");
         Ok(())
@@ -196,6 +203,28 @@ impl StorageService {
             self.store.optimize(&c.name).await?;
         }
         Ok(self.store.flush().await?)
+    }
+
+    /// Start automatic backups every `[backup] interval_hours` (or `interval_minutes`).
+    /// Restarts the schedule if it already runs.
+    pub async fn start_auto_backup(&self) {
+        self.start_auto_backup_every(self.config.backup.interval()).await;
+    }
+
+    /// Start automatic backups every `interval`.
+    pub async fn start_auto_backup_every(&self, interval: std::time::Duration) {
+        let mut slot = self.auto_backup.lock().await;
+        if let Some(running) = slot.take() {
+            running.stop().await;
+        }
+        *slot = Some(AutoBackup::start(self.backup.clone(), interval));
+    }
+
+    /// Stop automatic backups; a backup in progress finishes first.
+    pub async fn stop_auto_backup(&self) {
+        if let Some(running) = self.auto_backup.lock().await.take() {
+            running.stop().await;
+        }
     }
 
     /// Make every acknowledged write durable now.

@@ -7,7 +7,7 @@ use crate::args::BackupCommand;
 use crate::output::{self, Output};
 
 pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output) -> anyhow::Result<()> {
-    if let BackupCommand::Restore { at, name, .. } = cmd {
+    if let BackupCommand::Restore { at, name, from_s3, .. } = cmd {
         // Restore works on a closed store: it takes the data-dir lock itself.
         let target = match (at, name) {
             (Some(at), _) => RestoreTarget::At(parse_time(at)?),
@@ -20,7 +20,7 @@ pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output)
                 config.data_dir.display()
             );
         }
-        let report = backup::restore(&config, target).await?;
+        let report = backup::restore_from(&config, target, *from_s3).await?;
         return out.emit(&report, |r| {
             println!(
                 "restored {} ({} points) in {:.0} ms",
@@ -44,8 +44,11 @@ pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output)
 
 async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> anyhow::Result<()> {
     match cmd {
-        BackupCommand::Now => {
+        BackupCommand::Now { upload } => {
             let m = service.backup.create_snapshot().await?;
+            if *upload {
+                service.backup.upload(&m).await?;
+            }
             out.emit(&m, |m| {
                 println!(
                     "backup {}: {} points, {} archive ({} data), writers paused {:.0} ms",
@@ -56,11 +59,37 @@ async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> 
                     m.writer_pause_ms
                 );
                 println!("in {}", service.backup.dir().display());
+                if let (true, Some(remote)) = (*upload, service.backup.remote()) {
+                    println!("uploaded to {remote}");
+                }
             })
         }
-        BackupCommand::List => {
-            let all = service.backup.list()?;
+        BackupCommand::List { remote } => {
+            let all = if *remote {
+                service.backup.list_remote().await?
+            } else {
+                service.backup.list()?
+            };
             out.emit(&all, |all| print_list(all))
+        }
+        BackupCommand::Daemon => {
+            let interval = service.config().backup.interval();
+            service.start_auto_backup().await;
+            eprintln!(
+                "backing up every {} min{}; Ctrl-C to stop",
+                interval.as_secs() / 60,
+                service
+                    .backup
+                    .remote()
+                    .map(|r| format!(", uploading to {r}"))
+                    .unwrap_or_default()
+            );
+            tokio::signal::ctrl_c().await?;
+            service.stop_auto_backup().await;
+            let status = service.backup.status();
+            out.emit(&status, |s| {
+                println!("stopped; last backup: {}", s.last_backup.as_deref().unwrap_or("none"));
+            })
         }
         BackupCommand::Verify { name } => {
             let m = service.backup.verify(name.as_deref()).await?;
@@ -69,12 +98,15 @@ async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> 
             })
         }
         BackupCommand::Prune { dry_run } => {
-            let report = service.backup.prune(*dry_run)?;
+            let report = service.backup.prune(*dry_run).await?;
             out.emit(&report, |r| {
                 let verb = if r.dry_run { "would delete" } else { "deleted" };
-                println!("{verb} {} backup(s), kept {}", r.removed.len(), r.kept.len());
+                println!("{verb} {} local backup(s), kept {}", r.removed.len(), r.kept.len());
                 for name in &r.removed {
                     println!("  {name}");
+                }
+                if !r.removed_remote.is_empty() {
+                    println!("{verb} {} remote backup(s)", r.removed_remote.len());
                 }
             })
         }

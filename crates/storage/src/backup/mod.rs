@@ -7,11 +7,15 @@
 //! then swaps it with the live data in one atomic `renameat2(RENAME_EXCHANGE)`; the previous
 //! data is kept aside until the next successful backup.
 //!
-//! Not built yet: S3 targets, the scheduler and `backup daemon` (see the backup issue).
+//! With `[backup.s3]` configured, backups are also uploaded to an S3-compatible bucket, pruned
+//! there with their own retention, and can be restored from it. `start_auto_backup` runs the
+//! whole cycle on a schedule.
 
 mod archive;
 mod manifest;
 mod retention;
+mod s3;
+mod scheduler;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +23,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use manifest::{Manifest, ARCHIVE_FORMAT};
+pub use s3::{S3Config, S3Target};
+pub use scheduler::{AutoBackup, BackupStatus};
 
 use crate::config::StorageConfig;
 use crate::crypto::{BackupKeys, CryptoError};
@@ -82,6 +88,21 @@ pub enum BackupError {
         /// Key id from the archive header.
         key_id: u32,
     },
+    /// A remote target refused or failed an operation.
+    #[error("{target} {operation} of {object} failed: {message}")]
+    Target {
+        /// Target kind (`s3`).
+        target: &'static str,
+        /// What was being done.
+        operation: &'static str,
+        /// Object key.
+        object: String,
+        /// The SDK's explanation.
+        message: String,
+    },
+    /// Remote backups were asked for but no `[backup.s3]` is configured.
+    #[error("no S3 target is configured (set [backup.s3] bucket, endpoint, …)")]
+    NoRemote,
     /// Not enough free disk for the operation.
     #[error("not enough free disk in {path}: need {needed} bytes, {free} free")]
     DiskSpace {
@@ -132,18 +153,26 @@ pub struct PruneReport {
     pub removed: Vec<String>,
     /// Backups kept.
     pub kept: Vec<String>,
+    /// Remote backups removed.
+    pub removed_remote: Vec<String>,
     /// Nothing was deleted.
     pub dry_run: bool,
 }
 
-/// Retention of local backups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+/// `[backup]`: schedule, retention and the optional S3 target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackupConfig {
     /// Delete local backups older than this many days. Default: 7.
     pub local_keep_days: u32,
-    /// Never keep fewer than this many (at least 1). Default: 1.
+    /// Never keep fewer than this many, locally and remotely (at least 1). Default: 1.
     pub keep_last: usize,
+    /// Hours between automatic backups. Default: 24.
+    pub interval_hours: u32,
+    /// Minutes between automatic backups; overrides `interval_hours` when set (for tests).
+    pub interval_minutes: Option<u32>,
+    /// Remote target; none by default.
+    pub s3: Option<S3Config>,
 }
 
 impl Default for BackupConfig {
@@ -151,14 +180,28 @@ impl Default for BackupConfig {
         BackupConfig {
             local_keep_days: 7,
             keep_last: 1,
+            interval_hours: 24,
+            interval_minutes: None,
+            s3: None,
         }
+    }
+}
+
+impl BackupConfig {
+    /// The schedule's interval.
+    pub fn interval(&self) -> std::time::Duration {
+        let minutes = self
+            .interval_minutes
+            .map_or(u64::from(self.interval_hours) * 60, u64::from);
+        std::time::Duration::from_secs(minutes.max(1) * 60)
     }
 }
 
 /// Unix ms now; replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
-/// Creates, lists, verifies and prunes backups of an open store.
+/// Creates, lists, verifies, uploads and prunes backups of an open store.
+#[derive(Clone)]
 pub struct BackupManager {
     data_dir: PathBuf,
     store: Arc<dyn VectorStore>,
@@ -166,7 +209,9 @@ pub struct BackupManager {
     store_id: uuid::Uuid,
     min_free_bytes: u64,
     retention: BackupConfig,
+    s3: Option<Arc<S3Target>>,
     clock: Clock,
+    status: Arc<std::sync::Mutex<BackupStatus>>,
 }
 
 impl std::fmt::Debug for BackupManager {
@@ -208,22 +253,84 @@ fn ensure_space(path: &Path, needed: u64) -> Result<(), BackupError> {
 }
 
 impl BackupManager {
-    pub(crate) fn new(
+    pub(crate) async fn new(
         config: &StorageConfig,
         store: Arc<dyn VectorStore>,
         keys: BackupKeys,
         store_id: uuid::Uuid,
         clock: Clock,
     ) -> Self {
+        let s3 = match &config.backup.s3 {
+            Some(s3) => Some(Arc::new(S3Target::new(s3, &store_id).await)),
+            None => None,
+        };
         BackupManager {
             data_dir: config.data_dir.clone(),
             store,
             keys: Arc::new(keys),
             store_id,
             min_free_bytes: config.store.min_free_bytes,
-            retention: config.backup,
+            retention: config.backup.clone(),
+            s3,
             clock,
+            status: Arc::new(std::sync::Mutex::new(BackupStatus::default())),
         }
+    }
+
+    /// The remote target, if configured.
+    pub fn remote(&self) -> Option<&S3Target> {
+        self.s3.as_deref()
+    }
+
+    /// Upload a local backup to the S3 target.
+    ///
+    /// # Errors
+    /// [`BackupError::NoRemote`] without a target; [`BackupError::Target`] when it fails.
+    pub async fn upload(&self, manifest: &Manifest) -> Result<(), BackupError> {
+        let s3 = self.s3.as_ref().ok_or(BackupError::NoRemote)?;
+        let started = std::time::Instant::now();
+        s3.put(&manifest::archive_path(&self.dir(), &manifest.name), manifest)
+            .await?;
+        tracing::info!(backup = %manifest.name, target = %s3, ms = started.elapsed().as_millis() as u64, "backup uploaded");
+        Ok(())
+    }
+
+    /// Remote backups, oldest first.
+    ///
+    /// # Errors
+    /// [`BackupError::NoRemote`] or [`BackupError::Target`].
+    pub async fn list_remote(&self) -> Result<Vec<Manifest>, BackupError> {
+        self.s3.as_ref().ok_or(BackupError::NoRemote)?.list().await
+    }
+
+    /// One scheduled cycle: back up, upload when S3 is configured, prune.
+    ///
+    /// # Errors
+    /// The first step that fails.
+    pub async fn run_cycle(&self) -> Result<Manifest, BackupError> {
+        let manifest = self.create_snapshot().await?;
+        if self.s3.is_some() {
+            self.upload(&manifest).await?;
+        }
+        self.prune(false).await?;
+        Ok(manifest)
+    }
+
+    /// Schedule status (last success, last failure and why, next run).
+    pub fn status(&self) -> BackupStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn status_handle(&self) -> Arc<std::sync::Mutex<BackupStatus>> {
+        self.status.clone()
+    }
+
+    pub(crate) fn store_writes(&self) -> u64 {
+        self.store.write_count()
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        (self.clock)()
     }
 
     /// Replace the clock (tests of retention and restore-at-time).
@@ -346,12 +453,27 @@ impl BackupManager {
         Ok(manifest)
     }
 
-    /// Apply retention: delete local backups older than `local_keep_days`, never the newest
-    /// `keep_last`.
+    /// Apply retention: delete local backups older than `local_keep_days` and remote ones
+    /// older than `[backup.s3] keep_days`, never the newest `keep_last` of either.
     ///
     /// # Errors
-    /// I/O errors.
-    pub fn prune(&self, dry_run: bool) -> Result<PruneReport, BackupError> {
+    /// I/O and target errors.
+    pub async fn prune(&self, dry_run: bool) -> Result<PruneReport, BackupError> {
+        let mut report = self.prune_local(dry_run)?;
+        if let (Some(s3), Some(cfg)) = (&self.s3, &self.retention.s3) {
+            let remote = s3.list().await?;
+            let removed = retention::prunable(&remote, (self.clock)(), cfg.keep_days, self.retention.keep_last);
+            if !dry_run {
+                for name in &removed {
+                    s3.delete(name).await?;
+                }
+            }
+            report.removed_remote = removed;
+        }
+        Ok(report)
+    }
+
+    fn prune_local(&self, dry_run: bool) -> Result<PruneReport, BackupError> {
         let all = self.list()?;
         let removed = retention::prunable(
             &all,
@@ -376,7 +498,12 @@ impl BackupManager {
                 }
             }
         }
-        Ok(PruneReport { removed, kept, dry_run })
+        Ok(PruneReport {
+            removed,
+            kept,
+            removed_remote: Vec::new(),
+            dry_run,
+        })
     }
 }
 
@@ -481,24 +608,55 @@ fn remove_previous(data_dir: &Path) {
 /// `Store(Locked)` while the store is open elsewhere; crypto errors for a wrong key; every
 /// [`BackupError`] that `verify` can return.
 pub async fn restore(config: &StorageConfig, target: RestoreTarget) -> Result<RestoreReport, BackupError> {
-    let config = config.clone();
-    blocking(move || {
-        let started = std::time::Instant::now();
-        let data_dir = config.data_dir.clone();
-        let _lock = crate::store::embedded::lock_data_dir(&data_dir)?;
-        let unlocked = crate::crypto::open_keys(&data_dir, &config.keys)?;
-        let store_id = unlocked.status.store_id;
-        let keys = unlocked.backup_keys();
+    restore_from(config, target, false).await
+}
+
+/// [`restore`], from the S3 target when `from_s3` (download, then the same checks and swap).
+///
+/// # Errors
+/// As [`restore`], plus [`BackupError::NoRemote`] and [`BackupError::Target`].
+pub async fn restore_from(
+    config: &StorageConfig,
+    target: RestoreTarget,
+    from_s3: bool,
+) -> Result<RestoreReport, BackupError> {
+    let started = std::time::Instant::now();
+    let data_dir = config.data_dir.clone();
+    let (lock, unlocked) = {
+        let (data_dir, keys_config) = (data_dir.clone(), config.keys.clone());
+        blocking(move || {
+            let lock = crate::store::embedded::lock_data_dir(&data_dir)?;
+            let unlocked = crate::crypto::open_keys(&data_dir, &keys_config)?;
+            Ok((lock, unlocked))
+        })
+        .await?
+    };
+    let store_id = unlocked.status.store_id;
+    let keys = unlocked.backup_keys();
+    let (dir, manifest, download) = if from_s3 {
+        let s3_config = config.backup.s3.as_ref().ok_or(BackupError::NoRemote)?;
+        let s3 = S3Target::new(s3_config, &store_id).await;
+        let manifest = choose(&s3.list().await?, &target)?;
+        ensure_space(
+            &data_dir,
+            manifest.archive_bytes + manifest.data_bytes + config.store.min_free_bytes,
+        )?;
+        let download = data_dir.join(format!(".download-{}", manifest.name));
+        std::fs::create_dir_all(&download).map_err(io_err(&download))?;
+        if let Err(e) = s3.fetch(&manifest.name, &download).await {
+            let _ = std::fs::remove_dir_all(&download);
+            return Err(e);
+        }
+        (download.clone(), manifest, Some(download))
+    } else {
         let dir = snapshots_dir(&data_dir, &store_id);
         let manifest = choose(&manifest::list(&dir)?, &target)?;
-        let unpacked = unpack_and_check(
-            &data_dir,
-            &dir,
-            &manifest,
-            &keys,
-            config.store.min_free_bytes,
-            ".restore-",
-        )?;
+        (dir, manifest, None)
+    };
+    let reserve = config.store.min_free_bytes;
+    let result = blocking(move || {
+        let _lock = lock;
+        let unpacked = unpack_and_check(&data_dir, &dir, &manifest, &keys, reserve, ".restore-")?;
         let live = data_dir.join(QDRANT_DIR);
         let incoming = unpacked.join(QDRANT_DIR);
         let previous = if live.exists() {
@@ -518,7 +676,11 @@ pub async fn restore(config: &StorageConfig, target: RestoreTarget) -> Result<Re
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     })
-    .await
+    .await;
+    if let Some(download) = download {
+        let _ = std::fs::remove_dir_all(download);
+    }
+    result
 }
 
 /// Atomically exchange two paths (Linux `renameat2(RENAME_EXCHANGE)`).

@@ -396,4 +396,6 @@ pub trait VectorStore: Send + Sync + std::fmt::Display {
     /// only for the flush and the copy. What `dest` holds is backend-specific and is opened
     /// again by the same backend.
     async fn snapshot(&self, dest: &std::path::Path) -> Result<SnapshotInfo, StoreError>;
+    /// Writes acknowledged since the store was opened (to skip backups when nothing changed).
+    fn write_count(&self) -> u64;
 }

@@ -300,10 +300,10 @@ async fn retention_keeps_recent_and_newest_with_an_injected_clock() {
         names.push(s.backup.create_snapshot().await.unwrap().name);
     }
     s.backup = s.backup.with_clock(Arc::new(move || day0 + 10 * DAY_MS));
-    let dry = s.backup.prune(true).unwrap();
+    let dry = s.backup.prune(true).await.unwrap();
     assert_eq!(dry.removed, vec![names[0].clone()]);
     assert_eq!(s.backup.list().unwrap().len(), 3, "a dry run deletes nothing");
-    s.backup.prune(false).unwrap();
+    s.backup.prune(false).await.unwrap();
     assert_eq!(
         s.backup
             .list()
@@ -315,7 +315,7 @@ async fn retention_keeps_recent_and_newest_with_an_injected_clock() {
     );
     // Far in the future everything is old, but the newest good backup stays.
     s.backup = s.backup.with_clock(Arc::new(move || day0 + 100 * DAY_MS));
-    s.backup.prune(false).unwrap();
+    s.backup.prune(false).await.unwrap();
     assert_eq!(s.backup.list().unwrap().len(), 1);
     assert_eq!(s.backup.list().unwrap()[0].name, names[2]);
 }
@@ -330,5 +330,198 @@ async fn archives_hold_no_plaintext() {
     assert!(m.archive_bytes > 0);
     let hits = files_containing(&s.backup.dir(), marker.as_bytes());
     assert!(hits.is_empty(), "plaintext marker found in {hits:?}");
+    s.shutdown().await.unwrap();
+}
+
+/// The S3 server's coordinates, from scripts/test.sh (Garage on loopback). Outside CI the S3
+/// tests skip with a reason when none runs; under CI=true that is a failure.
+fn s3_env() -> Option<(String, String)> {
+    match (
+        std::env::var("CLOUDOPS_TEST_S3_ENDPOINT"),
+        std::env::var("CLOUDOPS_TEST_S3_BUCKET"),
+    ) {
+        (Ok(endpoint), Ok(bucket)) => Some((endpoint, bucket)),
+        _ => {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true but no S3 server was started: run the suite through scripts/test.sh"
+            );
+            eprintln!("SKIPPED: no S3 server (run scripts/test.sh, which starts Garage)");
+            None
+        }
+    }
+}
+
+fn with_s3(t: &TestStore, endpoint: &str, bucket: &str) -> cloudops_storage_service::StorageConfig {
+    let mut config = t.config();
+    let mut s3 = backup::S3Config::new(bucket);
+    s3.endpoint = Some(endpoint.to_string());
+    s3.region = Some("garage".into());
+    s3.prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    config.backup.s3 = Some(s3);
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_upload_multipart_and_restore_from_s3() {
+    let Some((endpoint, bucket)) = s3_env() else { return };
+    let t = TestStore::new();
+    let config = with_s3(&t, &endpoint, &bucket);
+    let (manifest, before) = {
+        let s = StorageService::open(config.clone()).await.unwrap();
+        let ctx = s.chat.create_conversation("alice", "big", json!({})).await.unwrap();
+        // ~10 MiB of sealed (incompressible) text: the archive needs a multipart upload.
+        for i in 0..2500 {
+            let text = format!("{i} {}", "s3 payload ".repeat(370));
+            s.chat.append(&ctx, NewMessage::new(Role::User, text)).await.unwrap();
+        }
+        let m = s.backup.create_snapshot().await.unwrap();
+        assert!(
+            m.archive_bytes > 8 * 1024 * 1024,
+            "archive of {} bytes is too small for multipart",
+            m.archive_bytes
+        );
+        s.backup.upload(&m).await.unwrap();
+        let remote = s.backup.list_remote().await.unwrap();
+        assert_eq!(
+            remote.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+            vec![m.name.clone()]
+        );
+        let before = state(&s, "alice").await;
+        s.chat.delete(&ctx).await.unwrap();
+        s.shutdown().await.unwrap();
+        (m, before)
+    };
+    // Lose the local copy: the restore must come from S3.
+    std::fs::remove_file(archive_of(&t, &manifest.name)).unwrap();
+    let report = backup::restore_from(&config, RestoreTarget::Latest, true)
+        .await
+        .unwrap();
+    assert_eq!(report.backup.name, manifest.name);
+    let s = StorageService::open(config.clone()).await.unwrap();
+    assert_eq!(state(&s, "alice").await, before);
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_remote_object_leaves_live_data_untouched() {
+    let Some((endpoint, bucket)) = s3_env() else { return };
+    let t = TestStore::new();
+    let config = with_s3(&t, &endpoint, &bucket);
+    let s = StorageService::open(config.clone()).await.unwrap();
+    let ctx = s.chat.create_conversation("alice", "t", json!({})).await.unwrap();
+    s.chat.append(&ctx, NewMessage::new(Role::User, "kept")).await.unwrap();
+    let m = s.backup.run_cycle().await.unwrap();
+    let before = state(&s, "alice").await;
+    // Remove the archive object but keep its manifest listed (with the SDK, as an operator
+    // or a lifecycle rule might).
+    let s3 = config.backup.s3.clone().unwrap();
+    let key = format!("{}/{}/{}.cosb", s3.prefix, s.key_status().store_id, m.name);
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("garage"))
+        .load()
+        .await;
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(true)
+            .build(),
+    );
+    client.delete_object().bucket(&bucket).key(&key).send().await.unwrap();
+    assert_eq!(
+        s.backup.list_remote().await.unwrap().len(),
+        1,
+        "the manifest is still listed"
+    );
+    s.shutdown().await.unwrap();
+    let err = cloudops_storage_service::StorageError::from(
+        backup::restore_from(&config, RestoreTarget::Latest, true)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.kind(), ErrorKind::Backup);
+    assert!(
+        err.to_string().contains("download") && err.to_string().contains(&m.name),
+        "{err}"
+    );
+    assert!(
+        !t.data_dir().join(format!(".download-{}", m.name)).exists(),
+        "no partial download left"
+    );
+    let s = StorageService::open(config).await.unwrap();
+    assert_eq!(state(&s, "alice").await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_retries_a_failing_target_until_it_recovers_then_skips_when_unchanged() {
+    let Some((endpoint, _)) = s3_env() else { return };
+    let garage_config = std::env::var("CLOUDOPS_TEST_GARAGE_CONFIG").expect("set by scripts/garage.sh");
+    let t = TestStore::new();
+    // A bucket that does not exist yet: every upload fails until the test creates it.
+    let late_bucket = format!("late-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let config = with_s3(&t, &endpoint, &late_bucket);
+    let s = StorageService::open(config).await.unwrap();
+    let ctx = s.chat.create_conversation("alice", "t", json!({})).await.unwrap();
+    s.chat
+        .append(&ctx, NewMessage::new(Role::User, "scheduled"))
+        .await
+        .unwrap();
+    s.start_auto_backup_every(std::time::Duration::from_millis(300)).await;
+
+    let wait_for = |what: &'static str, check: &dyn Fn(&backup::BackupStatus) -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let status = s.backup.status();
+            if check(&status) {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {status:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let failed = wait_for("a failure", &|st| st.consecutive_failures >= 2);
+    assert!(failed.last_error.as_deref().unwrap().contains("s3"), "{failed:?}");
+    assert!(failed.last_success_ms.is_none());
+    assert!(
+        s.health().await.unwrap().backup.last_error.is_some(),
+        "health reports the failure"
+    );
+
+    let garage = |args: &[&str]| {
+        let out = std::process::Command::new("garage")
+            .arg("-c")
+            .arg(&garage_config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "garage {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    garage(&["bucket", "create", &late_bucket]);
+    garage(&[
+        "bucket",
+        "allow",
+        "--read",
+        "--write",
+        "--owner",
+        &late_bucket,
+        "--key",
+        "cloudops-test-key",
+    ]);
+
+    let ok = wait_for("recovery", &|st| st.last_success_ms.is_some());
+    assert_eq!(ok.consecutive_failures, 0);
+    assert_eq!(s.backup.list_remote().await.unwrap().len(), 1);
+    let skipped = wait_for("a skipped run", &|st| st.skipped_unchanged >= 2);
+    assert_eq!(skipped.last_backup, ok.last_backup, "nothing changed, so no new backup");
+    s.stop_auto_backup().await;
+    assert!(!s.backup.status().scheduled);
     s.shutdown().await.unwrap();
 }

@@ -87,6 +87,7 @@ pub struct EmbeddedStore {
     creating: tokio::sync::Mutex<()>,
     journal: Arc<Mutex<Journal>>,
     space: Arc<SpaceGuard>,
+    writes: std::sync::atomic::AtomicU64,
     lock: DirLock,
 }
 
@@ -187,6 +188,7 @@ impl EmbeddedStore {
             shards: RwLock::new(shards),
             creating: tokio::sync::Mutex::new(()),
             journal: Arc::new(Mutex::new(journal)),
+            writes: std::sync::atomic::AtomicU64::new(0),
             space: Arc::new(SpaceGuard::new(data_dir.to_path_buf(), options.min_free_bytes)),
             lock,
         })
@@ -254,6 +256,7 @@ impl EmbeddedStore {
             Ok(before)
         })
         .await?;
+        self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if size > CHECKPOINT_BYTES {
             self.checkpoint().await?;
         }
@@ -636,6 +639,10 @@ impl VectorStore for EmbeddedStore {
             Ok(())
         })
         .await
+    }
+
+    fn write_count(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn snapshot(&self, dest: &Path) -> Result<SnapshotInfo, StoreError> {
