@@ -26,6 +26,8 @@ pub struct ChatBenchOptions {
     pub conversations_per_user: usize,
     /// Timed samples of each read.
     pub read_samples: usize,
+    /// Also time the upload of the backup to this S3 target.
+    pub s3: Option<crate::backup::S3Config>,
 }
 
 impl Default for ChatBenchOptions {
@@ -35,6 +37,7 @@ impl Default for ChatBenchOptions {
             messages_per_conversation: 20,
             conversations_per_user: 50,
             read_samples: 2_000,
+            s3: None,
         }
     }
 }
@@ -102,6 +105,8 @@ pub struct ChatBenchReport {
     pub backup_writer_pause_ms: f64,
     /// Size of the encrypted archive.
     pub backup_archive_bytes: u64,
+    /// Upload of that archive to S3, when a target was given.
+    pub upload_ms: Option<f64>,
     /// `backup::restore` of that archive (checksum, decrypt, unpack, open and count, swap).
     pub restore_ms: f64,
     /// Resident memory after the fill, bytes.
@@ -136,11 +141,12 @@ pub async fn run_chat_bench(
     options: &ChatBenchOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<ChatBenchReport> {
-    let config = StorageConfig::builder()
+    let mut config = StorageConfig::builder()
         .with_data_dir(dir.join("data"))
         .with_config(ConfigKey::KeySource, "file")
         .with_config(ConfigKey::KeyFile, dir.join("bench.key").display().to_string())
         .build()?;
+    config.backup.s3 = options.s3.clone();
     let service = StorageService::open(config.clone()).await?;
     let per_conv = options.messages_per_conversation.max(1);
     let conversations = options.messages.div_ceil(per_conv).max(1);
@@ -211,6 +217,14 @@ pub async fn run_chat_bench(
     let t = Instant::now();
     let backup = service.backup.create_snapshot().await?;
     let backup_ms = t.elapsed().as_secs_f64() * 1e3;
+    let upload_ms = match &options.s3 {
+        Some(_) => {
+            let t = Instant::now();
+            service.backup.upload(&backup).await?;
+            Some(t.elapsed().as_secs_f64() * 1e3)
+        }
+        None => None,
+    };
     service.shutdown().await?;
     let rss_after_shutdown = memory().0;
     let store_bytes = dir_size(&dir.join("data").join(crate::store::embedded::QDRANT_DIR));
@@ -235,6 +249,7 @@ pub async fn run_chat_bench(
         backup_ms,
         backup_writer_pause_ms: backup.writer_pause_ms,
         backup_archive_bytes: backup.archive_bytes,
+        upload_ms,
         restore_ms,
         rss_after_fill_bytes: rss_after_fill,
         rss_anon_after_fill_bytes: rss_anon_after_fill,

@@ -1,17 +1,20 @@
 //! `bench`: the chat workload on a fresh store in a temporary folder.
 
+use cloudops_storage_service::backup::S3Config;
 use cloudops_storage_service::bench::{run_chat_bench, ChatBenchOptions, ChatBenchReport, Latency};
 
 use crate::args::BenchArgs;
 use crate::output::{self, Output};
 
-pub(crate) async fn run(args: &BenchArgs, out: Output) -> anyhow::Result<()> {
+pub(crate) async fn run(args: &BenchArgs, s3: Option<S3Config>, out: Output) -> anyhow::Result<()> {
     anyhow::ensure!(args.messages > 0, "--messages must be at least 1");
     let dir = tempfile::tempdir()?;
     let options = ChatBenchOptions {
         messages: args.messages,
         messages_per_conversation: args.per_conversation.max(1),
         read_samples: args.samples.max(1),
+        // `[backup.s3]` from CLOUDOPS_BACKUP_S3_* (or --config) also times an upload.
+        s3,
         ..ChatBenchOptions::default()
     };
     let progress = out.progress("appending");
@@ -52,6 +55,9 @@ fn print_report(r: &ChatBenchReport) {
         r.backup_writer_pause_ms,
         output::bytes(r.backup_archive_bytes)
     );
+    if let Some(upload) = r.upload_ms {
+        println!("upload to S3               {upload:.0} ms");
+    }
     println!("restore                    {:.0} ms", r.restore_ms);
     let mb = |v: Option<u64>| v.map_or("n/a".to_string(), output::bytes);
     println!(
