@@ -267,6 +267,24 @@ async fn damaged_archives_and_wrong_keys_leave_live_data_untouched() {
     assert!(err.to_string().contains("missing"), "{err}");
     std::fs::write(&archive, &good).unwrap();
 
+    // A manifest that disagrees with the archive's contents (count mismatch).
+    let mut m: serde_json::Value = serde_json::from_slice(&good_manifest).unwrap();
+    let n = m["collections"][1]["points"].as_u64().unwrap();
+    m["collections"][1]["points"] = json!(n + 1);
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let err = cloudops_storage_service::StorageError::from(
+        backup::restore(&t.config(), RestoreTarget::Latest).await.unwrap_err(),
+    );
+    assert_eq!(err.kind(), ErrorKind::CorruptBackup, "{err}");
+    assert!(err.to_string().contains("the manifest says"), "{err}");
+    std::fs::write(&manifest, &good_manifest).unwrap();
+
+    // Not enough disk for the unpacked copy (a reserve larger than the disk).
+    let mut tight = t.config();
+    tight.store.min_free_bytes = u64::MAX / 4;
+    let err = backup::restore(&tight, RestoreTarget::Latest).await.unwrap_err();
+    assert!(err.to_string().contains("not enough free disk"), "{err}");
+
     let key = std::fs::read(t.key_file()).unwrap();
     std::fs::write(t.key_file(), base64_key(7)).unwrap();
     let err = cloudops_storage_service::StorageError::from(
