@@ -22,7 +22,7 @@
 pub mod backup;
 pub mod bench;
 pub mod chat;
-mod clock;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 mod disk;

@@ -137,38 +137,8 @@ fn print_list(all: &[Manifest]) {
 
 /// Unix milliseconds, or `YYYY-MM-DDTHH:MM:SS[Z]` (UTC).
 fn parse_time(text: &str) -> anyhow::Result<i64> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    let bad = || anyhow::anyhow!("--at {text:?}: expected unix milliseconds or YYYY-MM-DDTHH:MM:SSZ (UTC)");
-    let t = text.trim_end_matches('Z');
-    let (date, time) = t.split_once('T').ok_or_else(bad)?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad())?;
-    let h: Vec<i64> = time
-        .split(':')
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad())?;
-    if d.len() != 3 || h.len() != 3 || !(1..=12).contains(&d[1]) || !(1..=31).contains(&d[2]) {
-        return Err(bad());
-    }
-    let days = days_from_civil(d[0], d[1], d[2]);
-    Ok((days * 86_400 + h[0] * 3600 + h[1] * 60 + h[2]) * 1000)
-}
-
-/// Howard Hinnant's civil-to-days algorithm.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    cloudops_storage_service::clock::parse_utc(text)
+        .ok_or_else(|| anyhow::anyhow!("--at {text:?}: expected unix milliseconds or YYYY-MM-DDTHH:MM:SSZ (UTC)"))
 }
 
 #[cfg(test)]

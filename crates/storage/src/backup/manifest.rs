@@ -58,31 +58,8 @@ pub(super) fn manifest_path(dir: &Path, name: &str) -> PathBuf {
 
 /// Backup name for a time: `{YYYYMMDDTHHMMSSZ}-{8 hex}`.
 pub(super) fn backup_name(created_at_ms: i64) -> String {
-    let secs = created_at_ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
     let short = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{short}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    format!("{}-{short}", crate::clock::compact_utc(created_at_ms))
 }
 
 /// Write a manifest atomically (temp file, fsync, rename).

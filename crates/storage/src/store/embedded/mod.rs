@@ -267,18 +267,7 @@ impl EmbeddedStore {
     async fn checkpoint(&self) -> Result<(), StoreError> {
         let shards = self.all_shards();
         let journal = self.journal.clone();
-        Self::blocking(move || {
-            let _writers: Vec<_> = shards
-                .iter()
-                .map(|s| s.writer.lock().unwrap_or_else(|p| p.into_inner()))
-                .collect();
-            let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
-            for shard in &shards {
-                shard.edge.flush();
-            }
-            journal.truncate()
-        })
-        .await
+        Self::blocking(move || paused_checkpoint(&shards, &journal, |_| Ok(()))).await
     }
 
     async fn on_shard<T, F>(&self, collection: &str, f: F) -> Result<T, StoreError>
@@ -333,6 +322,25 @@ impl SpaceGuard {
         let delta = journal_bytes.saturating_sub(last).max(4096);
         self.budget.fetch_sub(i64::try_from(delta).unwrap_or(i64::MAX), Relaxed);
     }
+}
+
+/// With every writer paused: flush all shards, empty the journal, then run `then` before
+/// writers resume.
+fn paused_checkpoint<T>(
+    shards: &[Arc<Shard>],
+    journal: &Mutex<Journal>,
+    then: impl FnOnce(&[Arc<Shard>]) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let _writers: Vec<_> = shards
+        .iter()
+        .map(|s| s.writer.lock().unwrap_or_else(|p| p.into_inner()))
+        .collect();
+    let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+    for shard in shards {
+        shard.edge.flush();
+    }
+    journal.truncate()?;
+    then(shards)
 }
 
 /// Take the data-dir lock without opening the store (offline maintenance such as restore).
@@ -651,43 +659,36 @@ impl VectorStore for EmbeddedStore {
         let (root, dest) = (self.root.clone(), dest.to_path_buf());
         Self::blocking(move || {
             let started = std::time::Instant::now();
-            // Writers wait from here until the copy is done: the copy is one consistent state.
-            let _writers: Vec<_> = shards
-                .iter()
-                .map(|s| s.writer.lock().unwrap_or_else(|p| p.into_inner()))
-                .collect();
-            let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
-            for shard in &shards {
-                shard.edge.flush();
-            }
-            journal.truncate()?;
-            let mut collections = Vec::with_capacity(shards.len());
-            let mut bytes = 0;
-            for shard in &shards {
-                let points = shard
-                    .edge
-                    .count(qe::CountRequest {
-                        filter: None,
-                        exact: true,
-                    })
-                    .map_err(|e| (shard.engine_err("count"))(Box::new(e)))?;
-                let target = dest.join(QDRANT_DIR).join(&shard.name);
-                bytes +=
-                    sparse::copy_dir_sparse(&root.join(&shard.name), &target).map_err(|source| StoreError::Io {
-                        action: "copying collection into snapshot",
-                        path: target.display().to_string(),
-                        source,
-                    })?;
-                collections.push(CollectionStats {
-                    name: shard.name.clone(),
-                    points: points as u64,
-                    segments: shard.edge.info().segments_count,
-                });
-            }
-            Ok(SnapshotInfo {
-                collections,
-                writer_pause_ms: started.elapsed().as_secs_f64() * 1e3,
-                bytes,
+            // Writers wait until the copy is done: the copy is one consistent state.
+            paused_checkpoint(&shards, &journal, |shards| {
+                let mut collections = Vec::with_capacity(shards.len());
+                let mut bytes = 0;
+                for shard in shards {
+                    let points = shard
+                        .edge
+                        .count(qe::CountRequest {
+                            filter: None,
+                            exact: true,
+                        })
+                        .map_err(|e| (shard.engine_err("count"))(Box::new(e)))?;
+                    let target = dest.join(QDRANT_DIR).join(&shard.name);
+                    bytes +=
+                        sparse::copy_dir_sparse(&root.join(&shard.name), &target).map_err(|source| StoreError::Io {
+                            action: "copying collection into snapshot",
+                            path: target.display().to_string(),
+                            source,
+                        })?;
+                    collections.push(CollectionStats {
+                        name: shard.name.clone(),
+                        points: points as u64,
+                        segments: shard.edge.info().segments_count,
+                    });
+                }
+                Ok(SnapshotInfo {
+                    collections,
+                    writer_pause_ms: started.elapsed().as_secs_f64() * 1e3,
+                    bytes,
+                })
             })
         })
         .await
