@@ -14,7 +14,7 @@ use crate::disk::{dir_size, disk_free_bytes};
 use crate::error::{Result, StorageError};
 use crate::store::{CollectionStats, EmbeddedOptions, EmbeddedStore, VectorStore};
 
-/// The storage service: chat history (and, in later issues, the AWS estate and backups).
+/// The storage service: chat history and encrypted backups (the AWS estate comes later).
 pub struct StorageService {
     /// Conversations and messages.
     pub chat: ChatStorage,

@@ -4,7 +4,6 @@
 //!
 //! Stopping waits for a cycle in progress to finish, so a backup is never left half-made.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -53,7 +52,6 @@ impl AutoBackup {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let status = manager.status_handle();
         let set = move |f: &dyn Fn(&mut BackupStatus)| f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
-        let set = Arc::new(set);
         let task = tokio::spawn(async move {
             set(&|s| s.scheduled = true);
             let mut last_writes: Option<u64> = None;
