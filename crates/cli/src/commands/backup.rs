@@ -65,12 +65,12 @@ async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> 
             })
         }
         BackupCommand::List { remote } => {
-            let all = if *remote {
-                service.backup.list_remote().await?
+            let (all, place) = if *remote {
+                (service.backup.list_remote().await?, "s3")
             } else {
-                service.backup.list()?
+                (service.backup.list()?, "local")
             };
-            out.emit(&all, |all| print_list(all))
+            out.emit(&all, |all| print_list(all, place))
         }
         BackupCommand::Daemon => {
             let interval = service.config().backup.interval();
@@ -114,23 +114,25 @@ async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> 
     }
 }
 
-fn print_list(all: &[Manifest]) {
+fn print_list(all: &[Manifest], place: &str) {
     if all.is_empty() {
-        println!("(no backups)");
+        println!("(no {place} backups)");
         return;
     }
+    let row = |name: &str, created: &str, size: &str, points: &str, verified: &str| {
+        println!("{name:<28} {created:<19} {size:>10} {points:>8} {place:<6} {verified:<19}")
+    };
     println!(
-        "{:<28} {:<19} {:>10} {:>8} {:<19}",
-        "NAME", "CREATED", "SIZE", "POINTS", "LAST VERIFIED"
+        "{:<28} {:<19} {:>10} {:>8} {:<6} {:<19}",
+        "NAME", "CREATED", "SIZE", "POINTS", "WHERE", "LAST VERIFIED"
     );
     for m in all {
-        println!(
-            "{:<28} {:<19} {:>10} {:>8} {:<19}",
-            m.name,
-            output::time(m.created_at_ms),
-            output::bytes(m.archive_bytes),
-            m.points(),
-            m.verified_at_ms.map_or("never".to_string(), output::time)
+        row(
+            &m.name,
+            &output::time(m.created_at_ms),
+            &output::bytes(m.archive_bytes),
+            &m.points().to_string(),
+            &m.verified_at_ms.map_or("never".to_string(), output::time),
         );
     }
 }
