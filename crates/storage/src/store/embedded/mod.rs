@@ -661,16 +661,9 @@ impl VectorStore for EmbeddedStore {
             let started = std::time::Instant::now();
             // Writers wait until the copy is done: the copy is one consistent state.
             paused_checkpoint(&shards, &journal, |shards| {
-                let mut collections = Vec::with_capacity(shards.len());
+                let collections = stats_of(shards)?;
                 let mut bytes = 0;
                 for shard in shards {
-                    let points = shard
-                        .edge
-                        .count(qe::CountRequest {
-                            filter: None,
-                            exact: true,
-                        })
-                        .map_err(|e| (shard.engine_err("count"))(Box::new(e)))?;
                     let target = dest.join(QDRANT_DIR).join(&shard.name);
                     bytes +=
                         sparse::copy_dir_sparse(&root.join(&shard.name), &target).map_err(|source| StoreError::Io {
@@ -678,11 +671,6 @@ impl VectorStore for EmbeddedStore {
                             path: target.display().to_string(),
                             source,
                         })?;
-                    collections.push(CollectionStats {
-                        name: shard.name.clone(),
-                        points: points as u64,
-                        segments: shard.edge.info().segments_count,
-                    });
                 }
                 Ok(SnapshotInfo {
                     collections,
