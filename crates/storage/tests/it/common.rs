@@ -37,26 +37,9 @@ impl TestStore {
     }
 }
 
-/// Files under `dir` whose bytes contain `needle`.
-pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle) {
-                hits.push(path);
-            }
-        }
-    }
-    hits
-}
-
-/// Number of regular files under `dir` (to prove a scan looked at something).
-pub(crate) fn file_count(dir: &Path) -> usize {
-    let mut n = 0;
+/// Every regular file under `dir`, recursively.
+pub(crate) fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).unwrap() {
@@ -64,9 +47,22 @@ pub(crate) fn file_count(dir: &Path) -> usize {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                n += 1;
+                files.push(path);
             }
         }
     }
-    n
+    files
+}
+
+/// Files under `dir` whose bytes contain `needle`.
+pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    all_files(dir)
+        .into_iter()
+        .filter(|p| std::fs::read(p).unwrap().windows(needle.len()).any(|w| w == needle))
+        .collect()
+}
+
+/// Number of regular files under `dir` (to prove a scan looked at something).
+pub(crate) fn file_count(dir: &Path) -> usize {
+    all_files(dir).len()
 }
