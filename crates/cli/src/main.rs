@@ -40,10 +40,12 @@ async fn run(cli: Cli, out: Output) -> anyhow::Result<()> {
         Command::Init => commands::status::init(config(&cli, true)?, out).await,
         Command::Status => commands::status::status(config(&cli, false)?, out).await,
         Command::Demo => commands::demo::run(out).await,
-        Command::Bench(args) => commands::bench::run(args, config(&cli, true)?.backup.s3, out).await,
+        Command::Bench(args) => commands::bench::run(args, config(&cli, true)?, out).await,
         Command::Chat(cmd) => commands::chat::run(cmd, config(&cli, false)?, out).await,
         Command::Keys(cmd) => commands::keys::run(cmd, config(&cli, false)?, out).await,
         Command::Backup(cmd) => commands::backup::run(cmd, config(&cli, false)?, out).await,
+        Command::Migrate(cmd) => commands::migrate::run(cmd, config(&cli, false)?, out).await,
+        Command::Reindex => commands::migrate::reindex(config(&cli, false)?, out).await,
     }
 }
 

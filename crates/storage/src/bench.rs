@@ -145,6 +145,9 @@ pub async fn run_chat_bench(
         .with_data_dir(dir.join("data"))
         .with_config(ConfigKey::KeySource, "file")
         .with_config(ConfigKey::KeyFile, dir.join("bench.key").display().to_string())
+        // Append latency is measured without a background embedder competing for the CPU;
+        // `bench --search` measures the search side.
+        .with_config(ConfigKey::EmbeddingProvider, "none")
         .build()?;
     config.backup.s3 = options.s3.clone();
     let service = StorageService::open(config.clone()).await?;
@@ -284,7 +287,8 @@ fn status_field(name: &str) -> Option<u64> {
         .map(|kb| kb * 1024)
 }
 
-const WORDS: &[&str] = &[
+/// Vocabulary of the generated messages.
+pub(crate) const WORDS: &[&str] = &[
     "instance",
     "bucket",
     "lambda",

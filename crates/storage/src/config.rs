@@ -171,6 +171,88 @@ impl Default for ChatConfig {
     }
 }
 
+/// Which embedder makes dense vectors (`[embedding] provider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    /// `bert` when the model folder holds a model, else `none` (the default).
+    #[default]
+    Auto,
+    /// A local sentence-transformers BERT-family model folder.
+    Bert,
+    /// An OpenAI-compatible `/v1/embeddings` endpoint.
+    OpenAi,
+    /// Keyword search only.
+    None,
+}
+
+impl std::str::FromStr for EmbeddingProvider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(EmbeddingProvider::Auto),
+            "bert" => Ok(EmbeddingProvider::Bert),
+            "openai" => Ok(EmbeddingProvider::OpenAi),
+            "none" => Ok(EmbeddingProvider::None),
+            _ => Err("use auto, bert, openai or none".into()),
+        }
+    }
+}
+
+/// Embedding settings (`[embedding]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingConfig {
+    /// Which embedder. Default: auto.
+    pub provider: EmbeddingProvider,
+    /// Model folder for `bert`. Default: `$XDG_CACHE_HOME/cloudops-storage/models/all-MiniLM-L6-v2`
+    /// (where `scripts/fetch-test-model.sh` puts the test model).
+    pub model_dir: Option<PathBuf>,
+    /// Endpoint for `openai`, e.g. `http://localhost:11434/v1`.
+    pub url: String,
+    /// Model name sent to the endpoint.
+    pub model: String,
+    /// Environment variable holding the endpoint's API key (never stored in the file).
+    pub api_key_env: String,
+    /// Vector dimension of the endpoint's model; probed with one request when unset.
+    pub dim: Option<usize>,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        EmbeddingConfig {
+            provider: EmbeddingProvider::Auto,
+            model_dir: None,
+            url: "http://localhost:11434/v1".into(),
+            model: "nomic-embed-text".into(),
+            api_key_env: "OPENAI_API_KEY".into(),
+            dim: None,
+        }
+    }
+}
+
+impl EmbeddingConfig {
+    /// The model folder in effect.
+    pub fn model_dir_or_default(&self) -> PathBuf {
+        self.model_dir.clone().unwrap_or_else(default_model_dir)
+    }
+
+    /// The API key from `api_key_env`, if set.
+    pub fn api_key(&self) -> Option<String> {
+        std::env::var(&self.api_key_env).ok().filter(|k| !k.is_empty())
+    }
+}
+
+/// `$CLOUDOPS_MODEL_CACHE` or `$XDG_CACHE_HOME/cloudops-storage/models`, + `all-MiniLM-L6-v2`.
+pub fn default_model_dir() -> PathBuf {
+    let cache = std::env::var_os("CLOUDOPS_MODEL_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("cloudops-storage/models")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cloudops-storage/models")))
+        .unwrap_or_else(|| PathBuf::from("models"));
+    cache.join("all-MiniLM-L6-v2")
+}
+
 /// Store settings (`[store]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -200,6 +282,8 @@ pub struct StorageConfig {
     pub chat: ChatConfig,
     /// Store settings.
     pub store: StoreConfig,
+    /// Embedder selection.
+    pub embedding: EmbeddingConfig,
     /// Backup retention.
     pub backup: crate::backup::BackupConfig,
     /// Create the store when the data dir holds none. Default: true (the app's behaviour);
@@ -215,6 +299,7 @@ impl Default for StorageConfig {
             keys: KeyConfig::default(),
             chat: ChatConfig::default(),
             store: StoreConfig::default(),
+            embedding: EmbeddingConfig::default(),
             backup: crate::backup::BackupConfig::default(),
             create_if_missing: true,
         }
@@ -253,11 +338,19 @@ pub enum ConfigKey {
     S3Region,
     /// `backup.s3.prefix` / `CLOUDOPS_BACKUP_S3_PREFIX`
     S3Prefix,
+    /// `embedding.provider` / `CLOUDOPS_EMBEDDING_PROVIDER`
+    EmbeddingProvider,
+    /// `embedding.model_dir` / `CLOUDOPS_EMBEDDING_MODEL_DIR`
+    EmbeddingModelDir,
+    /// `embedding.url` / `CLOUDOPS_EMBEDDING_URL`
+    EmbeddingUrl,
+    /// `embedding.model` / `CLOUDOPS_EMBEDDING_MODEL`
+    EmbeddingModel,
 }
 
 impl ConfigKey {
     /// Every key.
-    pub const ALL: [ConfigKey; 14] = [
+    pub const ALL: [ConfigKey; 18] = [
         ConfigKey::DataDir,
         ConfigKey::KeySource,
         ConfigKey::KeyFile,
@@ -272,6 +365,10 @@ impl ConfigKey {
         ConfigKey::S3Endpoint,
         ConfigKey::S3Region,
         ConfigKey::S3Prefix,
+        ConfigKey::EmbeddingProvider,
+        ConfigKey::EmbeddingModelDir,
+        ConfigKey::EmbeddingUrl,
+        ConfigKey::EmbeddingModel,
     ];
 
     /// The dotted name used in TOML.
@@ -291,6 +388,10 @@ impl ConfigKey {
             ConfigKey::S3Endpoint => "backup.s3.endpoint",
             ConfigKey::S3Region => "backup.s3.region",
             ConfigKey::S3Prefix => "backup.s3.prefix",
+            ConfigKey::EmbeddingProvider => "embedding.provider",
+            ConfigKey::EmbeddingModelDir => "embedding.model_dir",
+            ConfigKey::EmbeddingUrl => "embedding.url",
+            ConfigKey::EmbeddingModel => "embedding.model",
         }
     }
 
@@ -311,6 +412,10 @@ impl ConfigKey {
             ConfigKey::S3Endpoint => "CLOUDOPS_BACKUP_S3_ENDPOINT",
             ConfigKey::S3Region => "CLOUDOPS_BACKUP_S3_REGION",
             ConfigKey::S3Prefix => "CLOUDOPS_BACKUP_S3_PREFIX",
+            ConfigKey::EmbeddingProvider => "CLOUDOPS_EMBEDDING_PROVIDER",
+            ConfigKey::EmbeddingModelDir => "CLOUDOPS_EMBEDDING_MODEL_DIR",
+            ConfigKey::EmbeddingUrl => "CLOUDOPS_EMBEDDING_URL",
+            ConfigKey::EmbeddingModel => "CLOUDOPS_EMBEDDING_MODEL",
         }
     }
 }
@@ -391,6 +496,12 @@ impl StorageConfig {
             ConfigKey::S3Endpoint => self.s3_mut(value).endpoint = Some(value.to_string()),
             ConfigKey::S3Region => self.s3_mut(value).region = Some(value.to_string()),
             ConfigKey::S3Prefix => self.s3_mut(value).prefix = value.to_string(),
+            ConfigKey::EmbeddingProvider => {
+                self.embedding.provider = value.parse().map_err(|e: String| invalid("unknown provider", &e))?;
+            }
+            ConfigKey::EmbeddingModelDir => self.embedding.model_dir = Some(PathBuf::from(value)),
+            ConfigKey::EmbeddingUrl => self.embedding.url = value.to_string(),
+            ConfigKey::EmbeddingModel => self.embedding.model = value.to_string(),
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 use crate::backup::BackupError;
 use crate::config::ConfigError;
 use crate::crypto::CryptoError;
+use crate::embed::EmbedError;
 use crate::store::StoreError;
 
 /// Any error the storage service can return.
@@ -26,6 +27,9 @@ pub enum StorageError {
     /// A backup operation failed.
     #[error(transparent)]
     Backup(#[from] BackupError),
+    /// Embedding failed, or the store was indexed with another model.
+    #[error(transparent)]
+    Embedding(#[from] EmbedError),
     /// A named thing does not exist.
     #[error("{what} {id} not found")]
     NotFound {
@@ -110,6 +114,10 @@ pub enum ErrorKind {
     CorruptBackup,
     /// Another backup failure (not found, disk space, I/O).
     Backup,
+    /// The store's vectors were made by another embedding model: run `reindex`.
+    EmbedderMismatch,
+    /// The embedding model or endpoint failed.
+    Embedding,
 }
 
 impl ErrorKind {
@@ -132,6 +140,8 @@ impl ErrorKind {
             ErrorKind::ShutDown => "shut_down",
             ErrorKind::CorruptBackup => "corrupt_backup",
             ErrorKind::Backup => "backup",
+            ErrorKind::EmbedderMismatch => "embedder_mismatch",
+            ErrorKind::Embedding => "embedding",
         }
     }
 }
@@ -147,6 +157,8 @@ impl StorageError {
             ) => ErrorKind::CorruptBackup,
             StorageError::Backup(_) => ErrorKind::Backup,
             StorageError::Config(_) => ErrorKind::Config,
+            StorageError::Embedding(EmbedError::Mismatch { .. }) => ErrorKind::EmbedderMismatch,
+            StorageError::Embedding(_) => ErrorKind::Embedding,
             StorageError::Crypto(e) => StorageError::kind_of_crypto(e),
             StorageError::Store(e) => StorageError::kind_of_store(e),
             StorageError::NotFound { .. } => ErrorKind::NotFound,

@@ -21,12 +21,15 @@
 
 pub mod backup;
 pub mod bench;
+pub mod bench_search;
 pub mod chat;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod embed;
 mod disk;
 mod error;
+pub mod migrate;
 mod service;
 pub mod store;
 
@@ -34,4 +37,4 @@ pub use clock::now_ms;
 pub use config::{ConfigError, ConfigKey, KeySourceKind, StorageConfig, StorageConfigBuilder};
 pub use disk::{dir_size, disk_free_bytes};
 pub use error::{ErrorKind, Result, StorageError};
-pub use service::{Health, StorageService};
+pub use service::{Health, ReindexReport, StorageService};

@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::backup::{AutoBackup, BackupManager, BackupStatus};
 use crate::chat::ChatStorage;
 use crate::config::{KeyConfig, KeySourceKind, StorageConfig};
-use crate::crypto::{self, KeyStatus};
+use crate::crypto::{self, KeyStatus, Purpose};
+use crate::embed::{self, DenseSpace, EmbedError, Embedder, EmbeddingRecord, KeywordEncoder};
 use crate::disk::{dir_size, disk_free_bytes};
 use crate::error::{Result, StorageError};
 use crate::store::{CollectionStats, EmbeddedOptions, EmbeddedStore, VectorStore};
@@ -20,6 +21,8 @@ pub struct StorageService {
     pub chat: ChatStorage,
     /// Encrypted backups of the whole store.
     pub backup: BackupManager,
+    dense: Option<Arc<DenseSpace>>,
+    recorded_embedding: std::sync::Mutex<Option<EmbeddingRecord>>,
     store: Arc<dyn VectorStore>,
     config: StorageConfig,
     keys: std::sync::Mutex<KeyStatus>,
@@ -59,6 +62,12 @@ pub struct Health {
     pub data_dir_bytes: u64,
     /// Backup schedule: last success, last failure and why, next run.
     pub backup: BackupStatus,
+    /// Embedding model in use (`None`: keyword search only).
+    pub embedding_model: Option<String>,
+    /// The model recorded in the store.
+    pub stored_embedding: Option<EmbeddingRecord>,
+    /// Messages still waiting for a dense vector.
+    pub pending_embeddings: u64,
 }
 
 impl StorageService {
@@ -69,6 +78,32 @@ impl StorageService {
     /// `Store(Locked)` when another process owns the data dir; crypto errors when the key
     /// source is unavailable or holds the wrong key.
     pub async fn open(config: StorageConfig) -> Result<Self> {
+        Self::open_inner(config, OpenMode::Normal, None).await
+    }
+
+    /// Open with this embedder instead of the one `[embedding]` configures (`None`: keyword
+    /// search only). For applications bringing their own model.
+    ///
+    /// # Errors
+    /// As [`StorageService::open`].
+    pub async fn open_with_embedder(config: StorageConfig, embedder: Option<Arc<dyn Embedder>>) -> Result<Self> {
+        Self::open_inner(config, OpenMode::Normal, Some(embedder)).await
+    }
+
+    /// Open for `reindex`: a store indexed with another model opens with the configured one,
+    /// without the background indexer (the caller embeds with [`StorageService::reindex`]).
+    ///
+    /// # Errors
+    /// As [`StorageService::open`]; [`StorageError::InvalidInput`] when no embedder is configured.
+    pub async fn open_for_reindex(config: StorageConfig) -> Result<Self> {
+        Self::open_inner(config, OpenMode::Reindex, None).await
+    }
+
+    async fn open_inner(
+        config: StorageConfig,
+        mode: OpenMode,
+        embedder: Option<Option<Arc<dyn Embedder>>>,
+    ) -> Result<Self> {
         config.validate()?;
         let cfg = config.clone();
         let (store, unlocked) = tokio::task::spawn_blocking(move || -> Result<_> {
@@ -99,7 +134,34 @@ impl StorageService {
         .map_err(|e| StorageError::Store(crate::store::StoreError::Task(e.to_string())))??;
         let store: Arc<dyn VectorStore> = Arc::new(store);
         let sealer = Arc::new(unlocked.sealer());
-        let chat = ChatStorage::open(store.clone(), sealer, config.chat.max_message_bytes).await?;
+        let keywords = Arc::new(KeywordEncoder::new(&*unlocked.active_subkey(Purpose::KeywordIndex)?));
+        let embedder = match embedder {
+            Some(given) => given,
+            None => embed::from_config(&config.embedding).await?,
+        };
+        let dense = match embedder {
+            Some(e) => Some(Arc::new(DenseSpace::new(
+                e,
+                &*unlocked.active_subkey(Purpose::VectorProtection)?,
+            ))),
+            None if mode == OpenMode::Reindex => {
+                return Err(StorageError::InvalidInput {
+                    field: "embedding.provider",
+                    reason: "reindex needs an embedder: fetch the model (scripts/fetch-test-model.sh) or set [embedding] provider".into(),
+                })
+            }
+            None => None,
+        };
+        let recorded = check_embedder(store.as_ref(), dense.as_deref(), mode).await?;
+        let chat = ChatStorage::open(
+            store.clone(),
+            sealer,
+            keywords,
+            dense.clone(),
+            config.chat.max_message_bytes,
+            mode == OpenMode::Normal,
+        )
+        .await?;
         let backup = BackupManager::new(
             &config,
             store.clone(),
@@ -110,6 +172,8 @@ impl StorageService {
         .await;
         Ok(StorageService {
             chat,
+            dense,
+            recorded_embedding: std::sync::Mutex::new(recorded),
             backup,
             store,
             keys: std::sync::Mutex::new(unlocked.status),
@@ -176,6 +240,39 @@ impl StorageService {
             disk_free_bytes: free,
             data_dir_bytes: used,
             backup: self.backup.status(),
+            embedding_model: self.chat.embedding_model().map(String::from),
+            stored_embedding: self.recorded_embedding.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            pending_embeddings: self.chat.pending_embeddings().await.unwrap_or(0),
+        })
+    }
+
+    /// Re-embed every message with the configured model (after [`StorageService::open_for_reindex`]),
+    /// then record that model. Resumable: an interrupted run continues where it stopped.
+    /// Reports `(done, total)`.
+    ///
+    /// # Errors
+    /// Store, crypto and embedding errors.
+    pub async fn reindex(&self, progress: &(dyn Fn(u64, u64) + Send + Sync)) -> Result<ReindexReport> {
+        let Some(space) = &self.dense else {
+            return Err(StorageError::InvalidInput {
+                field: "embedding.provider",
+                reason: "reindex needs an embedder".into(),
+            });
+        };
+        let previous = self.recorded_embedding.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let embedded = self.chat.embed_pending(progress).await?;
+        let record = EmbeddingRecord {
+            model_id: space.model_id().to_string(),
+            dim: space.spec().dim,
+            slot: space.slot().to_string(),
+        };
+        embed::record::save(self.store.as_ref(), &record).await?;
+        self.store.flush().await?;
+        *self.recorded_embedding.lock().unwrap_or_else(|p| p.into_inner()) = Some(record.clone());
+        Ok(ReindexReport {
+            previous,
+            current: record,
+            embedded,
         })
     }
 
@@ -186,6 +283,7 @@ impl StorageService {
     pub async fn shutdown(self) -> Result<()> {
         self.shut_down.store(true, Ordering::SeqCst);
         self.stop_auto_backup().await;
+        self.chat.shutdown().await;
         self.store.flush().await?;
         tracing::debug!("storage service shut down");
         Ok(())
@@ -233,6 +331,58 @@ impl StorageService {
     /// Store errors.
     pub async fn flush(&self) -> Result<()> {
         Ok(self.store.flush().await?)
+    }
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenMode {
+    Normal,
+    Reindex,
+}
+
+/// What [`StorageService::reindex`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReindexReport {
+    /// The model recorded before.
+    pub previous: Option<EmbeddingRecord>,
+    /// The model recorded now.
+    pub current: EmbeddingRecord,
+    /// Messages embedded by this run.
+    pub embedded: u64,
+}
+
+/// Compare the configured embedder with the store's record; record it on first use.
+async fn check_embedder(
+    store: &dyn VectorStore,
+    dense: Option<&DenseSpace>,
+    mode: OpenMode,
+) -> Result<Option<EmbeddingRecord>> {
+    let recorded = embed::record::load(store).await?;
+    let Some(space) = dense else {
+        return Ok(recorded);
+    };
+    let current = EmbeddingRecord {
+        model_id: space.model_id().to_string(),
+        dim: space.spec().dim,
+        slot: space.slot().to_string(),
+    };
+    match recorded {
+        Some(r) if r.model_id == current.model_id && r.dim == current.dim => Ok(Some(r)),
+        Some(r) if mode == OpenMode::Reindex => Ok(Some(r)),
+        Some(r) => Err(EmbedError::Mismatch {
+            stored: r.model_id,
+            stored_dim: r.dim,
+            configured: current.model_id,
+            configured_dim: current.dim,
+        }
+        .into()),
+        None => {
+            // First model for this store: messages written without one get embedded by the
+            // background indexer.
+            embed::record::save(store, &current).await?;
+            Ok(Some(current))
+        }
     }
 }
 

@@ -1,13 +1,18 @@
 //! `bench`: the chat workload on a fresh store in a temporary folder.
 
-use cloudops_storage_service::backup::S3Config;
 use cloudops_storage_service::bench::{run_chat_bench, ChatBenchOptions, ChatBenchReport, Latency};
+use cloudops_storage_service::bench_search::{run_search_bench, SearchBenchOptions, SearchBenchReport};
+use cloudops_storage_service::StorageConfig;
 
 use crate::args::BenchArgs;
 use crate::output::{self, Output};
 
-pub(crate) async fn run(args: &BenchArgs, s3: Option<S3Config>, out: Output) -> anyhow::Result<()> {
+pub(crate) async fn run(args: &BenchArgs, config: StorageConfig, out: Output) -> anyhow::Result<()> {
     anyhow::ensure!(args.messages > 0, "--messages must be at least 1");
+    if args.search {
+        return search(args, &config, out).await;
+    }
+    let s3 = config.backup.s3;
     let dir = tempfile::tempdir()?;
     let options = ChatBenchOptions {
         messages: args.messages,
@@ -71,4 +76,55 @@ fn print_report(r: &ChatBenchReport) {
         mb(r.rss_bytes),
         mb(r.peak_rss_bytes)
     );
+}
+
+async fn search(args: &BenchArgs, config: &StorageConfig, out: Output) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let model_dir = args
+        .model_dir
+        .clone()
+        .unwrap_or_else(|| config.embedding.model_dir_or_default());
+    let model_dir = if model_dir.join("model.safetensors").is_file() {
+        Some(model_dir)
+    } else {
+        eprintln!(
+            "no model in {}: embedding speed and hybrid-with-embedding are skipped (run scripts/fetch-test-model.sh)",
+            model_dir.display()
+        );
+        None
+    };
+    let options = SearchBenchOptions {
+        messages: args.messages,
+        messages_per_conversation: args.per_conversation.max(1),
+        samples: args.samples.clamp(1, 5_000),
+        model_dir,
+        ..SearchBenchOptions::default()
+    };
+    let bar = out.progress("search bench");
+    let report = run_search_bench(dir.path(), &options, |_, done, total| bar.update(done, total)).await?;
+    out.emit(&report, print_search_report)
+}
+
+fn print_search_report(r: &SearchBenchReport) {
+    println!(
+        "search bench: {} messages of {} users; stored dense vectors synthetic: {}",
+        r.messages, r.users, r.synthetic_dense_vectors
+    );
+    if let Some(e) = &r.embedding {
+        println!(
+            "embedding ({}): {:.0} texts/s at batch 32; one query p50 {:.1} ms p99 {:.1} ms; cached p50 {:.4} ms",
+            e.model_id, e.texts_per_second_batch32, e.single_query.p50_ms, e.single_query.p99_ms, e.cached_query.p50_ms
+        );
+    }
+    println!("fill {:.1} s; dense vectors complete after {:.1} s", r.fill_seconds, r.dense_index_seconds);
+    println!("{:<34} {:>9} {:>9} {:>9} {:>9}", "SEARCH (one user)", "p50 ms", "p99 ms", "mean ms", "max ms");
+    let row = |name: &str, l: &Latency| {
+        println!("{name:<34} {:>9.3} {:>9.3} {:>9.3} {:>9.3}", l.p50_ms, l.p99_ms, l.mean_ms, l.max_ms)
+    };
+    row("keyword", &r.keyword);
+    row("semantic (no query embedding)", &r.semantic);
+    row("hybrid (no query embedding)", &r.hybrid_without_embedding);
+    if let Some(h) = &r.hybrid_with_embedding {
+        row("hybrid + real query embedding", h);
+    }
 }

@@ -1,9 +1,12 @@
-//! `chat new|add|history|list|rename|archive|delete|erase-user`.
+//! `chat new|add|history|list|search|context|rename|archive|delete|erase-user`.
 
 use std::io::Read as _;
 
 use anyhow::Context as _;
-use cloudops_storage_service::chat::{ConversationStatus, ConversationUpdate, HistoryRange, Message, NewMessage, Role};
+use cloudops_storage_service::chat::{
+    ArchivedFilter, ContextOptions, ConversationStatus, ConversationUpdate, HistoryRange, Message, NewMessage, Role,
+    SearchOptions, SearchResults,
+};
 use cloudops_storage_service::{StorageConfig, StorageService};
 use serde_json::json;
 
@@ -153,6 +156,65 @@ async fn execute(
                 println!("deleted conversation {context_id} and {} messages", r.messages)
             })
         }
+        ChatCommand::Search {
+            user,
+            query,
+            mode,
+            limit,
+            role,
+            since,
+            until,
+            archived,
+        } => {
+            let options = SearchOptions {
+                mode: mode.parse().map_err(anyhow::Error::msg)?,
+                roles: role
+                    .iter()
+                    .map(|r| r.parse::<Role>().map_err(anyhow::Error::msg))
+                    .collect::<anyhow::Result<_>>()?,
+                since: since.as_deref().map(parse_time).transpose().context("--since")?,
+                until: until.as_deref().map(parse_time).transpose().context("--until")?,
+                archived: match archived.as_str() {
+                    "exclude" => ArchivedFilter::Exclude,
+                    "only" => ArchivedFilter::Only,
+                    _ => ArchivedFilter::Include,
+                },
+                limit: *limit,
+                exclude_context: None,
+            };
+            let results = chat.search_conversations(user, query, &options).await?;
+            out.emit(&results, print_search)
+        }
+        ChatCommand::Context {
+            user,
+            current,
+            prompt,
+            max_pairs,
+            token_budget,
+        } => {
+            let context = chat
+                .context_for_prompt(
+                    user,
+                    current,
+                    prompt,
+                    ContextOptions {
+                        max_pairs: *max_pairs,
+                        token_budget: *token_budget,
+                    },
+                )
+                .await?;
+            let rendered = context.render();
+            out.emit(&json!({ "context": context, "rendered": rendered }), |_| {
+                if rendered.is_empty() {
+                    println!("(no earlier conversations)");
+                } else {
+                    if context.fallback {
+                        println!("(nothing relevant found: the most recent pairs)");
+                    }
+                    print!("{rendered}");
+                }
+            })
+        }
         ChatCommand::EraseUser { user } => {
             let receipt = chat.erase_user(user).await?;
             out.emit(&receipt, |r| {
@@ -180,5 +242,38 @@ fn print_messages(messages: &[Message]) {
             m.role.as_str(),
             m.content
         );
+    }
+}
+
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    cloudops_storage_service::clock::parse_utc(text)
+        .ok_or_else(|| anyhow::anyhow!("`{text}` is neither RFC 3339 UTC (2026-11-26T08:00:00Z) nor unix milliseconds"))
+}
+
+fn print_search(results: &SearchResults) {
+    if results.conversations.is_empty() {
+        println!("no matches ({} search)", mode_name(results));
+        return;
+    }
+    println!("{} search: {} conversation(s)", mode_name(results), results.conversations.len());
+    for c in &results.conversations {
+        println!(
+            "\n{:.4}  {}  {}  ({})",
+            c.score,
+            c.context_id,
+            if c.title.is_empty() { "untitled" } else { &c.title },
+            cloudops_storage_service::clock::format_utc(c.updated_at)
+        );
+        for m in &c.messages {
+            println!("    #{:<4} {:<9} {:.4}  {}", m.message_index, m.role, m.score, m.snippet);
+        }
+    }
+}
+
+fn mode_name(results: &SearchResults) -> &'static str {
+    match results.mode {
+        cloudops_storage_service::chat::SearchMode::Keyword => "keyword",
+        cloudops_storage_service::chat::SearchMode::Semantic => "semantic",
+        cloudops_storage_service::chat::SearchMode::Hybrid => "hybrid",
     }
 }

@@ -2,13 +2,16 @@
 //!
 //! Creates an encrypted store, records two users' CloudOps conversations, pages through
 //! history, renames and archives, restarts the service to show persistence, backs up,
-//! deletes a conversation and restores it, scans the data dir for a plaintext marker, and
-//! erases one user with a receipt.
+//! searches by keyword and by meaning, picks context pairs for a new prompt, imports a
+//! Node.js chat-data folder, deletes a conversation and restores it, scans the data dir for a
+//! plaintext marker, and erases one user with a receipt.
 
 use std::time::Instant;
 
 use cloudops_storage_service::backup::RestoreTarget;
-use cloudops_storage_service::chat::{ConversationStatus, ConversationUpdate, HistoryRange, NewMessage, Role};
+use cloudops_storage_service::chat::{
+    ContextOptions, ConversationStatus, ConversationUpdate, HistoryRange, NewMessage, Role, SearchMode, SearchOptions,
+};
 use cloudops_storage_service::{ConfigKey, StorageConfig, StorageService};
 use serde_json::json;
 
@@ -89,6 +92,8 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
     say(format!(
         "2. stored 3 conversations (alice: 2, bob: 1) and 9 messages; mean append {mean:.3} ms"
     ));
+
+    let search = search_step(&service, &say).await?;
 
     let last = chat.get_history(&costs, HistoryRange::Last(2)).await?;
     say("3. last 2 messages of \"EC2 cost spike\":".into());
@@ -212,6 +217,7 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
             "backup": backup,
             "restored_messages": back.len(),
             "erase_receipt": receipt,
+            "search": search,
             "health": health,
         }),
         |_| {
@@ -221,6 +227,69 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
             )
         },
     )
+}
+
+/// Keyword vs semantic search for a paraphrase, and prompt context for a new conversation.
+async fn search_step(service: &StorageService, say: &impl Fn(String)) -> anyhow::Result<serde_json::Value> {
+    let chat = &service.chat;
+    let query = "why is our cloud spending going up";
+    let keyword = chat
+        .search_conversations(
+            "alice",
+            query,
+            &SearchOptions {
+                mode: SearchMode::Keyword,
+                ..SearchOptions::default()
+            },
+        )
+        .await?;
+    let titles = |r: &cloudops_storage_service::chat::SearchResults| {
+        r.conversations.iter().map(|c| format!("{:?}", c.title)).collect::<Vec<_>>()
+    };
+    say(format!("2b. search {query:?}:"));
+    say(format!("     keyword  -> {:?}", titles(&keyword)));
+    let Some(model) = chat.embedding_model() else {
+        say("     semantic -> off: no embedding model. Run scripts/fetch-test-model.sh (or set [embedding] provider) to enable semantic search".into());
+        return Ok(serde_json::json!({ "query": query, "keyword": titles(&keyword), "semantic": null }));
+    };
+    let t = Instant::now();
+    chat.wait_for_index().await?;
+    let index_ms = t.elapsed().as_secs_f64() * 1e3;
+    let semantic = chat
+        .search_conversations(
+            "alice",
+            query,
+            &SearchOptions {
+                mode: SearchMode::Semantic,
+                limit: 1,
+                ..SearchOptions::default()
+            },
+        )
+        .await?;
+    let best = semantic.conversations.first().and_then(|c| c.messages.first().map(|m| (c, m)));
+    say(format!(
+        "     semantic -> {:?} (model {model}; background embedding caught up in {index_ms:.0} ms)",
+        titles(&semantic)
+    ));
+    if let Some((_, m)) = best {
+        say(format!("                 best match: {:?} (cosine {:.2})", m.snippet, m.similarity.unwrap_or(0.0)));
+    }
+    let hybrid = chat.search_conversations("alice", "asg-web-prod scale-in", &SearchOptions::default()).await?;
+    say(format!("     hybrid \"asg-web-prod scale-in\" -> {:?}", titles(&hybrid)));
+    let fresh = chat.create_conversation("alice", "New question", serde_json::json!({})).await?;
+    let prompt = "Our autoscaling costs are creeping up again";
+    let context = chat.context_for_prompt("alice", &fresh, prompt, ContextOptions::default()).await?;
+    say(format!("2c. context for a new prompt {prompt:?}: {} pair(s); the prompt block starts:", context.pairs.len()));
+    for line in context.render().lines().take(5) {
+        say(format!("     | {line}"));
+    }
+    Ok(serde_json::json!({
+        "query": query,
+        "keyword": titles(&keyword),
+        "semantic": titles(&semantic),
+        "hybrid_identifier": titles(&hybrid),
+        "context_pairs": context.pairs.len(),
+    }))
 }
 
 /// Files under `dir` whose bytes contain `needle`.

@@ -5,4 +5,5 @@ pub(crate) mod bench;
 pub(crate) mod chat;
 pub(crate) mod demo;
 pub(crate) mod keys;
+pub(crate) mod migrate;
 pub(crate) mod status;

@@ -5,8 +5,12 @@
 //! is recovered from the messages themselves (the highest stored index + 1), which stays right
 //! even if a crash landed between storing a message and bumping the conversation's count.
 
+mod context;
+mod import;
+mod indexer;
 mod model;
 pub mod schema;
+mod search;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,10 +21,15 @@ pub use model::{
     Conversation, ConversationPage, ConversationStatus, ConversationUpdate, DeleteReceipt, HistoryRange, Message,
     NewMessage, Role,
 };
+pub use context::{ContextOptions, ContextPair, PromptContext};
+pub use import::{ImportOutcome, ImportedConversation};
+use indexer::DenseIndexer;
 use schema::{conv_eq, msg_eq, ConversationField as CF, MessageField as MF, CONVERSATIONS, MESSAGES};
+pub use search::{ArchivedFilter, ConversationHit, MessageHit, SearchMode, SearchOptions, SearchResults};
 
 use crate::clock::now_ms;
 use crate::crypto::Sealer;
+use crate::embed::{DenseSpace, KeywordEncoder};
 use crate::error::{Result, StorageError};
 use crate::store::{Condition, Direction, Filter, OrderBy, ScrollRequest, VectorStore};
 
@@ -45,6 +54,9 @@ type StateSlot = Arc<tokio::sync::Mutex<Option<ConversationState>>>;
 pub struct ChatStorage {
     store: Arc<dyn VectorStore>,
     sealer: Arc<Sealer>,
+    keywords: Arc<KeywordEncoder>,
+    dense: Option<Arc<DenseSpace>>,
+    indexer: Option<Arc<DenseIndexer>>,
     max_message_bytes: usize,
     states: Arc<Mutex<HashMap<String, StateSlot>>>,
 }
@@ -57,14 +69,14 @@ impl std::fmt::Debug for ChatStorage {
     }
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> StorageError {
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> StorageError {
     StorageError::InvalidInput {
         field,
         reason: reason.into(),
     }
 }
 
-fn check_id(field: &'static str, value: &str) -> Result<()> {
+pub(crate) fn check_id(field: &'static str, value: &str) -> Result<()> {
     if value.trim().is_empty() {
         return Err(invalid(field, "is empty"));
     }
@@ -77,7 +89,7 @@ fn check_id(field: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_title(title: &str) -> Result<()> {
+pub(crate) fn check_title(title: &str) -> Result<()> {
     if title.len() > MAX_TITLE_BYTES {
         return Err(invalid("title", format!("is longer than {MAX_TITLE_BYTES} bytes")));
     }
@@ -85,19 +97,93 @@ fn check_title(title: &str) -> Result<()> {
 }
 
 impl ChatStorage {
+    /// Open the chat collections. With a dense space, its vector slot is added and the
+    /// background indexer starts (unless `start_indexer` is false, as for `reindex`).
     pub(crate) async fn open(
         store: Arc<dyn VectorStore>,
         sealer: Arc<Sealer>,
+        keywords: Arc<KeywordEncoder>,
+        dense: Option<Arc<DenseSpace>>,
         max_message_bytes: usize,
+        start_indexer: bool,
     ) -> Result<Self> {
         store.ensure_collection(&schema::conversations_spec()).await?;
-        store.ensure_collection(&schema::messages_spec()).await?;
+        store
+            .ensure_collection(&schema::messages_spec(dense.as_ref().map(|d| d.spec())))
+            .await?;
+        let indexer = dense.as_ref().map(|space| {
+            Arc::new(DenseIndexer::new(
+                store.clone(),
+                sealer.clone(),
+                space.clone(),
+                start_indexer,
+            ))
+        });
         Ok(ChatStorage {
             store,
             sealer,
+            keywords,
+            dense,
+            indexer,
             max_message_bytes,
             states: Arc::new(Mutex::new(HashMap::new())),
         })
+    }
+
+    /// True when an embedder is configured (semantic and hybrid search work).
+    pub fn semantic_enabled(&self) -> bool {
+        self.dense.is_some()
+    }
+
+    /// The embedding model in use, if any.
+    pub fn embedding_model(&self) -> Option<&str> {
+        self.dense.as_ref().map(|d| d.model_id())
+    }
+
+    /// Wait until every message stored so far has its dense vector (no-op without an embedder).
+    ///
+    /// # Errors
+    /// [`StorageError::Embedding`] when the embedder fails (the worker keeps retrying).
+    pub async fn wait_for_index(&self) -> Result<()> {
+        match &self.indexer {
+            Some(indexer) => indexer.wait().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Messages still waiting for a dense vector (0 without an embedder).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn pending_embeddings(&self) -> Result<u64> {
+        match &self.indexer {
+            Some(indexer) => indexer.pending().await,
+            None => Ok(0),
+        }
+    }
+
+    /// Embed every pending message now, reporting `(done, total)`; used by `reindex`.
+    ///
+    /// # Errors
+    /// Store, crypto and embedding errors.
+    pub async fn embed_pending(&self, progress: &(dyn Fn(u64, u64) + Send + Sync)) -> Result<u64> {
+        match &self.indexer {
+            Some(indexer) => indexer.catch_up(progress).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Drain the background indexer and stop it.
+    pub(crate) async fn shutdown(&self) {
+        if let Some(indexer) = &self.indexer {
+            indexer.shutdown().await;
+        }
+    }
+
+    fn poke_indexer(&self) {
+        if let Some(indexer) = &self.indexer {
+            indexer.notify();
+        }
     }
 
     fn slot(&self, context_id: &str) -> StateSlot {
@@ -307,9 +393,11 @@ impl ChatStorage {
             metadata: message.metadata,
             created_at: now_ms(),
         };
-        let point = schema::message_to_point(&stored, &self.sealer)?;
+        let keywords = self.keywords.document(&stored.content);
+        let point = schema::message_to_point(&stored, keywords, &self.sealer)?;
         self.store.upsert(MESSAGES, vec![point]).await?;
         state.next_index += 1;
+        self.poke_indexer();
         // The message is stored and journaled: it is acknowledged even if the conversation's
         // summary cannot be updated now; the next `load_state` repairs count and time from
         // the messages themselves.

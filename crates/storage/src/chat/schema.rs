@@ -12,13 +12,15 @@ use serde_json::{json, Value};
 use super::model::{Conversation, ConversationStatus, Message, Role};
 use crate::crypto::{SealContext, Sealer};
 use crate::error::{Result, StorageError};
-use crate::store::{CollectionSpec, Condition, FieldValue, IndexKind, Payload, Point, Record, SparseSpec};
+use crate::store::{
+    CollectionSpec, Condition, DenseSpec, FieldValue, IndexKind, Payload, Point, Record, SparseSpec, VectorData,
+};
 
 /// Collection of conversations, one point per conversation.
 pub const CONVERSATIONS: &str = "chat_conversations";
 /// Collection of messages, one point per message.
 pub const MESSAGES: &str = "chat_messages";
-/// Sparse keyword vector slot (keyed tokens; filled by the search layer).
+/// Sparse keyword vector slot (keyed BM25 tokens, written with every message).
 pub const KEYWORDS_VECTOR: &str = "keywords";
 
 /// Fields of [`CONVERSATIONS`].
@@ -128,12 +130,13 @@ pub fn conversations_spec() -> CollectionSpec {
     }
 }
 
-/// The messages collection: indexes on every filtered or ordered field.
-pub fn messages_spec() -> CollectionSpec {
+/// The messages collection: indexes on every filtered or ordered field, the keyword vector and,
+/// with an embedder, its dense vector slot.
+pub fn messages_spec(dense: Option<DenseSpec>) -> CollectionSpec {
     use MessageField as F;
     CollectionSpec {
         name: MESSAGES.to_string(),
-        dense: Vec::new(),
+        dense: dense.into_iter().collect(),
         sparse: vec![SparseSpec {
             name: KEYWORDS_VECTOR.to_string(),
             idf: true,
@@ -245,11 +248,11 @@ pub fn conversation_from_record(r: &Record, sealer: &Sealer) -> Result<Conversat
     })
 }
 
-/// A message as a point.
+/// A message as a point, with its keyword vector.
 ///
 /// # Errors
 /// Sealing errors.
-pub fn message_to_point(m: &Message, sealer: &Sealer) -> Result<Point> {
+pub fn message_to_point(m: &Message, keywords: VectorData, sealer: &Sealer) -> Result<Point> {
     use MessageField as F;
     let mut payload = Payload::new();
     payload.insert(F::UserId.as_str().into(), json!(m.user_id));
@@ -270,7 +273,7 @@ pub fn message_to_point(m: &Message, sealer: &Sealer) -> Result<Point> {
     }
     Ok(Point {
         id: m.id,
-        vectors: BTreeMap::new(),
+        vectors: BTreeMap::from([(KEYWORDS_VECTOR.to_string(), keywords)]),
         payload,
     })
 }
@@ -351,6 +354,13 @@ mod tests {
     use super::*;
     use crate::crypto::test_sealer;
 
+    fn no_keywords() -> VectorData {
+        VectorData::Sparse {
+            indices: vec![],
+            values: vec![],
+        }
+    }
+
     #[test]
     fn every_filtered_field_has_an_index() {
         let conv = conversations_spec();
@@ -362,7 +372,7 @@ mod tests {
         ] {
             assert!(conv.indexes.iter().any(|(k, _)| k == f.as_str()), "{}", f.as_str());
         }
-        let msgs = messages_spec();
+        let msgs = messages_spec(None);
         for f in [
             MessageField::UserId,
             MessageField::ContextId,
@@ -393,7 +403,7 @@ mod tests {
             metadata: Some(json!({"k": "META-MARKER"})),
             created_at: 5,
         };
-        let point = message_to_point(&m, &sealer).unwrap();
+        let point = message_to_point(&m, no_keywords(), &sealer).unwrap();
         let text = serde_json::to_string(&point.payload).unwrap();
         assert!(!text.contains("SECRET-MARKER") && !text.contains("META-MARKER"));
         let record = Record {
@@ -436,8 +446,8 @@ mod tests {
             metadata: None,
             created_at: 0,
         };
-        let a = message_to_point(&mk("a"), &sealer).unwrap();
-        let mut b = message_to_point(&mk("b"), &sealer).unwrap();
+        let a = message_to_point(&mk("a"), no_keywords(), &sealer).unwrap();
+        let mut b = message_to_point(&mk("b"), no_keywords(), &sealer).unwrap();
         b.payload.insert("content".into(), a.payload["content"].clone());
         let record = Record {
             id: b.id,

@@ -18,6 +18,21 @@ pub use seal::{SealContext, Sealer};
 pub(crate) use envelope::{create as create_keys, exists as keys_exist, open as open_keys, rotate_kek, UnlockedKeys};
 
 impl UnlockedKeys {
+    /// The subkey for `purpose` of the active data key.
+    ///
+    /// # Errors
+    /// [`CryptoError::Envelope`] when the envelope does not hold its active key.
+    pub(crate) fn active_subkey(&self, purpose: Purpose) -> Result<zeroize::Zeroizing<[u8; 32]>, CryptoError> {
+        self.data_keys
+            .iter()
+            .find(|k| k.key_id == self.active_key_id)
+            .map(|k| k.subkey(purpose))
+            .ok_or_else(|| CryptoError::Envelope {
+                path: ENVELOPE_FILE.to_string(),
+                reason: format!("the active data key {} is missing", self.active_key_id),
+            })
+    }
+
     /// The sealer for content fields.
     pub(crate) fn sealer(&self) -> Sealer {
         Sealer::new(&self.data_keys, self.active_key_id)

@@ -152,6 +152,15 @@ pub struct Point {
     pub payload: Payload,
 }
 
+/// New values for some named vectors of an existing point (other vectors and payload stay).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PointVectors {
+    /// Id of an existing point.
+    pub id: PointId,
+    /// The vectors to set.
+    pub vectors: BTreeMap<String, VectorData>,
+}
+
 /// A stored point as read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
@@ -221,6 +230,8 @@ pub enum Condition {
     IsEmpty(String),
     /// Point id is one of these.
     HasId(Vec<PointId>),
+    /// The point has a value for this named vector.
+    HasVector(String),
     /// A nested filter.
     Filter(Box<Filter>),
 }
@@ -359,6 +370,8 @@ pub trait VectorStore: Send + Sync + std::fmt::Display {
     async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<(), StoreError>;
     /// Insert or replace whole points.
     async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), StoreError>;
+    /// Set named vectors of existing points. Fails if a point does not exist.
+    async fn update_vectors(&self, collection: &str, points: Vec<PointVectors>) -> Result<(), StoreError>;
     /// Merge these payload keys into existing points (other keys and vectors untouched).
     async fn set_payload(&self, collection: &str, ids: Vec<PointId>, payload: Payload) -> Result<(), StoreError>;
     /// Delete points by id (missing ids are ignored).

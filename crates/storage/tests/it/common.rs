@@ -23,11 +23,13 @@ impl TestStore {
         self.dir.path().join("keys/master.key")
     }
 
+    /// A file-key config with keyword search only (tests that need the model ask for it).
     pub(crate) fn config(&self) -> StorageConfig {
         StorageConfig::builder()
             .with_data_dir(self.data_dir())
             .with_config(ConfigKey::KeySource, "file")
             .with_config(ConfigKey::KeyFile, self.key_file().display().to_string())
+            .with_config(ConfigKey::EmbeddingProvider, "none")
             .build()
             .expect("valid config")
     }
@@ -65,4 +67,34 @@ pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 /// Number of regular files under `dir` (to prove a scan looked at something).
 pub(crate) fn file_count(dir: &Path) -> usize {
     all_files(dir).len()
+}
+
+/// The real test model (all-MiniLM-L6-v2) fetched by scripts/fetch-test-model.sh.
+///
+/// Missing model: the test is skipped with a note, except under `CI=true`, where it fails.
+pub(crate) fn test_model_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("CLOUDOPS_TEST_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(cloudops_storage_service::config::default_model_dir);
+    if dir.join("model.safetensors").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "test model missing in {} under CI=true: run scripts/fetch-test-model.sh",
+            dir.display()
+        );
+    }
+    eprintln!("SKIPPED: no test model in {} (run scripts/fetch-test-model.sh)", dir.display());
+    None
+}
+
+impl TestStore {
+    /// A config using the real test model for embeddings.
+    pub(crate) fn config_with_model(&self, model_dir: &Path) -> StorageConfig {
+        let mut config = self.config();
+        config.embedding.provider = cloudops_storage_service::config::EmbeddingProvider::Bert;
+        config.embedding.model_dir = Some(model_dir.to_path_buf());
+        config
+    }
 }

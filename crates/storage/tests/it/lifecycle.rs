@@ -16,6 +16,7 @@ async fn missing_store_is_not_created_without_permission() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("nothing-here");
     let mut config = StorageConfig::builder()
+        .with_config(cloudops_storage_service::ConfigKey::EmbeddingProvider, "none")
         .with_data_dir(&data)
         .with_create_if_missing(false)
         .build()

@@ -5,6 +5,8 @@ mod backup;
 mod chat;
 mod common;
 mod lifecycle;
+mod migrate;
+mod search;
 mod security;
 
 /// A file-key config rooted at `dir` (data in `dir/data`, key in `dir/master.key`), shared by
@@ -15,6 +17,7 @@ pub(crate) fn config_in(dir: &std::path::Path) -> cloudops_storage_service::Stor
         .with_data_dir(dir.join("data"))
         .with_config(ConfigKey::KeySource, "file")
         .with_config(ConfigKey::KeyFile, dir.join("master.key").display().to_string())
+        .with_config(ConfigKey::EmbeddingProvider, "none")
         .build()
         .expect("valid config")
 }

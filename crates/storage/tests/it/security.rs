@@ -194,6 +194,7 @@ async fn missing_env_key_names_alternatives() {
     let t = TestStore::new();
     let var = format!("CLOUDOPS_TEST_UNSET_{}", uuid::Uuid::new_v4().simple());
     let config = StorageConfig::builder()
+        .with_config(ConfigKey::EmbeddingProvider, "none")
         .with_data_dir(t.data_dir())
         .with_config(ConfigKey::KeySource, "env")
         .with_config(ConfigKey::KeyEnvVar, var.clone())

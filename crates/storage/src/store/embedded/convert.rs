@@ -10,7 +10,8 @@ use qdrant_edge as qe;
 use serde_json::{json, Value};
 
 use crate::store::{
-    Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, PointId, Record, SparseSpec,
+    Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, PointId, PointVectors, Record,
+    SparseSpec,
     VectorData,
 };
 
@@ -56,6 +57,7 @@ fn condition_json(c: &Condition) -> Value {
         Condition::HasId(ids) => {
             json!({ "has_id": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>() })
         }
+        Condition::HasVector(name) => json!({ "has_vector": name }),
         Condition::Filter(f) => filter_json(f),
     }
 }
@@ -156,6 +158,23 @@ pub(super) fn point(p: Point) -> Result<qe::PointStructPersisted, ConvertError> 
         .collect::<Result<Vec<_>, ConvertError>>()?;
     let vectors = qe::Vectors::new_named(named);
     Ok(qe::PointStruct::new(point_id(p.id), vectors, Value::Object(p.payload)).into())
+}
+
+/// An update of named vectors, built through the operation's serde form (its point type is not
+/// exported by the engine); each vector is first converted exactly as an upsert converts it.
+pub(super) fn update_vectors(points: Vec<PointVectors>) -> Result<qe::UpdateOperation, ConvertError> {
+    let mut list = Vec::with_capacity(points.len());
+    for p in points {
+        let id = p.id;
+        let persisted = point(Point {
+            id,
+            vectors: p.vectors,
+            payload: serde_json::Map::new(),
+        })?;
+        list.push(json!({ "id": id.to_string(), "vector": serde_json::to_value(&persisted.vector)? }));
+    }
+    let op: qe::UpdateVectorsOp = serde_json::from_value(json!({ "points": list }))?;
+    Ok(qe::UpdateOperation::VectorOperation(qe::VectorOperations::UpdateVectors(op)))
 }
 
 fn vectors_back(v: Option<qe::VectorStructInternal>) -> BTreeMap<String, VectorData> {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Filter, Payload, Point, PointId, StoreError};
+use crate::store::{Filter, Payload, Point, PointId, PointVectors, StoreError};
 
 /// File name of the journal inside the qdrant folder.
 pub(super) const JOURNAL_FILE: &str = "journal.log";
@@ -31,6 +31,7 @@ pub(super) enum WriteOp {
     SetPayload { ids: Vec<PointId>, payload: Payload },
     Delete(Vec<PointId>),
     DeleteByFilter(Filter),
+    UpdateVectors(Vec<PointVectors>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -46,7 +46,7 @@ use self::convert::ConvertError;
 use self::journal::{Journal, WriteOp, CHECKPOINT_BYTES};
 use self::lock::DirLock;
 use super::{
-    CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, QueryRequest, Record,
+    CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, PointVectors, QueryRequest, Record,
     ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorStore,
 };
 
@@ -404,6 +404,10 @@ fn apply(shard: &Shard, op: WriteOp) -> Result<(), StoreError> {
                 )),
             )
         }
+        WriteOp::UpdateVectors(points) => (
+            "update vectors",
+            convert::update_vectors(points).map_err(shard.engine_err("update vectors"))?,
+        ),
         WriteOp::SetPayload { ids, payload } => (
             "set payload",
             qe::UpdateOperation::PayloadOperation(qe::PayloadOps::SetPayload(qe::SetPayloadOp {
@@ -497,6 +501,13 @@ impl VectorStore for EmbeddedStore {
             return Ok(());
         }
         self.write(collection, WriteOp::Upsert(points)).await
+    }
+
+    async fn update_vectors(&self, collection: &str, points: Vec<PointVectors>) -> Result<(), StoreError> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        self.write(collection, WriteOp::UpdateVectors(points)).await
     }
 
     async fn set_payload(&self, collection: &str, ids: Vec<PointId>, payload: Payload) -> Result<(), StoreError> {

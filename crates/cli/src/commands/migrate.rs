@@ -1,0 +1,75 @@
+//! `migrate node` and `reindex`: bulk work with progress bars.
+
+use cloudops_storage_service::migrate::node;
+use cloudops_storage_service::{StorageConfig, StorageService};
+
+use crate::args::MigrateCommand;
+use crate::output::Output;
+
+pub(crate) async fn run(cmd: &MigrateCommand, config: StorageConfig, out: Output) -> anyhow::Result<()> {
+    let MigrateCommand::Node { chat_data_dir, user } = cmd;
+    anyhow::ensure!(
+        chat_data_dir.is_dir(),
+        "{} is not a folder (give the Node.js module's chat-data folder)",
+        chat_data_dir.display()
+    );
+    let service = StorageService::open(config).await?;
+    let result = async {
+        let files = out.progress("importing files");
+        let report = node::import_dir(&service.chat, chat_data_dir, user.as_deref(), &|done, total| {
+            files.update(done as usize, total as usize)
+        })
+        .await?;
+        let pending = service.chat.pending_embeddings().await?;
+        if pending > 0 {
+            let bar = out.progress("embedding messages");
+            let waiting = service.chat.wait_for_index();
+            tokio::pin!(waiting);
+            loop {
+                tokio::select! {
+                    done = &mut waiting => { done?; break; }
+                    () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {
+                        let left = service.chat.pending_embeddings().await.unwrap_or(0);
+                        bar.update((pending.saturating_sub(left)) as usize, pending as usize);
+                    }
+                }
+            }
+            bar.update(pending as usize, pending as usize);
+        }
+        anyhow::Ok(report)
+    }
+    .await;
+    service.shutdown().await?;
+    let report = result?;
+    out.emit(&report, |r| {
+        println!(
+            "imported {} conversation(s) with {} message(s); skipped {} already present; {} failed",
+            r.imported,
+            r.messages,
+            r.skipped,
+            r.failed.len()
+        );
+        for f in &r.failed {
+            println!("  failed: {}: {}", f.path.display(), f.reason);
+        }
+    })?;
+    Ok(())
+}
+
+pub(crate) async fn reindex(config: StorageConfig, out: Output) -> anyhow::Result<()> {
+    let service = StorageService::open_for_reindex(config).await?;
+    let bar = out.progress("re-embedding messages");
+    let result = service
+        .reindex(&|done, total| bar.update(done as usize, total as usize))
+        .await;
+    service.shutdown().await?;
+    let report = result?;
+    out.emit(&report, |r| {
+        let previous = r.previous.as_ref().map_or("none", |p| p.model_id.as_str());
+        println!(
+            "re-embedded {} message(s): {} -> {} ({}-d)",
+            r.embedded, previous, r.current.model_id, r.current.dim
+        );
+    })?;
+    Ok(())
+}

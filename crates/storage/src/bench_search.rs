@@ -1,0 +1,294 @@
+//! The search workload behind `cloudops-storage bench --search`: embedding speed of the real
+//! model, and keyword, semantic and hybrid search latency over a filled store.
+//!
+//! Filling 100,000 messages with real BERT vectors would take over twenty minutes on two
+//! cores, so the store's dense vectors come from [`SyntheticEmbedder`] (seeded random unit
+//! vectors of the model's dimension: the engine does the same work for them). The real model
+//! is timed on its own, and the hybrid figure adds a real query embedding to each search.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::bench::Latency;
+use crate::chat::{NewMessage, Role, SearchMode, SearchOptions};
+use crate::config::{ConfigKey, StorageConfig};
+use crate::embed::{BertEmbedder, EmbedError, Embedder};
+use crate::error::Result;
+use crate::service::StorageService;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct SearchBenchOptions {
+    /// Messages stored.
+    pub messages: usize,
+    /// Messages per conversation.
+    pub messages_per_conversation: usize,
+    /// Conversations per user.
+    pub conversations_per_user: usize,
+    /// Timed searches per mode.
+    pub samples: usize,
+    /// The real model, for embedding speed and hybrid query embedding (skipped without it).
+    pub model_dir: Option<PathBuf>,
+}
+
+impl Default for SearchBenchOptions {
+    fn default() -> Self {
+        SearchBenchOptions {
+            messages: 100_000,
+            messages_per_conversation: 20,
+            conversations_per_user: 50,
+            samples: 500,
+            model_dir: None,
+        }
+    }
+}
+
+/// Speed of the real embedding model.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbeddingSpeed {
+    /// Model id.
+    pub model_id: String,
+    /// Texts per second embedding 256 chat-length texts in batches of 32.
+    pub texts_per_second_batch32: f64,
+    /// One short query, not cached.
+    pub single_query: Latency,
+    /// One short query served from the query cache.
+    pub cached_query: Latency,
+}
+
+/// What the search bench measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchBenchReport {
+    /// Messages stored.
+    pub messages: usize,
+    /// Users (each search is scoped to one).
+    pub users: usize,
+    /// True: stored dense vectors are synthetic (see module docs).
+    pub synthetic_dense_vectors: bool,
+    /// Time to fill the store (appends, keyword vectors included).
+    pub fill_seconds: f64,
+    /// Time until the background indexer had written every dense vector.
+    pub dense_index_seconds: f64,
+    /// `search_conversations` keyword mode (query → grouped, unsealed results).
+    pub keyword: Latency,
+    /// Semantic mode, query embedding excluded (served from the cache).
+    pub semantic: Latency,
+    /// Hybrid mode, query embedding excluded.
+    pub hybrid_without_embedding: Latency,
+    /// Hybrid mode plus a real, uncached model embedding of a fresh query per search.
+    pub hybrid_with_embedding: Option<Latency>,
+    /// The real model's speed.
+    pub embedding: Option<EmbeddingSpeed>,
+}
+
+/// Seeded random unit vectors: a stand-in for a model's output in the latency benchmark
+/// only (named as such; it knows nothing of meaning).
+#[derive(Debug)]
+pub struct SyntheticEmbedder {
+    dim: usize,
+}
+
+impl SyntheticEmbedder {
+    /// Vectors of `dim` values.
+    pub fn new(dim: usize) -> Self {
+        SyntheticEmbedder { dim }
+    }
+}
+
+#[async_trait::async_trait]
+impl Embedder for SyntheticEmbedder {
+    fn model_id(&self) -> &str {
+        "synthetic/benchmark"
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let seed = t.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                let mut v: Vec<f32> = (0..self.dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+                crate::embed::normalize(&mut v);
+                v
+            })
+            .collect())
+    }
+}
+
+const QUERIES: &[&str] = &[
+    "production database latency",
+    "lambda timeout error",
+    "reduce cost of instance",
+    "permission denied for role",
+    "snapshot of volume",
+    "scaling policy alarm",
+    "throttling quota increase",
+    "deploy cloudformation stack",
+];
+
+/// Run the search workload in `dir` (a fresh, empty folder).
+///
+/// # Errors
+/// Any storage or embedding error.
+pub async fn run_search_bench(
+    dir: &Path,
+    options: &SearchBenchOptions,
+    mut progress: impl FnMut(&str, usize, usize),
+) -> Result<SearchBenchReport> {
+    let bert = match &options.model_dir {
+        Some(d) => Some(Arc::new(BertEmbedder::load(d)?)),
+        None => None,
+    };
+    let embedding = match &bert {
+        Some(b) => Some(embedding_speed(b).await?),
+        None => None,
+    };
+    let dim = bert.as_ref().map_or(384, |b| b.dim());
+    let config = StorageConfig::builder()
+        .with_data_dir(dir.join("data"))
+        .with_config(ConfigKey::KeySource, "file")
+        .with_config(ConfigKey::KeyFile, dir.join("bench.key").display().to_string())
+        .build()?;
+    let service = StorageService::open_with_embedder(config, Some(Arc::new(SyntheticEmbedder::new(dim)))).await?;
+    let per_conv = options.messages_per_conversation.max(1);
+    let conversations = options.messages.div_ceil(per_conv).max(1);
+    let users = conversations.div_ceil(options.conversations_per_user.max(1)).max(1);
+    let mut contexts = Vec::with_capacity(conversations);
+    for c in 0..conversations {
+        let ctx = service
+            .chat
+            .create_conversation(&format!("user-{}", c % users), &format!("Conversation {c}"), serde_json::json!({}))
+            .await?;
+        contexts.push(ctx);
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let fill = Instant::now();
+    for i in 0..options.messages {
+        let words = rng.gen_range(20..60);
+        let content = (0..words)
+            .map(|_| crate::bench::WORDS[rng.gen_range(0..crate::bench::WORDS.len())])
+            .collect::<Vec<_>>()
+            .join(" ");
+        let role = if i % 2 == 0 { Role::User } else { Role::Assistant };
+        service
+            .chat
+            .append(&contexts[i % conversations], NewMessage::new(role, content))
+            .await?;
+        if i % 1000 == 0 {
+            progress("filling", i, options.messages);
+        }
+    }
+    let fill_seconds = fill.elapsed().as_secs_f64();
+    progress("filling", options.messages, options.messages);
+    let t = Instant::now();
+    service.chat.wait_for_index().await?;
+    let dense_index_seconds = fill_seconds + t.elapsed().as_secs_f64();
+
+    let time_mode = |mode: SearchMode| {
+        let service = &service;
+        async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+            // Warm the query cache: these figures exclude query embedding.
+            for q in QUERIES {
+                service
+                    .chat
+                    .search_conversations("user-0", q, &SearchOptions { mode, ..SearchOptions::default() })
+                    .await?;
+            }
+            let mut samples = Vec::with_capacity(options.samples);
+            for i in 0..options.samples {
+                let user = format!("user-{}", rng.gen_range(0..users));
+                let opts = SearchOptions { mode, ..SearchOptions::default() };
+                let t = Instant::now();
+                service.chat.search_conversations(&user, QUERIES[i % QUERIES.len()], &opts).await?;
+                samples.push(t.elapsed());
+            }
+            Result::<Latency>::Ok(Latency::from_samples(samples))
+        }
+    };
+    progress("searching", 0, 3);
+    let keyword = time_mode(SearchMode::Keyword).await?;
+    progress("searching", 1, 3);
+    let semantic = time_mode(SearchMode::Semantic).await?;
+    progress("searching", 2, 3);
+    let hybrid_without_embedding = time_mode(SearchMode::Hybrid).await?;
+    progress("searching", 3, 3);
+    let hybrid_with_embedding = match &bert {
+        Some(bert) => {
+            let mut samples = Vec::with_capacity(options.samples);
+            for i in 0..options.samples {
+                // A fresh query each time: neither cache helps.
+                let query = format!("{} {i}", QUERIES[i % QUERIES.len()]);
+                let user = format!("user-{}", i % users);
+                let t = Instant::now();
+                bert.embed(std::slice::from_ref(&query)).await?;
+                service
+                    .chat
+                    .search_conversations(&user, &query, &SearchOptions::default())
+                    .await?;
+                samples.push(t.elapsed());
+            }
+            Some(Latency::from_samples(samples))
+        }
+        None => None,
+    };
+    service.shutdown().await?;
+    Ok(SearchBenchReport {
+        messages: options.messages,
+        users,
+        synthetic_dense_vectors: true,
+        fill_seconds,
+        dense_index_seconds,
+        keyword,
+        semantic,
+        hybrid_without_embedding,
+        hybrid_with_embedding,
+        embedding,
+    })
+}
+
+async fn embedding_speed(bert: &Arc<BertEmbedder>) -> Result<EmbeddingSpeed> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let texts: Vec<String> = (0..256)
+        .map(|_| {
+            let words = rng.gen_range(8..40);
+            (0..words)
+                .map(|_| crate::bench::WORDS[rng.gen_range(0..crate::bench::WORDS.len())])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    bert.embed(&texts[..32]).await?; // warm-up
+    let t = Instant::now();
+    bert.embed(&texts).await?;
+    let texts_per_second_batch32 = texts.len() as f64 / t.elapsed().as_secs_f64();
+    let mut single = Vec::new();
+    for i in 0..50 {
+        let q = format!("why is my production database slow {i}");
+        let t = Instant::now();
+        bert.embed(&[q]).await?;
+        single.push(t.elapsed());
+    }
+    let space = crate::embed::DenseSpace::new(bert.clone(), &[0; 32]);
+    space.query("why is my production database slow").await?;
+    let mut cached = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        space.query("why is my production database slow").await?;
+        cached.push(t.elapsed());
+    }
+    Ok(EmbeddingSpeed {
+        model_id: bert.model_id().to_string(),
+        texts_per_second_batch32,
+        single_query: Latency::from_samples(single),
+        cached_query: Latency::from_samples(cached),
+    })
+}

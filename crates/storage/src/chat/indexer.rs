@@ -1,0 +1,285 @@
+//! The background worker that adds dense vectors to messages, off the append path.
+//!
+//! `append` stores a message with its keyword vector and pokes the worker. The worker finds
+//! messages that lack a vector in the model's slot (a `has_vector` scan, so messages left over
+//! by a crash or a restart are found the same way as new ones), opens their sealed content,
+//! embeds them in batches and writes the rotated vectors. [`DenseIndexer::wait`] returns once
+//! every message appended before the call has its vector.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use super::schema::{self, MESSAGES};
+use crate::crypto::Sealer;
+use crate::embed::{DenseSpace, EmbedError};
+use crate::error::{Result, StorageError};
+use crate::store::{Condition, Filter, PointId, PointVectors, ScrollRequest, VectorData, VectorStore};
+
+/// Messages embedded per batch.
+pub(crate) const BATCH: usize = 32;
+/// Longest pause after repeated failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    /// Highest request generation fully served.
+    done: u64,
+    /// The last failure and the generation it was serving.
+    failed: Option<(u64, String)>,
+}
+
+struct Inner {
+    store: Arc<dyn VectorStore>,
+    sealer: Arc<Sealer>,
+    space: Arc<DenseSpace>,
+    requested: AtomicU64,
+    wake: Notify,
+    progress: watch::Sender<Progress>,
+    stop: AtomicBool,
+    /// Messages whose content cannot be opened (tampered): never retried in this process.
+    unreadable: Mutex<HashSet<PointId>>,
+}
+
+/// Handle to the running worker.
+pub(crate) struct DenseIndexer {
+    inner: Arc<Inner>,
+    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for DenseIndexer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DenseIndexer")
+            .field("slot", &self.inner.space.slot())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DenseIndexer {
+    /// The indexer; with `start`, the worker runs and its first pass embeds whatever an earlier
+    /// process left without a vector (without, only [`DenseIndexer::catch_up`] embeds).
+    pub(crate) fn new(store: Arc<dyn VectorStore>, sealer: Arc<Sealer>, space: Arc<DenseSpace>, start: bool) -> Self {
+        let (progress, _) = watch::channel(Progress::default());
+        let inner = Arc::new(Inner {
+            store,
+            sealer,
+            space,
+            requested: AtomicU64::new(1),
+            wake: Notify::new(),
+            progress,
+            stop: AtomicBool::new(false),
+            unreadable: Mutex::new(HashSet::new()),
+        });
+        let task = start.then(|| tokio::spawn(run(inner.clone())));
+        DenseIndexer {
+            inner,
+            task: tokio::sync::Mutex::new(task),
+        }
+    }
+
+    /// Tell the worker new messages wait.
+    pub(crate) fn notify(&self) -> u64 {
+        let generation = self.inner.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inner.wake.notify_one();
+        generation
+    }
+
+    /// Wait until every message stored before this call has its dense vector.
+    ///
+    /// # Errors
+    /// [`EmbedError::Indexer`] when the worker's latest attempt failed (it keeps retrying).
+    pub(crate) async fn wait(&self) -> Result<()> {
+        if self.task.lock().await.is_none() {
+            return Ok(());
+        }
+        let target = self.notify();
+        let mut rx = self.inner.progress.subscribe();
+        loop {
+            {
+                let p = rx.borrow_and_update();
+                if p.done >= target {
+                    return Ok(());
+                }
+                if let Some((generation, reason)) = &p.failed {
+                    if *generation >= target {
+                        return Err(StorageError::Embedding(EmbedError::Indexer(reason.clone())));
+                    }
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(StorageError::ShutDown);
+            }
+        }
+    }
+
+    /// Messages still waiting for a dense vector.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) async fn pending(&self) -> Result<u64> {
+        Ok(self.inner.store.count(MESSAGES, Some(missing(self.inner.space.slot()))).await?)
+    }
+
+    /// Drain the queue (best effort: a failing embedder is logged, not waited for), then stop.
+    pub(crate) async fn shutdown(&self) {
+        if self.task.lock().await.is_none() {
+            return;
+        }
+        if let Err(e) = self.wait().await {
+            tracing::warn!(error = %e, "messages left without dense vectors; they are embedded on the next start");
+        }
+        self.inner.stop.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        if let Some(task) = self.task.lock().await.take() {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "dense indexer task ended abnormally");
+            }
+        }
+    }
+
+    /// Embed every pending message now, on the caller's task, reporting `(done, total)`.
+    ///
+    /// # Errors
+    /// Store, crypto and embedding errors.
+    pub(crate) async fn catch_up(&self, progress: &(dyn Fn(u64, u64) + Send + Sync)) -> Result<u64> {
+        let total = self.pending().await?;
+        let mut done = 0;
+        progress(0, total);
+        loop {
+            let n = embed_batch(&self.inner).await?;
+            if n == 0 {
+                return Ok(done);
+            }
+            done += n as u64;
+            progress(done.min(total), total.max(done));
+        }
+    }
+}
+
+/// Messages without a vector in `slot`.
+pub(crate) fn missing(slot: &str) -> Filter {
+    Filter::default().and_not(Condition::HasVector(slot.to_string()))
+}
+
+async fn run(inner: Arc<Inner>) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let target = inner.requested.load(Ordering::SeqCst);
+        match drain(&inner).await {
+            Ok(()) => {
+                backoff = Duration::from_millis(500);
+                inner.progress.send_modify(|p| {
+                    p.done = p.done.max(target);
+                    p.failed = None;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "background embedding failed");
+                inner.progress.send_modify(|p| p.failed = Some((target, e.to_string())));
+                if inner.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = inner.wake.notified() => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        }
+        if inner.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if inner.requested.load(Ordering::SeqCst) == target {
+            inner.wake.notified().await;
+        }
+    }
+}
+
+async fn drain(inner: &Inner) -> Result<()> {
+    while embed_batch(inner).await? > 0 {
+        if inner.stop.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Embed one batch of messages lacking a vector; returns how many were written.
+async fn embed_batch(inner: &Inner) -> Result<usize> {
+    let slot = inner.space.slot().to_string();
+    let mut filter = missing(&slot);
+    let skipped: Vec<PointId> = inner
+        .unreadable
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .copied()
+        .collect();
+    if !skipped.is_empty() {
+        filter = filter.and_not(Condition::HasId(skipped));
+    }
+    let page = inner
+        .store
+        .scroll(
+            MESSAGES,
+            ScrollRequest {
+                filter: Some(filter),
+                limit: BATCH,
+                ..ScrollRequest::default()
+            },
+        )
+        .await?;
+    if page.records.is_empty() {
+        return Ok(0);
+    }
+    let mut ids = Vec::with_capacity(page.records.len());
+    let mut texts = Vec::with_capacity(page.records.len());
+    for record in &page.records {
+        match schema::message_from_record(record, &inner.sealer) {
+            Ok(m) => {
+                ids.push(m.id);
+                texts.push(m.content);
+            }
+            Err(e) => {
+                tracing::error!(id = %record.id, error = %e, "message cannot be opened; not embedded");
+                inner
+                    .unreadable
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(record.id);
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Ok(page.records.len());
+    }
+    let vectors = inner.space.documents(&texts).await?;
+    let updates: Vec<PointVectors> = ids
+        .iter()
+        .zip(vectors)
+        .map(|(id, v)| PointVectors {
+            id: *id,
+            vectors: [(slot.clone(), VectorData::Dense(v))].into_iter().collect(),
+        })
+        .collect();
+    let written = updates.len();
+    if let Err(batch_error) = inner.store.update_vectors(MESSAGES, updates.clone()).await {
+        // A message deleted since the scan fails the whole batch: write the rest one by one.
+        tracing::debug!(error = %batch_error, "batch vector update failed; retrying per message");
+        let mut any = false;
+        for update in updates {
+            match inner.store.update_vectors(MESSAGES, vec![update]).await {
+                Ok(()) => any = true,
+                Err(e) => tracing::debug!(error = %e, "message vanished before its vector was written"),
+            }
+        }
+        if !any {
+            return Err(batch_error.into());
+        }
+    }
+    Ok(written)
+}

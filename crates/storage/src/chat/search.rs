@@ -1,0 +1,479 @@
+//! Chat search: keyword (keyed BM25), semantic (dense) and hybrid (reciprocal-rank fusion),
+//! always scoped to one user, with role, time and archive filters, grouped by conversation.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::schema::{self, conv_eq, msg_eq, ConversationField as CF, MessageField as MF, CONVERSATIONS, KEYWORDS_VECTOR, MESSAGES};
+use super::{check_id, invalid, ChatStorage, ConversationStatus, Role};
+use crate::error::Result;
+use crate::store::{Condition, FieldValue, Filter, Hit, PointId, QueryRequest, Range, ScrollRequest, VectorData};
+
+/// Reciprocal-rank-fusion constant (the usual 60).
+const RRF_K: f32 = 60.0;
+/// Characters of a snippet.
+const SNIPPET_CHARS: usize = 160;
+/// Matching messages shown per conversation.
+const MESSAGES_PER_CONVERSATION: usize = 3;
+/// Most archived conversations considered by an archive filter.
+const MAX_ARCHIVED: usize = 10_000;
+
+/// How to match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Keyed BM25 over message words and identifiers.
+    Keyword,
+    /// Nearest neighbours of the query's embedding.
+    Semantic,
+    /// Both, fused by reciprocal rank (falls back to keyword without an embedder).
+    #[default]
+    Hybrid,
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "keyword" => Ok(SearchMode::Keyword),
+            "semantic" => Ok(SearchMode::Semantic),
+            "hybrid" => Ok(SearchMode::Hybrid),
+            _ => Err(format!("unknown search mode `{s}`: use keyword, semantic or hybrid")),
+        }
+    }
+}
+
+/// Which conversations to search by status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchivedFilter {
+    /// Active and archived (default).
+    #[default]
+    Include,
+    /// Active only.
+    Exclude,
+    /// Archived only.
+    Only,
+}
+
+/// Options of [`ChatStorage::search_conversations`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchOptions {
+    /// Matching mode. Default: hybrid.
+    pub mode: SearchMode,
+    /// Only messages with these roles (empty = all).
+    pub roles: Vec<Role>,
+    /// Only messages created at or after this time (unix ms).
+    pub since: Option<i64>,
+    /// Only messages created before this time (unix ms).
+    pub until: Option<i64>,
+    /// Archived conversations.
+    pub archived: ArchivedFilter,
+    /// Most conversations returned. Default: 10.
+    pub limit: usize,
+    /// Leave this conversation out (the one being answered).
+    pub exclude_context: Option<String>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            mode: SearchMode::Hybrid,
+            roles: Vec::new(),
+            since: None,
+            until: None,
+            archived: ArchivedFilter::Include,
+            limit: 10,
+            exclude_context: None,
+        }
+    }
+}
+
+/// A matching message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageHit {
+    /// Message id.
+    pub message_id: uuid::Uuid,
+    /// Position in its conversation.
+    pub message_index: u64,
+    /// Role.
+    pub role: Role,
+    /// Creation time, unix ms.
+    pub created_at: i64,
+    /// Score in the mode used (BM25, cosine, or fused reciprocal rank).
+    pub score: f32,
+    /// Cosine similarity to the query, when the semantic side found it.
+    pub similarity: Option<f32>,
+    /// A short excerpt around the first matching word.
+    pub snippet: String,
+}
+
+/// A conversation with its matching messages, best first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConversationHit {
+    /// Conversation id.
+    pub context_id: String,
+    /// Title.
+    pub title: String,
+    /// Status.
+    pub status: ConversationStatus,
+    /// Last activity, unix ms.
+    pub updated_at: i64,
+    /// Score of the best matching message.
+    pub score: f32,
+    /// Matching messages, best first (at most three).
+    pub messages: Vec<MessageHit>,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchResults {
+    /// The mode actually used (hybrid becomes keyword without an embedder).
+    pub mode: SearchMode,
+    /// Conversations, best first.
+    pub conversations: Vec<ConversationHit>,
+}
+
+/// A message candidate from one or both rankers.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub(crate) id: PointId,
+    pub(crate) score: f32,
+    pub(crate) similarity: Option<f32>,
+    pub(crate) keyword_rank: Option<usize>,
+    pub(crate) payload: crate::store::Payload,
+}
+
+impl ChatStorage {
+    /// Search a user's messages; results are grouped by conversation.
+    ///
+    /// # Errors
+    /// [`crate::StorageError::InvalidInput`] for an empty query, or semantic mode without an
+    /// embedder; store, crypto and embedding errors.
+    pub async fn search_conversations(
+        &self,
+        user_id: &str,
+        query: &str,
+        options: &SearchOptions,
+    ) -> Result<SearchResults> {
+        check_id("user_id", user_id)?;
+        if query.trim().is_empty() {
+            return Err(invalid("query", "is empty"));
+        }
+        let limit = options.limit.clamp(1, 100);
+        let Some(filter) = self.search_filter(user_id, options).await? else {
+            return Ok(SearchResults {
+                mode: self.effective_mode(options.mode)?,
+                conversations: Vec::new(),
+            });
+        };
+        let depth = (limit * 10).clamp(50, 500);
+        let (mode, candidates) = self.candidates(query, options.mode, filter, depth).await?;
+        let conversations = self.group(query, candidates, limit).await?;
+        Ok(SearchResults { mode, conversations })
+    }
+
+    pub(crate) fn effective_mode(&self, mode: SearchMode) -> Result<SearchMode> {
+        match (mode, &self.dense) {
+            (SearchMode::Semantic, None) => Err(invalid(
+                "mode",
+                "semantic search needs an embedding model: run scripts/fetch-test-model.sh, or set [embedding] provider",
+            )),
+            (SearchMode::Hybrid, None) => Ok(SearchMode::Keyword),
+            (m, _) => Ok(m),
+        }
+    }
+
+    /// The user scope plus the options' filters; `None` when nothing can match.
+    pub(crate) async fn search_filter(&self, user_id: &str, options: &SearchOptions) -> Result<Option<Filter>> {
+        let mut filter = Filter::must(msg_eq(MF::UserId, user_id));
+        if !options.roles.is_empty() {
+            filter = filter.and(Condition::Any(
+                MF::Role.as_str().into(),
+                options.roles.iter().map(|r| FieldValue::from(r.as_str())).collect(),
+            ));
+        }
+        if options.since.is_some() || options.until.is_some() {
+            filter = filter.and(Condition::Range(
+                MF::CreatedAt.as_str().into(),
+                Range {
+                    gte: options.since.map(|t| t as f64),
+                    lt: options.until.map(|t| t as f64),
+                    ..Range::default()
+                },
+            ));
+        }
+        if let Some(ctx) = &options.exclude_context {
+            filter = filter.and_not(msg_eq(MF::ContextId, ctx.as_str()));
+        }
+        if options.archived != ArchivedFilter::Include {
+            let archived = self.archived_contexts(user_id).await?;
+            let any = Condition::Any(
+                MF::ContextId.as_str().into(),
+                archived.into_iter().map(FieldValue::from).collect(),
+            );
+            match options.archived {
+                ArchivedFilter::Only if matches!(&any, Condition::Any(_, v) if v.is_empty()) => return Ok(None),
+                ArchivedFilter::Only => filter = filter.and(any),
+                _ if matches!(&any, Condition::Any(_, v) if v.is_empty()) => {}
+                _ => filter = filter.and_not(any),
+            }
+        }
+        Ok(Some(filter))
+    }
+
+    async fn archived_contexts(&self, user_id: &str) -> Result<Vec<String>> {
+        let page = self
+            .store
+            .scroll(
+                CONVERSATIONS,
+                ScrollRequest {
+                    filter: Some(
+                        Filter::must(conv_eq(CF::UserId, user_id))
+                            .and(conv_eq(CF::Status, ConversationStatus::Archived.as_str())),
+                    ),
+                    limit: MAX_ARCHIVED,
+                    ..ScrollRequest::default()
+                },
+            )
+            .await?;
+        Ok(page
+            .records
+            .iter()
+            .filter_map(|r| r.payload.get(CF::ContextId.as_str()).and_then(Value::as_str).map(String::from))
+            .collect())
+    }
+
+    /// Ranked message candidates for `query` under `filter`, at most `depth` from each ranker.
+    pub(crate) async fn candidates(
+        &self,
+        query: &str,
+        mode: SearchMode,
+        filter: Filter,
+        depth: usize,
+    ) -> Result<(SearchMode, Vec<Candidate>)> {
+        let mode = self.effective_mode(mode)?;
+        let keyword = if matches!(mode, SearchMode::Keyword | SearchMode::Hybrid) {
+            self.keyword_hits(query, filter.clone(), depth).await?
+        } else {
+            Vec::new()
+        };
+        let semantic = match (&self.dense, mode) {
+            (Some(space), SearchMode::Semantic | SearchMode::Hybrid) => {
+                let vector = space.query(query).await?;
+                self.store
+                    .query(
+                        MESSAGES,
+                        QueryRequest {
+                            using: space.slot().to_string(),
+                            vector: VectorData::Dense(vector),
+                            filter: Some(filter),
+                            limit: depth,
+                            with_payload: true,
+                        },
+                    )
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        let candidates = match mode {
+            SearchMode::Keyword => ranked(keyword, |h, rank| Candidate {
+                id: h.id,
+                score: h.score,
+                similarity: None,
+                keyword_rank: Some(rank),
+                payload: h.payload,
+            }),
+            SearchMode::Semantic => ranked(semantic, |h, _| Candidate {
+                id: h.id,
+                score: h.score,
+                similarity: Some(h.score),
+                keyword_rank: None,
+                payload: h.payload,
+            }),
+            SearchMode::Hybrid => fuse(keyword, semantic),
+        };
+        Ok((mode, candidates))
+    }
+
+    async fn keyword_hits(&self, query: &str, filter: Filter, depth: usize) -> Result<Vec<Hit>> {
+        let vector = self.keywords.query(query);
+        if matches!(&vector, VectorData::Sparse { indices, .. } if indices.is_empty()) {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .store
+            .query(
+                MESSAGES,
+                QueryRequest {
+                    using: KEYWORDS_VECTOR.to_string(),
+                    vector,
+                    filter: Some(filter),
+                    limit: depth,
+                    with_payload: true,
+                },
+            )
+            .await?)
+    }
+
+    async fn group(&self, query: &str, candidates: Vec<Candidate>, limit: usize) -> Result<Vec<ConversationHit>> {
+        let mut order: Vec<String> = Vec::new();
+        let mut groups: HashMap<String, Vec<Candidate>> = HashMap::new();
+        for c in candidates {
+            let ctx = c_context(&c);
+            if ctx.is_empty() {
+                continue;
+            }
+            match groups.get_mut(&ctx) {
+                Some(group) if group.len() < MESSAGES_PER_CONVERSATION => group.push(c),
+                Some(_) => {}
+                None if order.len() < limit => {
+                    order.push(ctx.clone());
+                    groups.insert(ctx, vec![c]);
+                }
+                None => {}
+            }
+        }
+        let ids: Vec<PointId> = order.iter().map(|c| schema::conversation_point_id(c)).collect();
+        let conversations: HashMap<String, super::Conversation> = self
+            .store
+            .retrieve(CONVERSATIONS, ids, false)
+            .await?
+            .iter()
+            .map(|r| schema::conversation_from_record(r, &self.sealer).map(|c| (c.context_id.clone(), c)))
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(order.len());
+        for ctx in order {
+            let Some(conversation) = conversations.get(&ctx) else {
+                continue; // deleted between the search and now
+            };
+            let mut messages = Vec::new();
+            for c in groups.remove(&ctx).unwrap_or_default() {
+                let record = crate::store::Record {
+                    id: c.id,
+                    payload: c.payload,
+                    vectors: Default::default(),
+                };
+                let m = schema::message_from_record(&record, &self.sealer)?;
+                messages.push(MessageHit {
+                    message_id: m.id,
+                    message_index: m.message_index,
+                    role: m.role,
+                    created_at: m.created_at,
+                    score: c.score,
+                    similarity: c.similarity,
+                    snippet: snippet(&m.content, query),
+                });
+            }
+            out.push(ConversationHit {
+                context_id: ctx,
+                title: conversation.title.clone(),
+                status: conversation.status,
+                updated_at: conversation.updated_at,
+                score: messages.first().map_or(0.0, |m| m.score),
+                messages,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn c_context(c: &Candidate) -> String {
+    c.payload
+        .get(MF::ContextId.as_str())
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn ranked(hits: Vec<Hit>, make: impl Fn(Hit, usize) -> Candidate) -> Vec<Candidate> {
+    hits.into_iter().enumerate().map(|(rank, h)| make(h, rank)).collect()
+}
+
+/// Reciprocal-rank fusion of the keyword and semantic rankings.
+fn fuse(keyword: Vec<Hit>, semantic: Vec<Hit>) -> Vec<Candidate> {
+    let mut by_id: HashMap<PointId, Candidate> = HashMap::new();
+    for (rank, h) in keyword.into_iter().enumerate() {
+        by_id.insert(
+            h.id,
+            Candidate {
+                id: h.id,
+                score: 1.0 / (RRF_K + rank as f32 + 1.0),
+                similarity: None,
+                keyword_rank: Some(rank),
+                payload: h.payload,
+            },
+        );
+    }
+    for (rank, h) in semantic.into_iter().enumerate() {
+        let rrf = 1.0 / (RRF_K + rank as f32 + 1.0);
+        by_id
+            .entry(h.id)
+            .and_modify(|c| {
+                c.score += rrf;
+                c.similarity = Some(h.score);
+            })
+            .or_insert(Candidate {
+                id: h.id,
+                score: rrf,
+                similarity: Some(h.score),
+                keyword_rank: None,
+                payload: h.payload,
+            });
+    }
+    let mut fused: Vec<Candidate> = by_id.into_values().collect();
+    fused.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    fused
+}
+
+/// About [`SNIPPET_CHARS`] characters around the first query word found in `text`.
+pub(crate) fn snippet(text: &str, query: &str) -> String {
+    let lower = text.to_lowercase();
+    let start_byte = query
+        .split(|c: char| !c.is_alphanumeric() && c != '-' && c != '_')
+        .filter(|w| w.chars().count() >= 3)
+        .filter_map(|w| lower.find(&w.to_lowercase()))
+        .min()
+        .filter(|&b| lower.len() == text.len() && text.is_char_boundary(b))
+        .unwrap_or(0);
+    let chars: Vec<char> = text.chars().collect();
+    let start_char = text[..start_byte].chars().count();
+    let from = start_char.saturating_sub(SNIPPET_CHARS / 4);
+    let to = (from + SNIPPET_CHARS).min(chars.len());
+    let mut out: String = chars[from..to].iter().collect::<String>().split_whitespace().collect::<Vec<_>>().join(" ");
+    if from > 0 {
+        out.insert(0, '…');
+    }
+    if to < chars.len() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippet_centres_on_the_first_match() {
+        let text = format!("{} the RDS instance pg-main1 failed over {}", "x ".repeat(200), "y ".repeat(200));
+        let s = snippet(&text, "failover pg-main1");
+        assert!(s.contains("pg-main1"), "{s}");
+        assert!(s.starts_with('…') && s.ends_with('…'));
+        assert_eq!(snippet("short text", "nothing"), "short text");
+    }
+
+    #[test]
+    fn fusion_rewards_agreement() {
+        let hit = |n: u128| Hit {
+            id: uuid::Uuid::from_u128(n),
+            score: 1.0,
+            payload: Default::default(),
+        };
+        let fused = fuse(vec![hit(1), hit(2), hit(3)], vec![hit(3), hit(4)]);
+        assert_eq!(fused[0].id, uuid::Uuid::from_u128(3), "found by both rankers wins");
+        assert_eq!(fused.len(), 4);
+    }
+}

@@ -1,0 +1,64 @@
+//! A small least-recently-used cache of query embeddings (in memory only, never on disk).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+/// Caches the dense vectors of recent queries: a repeated or refined search skips the model.
+#[derive(Debug)]
+pub struct QueryCache {
+    capacity: usize,
+    inner: Mutex<(HashMap<String, Vec<f32>>, VecDeque<String>)>,
+}
+
+impl QueryCache {
+    /// A cache of at most `capacity` queries.
+    pub fn new(capacity: usize) -> Self {
+        QueryCache {
+            capacity: capacity.max(1),
+            inner: Mutex::new((HashMap::new(), VecDeque::new())),
+        }
+    }
+
+    /// The cached vector of `query`.
+    pub fn get(&self, query: &str) -> Option<Vec<f32>> {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, order) = &mut *guard;
+        let hit = map.get(query).cloned()?;
+        if let Some(pos) = order.iter().position(|q| q == query) {
+            order.remove(pos);
+        }
+        order.push_back(query.to_string());
+        Some(hit)
+    }
+
+    /// Remember `vector` for `query`, evicting the least recently used entry when full.
+    pub fn put(&self, query: &str, vector: Vec<f32>) {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, order) = &mut *guard;
+        if map.insert(query.to_string(), vector).is_none() {
+            order.push_back(query.to_string());
+            while order.len() > self.capacity {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_least_recently_used() {
+        let c = QueryCache::new(2);
+        c.put("a", vec![1.0]);
+        c.put("b", vec![2.0]);
+        assert_eq!(c.get("a"), Some(vec![1.0]));
+        c.put("c", vec![3.0]);
+        assert_eq!(c.get("b"), None);
+        assert_eq!(c.get("a"), Some(vec![1.0]));
+        assert_eq!(c.get("c"), Some(vec![3.0]));
+    }
+}

@@ -1,0 +1,111 @@
+//! Text → vectors: dense embedders (local BERT, OpenAI-compatible HTTP) behind one trait, the
+//! keyed keyword encoder (sparse BM25), the secret rotation protecting stored dense vectors,
+//! and a small cache for query embeddings.
+
+mod bert;
+mod cache;
+mod http;
+mod keywords;
+pub(crate) mod record;
+mod rotation;
+mod space;
+
+use std::sync::Arc;
+
+pub use bert::BertEmbedder;
+pub use cache::QueryCache;
+pub use http::HttpEmbedder;
+pub use keywords::KeywordEncoder;
+pub use record::EmbeddingRecord;
+pub use rotation::VectorRotation;
+pub use space::DenseSpace;
+
+use crate::config::{EmbeddingConfig, EmbeddingProvider};
+
+/// Errors of an embedder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmbedError {
+    /// The model directory is missing a file or holds something unreadable.
+    #[error("cannot load the embedding model from {path}: {reason} (fetch the test model with scripts/fetch-test-model.sh, or set [embedding] model_dir)")]
+    Model {
+        /// Model directory.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Inference failed.
+    #[error("embedding failed: {0}")]
+    Inference(String),
+    /// The HTTP endpoint could not be reached or answered with an error.
+    #[error("embedding endpoint {url} failed after {attempts} attempt(s): {reason}")]
+    Endpoint {
+        /// Endpoint URL.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Last failure.
+        reason: String,
+    },
+    /// The store was indexed with another model.
+    #[error("the store's dense vectors were made by `{stored}` ({stored_dim}-d) but the configured embedder is `{configured}` ({configured_dim}-d); run `cloudops-storage reindex` to re-embed everything with the configured model, or configure `{stored}` again")]
+    Mismatch {
+        /// Model recorded in the store.
+        stored: String,
+        /// Its dimension.
+        stored_dim: usize,
+        /// Model configured now.
+        configured: String,
+        /// Its dimension.
+        configured_dim: usize,
+    },
+    /// The background indexer could not embed pending messages.
+    #[error("background embedding failed: {0}")]
+    Indexer(String),
+}
+
+/// Turns texts into dense vectors. Implementations batch internally and are cheap to share.
+#[async_trait::async_trait]
+pub trait Embedder: Send + Sync + std::fmt::Debug {
+    /// A stable id of the model (recorded in the store; a different id needs a reindex).
+    fn model_id(&self) -> &str;
+    /// Vector dimension.
+    fn dim(&self) -> usize;
+    /// Embed every text, in order. Vectors are L2-normalised.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+}
+
+/// The embedder the configuration selects; `None` for keyword-only search.
+///
+/// # Errors
+/// [`EmbedError::Model`] when a configured model directory cannot be loaded;
+/// [`EmbedError::Endpoint`] when an HTTP endpoint without a configured `dim` cannot be probed.
+pub async fn from_config(config: &EmbeddingConfig) -> Result<Option<Arc<dyn Embedder>>, EmbedError> {
+    match config.provider {
+        EmbeddingProvider::None => Ok(None),
+        EmbeddingProvider::Bert => Ok(Some(Arc::new(BertEmbedder::load(&config.model_dir_or_default())?))),
+        EmbeddingProvider::Auto => {
+            let dir = config.model_dir_or_default();
+            if dir.join("model.safetensors").is_file() {
+                Ok(Some(Arc::new(BertEmbedder::load(&dir)?)))
+            } else {
+                tracing::info!(
+                    model_dir = %dir.display(),
+                    "no embedding model found: keyword search only (run scripts/fetch-test-model.sh to enable semantic search)"
+                );
+                Ok(None)
+            }
+        }
+        EmbeddingProvider::OpenAi => Ok(Some(Arc::new(
+            HttpEmbedder::connect(config.url.clone(), config.model.clone(), config.api_key(), config.dim).await?,
+        ))),
+    }
+}
+
+/// L2-normalise in place (a zero vector stays zero).
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}

@@ -1,0 +1,3 @@
+//! Imports from earlier storage formats.
+
+pub mod node;

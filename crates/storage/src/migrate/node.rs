@@ -1,0 +1,275 @@
+//! Import of the Node.js module's `chat-data/contexts/{userId}-{contextId}.json` files.
+//!
+//! Each file is one conversation: `chat_title`, `context_id`, `final_conversation_context`
+//! `{ i, m: [{ r: 0 | 1, c }], t, l }` (times in unix seconds) and other fields, which are kept
+//! as the conversation's metadata. A file is parsed and checked completely before anything is
+//! written, and a conversation is written messages first and its record last, so nothing is
+//! ever half-imported; a second run finds the conversations present and adds nothing.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::chat::{ChatStorage, Conversation, ConversationStatus, ImportOutcome, ImportedConversation, Role};
+use crate::error::{Result, StorageError};
+
+/// Largest file read, in bytes.
+const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// One file that could not be imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// What a migration did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NodeImportReport {
+    /// Files imported as new conversations.
+    pub imported: u64,
+    /// Files whose conversation was already present (an earlier run).
+    pub skipped: u64,
+    /// Files that could not be read or parsed.
+    pub failed: Vec<FailedFile>,
+    /// Messages written.
+    pub messages: u64,
+}
+
+/// Progress of a migration: `(files done, files in all)`.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+
+/// Import every `contexts/*.json` under `chat_data_dir` (or `chat_data_dir` itself when it
+/// is the `contexts` folder). `user` overrides the user id taken from file names.
+///
+/// # Errors
+/// [`StorageError::Io`] when the folder cannot be listed; store errors abort the run (files
+/// done so far stay imported, the rest are imported by the next run).
+pub async fn import_dir(
+    chat: &ChatStorage,
+    chat_data_dir: &Path,
+    user: Option<&str>,
+    progress: Progress<'_>,
+) -> Result<NodeImportReport> {
+    let contexts = if chat_data_dir.join("contexts").is_dir() {
+        chat_data_dir.join("contexts")
+    } else {
+        chat_data_dir.to_path_buf()
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&contexts)
+        .map_err(|e| StorageError::io("listing", &contexts, e))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let total = files.len() as u64;
+    let mut report = NodeImportReport::default();
+    progress(0, total);
+    for (done, path) in files.iter().enumerate() {
+        match parse_file(path, user) {
+            Ok(conversation) => match chat.import_conversation(conversation).await {
+                Ok(ImportOutcome::Imported(n)) => {
+                    report.imported += 1;
+                    report.messages += n;
+                }
+                Ok(ImportOutcome::AlreadyPresent) => report.skipped += 1,
+                Err(StorageError::InvalidInput { field, reason }) => report.failed.push(FailedFile {
+                    path: path.clone(),
+                    reason: format!("{field} {reason}"),
+                }),
+                Err(e) => return Err(e),
+            },
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), %reason, "file skipped");
+                report.failed.push(FailedFile {
+                    path: path.clone(),
+                    reason,
+                });
+            }
+        }
+        progress(done as u64 + 1, total);
+    }
+    Ok(report)
+}
+
+/// Parse and check one file completely; the error says what is wrong with it.
+fn parse_file(path: &Path, user: Option<&str>) -> std::result::Result<ImportedConversation, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("unreadable: {e}"))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    let Value::Object(mut root) = value else {
+        return Err("the top level is not a JSON object".into());
+    };
+    let context = match root.remove("final_conversation_context") {
+        Some(Value::Object(c)) => c,
+        Some(_) => return Err("`final_conversation_context` is not an object".into()),
+        None => return Err("`final_conversation_context` is missing".into()),
+    };
+    let context_id = match (root.get("context_id"), context.get("i")) {
+        (Some(Value::String(id)), _) | (None, Some(Value::String(id))) => id.clone(),
+        (Some(Value::Number(n)), _) | (None, Some(Value::Number(n))) => n.to_string(),
+        _ => return Err("no `context_id` (or `final_conversation_context.i`)".into()),
+    };
+    let user_id = match user {
+        Some(u) => u.to_string(),
+        None => user_from_file_name(path, &context_id)?,
+    };
+    let title = match root.remove("chat_title") {
+        Some(Value::String(t)) => t,
+        None | Some(Value::Null) => String::new(),
+        Some(_) => return Err("`chat_title` is not a string".into()),
+    };
+    let seconds = |key: &str| -> std::result::Result<Option<i64>, String> {
+        match context.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Some((s * 1000.0) as i64))
+                .ok_or_else(|| format!("`final_conversation_context.{key}` is not a unix time in seconds")),
+        }
+    };
+    let file_time = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64);
+    let started = seconds("t")?.unwrap_or(file_time);
+    let last = seconds("l")?.unwrap_or(started).max(started);
+    let raw_messages = match context.get("m") {
+        Some(Value::Array(m)) => m.clone(),
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) => return Err("`final_conversation_context.m` is not an array".into()),
+    };
+    let n = raw_messages.len();
+    let mut messages = Vec::with_capacity(n);
+    for (i, m) in raw_messages.into_iter().enumerate() {
+        let Value::Object(mut m) = m else {
+            return Err(format!("`final_conversation_context.m[{i}]` is not an object"));
+        };
+        let role = match m.remove("r").and_then(|r| r.as_i64()) {
+            Some(0) => Role::User,
+            Some(1) => Role::Assistant,
+            _ => return Err(format!("`final_conversation_context.m[{i}].r` is not 0 (user) or 1 (assistant)")),
+        };
+        let content = match m.remove("c") {
+            Some(Value::String(c)) => c,
+            _ => return Err(format!("`final_conversation_context.m[{i}].c` is not a string")),
+        };
+        // Messages carry no times: spread them evenly between the first and last activity.
+        let at = if n > 1 {
+            started + (last - started) * i as i64 / (n as i64 - 1)
+        } else {
+            last
+        };
+        let extra = (!m.is_empty()).then(|| Value::Object(m));
+        messages.push((role, content, at, extra));
+    }
+    let mut metadata = Map::new();
+    metadata.insert("source".into(), json!("nodejs-chat-data"));
+    metadata.insert(
+        "file".into(),
+        json!(path.file_name().map(|f| f.to_string_lossy().into_owned())),
+    );
+    root.remove("context_id");
+    for (k, v) in root {
+        metadata.insert(k, v);
+    }
+    Ok(ImportedConversation {
+        conversation: Conversation {
+            context_id,
+            user_id,
+            title,
+            metadata: Value::Object(metadata),
+            created_at: started,
+            updated_at: last,
+            message_count: n as u64,
+            status: ConversationStatus::Active,
+        },
+        messages,
+    })
+}
+
+/// `{userId}-{contextId}.json` → `userId` (user ids may contain `-`; the context id is known).
+fn user_from_file_name(path: &Path, context_id: &str) -> std::result::Result<String, String> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    stem.strip_suffix(context_id)
+        .and_then(|s| s.strip_suffix('-'))
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .ok_or_else(|| {
+            format!("the file name is not `{{userId}}-{context_id}.json`, so the user is unknown (pass --user)")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_reference_file_parses_with_times_roles_and_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "user-42-ctx_abc.json",
+            r#"{"agent_type":"aws","chat_title":"EC2 costs","context_id":"ctx_abc",
+               "final_conversation_context":{"i":"ctx_abc","m":[{"r":0,"c":"why?"},{"r":1,"c":"because"},{"r":0,"c":"ok"}],"t":1700000000,"l":1700000100},
+               "processing_results":{"clean_response":"because","clean_response_length":7}}"#,
+        );
+        let c = parse_file(&p, None).unwrap();
+        assert_eq!(c.conversation.user_id, "user-42");
+        assert_eq!(c.conversation.context_id, "ctx_abc");
+        assert_eq!(c.conversation.title, "EC2 costs");
+        assert_eq!(c.conversation.created_at, 1_700_000_000_000);
+        assert_eq!(c.conversation.updated_at, 1_700_000_100_000);
+        assert_eq!(c.conversation.metadata["agent_type"], "aws");
+        assert_eq!(c.conversation.metadata["processing_results"]["clean_response_length"], 7);
+        let roles: Vec<Role> = c.messages.iter().map(|m| m.0).collect();
+        assert_eq!(roles, vec![Role::User, Role::Assistant, Role::User]);
+        assert_eq!(c.messages[1].2, 1_700_000_050_000);
+        assert_eq!(c.messages[2].2, 1_700_000_100_000);
+    }
+
+    #[test]
+    fn bad_files_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("u-a.json", "{not json", "not valid JSON"),
+            ("u-b.json", "[1]", "not a JSON object"),
+            ("u-c.json", r#"{"context_id":"c"}"#, "final_conversation_context` is missing"),
+            (
+                "u-d.json",
+                r#"{"context_id":"d","final_conversation_context":{"m":[{"r":7,"c":"x"}]}}"#,
+                "m[0].r",
+            ),
+            (
+                "u-e.json",
+                r#"{"context_id":"e","final_conversation_context":{"m":[{"r":0}]}}"#,
+                "m[0].c",
+            ),
+            ("nouser.json", r#"{"context_id":"f","final_conversation_context":{"m":[]}}"#, "--user"),
+        ];
+        for (name, body, expected) in cases {
+            let p = write(dir.path(), name, body);
+            let err = parse_file(&p, None).unwrap_err();
+            assert!(err.contains(expected), "{name}: {err}");
+        }
+        let p = dir.path().join("nouser.json");
+        assert_eq!(parse_file(&p, Some("bob")).unwrap().conversation.user_id, "bob");
+    }
+}
