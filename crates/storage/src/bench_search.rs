@@ -113,7 +113,9 @@ impl Embedder for SyntheticEmbedder {
         Ok(texts
             .iter()
             .map(|t| {
-                let seed = t.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+                let seed = t.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                });
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
                 let mut v: Vec<f32> = (0..self.dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
                 crate::embed::normalize(&mut v);
@@ -165,7 +167,11 @@ pub async fn run_search_bench(
     for c in 0..conversations {
         let ctx = service
             .chat
-            .create_conversation(&format!("user-{}", c % users), &format!("Conversation {c}"), serde_json::json!({}))
+            .create_conversation(
+                &format!("user-{}", c % users),
+                &format!("Conversation {c}"),
+                serde_json::json!({}),
+            )
             .await?;
         contexts.push(ctx);
     }
@@ -200,15 +206,28 @@ pub async fn run_search_bench(
             for q in QUERIES {
                 service
                     .chat
-                    .search_conversations("user-0", q, &SearchOptions { mode, ..SearchOptions::default() })
+                    .search_conversations(
+                        "user-0",
+                        q,
+                        &SearchOptions {
+                            mode,
+                            ..SearchOptions::default()
+                        },
+                    )
                     .await?;
             }
             let mut samples = Vec::with_capacity(options.samples);
             for i in 0..options.samples {
                 let user = format!("user-{}", rng.gen_range(0..users));
-                let opts = SearchOptions { mode, ..SearchOptions::default() };
+                let opts = SearchOptions {
+                    mode,
+                    ..SearchOptions::default()
+                };
                 let t = Instant::now();
-                service.chat.search_conversations(&user, QUERIES[i % QUERIES.len()], &opts).await?;
+                service
+                    .chat
+                    .search_conversations(&user, QUERIES[i % QUERIES.len()], &opts)
+                    .await?;
                 samples.push(t.elapsed());
             }
             Result::<Latency>::Ok(Latency::from_samples(samples))

@@ -10,8 +10,8 @@ use crate::backup::{AutoBackup, BackupManager, BackupStatus};
 use crate::chat::ChatStorage;
 use crate::config::{KeyConfig, KeySourceKind, StorageConfig};
 use crate::crypto::{self, KeyStatus, Purpose};
-use crate::embed::{self, DenseSpace, EmbedError, Embedder, EmbeddingRecord, KeywordEncoder};
 use crate::disk::{dir_size, disk_free_bytes};
+use crate::embed::{self, DenseSpace, EmbedError, Embedder, EmbeddingRecord, KeywordEncoder};
 use crate::error::{Result, StorageError};
 use crate::store::{CollectionStats, EmbeddedOptions, EmbeddedStore, VectorStore};
 
@@ -241,7 +241,11 @@ impl StorageService {
             data_dir_bytes: used,
             backup: self.backup.status(),
             embedding_model: self.chat.embedding_model().map(String::from),
-            stored_embedding: self.recorded_embedding.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            stored_embedding: self
+                .recorded_embedding
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             pending_embeddings: self.chat.pending_embeddings().await.unwrap_or(0),
         })
     }
@@ -259,7 +263,11 @@ impl StorageService {
                 reason: "reindex needs an embedder".into(),
             });
         };
-        let previous = self.recorded_embedding.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let previous = self
+            .recorded_embedding
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let embedded = self.chat.embed_pending(progress).await?;
         let record = EmbeddingRecord {
             model_id: space.model_id().to_string(),

@@ -116,10 +116,19 @@ fn print_search_report(r: &SearchBenchReport) {
             e.model_id, e.texts_per_second_batch32, e.single_query.p50_ms, e.single_query.p99_ms, e.cached_query.p50_ms
         );
     }
-    println!("fill {:.1} s; dense vectors complete after {:.1} s", r.fill_seconds, r.dense_index_seconds);
-    println!("{:<34} {:>9} {:>9} {:>9} {:>9}", "SEARCH (one user)", "p50 ms", "p99 ms", "mean ms", "max ms");
+    println!(
+        "fill {:.1} s; dense vectors complete after {:.1} s",
+        r.fill_seconds, r.dense_index_seconds
+    );
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>9}",
+        "SEARCH (one user)", "p50 ms", "p99 ms", "mean ms", "max ms"
+    );
     let row = |name: &str, l: &Latency| {
-        println!("{name:<34} {:>9.3} {:>9.3} {:>9.3} {:>9.3}", l.p50_ms, l.p99_ms, l.mean_ms, l.max_ms)
+        println!(
+            "{name:<34} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            l.p50_ms, l.p99_ms, l.mean_ms, l.max_ms
+        )
     };
     row("keyword", &r.keyword);
     row("semantic (no query embedding)", &r.semantic);

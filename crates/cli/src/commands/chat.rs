@@ -255,7 +255,11 @@ fn print_search(results: &SearchResults) {
         println!("no matches ({} search)", mode_name(results));
         return;
     }
-    println!("{} search: {} conversation(s)", mode_name(results), results.conversations.len());
+    println!(
+        "{} search: {} conversation(s)",
+        mode_name(results),
+        results.conversations.len()
+    );
     for c in &results.conversations {
         println!(
             "\n{:.4}  {}  {}  ({})",
@@ -265,7 +269,10 @@ fn print_search(results: &SearchResults) {
             cloudops_storage_service::clock::format_utc(c.updated_at)
         );
         for m in &c.messages {
-            println!("    #{:<4} {:<9} {:.4}  {}", m.message_index, m.role, m.score, m.snippet);
+            println!(
+                "    #{:<4} {:<9} {:.4}  {}",
+                m.message_index, m.role, m.score, m.snippet
+            );
         }
     }
 }

@@ -244,7 +244,10 @@ async fn search_step(service: &StorageService, say: &impl Fn(String)) -> anyhow:
         )
         .await?;
     let titles = |r: &cloudops_storage_service::chat::SearchResults| {
-        r.conversations.iter().map(|c| format!("{:?}", c.title)).collect::<Vec<_>>()
+        r.conversations
+            .iter()
+            .map(|c| format!("{:?}", c.title))
+            .collect::<Vec<_>>()
     };
     say(format!("2b. search {query:?}:"));
     say(format!("     keyword  -> {:?}", titles(&keyword)));
@@ -266,20 +269,39 @@ async fn search_step(service: &StorageService, say: &impl Fn(String)) -> anyhow:
             },
         )
         .await?;
-    let best = semantic.conversations.first().and_then(|c| c.messages.first().map(|m| (c, m)));
+    let best = semantic
+        .conversations
+        .first()
+        .and_then(|c| c.messages.first().map(|m| (c, m)));
     say(format!(
         "     semantic -> {:?} (model {model}; background embedding caught up in {index_ms:.0} ms)",
         titles(&semantic)
     ));
     if let Some((_, m)) = best {
-        say(format!("                 best match: {:?} (cosine {:.2})", m.snippet, m.similarity.unwrap_or(0.0)));
+        say(format!(
+            "                 best match: {:?} (cosine {:.2})",
+            m.snippet,
+            m.similarity.unwrap_or(0.0)
+        ));
     }
-    let hybrid = chat.search_conversations("alice", "asg-web-prod scale-in", &SearchOptions::default()).await?;
-    say(format!("     hybrid \"asg-web-prod scale-in\" -> {:?}", titles(&hybrid)));
-    let fresh = chat.create_conversation("alice", "New question", serde_json::json!({})).await?;
+    let hybrid = chat
+        .search_conversations("alice", "asg-web-prod scale-in", &SearchOptions::default())
+        .await?;
+    say(format!(
+        "     hybrid \"asg-web-prod scale-in\" -> {:?}",
+        titles(&hybrid)
+    ));
+    let fresh = chat
+        .create_conversation("alice", "New question", serde_json::json!({}))
+        .await?;
     let prompt = "Our autoscaling costs are creeping up again";
-    let context = chat.context_for_prompt("alice", &fresh, prompt, ContextOptions::default()).await?;
-    say(format!("2c. context for a new prompt {prompt:?}: {} pair(s); the prompt block starts:", context.pairs.len()));
+    let context = chat
+        .context_for_prompt("alice", &fresh, prompt, ContextOptions::default())
+        .await?;
+    say(format!(
+        "2c. context for a new prompt {prompt:?}: {} pair(s); the prompt block starts:",
+        context.pairs.len()
+    ));
     for line in context.render().lines().take(5) {
         say(format!("     | {line}"));
     }

@@ -139,7 +139,9 @@ impl ChatStorage {
         };
         let fallback = pairs.is_empty();
         if fallback {
-            pairs = self.recent_pairs(user_id, current_context_id, options.max_pairs, now).await?;
+            pairs = self
+                .recent_pairs(user_id, current_context_id, options.max_pairs, now)
+                .await?;
         }
         pairs.sort_by(|a, b| b.score.total_cmp(&a.score));
         let mut chosen = Vec::new();
@@ -196,7 +198,12 @@ impl ChatStorage {
             let slot = best.entry((ctx.to_string(), user_index)).or_insert(0.0);
             *slot = slot.max(relevance);
         }
-        tracing::debug!(?mode, candidates = candidates.len(), pairs = best.len(), "prompt context candidates");
+        tracing::debug!(
+            ?mode,
+            candidates = candidates.len(),
+            pairs = best.len(),
+            "prompt context candidates"
+        );
         let mut pairs = Vec::new();
         for ((ctx, user_index), relevance) in best {
             if let Some(mut pair) = self.pair_at(&ctx, user_index).await? {

@@ -54,7 +54,10 @@ impl ChatStorage {
         {
             return Err(super::invalid(
                 "content",
-                format!("message {i} is over chat.max_message_bytes ({})", self.max_message_bytes),
+                format!(
+                    "message {i} is over chat.max_message_bytes ({})",
+                    self.max_message_bytes
+                ),
             ));
         }
         let slot = self.slot(&conversation.context_id);

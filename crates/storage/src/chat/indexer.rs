@@ -120,7 +120,11 @@ impl DenseIndexer {
     /// # Errors
     /// Store errors.
     pub(crate) async fn pending(&self) -> Result<u64> {
-        Ok(self.inner.store.count(MESSAGES, Some(missing(self.inner.space.slot()))).await?)
+        Ok(self
+            .inner
+            .store
+            .count(MESSAGES, Some(missing(self.inner.space.slot())))
+            .await?)
     }
 
     /// Drain the queue (best effort: a failing embedder is logged, not waited for), then stop.
@@ -155,6 +159,18 @@ impl DenseIndexer {
             }
             done += n as u64;
             progress(done.min(total), total.max(done));
+        }
+    }
+}
+
+impl Drop for DenseIndexer {
+    /// A service dropped without `shutdown()` must not leave a worker holding the store (and
+    /// its data-dir lock): stop it. Messages it had not embedded are found on the next start.
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        if let Some(task) = self.task.get_mut().take() {
+            task.abort();
         }
     }
 }

@@ -17,13 +17,13 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
+pub use context::{ContextOptions, ContextPair, PromptContext};
+pub use import::{ImportOutcome, ImportedConversation};
+use indexer::DenseIndexer;
 pub use model::{
     Conversation, ConversationPage, ConversationStatus, ConversationUpdate, DeleteReceipt, HistoryRange, Message,
     NewMessage, Role,
 };
-pub use context::{ContextOptions, ContextPair, PromptContext};
-pub use import::{ImportOutcome, ImportedConversation};
-use indexer::DenseIndexer;
 use schema::{conv_eq, msg_eq, ConversationField as CF, MessageField as MF, CONVERSATIONS, MESSAGES};
 pub use search::{ArchivedFilter, ConversationHit, MessageHit, SearchMode, SearchOptions, SearchResults};
 

@@ -6,13 +6,17 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::schema::{self, conv_eq, msg_eq, ConversationField as CF, MessageField as MF, CONVERSATIONS, KEYWORDS_VECTOR, MESSAGES};
+use super::schema::{
+    self, conv_eq, msg_eq, ConversationField as CF, MessageField as MF, CONVERSATIONS, KEYWORDS_VECTOR, MESSAGES,
+};
 use super::{check_id, invalid, ChatStorage, ConversationStatus, Role};
 use crate::error::Result;
 use crate::store::{Condition, FieldValue, Filter, Hit, PointId, QueryRequest, Range, ScrollRequest, VectorData};
 
 /// Reciprocal-rank-fusion constant (the usual 60).
 const RRF_K: f32 = 60.0;
+/// Keyword hits holding less than this share of the query's tokens do not count in hybrid fusion.
+const MIN_COVERAGE: f32 = 0.5;
 /// Characters of a snippet.
 const SNIPPET_CHARS: usize = 160;
 /// Matching messages shown per conversation.
@@ -21,7 +25,7 @@ const MESSAGES_PER_CONVERSATION: usize = 3;
 const MAX_ARCHIVED: usize = 10_000;
 
 /// How to match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     /// Keyed BM25 over message words and identifiers.
@@ -242,7 +246,12 @@ impl ChatStorage {
         Ok(page
             .records
             .iter()
-            .filter_map(|r| r.payload.get(CF::ContextId.as_str()).and_then(Value::as_str).map(String::from))
+            .filter_map(|r| {
+                r.payload
+                    .get(CF::ContextId.as_str())
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
             .collect())
     }
 
@@ -293,9 +302,48 @@ impl ChatStorage {
                 keyword_rank: None,
                 payload: h.payload,
             }),
-            SearchMode::Hybrid => fuse(keyword, semantic),
+            SearchMode::Hybrid => {
+                let weights = self.keyword_coverage(query, &keyword);
+                fuse(keyword, &weights, semantic)
+            }
         };
         Ok((mode, candidates))
+    }
+
+    /// The fusion weight of each keyword hit from the share of the query's keyword tokens its
+    /// message contains: 0 below [`MIN_COVERAGE`], else the share squared. A paraphrase
+    /// matches unrelated messages on one incidental word; without this, RRF's reward for
+    /// appearing in both lists lets such noise outvote the semantic ranking. A message holding
+    /// most of the query's words (or its identifier) keeps its weight.
+    fn keyword_coverage(&self, query: &str, hits: &[Hit]) -> Vec<f32> {
+        let VectorData::Sparse { indices: wanted, .. } = self.keywords.query(query) else {
+            return vec![1.0; hits.len()];
+        };
+        if wanted.is_empty() {
+            return vec![1.0; hits.len()];
+        }
+        hits.iter()
+            .map(|h| {
+                let record = crate::store::Record {
+                    id: h.id,
+                    payload: h.payload.clone(),
+                    vectors: Default::default(),
+                };
+                let Ok(m) = schema::message_from_record(&record, &self.sealer) else {
+                    return 0.0;
+                };
+                let VectorData::Sparse { indices: have, .. } = self.keywords.document(&m.content) else {
+                    return 0.0;
+                };
+                let shared = wanted.iter().filter(|i| have.binary_search(i).is_ok()).count();
+                let coverage = shared as f32 / wanted.len() as f32;
+                if coverage < MIN_COVERAGE {
+                    0.0
+                } else {
+                    coverage * coverage
+                }
+            })
+            .collect()
     }
 
     async fn keyword_hits(&self, query: &str, filter: Filter, depth: usize) -> Result<Vec<Hit>> {
@@ -392,15 +440,17 @@ fn ranked(hits: Vec<Hit>, make: impl Fn(Hit, usize) -> Candidate) -> Vec<Candida
     hits.into_iter().enumerate().map(|(rank, h)| make(h, rank)).collect()
 }
 
-/// Reciprocal-rank fusion of the keyword and semantic rankings.
-fn fuse(keyword: Vec<Hit>, semantic: Vec<Hit>) -> Vec<Candidate> {
+/// Reciprocal-rank fusion of the keyword and semantic rankings, each keyword hit's share
+/// weighted by `keyword_weights` (same order).
+fn fuse(keyword: Vec<Hit>, keyword_weights: &[f32], semantic: Vec<Hit>) -> Vec<Candidate> {
     let mut by_id: HashMap<PointId, Candidate> = HashMap::new();
     for (rank, h) in keyword.into_iter().enumerate() {
+        let weight = keyword_weights.get(rank).copied().unwrap_or(1.0);
         by_id.insert(
             h.id,
             Candidate {
                 id: h.id,
-                score: 1.0 / (RRF_K + rank as f32 + 1.0),
+                score: weight / (RRF_K + rank as f32 + 1.0),
                 similarity: None,
                 keyword_rank: Some(rank),
                 payload: h.payload,
@@ -442,7 +492,12 @@ pub(crate) fn snippet(text: &str, query: &str) -> String {
     let start_char = text[..start_byte].chars().count();
     let from = start_char.saturating_sub(SNIPPET_CHARS / 4);
     let to = (from + SNIPPET_CHARS).min(chars.len());
-    let mut out: String = chars[from..to].iter().collect::<String>().split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = chars[from..to]
+        .iter()
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     if from > 0 {
         out.insert(0, '…');
     }
@@ -458,7 +513,11 @@ mod tests {
 
     #[test]
     fn snippet_centres_on_the_first_match() {
-        let text = format!("{} the RDS instance pg-main1 failed over {}", "x ".repeat(200), "y ".repeat(200));
+        let text = format!(
+            "{} the RDS instance pg-main1 failed over {}",
+            "x ".repeat(200),
+            "y ".repeat(200)
+        );
         let s = snippet(&text, "failover pg-main1");
         assert!(s.contains("pg-main1"), "{s}");
         assert!(s.starts_with('…') && s.ends_with('…'));
@@ -472,8 +531,11 @@ mod tests {
             score: 1.0,
             payload: Default::default(),
         };
-        let fused = fuse(vec![hit(1), hit(2), hit(3)], vec![hit(3), hit(4)]);
+        let fused = fuse(vec![hit(1), hit(2), hit(3)], &[1.0; 3], vec![hit(3), hit(4)]);
         assert_eq!(fused[0].id, uuid::Uuid::from_u128(3), "found by both rankers wins");
         assert_eq!(fused.len(), 4);
+        // A keyword hit matching a small share of the query does not outvote the semantic top.
+        let fused = fuse(vec![hit(5)], &[0.04], vec![hit(4), hit(6), hit(5)]);
+        assert_eq!(fused[0].id, uuid::Uuid::from_u128(4));
     }
 }

@@ -65,8 +65,8 @@ impl BertEmbedder {
         };
         let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| fail(format!("{name}: {e}")));
         let config_bytes = read("config.json")?;
-        let config: Config =
-            serde_json::from_slice(&config_bytes).map_err(|e| fail(format!("config.json is not a BERT config: {e}")))?;
+        let config: Config = serde_json::from_slice(&config_bytes)
+            .map_err(|e| fail(format!("config.json is not a BERT config: {e}")))?;
         let raw: serde_json::Value = serde_json::from_slice(&config_bytes).unwrap_or_default();
         let dim = raw
             .get("hidden_size")
@@ -83,8 +83,8 @@ impl BertEmbedder {
             .map_or(max_positions, |n| (n as usize).min(max_positions));
         let pooling = pooling_mode(dir).map_err(fail)?;
 
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| fail(format!("tokenizer.json: {e}")))?;
+        let mut tokenizer =
+            Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| fail(format!("tokenizer.json: {e}")))?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: max_len,
@@ -153,7 +153,10 @@ impl Model {
             let vectors = self.forward(ids, mask, shape).map_err(|e| inference(&e))?;
             for (&i, v) in chunk.iter().zip(vectors) {
                 if v.len() != dim {
-                    return Err(EmbedError::Inference(format!("model gave {} values, expected {dim}", v.len())));
+                    return Err(EmbedError::Inference(format!(
+                        "model gave {} values, expected {dim}",
+                        v.len()
+                    )));
                 }
                 out[i] = v;
             }

@@ -58,7 +58,12 @@ impl HttpEmbedder {
     ///
     /// # Errors
     /// [`EmbedError::Endpoint`] when the probe fails; [`EmbedError::Model`] for a bad URL.
-    pub async fn connect(url: String, model: String, api_key: Option<String>, dim: Option<usize>) -> Result<Self, EmbedError> {
+    pub async fn connect(
+        url: String,
+        model: String,
+        api_key: Option<String>,
+        dim: Option<usize>,
+    ) -> Result<Self, EmbedError> {
         let url = if url.trim_end_matches('/').ends_with("/embeddings") {
             url
         } else {
@@ -121,7 +126,10 @@ impl HttpEmbedder {
             };
             let status = resp.status();
             if status.is_success() {
-                let parsed: Response = resp.json().await.map_err(|e| self.endpoint(attempt, format!("bad response: {e}")))?;
+                let parsed: Response = resp
+                    .json()
+                    .await
+                    .map_err(|e| self.endpoint(attempt, format!("bad response: {e}")))?;
                 return self.collect(parsed, texts.len(), attempt);
             }
             last = format!("HTTP {status}");
@@ -134,7 +142,10 @@ impl HttpEmbedder {
 
     fn collect(&self, parsed: Response, expected: usize, attempt: u32) -> Result<Vec<Vec<f32>>, EmbedError> {
         if parsed.data.len() != expected {
-            return Err(self.endpoint(attempt, format!("asked for {expected} vectors, got {}", parsed.data.len())));
+            return Err(self.endpoint(
+                attempt,
+                format!("asked for {expected} vectors, got {}", parsed.data.len()),
+            ));
         }
         let mut out = vec![Vec::new(); expected];
         for (pos, item) in parsed.data.into_iter().enumerate() {

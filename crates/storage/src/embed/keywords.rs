@@ -114,7 +114,8 @@ mod tests {
 
     #[test]
     fn identifiers_are_whole_tokens() {
-        let ids: Vec<String> = identifiers("Restart pg-instance-main1, then i-0abc123. (See arn:aws:s3:::b.) ok 42").collect();
+        let ids: Vec<String> =
+            identifiers("Restart pg-instance-main1, then i-0abc123. (See arn:aws:s3:::b.) ok 42").collect();
         assert_eq!(ids, vec!["pg-instance-main1", "i-0abc123", "arn:aws:s3:::b"]);
     }
 
@@ -133,8 +134,12 @@ mod tests {
     #[test]
     fn indices_are_not_the_public_bm25_hashes() {
         let enc = KeywordEncoder::new(&[3; 32]);
-        let public = EdgeBm25::new(EdgeBm25Config::default()).unwrap().embed_query("database");
-        assert!(indices(&enc.query("database")).iter().all(|i| !public.indices.contains(i)));
+        let public = EdgeBm25::new(EdgeBm25Config::default())
+            .unwrap()
+            .embed_query("database");
+        assert!(indices(&enc.query("database"))
+            .iter()
+            .all(|i| !public.indices.contains(i)));
     }
 
     #[test]

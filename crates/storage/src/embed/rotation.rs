@@ -18,7 +18,9 @@ pub struct VectorRotation {
 
 impl std::fmt::Debug for VectorRotation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VectorRotation").field("dim", &self.dim).finish_non_exhaustive()
+        f.debug_struct("VectorRotation")
+            .field("dim", &self.dim)
+            .finish_non_exhaustive()
     }
 }
 
@@ -32,7 +34,9 @@ impl VectorRotation {
         }
         let mut rng = ChaCha20Rng::from_seed(seed);
         // Gaussian rows, then modified Gram-Schmidt in f64: a Haar-random orthogonal matrix.
-        let mut rows: Vec<Vec<f64>> = (0..dim).map(|_| (0..dim).map(|_| gaussian(&mut rng)).collect()).collect();
+        let mut rows: Vec<Vec<f64>> = (0..dim)
+            .map(|_| (0..dim).map(|_| gaussian(&mut rng)).collect())
+            .collect();
         for i in 0..dim {
             for j in 0..i {
                 let (done, rest) = rows.split_at_mut(i);
@@ -82,7 +86,9 @@ mod tests {
     fn rotation_keeps_dot_products_and_moves_vectors() {
         let r = VectorRotation::new(&[5; 32], 64);
         let mut rng = ChaCha20Rng::from_seed([1; 32]);
-        let vs: Vec<Vec<f32>> = (0..10).map(|_| (0..64).map(|_| gaussian(&mut rng) as f32).collect()).collect();
+        let vs: Vec<Vec<f32>> = (0..10)
+            .map(|_| (0..64).map(|_| gaussian(&mut rng) as f32).collect())
+            .collect();
         for a in &vs {
             let ra = r.apply(a);
             assert!((dot(&ra, &ra) - dot(a, a)).abs() < 1e-3 * dot(a, a));
@@ -96,7 +102,13 @@ mod tests {
     #[test]
     fn different_keys_give_different_rotations() {
         let v: Vec<f32> = (0..16).map(|i| i as f32).collect();
-        assert_ne!(VectorRotation::new(&[1; 32], 16).apply(&v), VectorRotation::new(&[2; 32], 16).apply(&v));
-        assert_eq!(VectorRotation::new(&[1; 32], 16).apply(&v), VectorRotation::new(&[1; 32], 16).apply(&v));
+        assert_ne!(
+            VectorRotation::new(&[1; 32], 16).apply(&v),
+            VectorRotation::new(&[2; 32], 16).apply(&v)
+        );
+        assert_eq!(
+            VectorRotation::new(&[1; 32], 16).apply(&v),
+            VectorRotation::new(&[1; 32], 16).apply(&v)
+        );
     }
 }

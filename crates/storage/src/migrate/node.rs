@@ -156,7 +156,11 @@ fn parse_file(path: &Path, user: Option<&str>) -> std::result::Result<ImportedCo
         let role = match m.remove("r").and_then(|r| r.as_i64()) {
             Some(0) => Role::User,
             Some(1) => Role::Assistant,
-            _ => return Err(format!("`final_conversation_context.m[{i}].r` is not 0 (user) or 1 (assistant)")),
+            _ => {
+                return Err(format!(
+                    "`final_conversation_context.m[{i}].r` is not 0 (user) or 1 (assistant)"
+                ))
+            }
         };
         let content = match m.remove("c") {
             Some(Value::String(c)) => c,
@@ -238,7 +242,10 @@ mod tests {
         assert_eq!(c.conversation.created_at, 1_700_000_000_000);
         assert_eq!(c.conversation.updated_at, 1_700_000_100_000);
         assert_eq!(c.conversation.metadata["agent_type"], "aws");
-        assert_eq!(c.conversation.metadata["processing_results"]["clean_response_length"], 7);
+        assert_eq!(
+            c.conversation.metadata["processing_results"]["clean_response_length"],
+            7
+        );
         let roles: Vec<Role> = c.messages.iter().map(|m| m.0).collect();
         assert_eq!(roles, vec![Role::User, Role::Assistant, Role::User]);
         assert_eq!(c.messages[1].2, 1_700_000_050_000);
@@ -251,7 +258,11 @@ mod tests {
         let cases = [
             ("u-a.json", "{not json", "not valid JSON"),
             ("u-b.json", "[1]", "not a JSON object"),
-            ("u-c.json", r#"{"context_id":"c"}"#, "final_conversation_context` is missing"),
+            (
+                "u-c.json",
+                r#"{"context_id":"c"}"#,
+                "final_conversation_context` is missing",
+            ),
             (
                 "u-d.json",
                 r#"{"context_id":"d","final_conversation_context":{"m":[{"r":7,"c":"x"}]}}"#,
@@ -262,7 +273,11 @@ mod tests {
                 r#"{"context_id":"e","final_conversation_context":{"m":[{"r":0}]}}"#,
                 "m[0].c",
             ),
-            ("nouser.json", r#"{"context_id":"f","final_conversation_context":{"m":[]}}"#, "--user"),
+            (
+                "nouser.json",
+                r#"{"context_id":"f","final_conversation_context":{"m":[]}}"#,
+                "--user",
+            ),
         ];
         for (name, body, expected) in cases {
             let p = write(dir.path(), name, body);

@@ -85,7 +85,10 @@ pub(crate) fn test_model_dir() -> Option<PathBuf> {
             dir.display()
         );
     }
-    eprintln!("SKIPPED: no test model in {} (run scripts/fetch-test-model.sh)", dir.display());
+    eprintln!(
+        "SKIPPED: no test model in {} (run scripts/fetch-test-model.sh)",
+        dir.display()
+    );
     None
 }
 

@@ -51,7 +51,12 @@ async fn bert_matches_sentence_transformers_reference_vectors() {
     let got = bert.embed(&texts).await.unwrap();
     let mut worst = 1.0f32;
     for (case, v) in cases.iter().zip(&got) {
-        let want: Vec<f32> = case["vector"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let want: Vec<f32> = case["vector"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
         let c = cosine(v, &want);
         worst = worst.min(c);
         assert!(c >= 0.99, "cosine {c} for {:?}", case["text"]);
@@ -71,7 +76,10 @@ async fn keyword_search_finds_identifiers_and_never_crosses_users() {
         &s,
         "alice",
         "Restart",
-        &[(Role::User, "Please restart pg-instance-main1 after patching"), (Role::Assistant, "Restarted.")],
+        &[
+            (Role::User, "Please restart pg-instance-main1 after patching"),
+            (Role::Assistant, "Restarted."),
+        ],
     )
     .await;
     let pieces = conversation(
@@ -81,61 +89,136 @@ async fn keyword_search_finds_identifiers_and_never_crosses_users() {
         &[(Role::User, "The pg database instance in the main account is slow")],
     )
     .await;
-    let ec2 = conversation(&s, "alice", "EC2", &[(Role::Assistant, "Terminate i-0abc123 now; it is compromised.")]).await;
-    let bob = conversation(&s, "bob", "Bob's", &[(Role::User, "Please restart pg-instance-main1 after patching")]).await;
+    let ec2 = conversation(
+        &s,
+        "alice",
+        "EC2",
+        &[(Role::Assistant, "Terminate i-0abc123 now; it is compromised.")],
+    )
+    .await;
+    let bob = conversation(
+        &s,
+        "bob",
+        "Bob's",
+        &[(Role::User, "Please restart pg-instance-main1 after patching")],
+    )
+    .await;
 
-    let r = s.chat.search_conversations("alice", "pg-instance-main1", &SearchOptions::default()).await.unwrap();
-    assert_eq!(r.mode, SearchMode::Keyword, "hybrid falls back to keyword without a model");
+    let r = s
+        .chat
+        .search_conversations("alice", "pg-instance-main1", &SearchOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.mode,
+        SearchMode::Keyword,
+        "hybrid falls back to keyword without a model"
+    );
     assert_eq!(r.conversations[0].context_id, exact, "the exact identifier ranks first");
     assert!(r.conversations[0].messages[0].snippet.contains("pg-instance-main1"));
-    assert!(r.conversations.iter().all(|c| c.context_id != bob), "no result of another user");
-    assert!(r.conversations.iter().any(|c| c.context_id == pieces), "word pieces still match");
+    assert!(
+        r.conversations.iter().all(|c| c.context_id != bob),
+        "no result of another user"
+    );
+    assert!(
+        r.conversations.iter().any(|c| c.context_id == pieces),
+        "word pieces still match"
+    );
 
-    let r = s.chat.search_conversations("alice", "i-0abc123", &opts(SearchMode::Keyword)).await.unwrap();
+    let r = s
+        .chat
+        .search_conversations("alice", "i-0abc123", &opts(SearchMode::Keyword))
+        .await
+        .unwrap();
     assert_eq!(r.conversations.len(), 1);
     assert_eq!(r.conversations[0].context_id, ec2);
 
-    let r = s.chat.search_conversations("bob", "restart patching", &opts(SearchMode::Keyword)).await.unwrap();
-    assert_eq!(r.conversations.iter().map(|c| c.context_id.as_str()).collect::<Vec<_>>(), vec![bob.as_str()]);
+    let r = s
+        .chat
+        .search_conversations("bob", "restart patching", &opts(SearchMode::Keyword))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.conversations
+            .iter()
+            .map(|c| c.context_id.as_str())
+            .collect::<Vec<_>>(),
+        vec![bob.as_str()]
+    );
 
     // Filters: role, time, archive.
     let users_only = SearchOptions {
         roles: vec![Role::Assistant],
         ..opts(SearchMode::Keyword)
     };
-    let r = s.chat.search_conversations("alice", "restart", &users_only).await.unwrap();
-    assert!(r.conversations.iter().all(|c| c.messages.iter().all(|m| m.role == Role::Assistant)));
-    assert_eq!(r.conversations[0].context_id, exact, "\"Restarted.\" is the assistant's");
+    let r = s
+        .chat
+        .search_conversations("alice", "restart", &users_only)
+        .await
+        .unwrap();
+    assert!(r
+        .conversations
+        .iter()
+        .all(|c| c.messages.iter().all(|m| m.role == Role::Assistant)));
+    assert_eq!(
+        r.conversations[0].context_id, exact,
+        "\"Restarted.\" is the assistant's"
+    );
     let future = SearchOptions {
         since: Some(cloudops_storage_service::now_ms() + 60_000),
         ..opts(SearchMode::Keyword)
     };
-    assert!(s.chat.search_conversations("alice", "restart", &future).await.unwrap().conversations.is_empty());
+    assert!(s
+        .chat
+        .search_conversations("alice", "restart", &future)
+        .await
+        .unwrap()
+        .conversations
+        .is_empty());
     s.chat
-        .update_context(&exact, ConversationUpdate {
-            status: Some(ConversationStatus::Archived),
-            ..Default::default()
-        })
+        .update_context(
+            &exact,
+            ConversationUpdate {
+                status: Some(ConversationStatus::Archived),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let active_only = SearchOptions {
         archived: ArchivedFilter::Exclude,
         ..opts(SearchMode::Keyword)
     };
-    let r = s.chat.search_conversations("alice", "pg-instance-main1", &active_only).await.unwrap();
+    let r = s
+        .chat
+        .search_conversations("alice", "pg-instance-main1", &active_only)
+        .await
+        .unwrap();
     assert!(r.conversations.iter().all(|c| c.context_id != exact));
     let archived_only = SearchOptions {
         archived: ArchivedFilter::Only,
         ..opts(SearchMode::Keyword)
     };
-    let r = s.chat.search_conversations("alice", "pg-instance-main1", &archived_only).await.unwrap();
+    let r = s
+        .chat
+        .search_conversations("alice", "pg-instance-main1", &archived_only)
+        .await
+        .unwrap();
     assert_eq!(r.conversations.len(), 1);
     assert_eq!(r.conversations[0].status, ConversationStatus::Archived);
 
     // Bad input.
-    let err = s.chat.search_conversations("alice", "  ", &SearchOptions::default()).await.unwrap_err();
+    let err = s
+        .chat
+        .search_conversations("alice", "  ", &SearchOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    let err = s.chat.search_conversations("alice", "x", &opts(SearchMode::Semantic)).await.unwrap_err();
+    let err = s
+        .chat
+        .search_conversations("alice", "x", &opts(SearchMode::Semantic))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("fetch-test-model"), "{err}");
     s.shutdown().await.unwrap();
@@ -148,19 +231,35 @@ async fn semantic_and_hybrid_search_find_paraphrases_per_user() {
     let s = StorageService::open(t.config_with_model(&model)).await.unwrap();
     let text = [(Role::User, "Why did our EC2 bill jump 40% last week?")];
     let alice = conversation(&s, "alice", "Costs", &text).await;
-    let other = conversation(&s, "alice", "Lambda", &[(Role::User, "The ingest function times out after 3 seconds")]).await;
+    let other = conversation(
+        &s,
+        "alice",
+        "Lambda",
+        &[(Role::User, "The ingest function times out after 3 seconds")],
+    )
+    .await;
     let bob = conversation(&s, "bob", "Bob costs", &text).await;
     s.chat.wait_for_index().await.unwrap();
     assert_eq!(s.chat.pending_embeddings().await.unwrap(), 0);
 
     let query = "virtual machines are costing us more money";
-    let kw = s.chat.search_conversations("alice", query, &opts(SearchMode::Keyword)).await.unwrap();
-    assert!(kw.conversations.iter().all(|c| c.context_id != alice), "no shared keyword");
+    let kw = s
+        .chat
+        .search_conversations("alice", query, &opts(SearchMode::Keyword))
+        .await
+        .unwrap();
+    assert!(
+        kw.conversations.iter().all(|c| c.context_id != alice),
+        "no shared keyword"
+    );
     for mode in [SearchMode::Semantic, SearchMode::Hybrid] {
         let r = s.chat.search_conversations("alice", query, &opts(mode)).await.unwrap();
         assert_eq!(r.mode, mode);
         assert_eq!(r.conversations[0].context_id, alice, "{mode:?}");
-        assert!(r.conversations.iter().all(|c| c.context_id != bob), "{mode:?} crossed users");
+        assert!(
+            r.conversations.iter().all(|c| c.context_id != bob),
+            "{mode:?} crossed users"
+        );
         assert!(r.conversations.iter().any(|c| c.context_id == other) || r.conversations.len() == 1);
     }
     let health = s.health().await.unwrap();
@@ -185,7 +284,11 @@ async fn stored_vectors_are_rotated_and_scores_are_unchanged() {
     }
     s.chat.wait_for_index().await.unwrap();
     let query = "database standby promotion";
-    let hits = s.chat.search_conversations("u", query, &opts(SearchMode::Semantic)).await.unwrap();
+    let hits = s
+        .chat
+        .search_conversations("u", query, &opts(SearchMode::Semantic))
+        .await
+        .unwrap();
     let slot = s.health().await.unwrap().stored_embedding.unwrap().slot;
     s.shutdown().await.unwrap();
 
@@ -202,9 +305,15 @@ async fn stored_vectors_are_rotated_and_scores_are_unchanged() {
         })
         .collect();
     for i in 0..texts.len() {
-        assert!(cosine(&stored[i], &raw[i]) < 0.5, "stored vector {i} is the model's vector in clear");
+        assert!(
+            cosine(&stored[i], &raw[i]) < 0.5,
+            "stored vector {i} is the model's vector in clear"
+        );
         for j in 0..texts.len() {
-            assert!((dot(&stored[i], &stored[j]) - dot(&raw[i], &raw[j])).abs() < 1e-4, "pairwise similarity changed");
+            assert!(
+                (dot(&stored[i], &stored[j]) - dot(&raw[i], &raw[j])).abs() < 1e-4,
+                "pairwise similarity changed"
+            );
         }
     }
     // Scores equal the plain model's cosine similarities, so rankings are unchanged.
@@ -222,7 +331,13 @@ async fn messages_stored_without_vectors_are_embedded_on_the_next_start() {
     let t = TestStore::new();
     // Written by a process without an embedder (or one that stopped before its worker ran).
     let s = t.open().await;
-    let ctx = conversation(&s, "u", "t", &[(Role::User, "Our Kubernetes pods crash because they run out of memory")]).await;
+    let ctx = conversation(
+        &s,
+        "u",
+        "t",
+        &[(Role::User, "Our Kubernetes pods crash because they run out of memory")],
+    )
+    .await;
     s.shutdown().await.unwrap();
 
     let s = StorageService::open(t.config_with_model(&model)).await.unwrap();
@@ -242,14 +357,24 @@ async fn shutdown_drains_the_queue_so_the_next_process_finds_the_message() {
     let Some(model) = test_model_dir() else { return };
     let t = TestStore::new();
     let s = StorageService::open(t.config_with_model(&model)).await.unwrap();
-    let ctx = conversation(&s, "u", "t", &[(Role::User, "The TLS certificate of the shop expires next week")]).await;
+    let ctx = conversation(
+        &s,
+        "u",
+        "t",
+        &[(Role::User, "The TLS certificate of the shop expires next week")],
+    )
+    .await;
     s.shutdown().await.unwrap(); // no wait_for_index: shutdown drains
 
     // The next process looks at the store without an embedder: every vector is there.
     let s = StorageService::open(t.config()).await.unwrap();
     s.shutdown().await.unwrap();
     let s = StorageService::open(t.config_with_model(&model)).await.unwrap();
-    assert_eq!(s.chat.pending_embeddings().await.unwrap(), 0, "shutdown left messages unembedded");
+    assert_eq!(
+        s.chat.pending_embeddings().await.unwrap(),
+        0,
+        "shutdown left messages unembedded"
+    );
     let r = s
         .chat
         .search_conversations("u", "HTTPS cert about to lapse", &opts(SearchMode::Semantic))
@@ -270,7 +395,10 @@ async fn another_model_is_refused_until_reindex() {
         &s,
         "u",
         "t",
-        &[(Role::User, "Scrapers hammer our login page"), (Role::Assistant, "Attach WAF bot control")],
+        &[
+            (Role::User, "Scrapers hammer our login page"),
+            (Role::Assistant, "Attach WAF bot control"),
+        ],
     )
     .await;
     s.chat.wait_for_index().await.unwrap();
@@ -281,9 +409,14 @@ async fn another_model_is_refused_until_reindex() {
     assert!(err.to_string().contains("cloudops-storage reindex"), "{err}");
     assert!(err.to_string().contains("synthetic/benchmark"), "{err}");
 
-    let s = StorageService::open_for_reindex(t.config_with_model(&model)).await.unwrap();
+    let s = StorageService::open_for_reindex(t.config_with_model(&model))
+        .await
+        .unwrap();
     let seen = std::sync::Mutex::new(Vec::new());
-    let report = s.reindex(&|done, total| seen.lock().unwrap().push((done, total))).await.unwrap();
+    let report = s
+        .reindex(&|done, total| seen.lock().unwrap().push((done, total)))
+        .await
+        .unwrap();
     assert_eq!(report.embedded, 2);
     assert_eq!(report.previous.unwrap().model_id, "synthetic/benchmark");
     assert_eq!(seen.lock().unwrap().last(), Some(&(2, 2)));
@@ -292,7 +425,11 @@ async fn another_model_is_refused_until_reindex() {
     let s = StorageService::open(t.config_with_model(&model)).await.unwrap();
     let r = s
         .chat
-        .search_conversations("u", "automated crawlers on the sign-in form", &opts(SearchMode::Semantic))
+        .search_conversations(
+            "u",
+            "automated crawlers on the sign-in form",
+            &opts(SearchMode::Semantic),
+        )
         .await
         .unwrap();
     assert_eq!(r.conversations[0].context_id, ctx);
@@ -310,7 +447,9 @@ async fn embeddings_server(bert: Arc<BertEmbedder>) -> (String, Arc<std::sync::a
     let counter = requests.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let bert = bert.clone();
             let n = counter.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
@@ -341,15 +480,22 @@ async fn embeddings_server(bert: Arc<BertEmbedder>) -> (String, Arc<std::sync::a
                 } else {
                     let req: Value = serde_json::from_slice(&buf[body_start..body_start + len]).unwrap();
                     assert!(head.starts_with("post /v1/embeddings"), "{head}");
-                    let texts: Vec<String> =
-                        req["input"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+                    let texts: Vec<String> = req["input"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t.as_str().unwrap().to_string())
+                        .collect();
                     let vectors = bert.embed(&texts).await.unwrap();
                     let data: Vec<Value> = vectors
                         .iter()
                         .enumerate()
                         .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": v}))
                         .collect();
-                    ("200 OK", json!({"object": "list", "data": data, "model": req["model"]}).to_string())
+                    (
+                        "200 OK",
+                        json!({"object": "list", "data": data, "model": req["model"]}).to_string(),
+                    )
                 };
                 let response = format!(
                     "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -368,9 +514,14 @@ async fn openai_compatible_endpoint_serves_search_and_fails_clearly_when_down() 
     let bert = Arc::new(BertEmbedder::load(&model).unwrap());
     let (url, requests) = embeddings_server(bert.clone()).await;
 
-    let http = HttpEmbedder::connect(url.clone(), "all-minilm".into(), None, None).await.unwrap();
+    let http = HttpEmbedder::connect(url.clone(), "all-minilm".into(), None, None)
+        .await
+        .unwrap();
     assert_eq!(http.dim(), 384, "dimension probed");
-    assert!(requests.load(std::sync::atomic::Ordering::SeqCst) >= 2, "the 503 was retried");
+    assert!(
+        requests.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the 503 was retried"
+    );
     let texts = vec!["EBS volume snapshots".to_string(), "IAM role trust policy".to_string()];
     let via_http = http.embed(&texts).await.unwrap();
     let direct = bert.embed(&texts).await.unwrap();
@@ -385,7 +536,13 @@ async fn openai_compatible_endpoint_serves_search_and_fails_clearly_when_down() 
     config.embedding.url = url;
     config.embedding.model = "all-minilm".into();
     let s = StorageService::open(config).await.unwrap();
-    let ctx = conversation(&s, "u", "t", &[(Role::User, "Automate nightly snapshots of our EBS volumes")]).await;
+    let ctx = conversation(
+        &s,
+        "u",
+        "t",
+        &[(Role::User, "Automate nightly snapshots of our EBS volumes")],
+    )
+    .await;
     s.chat.wait_for_index().await.unwrap();
     let r = s
         .chat
@@ -400,7 +557,9 @@ async fn openai_compatible_endpoint_serves_search_and_fails_clearly_when_down() 
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dead = format!("http://{}/v1", closed.local_addr().unwrap());
     drop(closed);
-    let err = HttpEmbedder::connect(dead.clone(), "m".into(), None, None).await.unwrap_err();
+    let err = HttpEmbedder::connect(dead.clone(), "m".into(), None, None)
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(text.contains(&dead) && text.contains("4 attempt"), "{text}");
     let known_dim = HttpEmbedder::connect(dead, "m".into(), None, Some(384)).await.unwrap();
@@ -418,7 +577,10 @@ async fn prompt_context_picks_relevant_pairs_from_other_conversations() {
         "RDS failover",
         &[
             (Role::User, "Fail over the production Postgres database to its standby"),
-            (Role::Assistant, "Failover started; the Multi-AZ standby is being promoted."),
+            (
+                Role::Assistant,
+                "Failover started; the Multi-AZ standby is being promoted.",
+            ),
         ],
     )
     .await;
@@ -436,7 +598,10 @@ async fn prompt_context_picks_relevant_pairs_from_other_conversations() {
         &s,
         "alice",
         "Current",
-        &[(Role::User, "Fail over the production Postgres database"), (Role::Assistant, "ok")],
+        &[
+            (Role::User, "Fail over the production Postgres database"),
+            (Role::Assistant, "ok"),
+        ],
     )
     .await;
     // The same exchange a month ago: recency decay ranks it below the fresh one.
@@ -455,18 +620,39 @@ async fn prompt_context_picks_relevant_pairs_from_other_conversations() {
                 status: ConversationStatus::Active,
             },
             messages: vec![
-                (Role::User, "Fail over the production Postgres database to its standby".into(), old_at, None),
-                (Role::Assistant, "Failover started; the Multi-AZ standby is being promoted.".into(), old_at, None),
+                (
+                    Role::User,
+                    "Fail over the production Postgres database to its standby".into(),
+                    old_at,
+                    None,
+                ),
+                (
+                    Role::Assistant,
+                    "Failover started; the Multi-AZ standby is being promoted.".into(),
+                    old_at,
+                    None,
+                ),
             ],
         })
         .await
         .unwrap();
-    conversation(&s, "bob", "Bob", &[(Role::User, "Postgres standby promotion"), (Role::Assistant, "done")]).await;
+    conversation(
+        &s,
+        "bob",
+        "Bob",
+        &[(Role::User, "Postgres standby promotion"), (Role::Assistant, "done")],
+    )
+    .await;
     s.chat.wait_for_index().await.unwrap();
 
     let ctx = s
         .chat
-        .context_for_prompt("alice", &current, "promote the database replica", ContextOptions::default())
+        .context_for_prompt(
+            "alice",
+            &current,
+            "promote the database replica",
+            ContextOptions::default(),
+        )
         .await
         .unwrap();
     assert!(!ctx.fallback);
@@ -474,8 +660,14 @@ async fn prompt_context_picks_relevant_pairs_from_other_conversations() {
     assert_eq!(sources[0], rds, "{sources:?}");
     assert!(sources.contains(&old.as_str()));
     assert!(sources.iter().position(|c| *c == rds) < sources.iter().position(|c| *c == old));
-    assert!(!sources.contains(&current.as_str()), "the current conversation is left out");
-    assert!(ctx.pairs.iter().all(|p| p.user.contains("Fail over") || p.context_id == lambda));
+    assert!(
+        !sources.contains(&current.as_str()),
+        "the current conversation is left out"
+    );
+    assert!(ctx
+        .pairs
+        .iter()
+        .all(|p| p.user.contains("Fail over") || p.context_id == lambda));
     let rendered = ctx.render();
     assert!(rendered.starts_with("Context from previous conversations:"));
     assert!(rendered.contains("User: Fail over the production Postgres database to its standby"));
@@ -483,19 +675,29 @@ async fn prompt_context_picks_relevant_pairs_from_other_conversations() {
 
     let one = s
         .chat
-        .context_for_prompt("alice", &current, "promote the database replica", ContextOptions {
-            max_pairs: 1,
-            ..ContextOptions::default()
-        })
+        .context_for_prompt(
+            "alice",
+            &current,
+            "promote the database replica",
+            ContextOptions {
+                max_pairs: 1,
+                ..ContextOptions::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(one.pairs.len(), 1);
     let tiny = s
         .chat
-        .context_for_prompt("alice", &current, "promote the database replica", ContextOptions {
-            token_budget: 10,
-            ..ContextOptions::default()
-        })
+        .context_for_prompt(
+            "alice",
+            &current,
+            "promote the database replica",
+            ContextOptions {
+                token_budget: 10,
+                ..ContextOptions::default()
+            },
+        )
         .await
         .unwrap();
     assert!(tiny.pairs.is_empty(), "no pair fits 10 tokens");
@@ -507,6 +709,9 @@ async fn prompt_context_picks_relevant_pairs_from_other_conversations() {
         .await
         .unwrap();
     assert!(fallback.fallback);
-    assert_eq!(fallback.pairs[0].context_id, lambda, "the most recent other conversation");
+    assert_eq!(
+        fallback.pairs[0].context_id, lambda,
+        "the most recent other conversation"
+    );
     s.shutdown().await.unwrap();
 }

@@ -11,8 +11,7 @@ use serde_json::{json, Value};
 
 use crate::store::{
     Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, PointId, PointVectors, Record,
-    SparseSpec,
-    VectorData,
+    SparseSpec, VectorData,
 };
 
 /// Error text of a conversion (wrapped into `StoreError::Backend` by the caller).
@@ -174,7 +173,9 @@ pub(super) fn update_vectors(points: Vec<PointVectors>) -> Result<qe::UpdateOper
         list.push(json!({ "id": id.to_string(), "vector": serde_json::to_value(&persisted.vector)? }));
     }
     let op: qe::UpdateVectorsOp = serde_json::from_value(json!({ "points": list }))?;
-    Ok(qe::UpdateOperation::VectorOperation(qe::VectorOperations::UpdateVectors(op)))
+    Ok(qe::UpdateOperation::VectorOperation(
+        qe::VectorOperations::UpdateVectors(op),
+    ))
 }
 
 fn vectors_back(v: Option<qe::VectorStructInternal>) -> BTreeMap<String, VectorData> {

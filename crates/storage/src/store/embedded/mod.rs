@@ -46,8 +46,8 @@ use self::convert::ConvertError;
 use self::journal::{Journal, WriteOp, CHECKPOINT_BYTES};
 use self::lock::DirLock;
 use super::{
-    CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, PointVectors, QueryRequest, Record,
-    ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorStore,
+    CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, PointVectors, QueryRequest,
+    Record, ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorStore,
 };
 
 const BACKEND: &str = "qdrant-edge";
