@@ -371,9 +371,27 @@ fn demo_runs_and_reports_no_plaintext() {
         "{}",
         run.stdout
     );
+    // No model in this HOME: the demo says how to enable semantic search.
+    assert!(run.stdout.contains("scripts/fetch-test-model.sh"), "{}", run.stdout);
     let json = env.run(&["--json", "demo"]).ok().json();
     assert_eq!(json["plaintext_found_on_disk"], false);
     assert_eq!(json["messages_in_first_conversation"], 6);
+    assert_eq!(json["search"]["semantic"], Value::Null);
+}
+
+#[test]
+fn demo_with_the_model_finds_a_paraphrase_keyword_search_misses() {
+    let Some(model) = test_model_dir() else { return };
+    let env = Env::new();
+    let json = env
+        .run_with(&["--json", "demo"], |cmd| {
+            cmd.env("CLOUDOPS_MODEL_CACHE", model.parent().unwrap());
+        })
+        .ok()
+        .json();
+    assert_eq!(json["search"]["keyword"].as_array().unwrap().len(), 0);
+    assert_eq!(json["search"]["semantic"][0], "\"EC2 cost spike\"");
+    assert_eq!(json["search"]["hybrid_identifier"][0], "\"EC2 cost spike\"");
 }
 
 /// The `keychain` source against a real Secret Service (gnome-keyring in a private D-Bus
@@ -526,4 +544,198 @@ fn full_disk_is_a_clear_error_and_loses_nothing() {
     let history = on_tmpfs(&["--json", "chat", "history", &ctx], None).ok().json();
     assert_eq!(history.as_array().unwrap().len(), acknowledged);
     on_tmpfs(&["chat", "add", &ctx, "--role", "user", "space again"], None).ok();
+}
+
+/// The real test model (see scripts/fetch-test-model.sh); missing fails under CI=true.
+fn test_model_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("CLOUDOPS_TEST_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(cloudops_storage_service::config::default_model_dir);
+    if dir.join("model.safetensors").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "test model missing in {} under CI=true: run scripts/fetch-test-model.sh",
+        dir.display()
+    );
+    eprintln!("SKIPPED: no test model in {}", dir.display());
+    None
+}
+
+#[test]
+fn one_shot_add_then_semantic_search_and_context_in_the_next_process() {
+    let Some(model) = test_model_dir() else { return };
+    let env = Env::new();
+    let with_model = |cmd: &mut Command| {
+        cmd.env("CLOUDOPS_EMBEDDING_PROVIDER", "bert")
+            .env("CLOUDOPS_EMBEDDING_MODEL_DIR", &model);
+    };
+    env.run_with(&["init"], with_model).ok();
+    let ctx = env
+        .run_with(
+            &["--json", "chat", "new", "--user", "alice", "--title", "Bill"],
+            with_model,
+        )
+        .ok()
+        .json()["context_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (role, text) in [
+        ("user", "Why did our EC2 bill jump 40% last week?"),
+        ("assistant", "Three idle m5.4xlarge instances were never scaled in."),
+    ] {
+        env.run_with(&["chat", "add", &ctx, "--role", role, text], with_model)
+            .ok();
+    }
+    // Each `chat add` was its own process: its shutdown embedded the message.
+    let found = env
+        .run_with(
+            &[
+                "--json",
+                "chat",
+                "search",
+                "--user",
+                "alice",
+                "--mode",
+                "semantic",
+                "virtual machines costing more money",
+            ],
+            with_model,
+        )
+        .ok()
+        .json();
+    assert_eq!(found["mode"], "semantic");
+    assert_eq!(found["conversations"][0]["context_id"], ctx.as_str());
+    let keyword = env
+        .run_with(
+            &[
+                "--json",
+                "chat",
+                "search",
+                "--user",
+                "alice",
+                "--mode",
+                "keyword",
+                "virtual machines costing more money",
+            ],
+            with_model,
+        )
+        .ok()
+        .json();
+    assert_eq!(
+        keyword["conversations"].as_array().unwrap().len(),
+        0,
+        "no shared keyword"
+    );
+    let human = env
+        .run_with(&["chat", "search", "--user", "alice", "m5.4xlarge"], with_model)
+        .ok();
+    assert!(
+        human.stdout.contains("hybrid search: 1 conversation"),
+        "{}",
+        human.stdout
+    );
+
+    let current = new_conversation(&env, "alice");
+    let context = env
+        .run_with(
+            &[
+                "--json",
+                "chat",
+                "context",
+                "--user",
+                "alice",
+                "--current",
+                &current,
+                "our compute spend went up again",
+            ],
+            with_model,
+        )
+        .ok()
+        .json();
+    assert_eq!(context["context"]["pairs"][0]["context_id"], ctx.as_str());
+    assert!(context["rendered"]
+        .as_str()
+        .unwrap()
+        .starts_with("Context from previous conversations:"));
+
+    // The model is recorded: a store opened without one still answers keyword searches, and
+    // `status` shows the recorded model.
+    let status = env.run(&["--json", "status"]).ok().json();
+    assert!(status["stored_embedding"]["model_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("bert/384d@"));
+    assert_eq!(status["pending_embeddings"], 0);
+    let reindex = env.run_with(&["--json", "reindex"], with_model).ok().json();
+    assert_eq!(reindex["embedded"], 0, "nothing to re-embed with the same model");
+}
+
+#[test]
+fn search_and_reindex_without_a_model_explain_how_to_enable_it() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let ctx = new_conversation(&env, "bob");
+    env.run(&["chat", "add", &ctx, "--role", "user", "restart pg-instance-main1"])
+        .ok();
+    let r = env
+        .run(&["--json", "chat", "search", "--user", "bob", "pg-instance-main1"])
+        .ok()
+        .json();
+    assert_eq!(r["mode"], "keyword");
+    assert_eq!(r["conversations"][0]["context_id"], ctx.as_str());
+    let err = env
+        .run(&["--json", "chat", "search", "--user", "bob", "--mode", "semantic", "x"])
+        .failed();
+    assert!(
+        err.stderr.contains("invalid_input") && err.stderr.contains("fetch-test-model"),
+        "{}",
+        err.stderr
+    );
+    let err = env.run(&["reindex"]).failed();
+    assert!(err.stderr.contains("reindex needs an embedder"), "{}", err.stderr);
+    let err = env
+        .run(&["chat", "search", "--user", "bob", "--mode", "fuzzy", "x"])
+        .failed();
+    assert_eq!(err.code, 2, "clap rejects an unknown mode");
+}
+
+#[test]
+fn migrate_node_reports_files_and_is_idempotent() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let contexts = env.dir.path().join("chat-data/contexts");
+    std::fs::create_dir_all(&contexts).unwrap();
+    std::fs::write(
+        contexts.join("alice-ctx_1.json"),
+        r#"{"agent_type":"aws","chat_title":"S3","context_id":"ctx_1","final_conversation_context":{"i":"ctx_1","m":[{"r":0,"c":"list buckets"},{"r":1,"c":"3 buckets"}],"t":1700000000,"l":1700000060},"processing_results":{"clean_response":"3 buckets","clean_response_length":9}}"#,
+    )
+    .unwrap();
+    std::fs::write(contexts.join("alice-bad.json"), "{ nope").unwrap();
+    let src = env.dir.path().join("chat-data");
+    let first = env
+        .run(&["--json", "migrate", "node", src.to_str().unwrap()])
+        .ok()
+        .json();
+    assert_eq!(first["imported"], 1);
+    assert_eq!(first["messages"], 2);
+    assert_eq!(
+        first["failed"][0]["path"].as_str().unwrap(),
+        contexts.join("alice-bad.json").to_str().unwrap()
+    );
+    assert!(first["failed"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not valid JSON"));
+    let second = env.run(&["migrate", "node", src.to_str().unwrap()]).ok();
+    assert!(
+        second.stdout.contains("imported 0 conversation(s)") && second.stdout.contains("skipped 1"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(history_len(&env, "ctx_1"), 2);
+    let err = env.run(&["migrate", "node", "/nonexistent/chat-data"]).failed();
+    assert!(err.stderr.contains("is not a folder"), "{}", err.stderr);
 }

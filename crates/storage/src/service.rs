@@ -229,6 +229,12 @@ impl StorageService {
         let (free, used) = tokio::task::spawn_blocking(move || (disk_free_bytes(&dir), dir_size(&dir)))
             .await
             .unwrap_or((None, 0));
+        let pending_embeddings = self.chat.pending_embeddings().await.unwrap_or(0);
+        let stored_embedding = self
+            .recorded_embedding
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         Ok(Health {
             store_reachable: reachable,
             backend: self.store.to_string(),
@@ -241,12 +247,8 @@ impl StorageService {
             data_dir_bytes: used,
             backup: self.backup.status(),
             embedding_model: self.chat.embedding_model().map(String::from),
-            stored_embedding: self
-                .recorded_embedding
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            pending_embeddings: self.chat.pending_embeddings().await.unwrap_or(0),
+            stored_embedding,
+            pending_embeddings,
         })
     }
 

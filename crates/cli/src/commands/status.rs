@@ -39,6 +39,19 @@ pub(crate) fn print_health(h: &Health) {
     if let Some(free) = h.disk_free_bytes {
         println!("disk free    {}", output::bytes(free));
     }
+    match (&h.embedding_model, &h.stored_embedding) {
+        (Some(model), _) => println!(
+            "embedding    {model} ({} message(s) waiting for a vector)",
+            h.pending_embeddings
+        ),
+        (None, Some(stored)) => println!(
+            "embedding    off in this process (store indexed with {}): keyword search only",
+            stored.model_id
+        ),
+        (None, None) => println!(
+            "embedding    off: keyword search only (run scripts/fetch-test-model.sh to enable semantic search)"
+        ),
+    }
     println!("{:<24} {:>10} {:>9}", "COLLECTION", "POINTS", "SEGMENTS");
     for c in &h.collections {
         println!("{:<24} {:>10} {:>9}", c.name, c.points, c.segments);

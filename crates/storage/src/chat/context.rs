@@ -143,7 +143,8 @@ impl ChatStorage {
                 .recent_pairs(user_id, current_context_id, options.max_pairs, now)
                 .await?;
         }
-        pairs.sort_by(|a, b| b.score.total_cmp(&a.score));
+        // Newer first on equal scores (decays of times a few ms apart are equal in f32).
+        pairs.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.created_at.cmp(&a.created_at)));
         let mut chosen = Vec::new();
         let mut tokens = estimate_tokens("Context from previous conversations:\n");
         for p in pairs {

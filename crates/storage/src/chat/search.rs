@@ -534,8 +534,14 @@ mod tests {
         let fused = fuse(vec![hit(1), hit(2), hit(3)], &[1.0; 3], vec![hit(3), hit(4)]);
         assert_eq!(fused[0].id, uuid::Uuid::from_u128(3), "found by both rankers wins");
         assert_eq!(fused.len(), 4);
-        // A keyword hit matching a small share of the query does not outvote the semantic top.
-        let fused = fuse(vec![hit(5)], &[0.04], vec![hit(4), hit(6), hit(5)]);
+        // A keyword hit gated out for low coverage does not outvote the semantic top.
+        let fused = fuse(vec![hit(5)], &[0.0], vec![hit(4), hit(5)]);
         assert_eq!(fused[0].id, uuid::Uuid::from_u128(4));
+        let fused = fuse(vec![hit(5)], &[1.0], vec![hit(4), hit(5)]);
+        assert_eq!(
+            fused[0].id,
+            uuid::Uuid::from_u128(5),
+            "a full-coverage keyword hit does"
+        );
     }
 }

@@ -3,11 +3,18 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
+/// Cached vectors by query, and queries from least to most recently used.
+#[derive(Debug, Default)]
+struct Entries {
+    vectors: HashMap<String, Vec<f32>>,
+    order: VecDeque<String>,
+}
+
 /// Caches the dense vectors of recent queries: a repeated or refined search skips the model.
 #[derive(Debug)]
 pub struct QueryCache {
     capacity: usize,
-    inner: Mutex<(HashMap<String, Vec<f32>>, VecDeque<String>)>,
+    inner: Mutex<Entries>,
 }
 
 impl QueryCache {
@@ -15,14 +22,14 @@ impl QueryCache {
     pub fn new(capacity: usize) -> Self {
         QueryCache {
             capacity: capacity.max(1),
-            inner: Mutex::new((HashMap::new(), VecDeque::new())),
+            inner: Mutex::new(Entries::default()),
         }
     }
 
     /// The cached vector of `query`.
     pub fn get(&self, query: &str) -> Option<Vec<f32>> {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (map, order) = &mut *guard;
+        let Entries { vectors: map, order } = &mut *guard;
         let hit = map.get(query).cloned()?;
         if let Some(pos) = order.iter().position(|q| q == query) {
             order.remove(pos);
@@ -34,7 +41,7 @@ impl QueryCache {
     /// Remember `vector` for `query`, evicting the least recently used entry when full.
     pub fn put(&self, query: &str, vector: Vec<f32>) {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (map, order) = &mut *guard;
+        let Entries { vectors: map, order } = &mut *guard;
         if map.insert(query.to_string(), vector).is_none() {
             order.push_back(query.to_string());
             while order.len() > self.capacity {

@@ -39,7 +39,10 @@ async fn health_reports_collections_keys_and_disk() {
     assert_eq!(h.data_dir, t.data_dir());
     assert_eq!(h.key_source, cloudops_storage_service::KeySourceKind::File);
     let names: Vec<_> = h.collections.iter().map(|c| (c.name.as_str(), c.points)).collect();
-    assert_eq!(names, [("chat_conversations", 1), ("chat_messages", 1)]);
+    assert_eq!(
+        names,
+        [("chat_conversations", 1), ("chat_messages", 1), ("store_meta", 0)]
+    );
     assert!(h.disk_free_bytes.unwrap() > 0 && h.data_dir_bytes > 0);
     s.shutdown().await.unwrap();
 }
