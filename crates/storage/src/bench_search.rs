@@ -71,6 +71,8 @@ pub struct SearchBenchReport {
     pub synthetic_dense_vectors: bool,
     /// Time to fill the store (appends, keyword vectors included).
     pub fill_seconds: f64,
+    /// `append` latency while the background indexer runs.
+    pub append: Latency,
     /// Time until the background indexer had written every dense vector.
     pub dense_index_seconds: f64,
     /// `search_conversations` keyword mode (query → grouped, unsealed results).
@@ -125,6 +127,40 @@ impl Embedder for SyntheticEmbedder {
     }
 }
 
+/// Message text with a Zipf-like word distribution: the bench's 40 cloud words spread over a
+/// 20,000-word synthetic vocabulary, so that, as in real text, most words are rare and a few
+/// are everywhere (with only 40 words, every message would hold every query word).
+struct Vocabulary {
+    words: Vec<String>,
+    cumulative: Vec<f64>,
+}
+
+impl Vocabulary {
+    fn new() -> Self {
+        let mut words: Vec<String> = crate::bench::WORDS.iter().map(|w| w.to_string()).collect();
+        words.extend((0..20_000).map(|i| format!("term{i}")));
+        let mut total = 0.0;
+        let cumulative = (1..=words.len())
+            .map(|rank| {
+                total += 1.0 / rank as f64;
+                total
+            })
+            .collect();
+        Vocabulary { words, cumulative }
+    }
+
+    fn word(&self, rng: &mut impl Rng) -> &str {
+        let x = rng.gen_range(0.0..self.cumulative.last().copied().unwrap_or(1.0));
+        let i = self.cumulative.partition_point(|c| *c < x);
+        &self.words[i.min(self.words.len() - 1)]
+    }
+
+    fn message(&self, rng: &mut impl Rng) -> String {
+        let n = rng.gen_range(20..60);
+        (0..n).map(|_| self.word(rng)).collect::<Vec<_>>().join(" ")
+    }
+}
+
 const QUERIES: &[&str] = &[
     "production database latency",
     "lambda timeout error",
@@ -176,18 +212,18 @@ pub async fn run_search_bench(
         contexts.push(ctx);
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let vocabulary = Vocabulary::new();
+    let mut append = Vec::with_capacity(options.messages);
     let fill = Instant::now();
     for i in 0..options.messages {
-        let words = rng.gen_range(20..60);
-        let content = (0..words)
-            .map(|_| crate::bench::WORDS[rng.gen_range(0..crate::bench::WORDS.len())])
-            .collect::<Vec<_>>()
-            .join(" ");
+        let content = vocabulary.message(&mut rng);
         let role = if i % 2 == 0 { Role::User } else { Role::Assistant };
+        let t = Instant::now();
         service
             .chat
             .append(&contexts[i % conversations], NewMessage::new(role, content))
             .await?;
+        append.push(t.elapsed());
         if i % 1000 == 0 {
             progress("filling", i, options.messages);
         }
@@ -265,6 +301,7 @@ pub async fn run_search_bench(
         users,
         synthetic_dense_vectors: true,
         fill_seconds,
+        append: Latency::from_samples(append),
         dense_index_seconds,
         keyword,
         semantic,

@@ -117,8 +117,8 @@ fn print_search_report(r: &SearchBenchReport) {
         );
     }
     println!(
-        "fill {:.1} s; dense vectors complete after {:.1} s",
-        r.fill_seconds, r.dense_index_seconds
+        "fill {:.1} s (append p50 {:.3} ms, p99 {:.3} ms, indexer running); dense vectors complete after {:.1} s",
+        r.fill_seconds, r.append.p50_ms, r.append.p99_ms, r.dense_index_seconds
     );
     println!(
         "{:<34} {:>9} {:>9} {:>9} {:>9}",

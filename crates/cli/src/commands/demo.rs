@@ -2,9 +2,9 @@
 //!
 //! Creates an encrypted store, records two users' CloudOps conversations, pages through
 //! history, renames and archives, restarts the service to show persistence, backs up,
-//! searches by keyword and by meaning, picks context pairs for a new prompt, imports a
-//! Node.js chat-data folder, deletes a conversation and restores it, scans the data dir for a
-//! plaintext marker, and erases one user with a receipt.
+//! searches by keyword and by meaning, picks context pairs for a new prompt, deletes a
+//! conversation and restores it, scans the data dir for a plaintext marker, and erases one
+//! user with a receipt.
 
 use std::time::Instant;
 

@@ -74,6 +74,7 @@ impl ChatStorage {
             Err(e) => return Err(e),
         }
         let count = import.messages.len() as u64;
+        let mut ids = Vec::with_capacity(import.messages.len());
         let mut points = Vec::with_capacity(import.messages.len().min(WRITE_BATCH));
         for (index, (role, content, created_at, metadata)) in import.messages.into_iter().enumerate() {
             let message = Message {
@@ -89,6 +90,7 @@ impl ChatStorage {
                 metadata,
                 created_at,
             };
+            ids.push(message.id);
             let keywords = self.keywords.document(&message.content);
             points.push(schema::message_to_point(&message, keywords, &self.sealer)?);
             if points.len() == WRITE_BATCH {
@@ -101,7 +103,7 @@ impl ChatStorage {
         // Appends in this process reload the next index from the imported messages.
         *guard = None;
         drop(guard);
-        self.poke_indexer();
+        self.queue_for_embedding(ids);
         Ok(ImportOutcome::Imported(count))
     }
 }

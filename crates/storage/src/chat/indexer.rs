@@ -1,12 +1,14 @@
 //! The background worker that adds dense vectors to messages, off the append path.
 //!
-//! `append` stores a message with its keyword vector and pokes the worker. The worker finds
-//! messages that lack a vector in the model's slot (a `has_vector` scan, so messages left over
-//! by a crash or a restart are found the same way as new ones), opens their sealed content,
-//! embeds them in batches and writes the rotated vectors. [`DenseIndexer::wait`] returns once
-//! every message appended before the call has its vector.
+//! `append` stores a message with its keyword vector and queues its id. The worker first scans
+//! for messages that lack a vector in the model's slot (`has_vector`: messages left by a crash,
+//! a restart or a process without a model), then serves the queue: it opens the sealed
+//! contents, embeds them in batches and writes the rotated vectors. The scan runs once per
+//! start, not per batch: it visits every point, which would make a busy store's appends pay
+//! for it. [`DenseIndexer::wait`] returns once every message appended before the call has its
+//! vector.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,10 +19,12 @@ use super::schema::{self, MESSAGES};
 use crate::crypto::Sealer;
 use crate::embed::{DenseSpace, EmbedError};
 use crate::error::{Result, StorageError};
-use crate::store::{Condition, Filter, PointId, PointVectors, ScrollRequest, VectorData, VectorStore};
+use crate::store::{Condition, Filter, PointId, PointVectors, Record, ScrollRequest, VectorData, VectorStore};
 
 /// Messages embedded per batch.
 pub(crate) const BATCH: usize = 32;
+/// How long the worker lets a partial batch fill up.
+const GATHER: Duration = Duration::from_millis(20);
 /// Longest pause after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -42,6 +46,10 @@ struct Inner {
     stop: AtomicBool,
     /// Messages whose content cannot be opened (tampered): never retried in this process.
     unreadable: Mutex<HashSet<PointId>>,
+    /// Ids appended since the start, waiting for a vector.
+    queue: Mutex<VecDeque<PointId>>,
+    /// The start-up scan for messages without a vector is still to do.
+    scan_pending: AtomicBool,
 }
 
 /// Handle to the running worker.
@@ -72,6 +80,8 @@ impl DenseIndexer {
             progress,
             stop: AtomicBool::new(false),
             unreadable: Mutex::new(HashSet::new()),
+            queue: Mutex::new(VecDeque::new()),
+            scan_pending: AtomicBool::new(true),
         });
         let task = start.then(|| tokio::spawn(run(inner.clone())));
         DenseIndexer {
@@ -80,8 +90,18 @@ impl DenseIndexer {
         }
     }
 
-    /// Tell the worker new messages wait.
-    pub(crate) fn notify(&self) -> u64 {
+    /// Queue messages for embedding.
+    pub(crate) fn enqueue(&self, ids: impl IntoIterator<Item = PointId>) {
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(ids);
+        self.notify();
+    }
+
+    /// Wake the worker; returns the request generation it will serve.
+    fn notify(&self) -> u64 {
         let generation = self.inner.requested.fetch_add(1, Ordering::SeqCst) + 1;
         self.inner.wake.notify_one();
         generation
@@ -153,7 +173,7 @@ impl DenseIndexer {
         let mut done = 0;
         progress(0, total);
         loop {
-            let n = embed_batch(&self.inner).await?;
+            let n = embed_missing_batch(&self.inner).await?;
             if n == 0 {
                 return Ok(done);
             }
@@ -216,16 +236,54 @@ async fn run(inner: Arc<Inner>) {
 }
 
 async fn drain(inner: &Inner) -> Result<()> {
-    while embed_batch(inner).await? > 0 {
-        if inner.stop.load(Ordering::SeqCst) {
-            break;
+    if inner.scan_pending.load(Ordering::SeqCst) {
+        while embed_missing_batch(inner).await? > 0 {
+            if inner.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
         }
+        inner.scan_pending.store(false, Ordering::SeqCst);
     }
+    loop {
+        // A short pause when fewer than a batch wait: appends arriving in a burst are embedded
+        // together instead of one engine write each.
+        let queued = inner.queue.lock().unwrap_or_else(|p| p.into_inner()).len();
+        if queued > 0 && queued < BATCH && !inner.stop.load(Ordering::SeqCst) {
+            tokio::time::sleep(GATHER).await;
+        }
+        // Peek, embed, then pop: a failed batch stays queued for the retry.
+        let batch: Vec<PointId> = {
+            let queue = inner.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.iter().take(BATCH).copied().collect()
+        };
+        if batch.is_empty() || inner.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        embed_queued(inner, &batch).await?;
+        inner
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..batch.len());
+    }
+}
+
+/// Embed these queued messages unless they already have a vector (the start-up scan may
+/// have done them) or are gone.
+async fn embed_queued(inner: &Inner, ids: &[PointId]) -> Result<()> {
+    let slot = inner.space.slot();
+    let records = inner.store.retrieve(MESSAGES, ids.to_vec(), true).await?;
+    let todo: Vec<Record> = records
+        .into_iter()
+        .filter(|r| !r.vectors.contains_key(slot))
+        .collect();
+    embed_records(inner, &todo).await?;
     Ok(())
 }
 
-/// Embed one batch of messages lacking a vector; returns how many were written.
-async fn embed_batch(inner: &Inner) -> Result<usize> {
+/// Embed one batch of messages lacking a vector (found by a scan); returns how many were
+/// handled.
+async fn embed_missing_batch(inner: &Inner) -> Result<usize> {
     let slot = inner.space.slot().to_string();
     let mut filter = missing(&slot);
     let skipped: Vec<PointId> = inner
@@ -252,9 +310,16 @@ async fn embed_batch(inner: &Inner) -> Result<usize> {
     if page.records.is_empty() {
         return Ok(0);
     }
-    let mut ids = Vec::with_capacity(page.records.len());
-    let mut texts = Vec::with_capacity(page.records.len());
-    for record in &page.records {
+    embed_records(inner, &page.records).await?;
+    Ok(page.records.len())
+}
+
+/// Open, embed and write the vectors of these message records.
+async fn embed_records(inner: &Inner, records: &[Record]) -> Result<()> {
+    let slot = inner.space.slot().to_string();
+    let mut ids = Vec::with_capacity(records.len());
+    let mut texts = Vec::with_capacity(records.len());
+    for record in records {
         match schema::message_from_record(record, &inner.sealer) {
             Ok(m) => {
                 ids.push(m.id);
@@ -271,7 +336,7 @@ async fn embed_batch(inner: &Inner) -> Result<usize> {
         }
     }
     if ids.is_empty() {
-        return Ok(page.records.len());
+        return Ok(());
     }
     let vectors = inner.space.documents(&texts).await?;
     let updates: Vec<PointVectors> = ids
@@ -297,5 +362,6 @@ async fn embed_batch(inner: &Inner) -> Result<usize> {
             return Err(batch_error.into());
         }
     }
-    Ok(written)
+    tracing::trace!(written, "dense vectors written");
+    Ok(())
 }

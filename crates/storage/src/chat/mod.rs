@@ -180,9 +180,9 @@ impl ChatStorage {
         }
     }
 
-    fn poke_indexer(&self) {
+    fn queue_for_embedding(&self, ids: impl IntoIterator<Item = uuid::Uuid>) {
         if let Some(indexer) = &self.indexer {
-            indexer.notify();
+            indexer.enqueue(ids);
         }
     }
 
@@ -397,7 +397,7 @@ impl ChatStorage {
         let point = schema::message_to_point(&stored, keywords, &self.sealer)?;
         self.store.upsert(MESSAGES, vec![point]).await?;
         state.next_index += 1;
-        self.poke_indexer();
+        self.queue_for_embedding([stored.id]);
         // The message is stored and journaled: it is acknowledged even if the conversation's
         // summary cannot be updated now; the next `load_state` repairs count and time from
         // the messages themselves.

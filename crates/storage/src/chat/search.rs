@@ -17,6 +17,9 @@ use crate::store::{Condition, FieldValue, Filter, Hit, PointId, QueryRequest, Ra
 const RRF_K: f32 = 60.0;
 /// Keyword hits holding less than this share of the query's tokens do not count in hybrid fusion.
 const MIN_COVERAGE: f32 = 0.5;
+/// Keyword hits whose coverage is computed for hybrid fusion (deeper ones count only through
+/// the semantic ranking).
+const COVERAGE_DEPTH: usize = 20;
 /// Characters of a snippet.
 const SNIPPET_CHARS: usize = 160;
 /// Matching messages shown per conversation.
@@ -280,7 +283,7 @@ impl ChatStorage {
                             vector: VectorData::Dense(vector),
                             filter: Some(filter),
                             limit: depth,
-                            with_payload: true,
+                            with_payload: false,
                         },
                     )
                     .await?
@@ -303,7 +306,7 @@ impl ChatStorage {
                 payload: h.payload,
             }),
             SearchMode::Hybrid => {
-                let weights = self.keyword_coverage(query, &keyword);
+                let weights = self.keyword_coverage(query, &keyword).await?;
                 fuse(keyword, &weights, semantic)
             }
         };
@@ -315,35 +318,61 @@ impl ChatStorage {
     /// matches unrelated messages on one incidental word; without this, RRF's reward for
     /// appearing in both lists lets such noise outvote the semantic ranking. A message holding
     /// most of the query's words (or its identifier) keeps its weight.
-    fn keyword_coverage(&self, query: &str, hits: &[Hit]) -> Vec<f32> {
+    async fn keyword_coverage(&self, query: &str, hits: &[Hit]) -> Result<Vec<f32>> {
+        let mut weights = vec![0.0; hits.len()];
         let VectorData::Sparse { indices: wanted, .. } = self.keywords.query(query) else {
-            return vec![1.0; hits.len()];
+            return Ok(weights);
         };
         if wanted.is_empty() {
-            return vec![1.0; hits.len()];
+            return Ok(weights);
         }
-        hits.iter()
-            .map(|h| {
-                let record = crate::store::Record {
-                    id: h.id,
-                    payload: h.payload.clone(),
-                    vectors: Default::default(),
-                };
-                let Ok(m) = schema::message_from_record(&record, &self.sealer) else {
-                    return 0.0;
-                };
-                let VectorData::Sparse { indices: have, .. } = self.keywords.document(&m.content) else {
-                    return 0.0;
-                };
-                let shared = wanted.iter().filter(|i| have.binary_search(i).is_ok()).count();
-                let coverage = shared as f32 / wanted.len() as f32;
-                if coverage < MIN_COVERAGE {
-                    0.0
-                } else {
-                    coverage * coverage
-                }
-            })
-            .collect()
+        let top: Vec<PointId> = hits.iter().take(COVERAGE_DEPTH).map(|h| h.id).collect();
+        let records = self.store.retrieve(MESSAGES, top, false).await?;
+        let contents: HashMap<PointId, String> = records
+            .iter()
+            .filter_map(|r| schema::message_from_record(r, &self.sealer).ok())
+            .map(|m| (m.id, m.content))
+            .collect();
+        for (weight, hit) in weights.iter_mut().zip(hits) {
+            let Some(content) = contents.get(&hit.id) else {
+                continue;
+            };
+            let VectorData::Sparse { indices: have, .. } = self.keywords.document(content) else {
+                continue;
+            };
+            let shared = wanted.iter().filter(|i| have.binary_search(i).is_ok()).count();
+            let coverage = shared as f32 / wanted.len() as f32;
+            if coverage >= MIN_COVERAGE {
+                *weight = coverage * coverage;
+            }
+        }
+        Ok(weights)
+    }
+
+    /// Fill in the payloads of candidates that have none (queries return ids and scores only;
+    /// payloads are read from disk for just the candidates used).
+    pub(crate) async fn load_payloads(&self, candidates: &mut [Candidate]) -> Result<()> {
+        let missing: Vec<PointId> = candidates
+            .iter()
+            .filter(|c| c.payload.is_empty())
+            .map(|c| c.id)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut payloads: HashMap<PointId, crate::store::Payload> = self
+            .store
+            .retrieve(MESSAGES, missing, false)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.payload))
+            .collect();
+        for c in candidates.iter_mut().filter(|c| c.payload.is_empty()) {
+            if let Some(p) = payloads.remove(&c.id) {
+                c.payload = p;
+            }
+        }
+        Ok(())
     }
 
     async fn keyword_hits(&self, query: &str, filter: Filter, depth: usize) -> Result<Vec<Hit>> {
@@ -360,29 +389,37 @@ impl ChatStorage {
                     vector,
                     filter: Some(filter),
                     limit: depth,
-                    with_payload: true,
+                    with_payload: false,
                 },
             )
             .await?)
     }
 
-    async fn group(&self, query: &str, candidates: Vec<Candidate>, limit: usize) -> Result<Vec<ConversationHit>> {
+    async fn group(&self, query: &str, mut candidates: Vec<Candidate>, limit: usize) -> Result<Vec<ConversationHit>> {
         let mut order: Vec<String> = Vec::new();
         let mut groups: HashMap<String, Vec<Candidate>> = HashMap::new();
-        for c in candidates {
-            let ctx = c_context(&c);
-            if ctx.is_empty() {
-                continue;
-            }
-            match groups.get_mut(&ctx) {
-                Some(group) if group.len() < MESSAGES_PER_CONVERSATION => group.push(c),
-                Some(_) => {}
-                None if order.len() < limit => {
-                    order.push(ctx.clone());
-                    groups.insert(ctx, vec![c]);
+        // Read payloads a chunk at a time, best first, until `limit` conversations are found.
+        let chunk = limit * MESSAGES_PER_CONVERSATION;
+        let mut start = 0;
+        while start < candidates.len() && order.len() < limit {
+            let end = (start + chunk).min(candidates.len());
+            self.load_payloads(&mut candidates[start..end]).await?;
+            for c in &candidates[start..end] {
+                let ctx = c_context(c);
+                if ctx.is_empty() {
+                    continue; // deleted since the query
                 }
-                None => {}
+                match groups.get_mut(&ctx) {
+                    Some(group) if group.len() < MESSAGES_PER_CONVERSATION => group.push(c.clone()),
+                    Some(_) => {}
+                    None if order.len() < limit => {
+                        order.push(ctx.clone());
+                        groups.insert(ctx, vec![c.clone()]);
+                    }
+                    None => {}
+                }
             }
+            start = end;
         }
         let ids: Vec<PointId> = order.iter().map(|c| schema::conversation_point_id(c)).collect();
         let conversations: HashMap<String, super::Conversation> = self

@@ -584,6 +584,8 @@ async fn prompt_context_picks_relevant_pairs_from_other_conversations() {
         ],
     )
     .await;
+    // Distinct millisecond timestamps, so "most recent" is well defined below.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let lambda = conversation(
         &s,
         "alice",
@@ -594,6 +596,7 @@ async fn prompt_context_picks_relevant_pairs_from_other_conversations() {
         ],
     )
     .await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let current = conversation(
         &s,
         "alice",
