@@ -123,6 +123,8 @@ pub struct ChatBenchReport {
     pub rss_after_optimize_bytes: Option<u64>,
     /// `get_history(Last(5))` latency on the optimised store.
     pub last5_after_optimize: Latency,
+    /// `append` latency of 1,000 more messages on the optimised store.
+    pub append_after_optimize: Latency,
     /// Resident memory after the first service shut down, bytes.
     pub rss_after_shutdown_bytes: Option<u64>,
     /// Resident memory at the end (store reopened and closed), bytes.
@@ -217,6 +219,17 @@ pub async fn run_chat_bench(
         service.chat.get_history(ctx, HistoryRange::Last(5)).await?;
         last5_optimized.push(t.elapsed());
     }
+    let mut append_optimized = Vec::with_capacity(1000);
+    for i in 0..1000 {
+        let ctx = &contexts[rng.gen_range(0..conversations)];
+        let content = (0..40)
+            .map(|w| WORDS[(i * 13 + w * 7) % WORDS.len()])
+            .collect::<Vec<_>>()
+            .join(" ");
+        let t = Instant::now();
+        service.chat.append(ctx, NewMessage::new(Role::User, content)).await?;
+        append_optimized.push(t.elapsed());
+    }
     let t = Instant::now();
     let backup = service.backup.create_snapshot().await?;
     let backup_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -262,6 +275,7 @@ pub async fn run_chat_bench(
         optimize_ms,
         rss_after_optimize_bytes: rss_after_optimize,
         last5_after_optimize: Latency::from_samples(last5_optimized),
+        append_after_optimize: Latency::from_samples(append_optimized),
         rss_bytes: rss,
         peak_rss_bytes: peak,
     })

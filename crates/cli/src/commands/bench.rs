@@ -50,6 +50,7 @@ fn print_report(r: &ChatBenchReport) {
     row("last 5 messages", &r.last5);
     row("list conversations (20)", &r.list_conversations);
     row("last 5 after optimize", &r.last5_after_optimize);
+    row("append after optimize", &r.append_after_optimize);
     println!("append throughput          {:.0} msg/s", r.append_per_second);
     println!("optimize                   {:.1} ms", r.optimize_ms);
     println!("reopen                     {:.1} ms", r.reopen_ms);

@@ -92,11 +92,7 @@ impl DenseIndexer {
 
     /// Queue messages for embedding.
     pub(crate) fn enqueue(&self, ids: impl IntoIterator<Item = PointId>) {
-        self.inner
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(ids);
+        self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()).extend(ids);
         self.notify();
     }
 
@@ -273,10 +269,7 @@ async fn drain(inner: &Inner) -> Result<()> {
 async fn embed_queued(inner: &Inner, ids: &[PointId]) -> Result<()> {
     let slot = inner.space.slot();
     let records = inner.store.retrieve(MESSAGES, ids.to_vec(), true).await?;
-    let todo: Vec<Record> = records
-        .into_iter()
-        .filter(|r| !r.vectors.contains_key(slot))
-        .collect();
+    let todo: Vec<Record> = records.into_iter().filter(|r| !r.vectors.contains_key(slot)).collect();
     embed_records(inner, &todo).await?;
     Ok(())
 }

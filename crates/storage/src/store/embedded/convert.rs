@@ -105,8 +105,34 @@ pub(super) fn index_schema(kind: IndexKind) -> Result<qe::PayloadFieldSchema, Co
     Ok(serde_json::from_value(v)?)
 }
 
+/// Vector size (KB) above which an appendable segment is converted by an optimisation.
+const COMPACT_THRESHOLD_KB: usize = 1_000;
+
+/// Shard config: payload on disk, cosine dense vectors, sparse vectors (IDF when asked), and
+/// no HNSW graph (`m = 0`). Every query of ours is filtered to one user, which qdrant answers
+/// by scanning that user's points; a graph would cost minutes of CPU per optimisation of a
+/// 100k-message collection on a laptop and would not be used.
 pub(super) fn edge_config(dense: &[DenseSpec], sparse: &[SparseSpec]) -> qe::EdgeConfig {
-    let mut builder = qe::EdgeConfigBuilder::new().on_disk_payload(true);
+    let mut builder = qe::EdgeConfigBuilder::new()
+        .on_disk_payload(true)
+        .hnsw_config(qe::HnswIndexConfig {
+            m: 0,
+            ef_construct: 100,
+            full_scan_threshold: 10_000,
+            max_indexing_threads: 0,
+            on_disk: None,
+            payload_m: None,
+            inline_storage: None,
+        })
+        // Optimisation moves an appendable segment of ~1 MB of vectors (a few thousand
+        // messages) into an immutable one, keeping appends cheap (see `compact_if_due`).
+        .optimizers(qe::EdgeOptimizersConfig {
+            indexing_threshold: Some(COMPACT_THRESHOLD_KB),
+            // Up to 8 segments before small ones are merged: a compaction then converts only
+            // the new appendable segment instead of rewriting the whole collection.
+            default_segment_number: Some(8),
+            ..qe::EdgeOptimizersConfig::default()
+        });
     for d in dense {
         builder = builder.vector(
             d.name.clone(),

@@ -51,6 +51,8 @@ use super::{
 };
 
 const BACKEND: &str = "qdrant-edge";
+/// Points written to a collection between two background optimisations.
+const COMPACT_AFTER_POINTS: u64 = 5_000;
 /// Folder under the data dir holding one sub-folder per collection.
 pub const QDRANT_DIR: &str = "qdrant";
 const EDGE_CONFIG_FILE: &str = "edge_config.json";
@@ -60,6 +62,10 @@ struct Shard {
     edge: qe::EdgeShard,
     /// Serialises updates, flushes and optimisation of this shard.
     writer: Mutex<()>,
+    /// Points written since the last optimisation (see [`COMPACT_AFTER_POINTS`]).
+    written_since_optimize: std::sync::atomic::AtomicU64,
+    /// A background optimisation is running.
+    compacting: std::sync::atomic::AtomicBool,
 }
 
 impl Shard {
@@ -159,6 +165,8 @@ impl EmbeddedStore {
                     name,
                     edge,
                     writer: Mutex::new(()),
+                    written_since_optimize: Default::default(),
+                    compacting: Default::default(),
                 }),
             );
         }
@@ -242,6 +250,10 @@ impl EmbeddedStore {
     /// apply order; checkpoint when the journal has grown large.
     async fn write(&self, collection: &str, op: WriteOp) -> Result<(), StoreError> {
         let shard = self.shard(collection)?;
+        let written_points = match &op {
+            WriteOp::Upsert(points) => points.len() as u64,
+            _ => 0,
+        };
         let journal = self.journal.clone();
         let space = self.space.clone();
         let size = Self::blocking(move || {
@@ -260,7 +272,44 @@ impl EmbeddedStore {
         if size > CHECKPOINT_BYTES {
             self.checkpoint().await?;
         }
+        if written_points > 0 {
+            self.compact_if_due(collection, written_points);
+        }
         Ok(())
+    }
+
+    /// Start a background optimisation of `collection` once [`COMPACT_AFTER_POINTS`] points were
+    /// written to it. qdrant-edge never optimises by itself, and its appendable segment's
+    /// sparse posting lists cost O(list length) per inserted token (each insert walks the
+    /// whole list to the left to update `max_next_weight`): at 100k messages an append took
+    /// 2 ms instead of 0.2 ms. Optimising moves points into immutable segments and leaves a
+    /// small appendable one. Writers to that collection wait while it runs.
+    fn compact_if_due(&self, collection: &str, points: u64) {
+        use std::sync::atomic::Ordering;
+        let Ok(shard) = self.shard(collection) else {
+            return;
+        };
+        let written = shard.written_since_optimize.fetch_add(points, Ordering::Relaxed) + points;
+        if written < COMPACT_AFTER_POINTS || shard.compacting.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let result = {
+                let _w = shard.writer.lock().unwrap_or_else(|p| p.into_inner());
+                shard.written_since_optimize.store(0, Ordering::Relaxed);
+                shard.edge.optimize()
+            };
+            match result {
+                Ok(_) => tracing::debug!(
+                    collection = %shard.name,
+                    ms = started.elapsed().as_millis() as u64,
+                    "background compaction done"
+                ),
+                Err(e) => tracing::warn!(collection = %shard.name, error = %e, "background compaction failed"),
+            }
+            shard.compacting.store(false, Ordering::SeqCst);
+        });
     }
 
     /// Flush every shard and empty the journal, with all writers paused.
@@ -385,6 +434,8 @@ fn create_shard(root: &Path, spec: &CollectionSpec) -> Result<Arc<Shard>, StoreE
         name: spec.name.clone(),
         edge,
         writer: Mutex::new(()),
+        written_since_optimize: Default::default(),
+        compacting: Default::default(),
     }))
 }
 
@@ -743,5 +794,79 @@ mod tests {
         assert_eq!(store.count("persist", None).await.unwrap(), 2);
         let stats = store.stats().await.unwrap();
         assert_eq!(stats[0].name, "persist");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn background_compaction_keeps_every_point_and_answers_queries() {
+        use crate::store::{CollectionSpec, Point, QueryRequest, SparseSpec, VectorData};
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let spec = CollectionSpec {
+            name: "compact".into(),
+            dense: Vec::new(),
+            sparse: vec![SparseSpec {
+                name: "kw".into(),
+                idf: true,
+            }],
+            indexes: Vec::new(),
+        };
+        store.ensure_collection(&spec).await.unwrap();
+        let total = 2 * COMPACT_AFTER_POINTS as usize + 500;
+        let ids: Vec<uuid::Uuid> = (0..total).map(|_| uuid::Uuid::new_v4()).collect();
+        for chunk in ids.chunks(500) {
+            let points = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, id)| Point {
+                    id: *id,
+                    vectors: [("kw".to_string(), {
+                        // 40 tokens a point, like a chat message: enough vector data
+                        // for the optimiser to convert the appendable segment.
+                        let mut indices = vec![1, 2 + (i as u32 % 50)];
+                        indices.extend((0..38).map(|k| 1000 + k * 20 + (i as u32 % 20)));
+                        let values = vec![0.5; indices.len()];
+                        VectorData::Sparse { indices, values }
+                    })]
+                    .into_iter()
+                    .collect(),
+                    payload: serde_json::Map::new(),
+                })
+                .collect();
+            store.upsert("compact", points).await.unwrap();
+        }
+        let shard = store.shard("compact").unwrap();
+        let segments_before_wait = stats_of(&[shard.clone()]).unwrap()[0].segments;
+        while shard.compacting.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let after = stats_of(&[shard.clone()]).unwrap()[0].clone();
+        assert_eq!(after.points, total as u64, "compaction lost or duplicated points");
+        assert!(
+            after.segments > 1 || segments_before_wait > 1,
+            "no compaction happened (segments: {})",
+            after.segments
+        );
+        let hits = store
+            .query(
+                "compact",
+                QueryRequest {
+                    using: "kw".into(),
+                    vector: VectorData::Sparse {
+                        indices: vec![7],
+                        values: vec![1.0],
+                    },
+                    filter: None,
+                    limit: 1000,
+                    with_payload: false,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), total.div_ceil(50), "every point with token 7 is found");
+        let sample: Vec<uuid::Uuid> = ids.iter().step_by(997).copied().collect();
+        assert_eq!(
+            store.retrieve("compact", sample.clone(), false).await.unwrap().len(),
+            sample.len()
+        );
     }
 }
