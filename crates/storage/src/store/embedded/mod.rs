@@ -835,11 +835,11 @@ mod tests {
             store.upsert("compact", points).await.unwrap();
         }
         let shard = store.shard("compact").unwrap();
-        let segments_before_wait = stats_of(&[shard.clone()]).unwrap()[0].segments;
+        let segments_before_wait = stats_of(std::slice::from_ref(&shard)).unwrap()[0].segments;
         while shard.compacting.load(std::sync::atomic::Ordering::SeqCst) {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        let after = stats_of(&[shard.clone()]).unwrap()[0].clone();
+        let after = stats_of(std::slice::from_ref(&shard)).unwrap()[0].clone();
         assert_eq!(after.points, total as u64, "compaction lost or duplicated points");
         assert!(
             after.segments > 1 || segments_before_wait > 1,
