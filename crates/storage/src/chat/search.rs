@@ -176,7 +176,11 @@ impl ChatStorage {
                 conversations: Vec::new(),
             });
         };
-        let depth = (limit * 10).clamp(50, 500);
+        // Enough hits to fill `limit` conversations in the common case; fusion looks deeper.
+        let depth = match options.mode {
+            SearchMode::Hybrid => (limit * 5).clamp(30, 500),
+            _ => (limit * 3).clamp(20, 300),
+        };
         let (mode, candidates) = self.candidates(query, options.mode, filter, depth).await?;
         let conversations = self.group(query, candidates, limit).await?;
         Ok(SearchResults { mode, conversations })
