@@ -36,21 +36,16 @@ fn print_report(r: &ChatBenchReport) {
         "chat bench: {} messages in {} conversations of {} users (encryption on)",
         r.messages, r.conversations, r.users
     );
-    println!(
-        "{:<26} {:>9} {:>9} {:>9} {:>9}",
-        "OPERATION", "p50 ms", "p99 ms", "mean ms", "max ms"
+    latency_table(
+        "OPERATION",
+        &[
+            ("append", &r.append),
+            ("last 5 messages", &r.last5),
+            ("list conversations (20)", &r.list_conversations),
+            ("last 5 after optimize", &r.last5_after_optimize),
+            ("append after optimize", &r.append_after_optimize),
+        ],
     );
-    let row = |name: &str, l: &Latency| {
-        println!(
-            "{name:<26} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
-            l.p50_ms, l.p99_ms, l.mean_ms, l.max_ms
-        )
-    };
-    row("append", &r.append);
-    row("last 5 messages", &r.last5);
-    row("list conversations (20)", &r.list_conversations);
-    row("last 5 after optimize", &r.last5_after_optimize);
-    row("append after optimize", &r.append_after_optimize);
     println!("append throughput          {:.0} msg/s", r.append_per_second);
     println!("optimize                   {:.1} ms", r.optimize_ms);
     println!("reopen                     {:.1} ms", r.reopen_ms);
@@ -121,20 +116,34 @@ fn print_search_report(r: &SearchBenchReport) {
         "fill {:.1} s (append p50 {:.3} ms, p99 {:.3} ms, indexer running); dense vectors complete after {:.1} s",
         r.fill_seconds, r.append.p50_ms, r.append.p99_ms, r.dense_index_seconds
     );
-    println!(
-        "{:<34} {:>9} {:>9} {:>9} {:>9}",
-        "SEARCH (one user)", "p50 ms", "p99 ms", "mean ms", "max ms"
-    );
-    let row = |name: &str, l: &Latency| {
-        println!(
-            "{name:<34} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
-            l.p50_ms, l.p99_ms, l.mean_ms, l.max_ms
-        )
-    };
-    row("keyword", &r.keyword);
-    row("semantic (no query embedding)", &r.semantic);
-    row("hybrid (no query embedding)", &r.hybrid_without_embedding);
+    let mut rows = vec![
+        ("keyword", &r.keyword),
+        ("semantic (no query embedding)", &r.semantic),
+        ("hybrid (no query embedding)", &r.hybrid_without_embedding),
+    ];
     if let Some(h) = &r.hybrid_with_embedding {
-        row("hybrid + real query embedding", h);
+        rows.push(("hybrid + real query embedding", h));
+    }
+    latency_table("SEARCH (one user)", &rows);
+}
+
+/// A table of latency summaries, one row per operation.
+fn latency_table(heading: &str, rows: &[(&str, &Latency)]) {
+    let width = rows
+        .iter()
+        .map(|(n, _)| n.len())
+        .chain([heading.len()])
+        .max()
+        .unwrap_or(0)
+        + 2;
+    println!(
+        "{heading:<width$} {:>9} {:>9} {:>9} {:>9}",
+        "p50 ms", "p99 ms", "mean ms", "max ms"
+    );
+    for (name, l) in rows {
+        println!(
+            "{name:<width$} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            l.p50_ms, l.p99_ms, l.mean_ms, l.max_ms
+        );
     }
 }
