@@ -29,6 +29,7 @@ pub mod crypto;
 mod disk;
 pub mod embed;
 mod error;
+pub mod estate;
 pub mod migrate;
 mod service;
 pub mod store;
