@@ -13,12 +13,15 @@ use crate::crypto::{self, KeyStatus, Purpose};
 use crate::disk::{dir_size, disk_free_bytes};
 use crate::embed::{self, DenseSpace, EmbedError, Embedder, EmbeddingRecord, KeywordEncoder};
 use crate::error::{Result, StorageError};
+use crate::estate::EstateStorage;
 use crate::store::{CollectionStats, EmbeddedOptions, EmbeddedStore, VectorStore};
 
-/// The storage service: chat history and encrypted backups (the AWS estate comes later).
+/// The storage service: chat history, the AWS estate and encrypted backups.
 pub struct StorageService {
     /// Conversations and messages.
     pub chat: ChatStorage,
+    /// The AWS estate.
+    pub estate: EstateStorage,
     /// Encrypted backups of the whole store.
     pub backup: BackupManager,
     dense: Option<Arc<DenseSpace>>,
@@ -153,6 +156,7 @@ impl StorageService {
             None => None,
         };
         let recorded = check_embedder(store.as_ref(), dense.as_deref(), mode).await?;
+        let estate = EstateStorage::open(store.clone(), sealer.clone(), keywords.clone(), dense.clone()).await?;
         let chat = ChatStorage::open(
             store.clone(),
             sealer,
@@ -172,6 +176,7 @@ impl StorageService {
         .await;
         Ok(StorageService {
             chat,
+            estate,
             dense,
             recorded_embedding: std::sync::Mutex::new(recorded),
             backup,

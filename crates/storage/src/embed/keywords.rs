@@ -76,6 +76,16 @@ impl KeywordEncoder {
         VectorData::Sparse { indices, values }
     }
 
+    /// HMAC-SHA256(key, label ‖ 0 ‖ value): keyed equality tokens and point ids (the same
+    /// keyword subkey, a different domain than the sparse indices).
+    pub(crate) fn digest(&self, label: &str, value: &[u8]) -> [u8; 32] {
+        let mut mac = self.key.clone();
+        mac.update(label.as_bytes());
+        mac.update(&[0]);
+        mac.update(value);
+        mac.finalize().into_bytes().into()
+    }
+
     /// HMAC-SHA256(key, domain ‖ bytes), first four bytes.
     fn hash(&self, domain: u8, bytes: &[u8]) -> u32 {
         let mut mac = self.key.clone();

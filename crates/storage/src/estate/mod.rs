@@ -1,10 +1,15 @@
-//! The AWS estate: the resource model, ARN parsing and the search query language.
-//!
-//! The resource store, sync, importers and stats build on these (issue 4, in progress).
+//! The AWS estate: the resource model, ARN parsing, the search query language and the
+//! resource store with sync, search and stats. (AWS CLI importers: issue 4, in progress.)
 
 pub mod arn;
 pub mod model;
 pub mod query;
+pub mod schema;
+mod storage;
+
+pub use storage::{
+    EstateStorage, ResourceFilter, ResourceHit, StatsBy, SyncReport, SyncScope, UpsertReport, TOMBSTONE_RETENTION_MS,
+};
 
 pub use arn::{Arn, ArnError};
 pub use model::{AWSResource, IAMPermissions, ResourceConstraints, UserContext, GLOBAL_REGION};

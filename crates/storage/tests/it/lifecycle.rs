@@ -41,7 +41,12 @@ async fn health_reports_collections_keys_and_disk() {
     let names: Vec<_> = h.collections.iter().map(|c| (c.name.as_str(), c.points)).collect();
     assert_eq!(
         names,
-        [("chat_conversations", 1), ("chat_messages", 1), ("store_meta", 0)]
+        [
+            ("aws_estate", 0),
+            ("chat_conversations", 1),
+            ("chat_messages", 1),
+            ("store_meta", 0)
+        ]
     );
     assert!(h.disk_free_bytes.unwrap() > 0 && h.data_dir_bytes > 0);
     s.shutdown().await.unwrap();

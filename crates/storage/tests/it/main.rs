@@ -4,6 +4,7 @@
 mod backup;
 mod chat;
 mod common;
+mod estate;
 mod eval;
 mod lifecycle;
 mod migrate;

@@ -1,0 +1,857 @@
+//! `EstateStorage`: resources, merge-on-upsert, lookup by key or ARN, filters, hybrid search,
+//! sync with tombstones, stats, and the sealed tag dictionary.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::model::AWSResource;
+use super::query::{EstateQuery, Field, Pattern, TagPattern, Test};
+use super::schema::{self, field, Keys, ESTATE};
+use crate::chat::schema::KEYWORDS_VECTOR;
+use crate::clock::now_ms;
+use crate::crypto::{SealContext, Sealer};
+use crate::embed::{DenseSpace, KeywordEncoder};
+use crate::error::{Result, StorageError};
+use crate::store::{
+    CollectionSpec, Condition, FieldValue, Filter, Payload, Point, PointId, QueryRequest, Range, ScrollRequest,
+    VectorData, VectorStore,
+};
+
+/// Points written per store call.
+const WRITE_BATCH: usize = 512;
+/// Facet values fetched at most (far above any real estate's distinct values).
+const FACET_LIMIT: usize = 100_000;
+/// Default tombstone retention.
+pub const TOMBSTONE_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+const DICTIONARY_COLLECTION: &str = "store_meta";
+const DICTIONARY_FIELD: &str = "estate_tag_dictionary";
+const DICTIONARY_ID: uuid::Uuid = uuid::Uuid::from_u128(0x6573_7461_7465_5f74_6167_5f64_6963_7431);
+
+/// Filters of [`EstateStorage::count`], [`EstateStorage::list`] and [`EstateStorage::search`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceFilter {
+    /// `rds:db`, ...
+    pub resource_type: Option<String>,
+    /// `rds`, ...
+    pub service: Option<String>,
+    /// 12-digit account id.
+    pub account_id: Option<String>,
+    /// Region or `global`.
+    pub region: Option<String>,
+    /// Lifecycle state.
+    pub state: Option<String>,
+    /// Every `key=value` must be set.
+    pub tags: Vec<(String, String)>,
+    /// Include tombstoned resources.
+    pub include_deleted: bool,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UpsertReport {
+    /// New resources.
+    pub added: u64,
+    /// Existing resources whose content changed.
+    pub updated: u64,
+    /// Existing resources seen again unchanged (only `last_synced` moves; no re-embedding).
+    pub unchanged: u64,
+}
+
+/// The part of the estate a sync covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncScope {
+    /// The account listed.
+    pub account_id: String,
+    /// Regions listed (`None`: all).
+    pub regions: Option<Vec<String>>,
+    /// Resource types listed (`None`: all).
+    pub resource_types: Option<Vec<String>>,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// New resources.
+    pub added: u64,
+    /// Changed resources.
+    pub updated: u64,
+    /// Unchanged resources.
+    pub unchanged: u64,
+    /// Resources in scope missing from this listing, now tombstoned.
+    pub tombstoned: u64,
+}
+
+/// A search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResourceHit {
+    /// The resource.
+    pub resource: AWSResource,
+    /// Fused score (0 for filter-only searches).
+    pub score: f32,
+}
+
+/// A field to count by in [`EstateStorage::stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsBy {
+    /// `service`
+    Service,
+    /// `resource_type`
+    ResourceType,
+    /// `region`
+    Region,
+    /// `account_id`
+    Account,
+    /// `state`
+    State,
+    /// Values of one tag key.
+    Tag(String),
+}
+
+/// The AWS estate of every account the user imported.
+#[derive(Clone)]
+pub struct EstateStorage {
+    store: Arc<dyn VectorStore>,
+    sealer: Arc<Sealer>,
+    keywords: Arc<KeywordEncoder>,
+    dense: Option<Arc<DenseSpace>>,
+    /// Tag key → values seen, decrypted in memory (persisted sealed in `store_meta`).
+    dictionary: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>,
+    /// Serialises read-merge-write cycles.
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for EstateStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EstateStorage").finish_non_exhaustive()
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> StorageError {
+    StorageError::InvalidInput {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn str_of(v: &FieldValue) -> Option<&str> {
+    match v {
+        FieldValue::Str(s) => Some(s),
+        _ => None,
+    }
+}
+
+impl EstateStorage {
+    pub(crate) async fn open(
+        store: Arc<dyn VectorStore>,
+        sealer: Arc<Sealer>,
+        keywords: Arc<KeywordEncoder>,
+        dense: Option<Arc<DenseSpace>>,
+    ) -> Result<Self> {
+        store
+            .ensure_collection(&schema::estate_spec(dense.as_ref().map(|d| d.spec())))
+            .await?;
+        store
+            .ensure_collection(&CollectionSpec {
+                name: DICTIONARY_COLLECTION.into(),
+                dense: Vec::new(),
+                sparse: Vec::new(),
+                indexes: Vec::new(),
+            })
+            .await?;
+        let estate = EstateStorage {
+            store,
+            sealer,
+            keywords,
+            dense,
+            dictionary: Arc::new(Mutex::new(BTreeMap::new())),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        };
+        estate.load_dictionary().await?;
+        Ok(estate)
+    }
+
+    fn keys(&self) -> Keys<'_> {
+        Keys {
+            encoder: &self.keywords,
+        }
+    }
+
+    async fn load_dictionary(&self) -> Result<()> {
+        let records = self
+            .store
+            .retrieve(DICTIONARY_COLLECTION, vec![DICTIONARY_ID], false)
+            .await?;
+        let Some(sealed) = records
+            .first()
+            .and_then(|r| r.payload.get(DICTIONARY_FIELD))
+            .and_then(Value::as_str)
+        else {
+            return Ok(());
+        };
+        let text = self.sealer.open_str(dictionary_ctx(), sealed)?;
+        let map = serde_json::from_str(&text).map_err(|e| StorageError::CorruptRecord {
+            collection: DICTIONARY_COLLECTION,
+            id: DICTIONARY_ID.to_string(),
+            reason: format!("tag dictionary is not JSON: {e}"),
+        })?;
+        *self.dictionary.lock().unwrap_or_else(|p| p.into_inner()) = map;
+        Ok(())
+    }
+
+    /// Add tag values to the dictionary; persist it (sealed) when it grew.
+    async fn remember_tags<'a>(&self, resources: impl Iterator<Item = &'a AWSResource>) -> Result<()> {
+        let snapshot = {
+            let mut dict = self.dictionary.lock().unwrap_or_else(|p| p.into_inner());
+            let mut grew = false;
+            for r in resources {
+                for (k, v) in r.tags.iter().flatten() {
+                    grew |= dict.entry(k.clone()).or_default().insert(v.clone());
+                }
+            }
+            grew.then(|| serde_json::to_string(&*dict).unwrap_or_else(|_| "{}".into()))
+        };
+        if let Some(text) = snapshot {
+            let mut payload = Payload::new();
+            payload.insert(
+                DICTIONARY_FIELD.into(),
+                json!(self.sealer.seal_str(dictionary_ctx(), &text)?),
+            );
+            self.store
+                .upsert(
+                    DICTIONARY_COLLECTION,
+                    vec![Point {
+                        id: DICTIONARY_ID,
+                        vectors: BTreeMap::new(),
+                        payload,
+                    }],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Insert or merge one resource.
+    ///
+    /// # Errors
+    /// As [`EstateStorage::bulk_upsert`].
+    pub async fn upsert_resource(&self, resource: AWSResource) -> Result<UpsertReport> {
+        self.bulk_upsert(vec![resource]).await
+    }
+
+    /// Insert or merge many resources: one read of the existing records, batched embedding of
+    /// the changed ones, batched writes. A field a resource lacks keeps its stored value.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] naming the first resource without type, identifier,
+    /// account or region (nothing is written then); store, crypto and embedding errors.
+    pub async fn bulk_upsert(&self, resources: Vec<AWSResource>) -> Result<UpsertReport> {
+        self.upsert_at(resources, now_ms()).await.map(|(report, _)| report)
+    }
+
+    async fn upsert_at(&self, resources: Vec<AWSResource>, now: i64) -> Result<(UpsertReport, Vec<PointId>)> {
+        for (i, r) in resources.iter().enumerate() {
+            for (name, value) in [
+                ("resource_type", &r.resource_type),
+                ("identifier", &r.identifier),
+                ("account_id", &r.account_id),
+                ("region", &r.region),
+            ] {
+                if value.trim().is_empty() {
+                    return Err(invalid("resource", format!("resource #{i} has no {name}")));
+                }
+            }
+        }
+        // One entry per resource key, later entries merged into earlier ones.
+        let keys = self.keys();
+        let mut order: Vec<PointId> = Vec::new();
+        let mut incoming: HashMap<PointId, AWSResource> = HashMap::new();
+        for mut r in resources {
+            if r.service.is_empty() {
+                r.service = r.resource_type.split(':').next().unwrap_or_default().to_string();
+            }
+            r.last_synced = Some(now);
+            r.deleted_at = None;
+            let id = schema::point_id(&keys, &r);
+            match incoming.get_mut(&id) {
+                Some(existing) => existing.merge(r),
+                None => {
+                    order.push(id);
+                    incoming.insert(id, r);
+                }
+            }
+        }
+        let _guard = self.writer.lock().await;
+        let mut report = UpsertReport::default();
+        let mut unchanged = Vec::new();
+        let mut changed: Vec<AWSResource> = Vec::new();
+        for chunk in order.chunks(WRITE_BATCH) {
+            let stored: HashMap<PointId, crate::store::Record> = self
+                .store
+                .retrieve(ESTATE, chunk.to_vec(), false)
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r))
+                .collect();
+            for id in chunk {
+                let Some(new) = incoming.remove(id) else { continue };
+                match stored.get(id) {
+                    None => {
+                        report.added += 1;
+                        changed.push(new);
+                    }
+                    Some(record) => {
+                        let mut merged = schema::resource_from_record(record, &self.sealer)?;
+                        let was_deleted = merged.deleted_at.is_some();
+                        merged.merge(new);
+                        let same = record.payload.get(field::FINGERPRINT).and_then(Value::as_str)
+                            == Some(schema::fingerprint_of(&merged, &keys).as_str());
+                        if same && !was_deleted && clear_fields_match(record, &merged) {
+                            report.unchanged += 1;
+                            unchanged.push(*id);
+                        } else {
+                            report.updated += 1;
+                            changed.push(merged);
+                        }
+                    }
+                }
+            }
+        }
+        for batch in changed.chunks(WRITE_BATCH) {
+            self.write_resources(batch).await?;
+        }
+        if !unchanged.is_empty() {
+            let mut payload = Payload::new();
+            payload.insert(field::LAST_SYNCED.into(), json!(now));
+            self.store.set_payload(ESTATE, unchanged, payload).await?;
+        }
+        self.remember_tags(changed.iter()).await?;
+        Ok((report, order))
+    }
+
+    async fn write_resources(&self, batch: &[AWSResource]) -> Result<()> {
+        let keys = self.keys();
+        let dense = match &self.dense {
+            Some(space) => {
+                let texts: Vec<String> = batch.iter().map(schema::search_text).collect();
+                Some((space.slot().to_string(), space.documents(&texts).await?))
+            }
+            None => None,
+        };
+        let mut points = Vec::with_capacity(batch.len());
+        for (i, r) in batch.iter().enumerate() {
+            let mut point = schema::resource_to_point(r, &keys, &self.sealer)?;
+            point
+                .vectors
+                .insert(KEYWORDS_VECTOR.to_string(), schema::keyword_vector(r, &self.keywords));
+            if let Some((slot, vectors)) = &dense {
+                point
+                    .vectors
+                    .insert(slot.clone(), VectorData::Dense(vectors[i].clone()));
+            }
+            points.push(point);
+        }
+        self.store.upsert(ESTATE, points).await?;
+        Ok(())
+    }
+
+    /// A resource by its key (`account/region/type/identifier`) or ARN.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`]; store and crypto errors.
+    pub async fn get_resource(&self, key_or_arn: &str) -> Result<AWSResource> {
+        let record = self.find(key_or_arn).await?.ok_or_else(|| StorageError::NotFound {
+            what: "resource",
+            id: key_or_arn.to_string(),
+        })?;
+        schema::resource_from_record(&record, &self.sealer)
+    }
+
+    async fn find(&self, key_or_arn: &str) -> Result<Option<crate::store::Record>> {
+        let token = self.keys().key_token(key_or_arn.trim());
+        let page = self
+            .store
+            .scroll(
+                ESTATE,
+                ScrollRequest {
+                    filter: Some(Filter::must(Condition::Eq(field::KEY_TOKENS.into(), token.into()))),
+                    limit: 1,
+                    ..ScrollRequest::default()
+                },
+            )
+            .await?;
+        Ok(page.records.into_iter().next())
+    }
+
+    /// Delete a resource; `false` when there was none (deleting twice is fine).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn delete_resource(&self, key_or_arn: &str) -> Result<bool> {
+        let _guard = self.writer.lock().await;
+        match self.find(key_or_arn).await? {
+            Some(record) => {
+                self.store.delete(ESTATE, vec![record.id]).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Live resources of an account.
+    ///
+    /// # Errors
+    /// Store and crypto errors.
+    pub async fn get_by_account(&self, account_id: &str) -> Result<Vec<AWSResource>> {
+        self.list(
+            &ResourceFilter {
+                account_id: Some(account_id.into()),
+                ..ResourceFilter::default()
+            },
+            usize::MAX,
+        )
+        .await
+    }
+
+    /// Live resources in a region.
+    ///
+    /// # Errors
+    /// Store and crypto errors.
+    pub async fn get_by_region(&self, region: &str) -> Result<Vec<AWSResource>> {
+        self.list(
+            &ResourceFilter {
+                region: Some(region.into()),
+                ..ResourceFilter::default()
+            },
+            usize::MAX,
+        )
+        .await
+    }
+
+    /// Live resources of a type.
+    ///
+    /// # Errors
+    /// Store and crypto errors.
+    pub async fn get_by_type(&self, resource_type: &str) -> Result<Vec<AWSResource>> {
+        self.list(
+            &ResourceFilter {
+                resource_type: Some(resource_type.into()),
+                ..ResourceFilter::default()
+            },
+            usize::MAX,
+        )
+        .await
+    }
+
+    /// Resources matching `filter`, at most `limit`.
+    ///
+    /// # Errors
+    /// Store and crypto errors.
+    pub async fn list(&self, filter: &ResourceFilter, limit: usize) -> Result<Vec<AWSResource>> {
+        let filter = self.base_filter(filter);
+        self.scroll_all(filter, limit).await
+    }
+
+    async fn scroll_all(&self, filter: Filter, limit: usize) -> Result<Vec<AWSResource>> {
+        let mut out = Vec::new();
+        let mut offset = None;
+        while out.len() < limit {
+            let page = self
+                .store
+                .scroll(
+                    ESTATE,
+                    ScrollRequest {
+                        filter: Some(filter.clone()),
+                        limit: (limit - out.len()).min(1000),
+                        offset,
+                        ..ScrollRequest::default()
+                    },
+                )
+                .await?;
+            for r in &page.records {
+                out.push(schema::resource_from_record(r, &self.sealer)?);
+            }
+            match page.next_offset {
+                Some(next) if !page.records.is_empty() => offset = Some(next),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Exact number of resources matching `filter`.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn count(&self, filter: &ResourceFilter) -> Result<u64> {
+        Ok(self.store.count(ESTATE, Some(self.base_filter(filter))).await?)
+    }
+
+    fn base_filter(&self, f: &ResourceFilter) -> Filter {
+        let mut filter = Filter::default();
+        for (name, value) in [
+            (field::RESOURCE_TYPE, &f.resource_type),
+            (field::SERVICE, &f.service),
+            (field::ACCOUNT_ID, &f.account_id),
+            (field::REGION, &f.region),
+            (field::STATE, &f.state),
+        ] {
+            if let Some(v) = value {
+                filter = filter.and(Condition::Eq(name.into(), v.clone().into()));
+            }
+        }
+        for (k, v) in &f.tags {
+            filter = filter.and(Condition::Eq(
+                field::TAG_TOKENS.into(),
+                self.keys().tag_token(k, v).into(),
+            ));
+        }
+        if !f.include_deleted {
+            filter = filter.and(Condition::IsEmpty(field::DELETED_AT.into()));
+        }
+        filter
+    }
+
+    /// Search with the query language of [`EstateQuery`] plus `filter`: hybrid over the free
+    /// text, filter-only when there is none.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] for a malformed query (naming the bad token); store,
+    /// crypto and embedding errors.
+    pub async fn search(&self, query: &str, filter: &ResourceFilter, limit: usize) -> Result<Vec<ResourceHit>> {
+        let parsed = EstateQuery::parse(query).map_err(|e| invalid("query", e.to_string()))?;
+        let limit = limit.clamp(1, 10_000);
+        let mut store_filter = self.base_filter(filter);
+        for clause in &parsed.clauses {
+            let Some(condition) = self.clause_condition(&clause.test).await? else {
+                if clause.negated {
+                    continue; // "not (nothing)" holds for all
+                }
+                return Ok(Vec::new());
+            };
+            if clause.negated {
+                store_filter = store_filter.and_not(condition);
+            } else {
+                store_filter = store_filter.and(condition);
+            }
+        }
+        if parsed.text.trim().is_empty() {
+            return Ok(self
+                .scroll_all(store_filter, limit)
+                .await?
+                .into_iter()
+                .map(|resource| ResourceHit { resource, score: 0.0 })
+                .collect());
+        }
+        self.ranked(&parsed.text, store_filter, limit).await
+    }
+
+    async fn ranked(&self, text: &str, filter: Filter, limit: usize) -> Result<Vec<ResourceHit>> {
+        let depth = (limit * 3).max(30);
+        let mut scores: HashMap<PointId, f32> = HashMap::new();
+        let keyword = self
+            .store
+            .query(
+                ESTATE,
+                QueryRequest {
+                    using: KEYWORDS_VECTOR.into(),
+                    vector: self.keywords.query(text),
+                    filter: Some(filter.clone()),
+                    limit: depth,
+                    with_payload: false,
+                },
+            )
+            .await?;
+        for (rank, h) in keyword.iter().enumerate() {
+            *scores.entry(h.id).or_default() += 1.0 / (61.0 + rank as f32);
+        }
+        if let Some(space) = &self.dense {
+            let v = space.query(text).await?;
+            let semantic = self
+                .store
+                .query(
+                    ESTATE,
+                    QueryRequest {
+                        using: space.slot().into(),
+                        vector: VectorData::Dense(v),
+                        filter: Some(filter),
+                        limit: depth,
+                        with_payload: false,
+                    },
+                )
+                .await?;
+            for (rank, h) in semantic.iter().enumerate() {
+                *scores.entry(h.id).or_default() += 1.0 / (61.0 + rank as f32);
+            }
+        }
+        let mut ranked: Vec<(PointId, f32)> = scores.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(limit);
+        let ids: Vec<PointId> = ranked.iter().map(|(id, _)| *id).collect();
+        let records: HashMap<PointId, crate::store::Record> = self
+            .store
+            .retrieve(ESTATE, ids, false)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        let mut out = Vec::with_capacity(ranked.len());
+        for (id, score) in ranked {
+            if let Some(r) = records.get(&id) {
+                out.push(ResourceHit {
+                    resource: schema::resource_from_record(r, &self.sealer)?,
+                    score,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The store condition of one query clause; `None` when nothing can match it.
+    async fn clause_condition(&self, test: &Test) -> Result<Option<Condition>> {
+        match test {
+            Test::Field(field, patterns) => {
+                let key = match field {
+                    Field::Region => field::REGION,
+                    Field::Service => field::SERVICE,
+                    Field::ResourceType => field::RESOURCE_TYPE,
+                    Field::Account => field::ACCOUNT_ID,
+                    Field::State => field::STATE,
+                };
+                let mut values: BTreeSet<String> = BTreeSet::new();
+                let mut known: Option<Vec<String>> = None;
+                for p in patterns {
+                    match p {
+                        Pattern::Exact(v) => {
+                            values.insert(v.clone());
+                        }
+                        Pattern::Prefix(prefix) => {
+                            if known.is_none() {
+                                let facets = self.store.facet(ESTATE, key, None, FACET_LIMIT).await?;
+                                known = Some(facets.iter().filter_map(|(v, _)| str_of(v).map(String::from)).collect());
+                            }
+                            values.extend(
+                                known
+                                    .iter()
+                                    .flatten()
+                                    .filter(|v| v.starts_with(prefix.as_str()))
+                                    .cloned(),
+                            );
+                        }
+                    }
+                }
+                Ok((!values.is_empty())
+                    .then(|| Condition::Any(key.into(), values.into_iter().map(FieldValue::from).collect())))
+            }
+            Test::Tag(patterns) => {
+                let mut any: Vec<Condition> = Vec::new();
+                for p in patterns {
+                    match p {
+                        TagPattern::None => any.push(Condition::IsEmpty(field::TAG_KEYS.into())),
+                        TagPattern::Key(k) => any.push(Condition::Eq(field::TAG_KEYS.into(), k.clone().into())),
+                        TagPattern::KeyValue(k, Pattern::Exact(v)) => {
+                            any.push(Condition::Eq(
+                                field::TAG_TOKENS.into(),
+                                self.keys().tag_token(k, v).into(),
+                            ));
+                        }
+                        TagPattern::KeyValue(k, Pattern::Prefix(prefix)) => {
+                            let tokens: Vec<FieldValue> = self
+                                .dictionary
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get(k)
+                                .into_iter()
+                                .flatten()
+                                .filter(|v| v.starts_with(prefix.as_str()))
+                                .map(|v| self.keys().tag_token(k, v).into())
+                                .collect();
+                            if !tokens.is_empty() {
+                                any.push(Condition::Any(field::TAG_TOKENS.into(), tokens));
+                            }
+                        }
+                    }
+                }
+                Ok(match any.len() {
+                    0 => None,
+                    1 => any.pop(),
+                    _ => Some(Condition::Filter(Box::new(Filter {
+                        should: any,
+                        ..Filter::default()
+                    }))),
+                })
+            }
+        }
+    }
+
+    /// Upsert a complete listing of `scope`, then tombstone the live resources in scope that
+    /// it does not contain (`deleted_at`, `state = "deleted"`). Resources outside the scope
+    /// are untouched.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] for a resource outside the scope or an empty account;
+    /// store, crypto and embedding errors.
+    pub async fn sync(&self, scope: &SyncScope, resources: Vec<AWSResource>) -> Result<SyncReport> {
+        if scope.account_id.trim().is_empty() {
+            return Err(invalid("scope", "a sync needs the account it lists"));
+        }
+        for r in &resources {
+            let in_scope = r.account_id == scope.account_id
+                && scope.regions.as_ref().is_none_or(|rs| rs.contains(&r.region))
+                && scope
+                    .resource_types
+                    .as_ref()
+                    .is_none_or(|ts| ts.contains(&r.resource_type));
+            if !in_scope {
+                return Err(invalid(
+                    "resources",
+                    format!(
+                        "{} {} ({}, {}) is outside the sync scope",
+                        r.resource_type, r.identifier, r.account_id, r.region
+                    ),
+                ));
+            }
+        }
+        let now = now_ms();
+        let (upserted, seen) = self.upsert_at(resources, now).await?;
+        let mut scope_filter = Filter::must(Condition::Eq(field::ACCOUNT_ID.into(), scope.account_id.clone().into()))
+            .and(Condition::IsEmpty(field::DELETED_AT.into()));
+        if let Some(regions) = &scope.regions {
+            scope_filter = scope_filter.and(Condition::Any(
+                field::REGION.into(),
+                regions.iter().map(|r| FieldValue::from(r.as_str())).collect(),
+            ));
+        }
+        if let Some(types) = &scope.resource_types {
+            scope_filter = scope_filter.and(Condition::Any(
+                field::RESOURCE_TYPE.into(),
+                types.iter().map(|t| FieldValue::from(t.as_str())).collect(),
+            ));
+        }
+        let _guard = self.writer.lock().await;
+        let seen: std::collections::HashSet<PointId> = seen.into_iter().collect();
+        let mut gone = Vec::new();
+        let mut offset = None;
+        loop {
+            let page = self
+                .store
+                .scroll(
+                    ESTATE,
+                    ScrollRequest {
+                        filter: Some(scope_filter.clone()),
+                        limit: 1000,
+                        offset,
+                        ..ScrollRequest::default()
+                    },
+                )
+                .await?;
+            gone.extend(page.records.iter().map(|r| r.id).filter(|id| !seen.contains(id)));
+            match page.next_offset {
+                Some(next) if !page.records.is_empty() => offset = Some(next),
+                _ => break,
+            }
+        }
+        let tombstoned = gone.len() as u64;
+        if !gone.is_empty() {
+            let mut payload = Payload::new();
+            payload.insert(field::DELETED_AT.into(), json!(now));
+            payload.insert(field::STATE.into(), json!("deleted"));
+            self.store.set_payload(ESTATE, gone, payload).await?;
+        }
+        Ok(SyncReport {
+            added: upserted.added,
+            updated: upserted.updated,
+            unchanged: upserted.unchanged,
+            tombstoned,
+        })
+    }
+
+    /// Delete tombstones older than `retention_ms` (default [`TOMBSTONE_RETENTION_MS`]).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn purge_tombstones(&self, retention_ms: i64) -> Result<u64> {
+        let filter = Filter::must(Condition::Range(
+            field::DELETED_AT.into(),
+            Range {
+                lt: Some((now_ms() - retention_ms) as f64),
+                ..Range::default()
+            },
+        ));
+        let _guard = self.writer.lock().await;
+        let n = self.store.count(ESTATE, Some(filter.clone())).await?;
+        if n > 0 {
+            self.store.delete_by_filter(ESTATE, filter).await?;
+        }
+        Ok(n)
+    }
+
+    /// Exact counts per value of `by` over the resources matching `filter`, largest first.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn stats(&self, by: &StatsBy, filter: &ResourceFilter) -> Result<Vec<(String, u64)>> {
+        let base = self.base_filter(filter);
+        let key = match by {
+            StatsBy::Service => field::SERVICE,
+            StatsBy::ResourceType => field::RESOURCE_TYPE,
+            StatsBy::Region => field::REGION,
+            StatsBy::Account => field::ACCOUNT_ID,
+            StatsBy::State => field::STATE,
+            StatsBy::Tag(tag_key) => {
+                let values: Vec<String> = self
+                    .dictionary
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(tag_key)
+                    .map(|v| v.iter().cloned().collect())
+                    .unwrap_or_default();
+                let mut out = Vec::new();
+                for v in values {
+                    let f = base.clone().and(Condition::Eq(
+                        field::TAG_TOKENS.into(),
+                        self.keys().tag_token(tag_key, &v).into(),
+                    ));
+                    let n = self.store.count(ESTATE, Some(f)).await?;
+                    if n > 0 {
+                        out.push((v, n));
+                    }
+                }
+                out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                return Ok(out);
+            }
+        };
+        let facets = self.store.facet(ESTATE, key, Some(base), FACET_LIMIT).await?;
+        Ok(facets
+            .into_iter()
+            .filter_map(|(v, n)| str_of(&v).map(|s| (s.to_string(), n)))
+            .collect())
+    }
+}
+
+/// Clear fields outside the fingerprint (state, account name, tag keys, sources) also decide
+/// whether a resource changed.
+fn clear_fields_match(record: &crate::store::Record, merged: &AWSResource) -> bool {
+    let p = &record.payload;
+    let s = |k: &str| p.get(k).and_then(Value::as_str);
+    let sources: Vec<&str> = p
+        .get(field::SOURCES)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    s(field::STATE) == merged.state.as_deref()
+        && s(field::ACCOUNT_NAME) == merged.account_name.as_deref()
+        && s(field::RESOURCE_TYPE) == Some(merged.resource_type.as_str())
+        && s(field::REGION) == Some(merged.region.as_str())
+        && sources == merged.sources.iter().map(String::as_str).collect::<Vec<_>>()
+}
+
+fn dictionary_ctx() -> SealContext<'static> {
+    SealContext {
+        collection: DICTIONARY_COLLECTION,
+        point_id: DICTIONARY_ID,
+        field: DICTIONARY_FIELD,
+    }
+}
