@@ -2,6 +2,7 @@
 //! resource store with sync, search and stats. (AWS CLI importers: issue 4, in progress.)
 
 pub mod arn;
+pub mod import;
 pub mod model;
 pub mod query;
 pub mod schema;
