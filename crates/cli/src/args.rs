@@ -47,11 +47,63 @@ pub(crate) enum Command {
     /// Encrypted backups: create, list, verify, restore, prune.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// The AWS estate: import AWS CLI output, search, inspect, count.
+    #[command(subcommand)]
+    Estate(EstateCommand),
     /// Import chats from earlier storage formats.
     #[command(subcommand)]
     Migrate(MigrateCommand),
     /// Re-embed every message with the configured embedding model (after a model change).
     Reindex,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EstateCommand {
+    /// Import AWS CLI JSON output (format auto-detected): get-resources, resource-explorer-2
+    /// search/list-resources, ec2 describe-instances, rds describe-db-instances, s3api
+    /// list-buckets, lambda list-functions, or AWSResource JSON / JSON Lines.
+    Import {
+        /// Files to import.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Account of resources whose output names none (s3api list-buckets).
+        #[arg(long)]
+        account_id: Option<String>,
+        /// Account name to record.
+        #[arg(long)]
+        account_name: Option<String>,
+        /// Region the listing covers (regional commands print none for buckets; --sync scope).
+        #[arg(long)]
+        region: Option<String>,
+        /// Treat each file as the complete listing of its scope: resources missing from it are
+        /// tombstoned. Only for describe-*/list-* output; a file with errors changes nothing.
+        #[arg(long)]
+        sync: bool,
+    },
+    /// Search: free text (hybrid) plus filters like region:us-east-1 service:rds
+    /// resourcetype:rds:db account:ID state:running tag:env=prod tag:env tag:none, `-` to
+    /// negate, a,b for OR, a trailing * for a prefix.
+    Search {
+        /// The query.
+        query: String,
+        /// Most results.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Include tombstoned (deleted) resources.
+        #[arg(long)]
+        include_deleted: bool,
+    },
+    /// One resource by ARN or account/region/type/identifier, with IAM permissions and constraints.
+    Get {
+        /// ARN or resource key.
+        key_or_arn: String,
+    },
+    /// Exact counts by service, type, region, account and state (or --by one of them, or tag:KEY).
+    Stats {
+        /// service, type, region, account, state or tag:KEY.
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

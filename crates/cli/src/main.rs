@@ -44,6 +44,7 @@ async fn run(cli: Cli, out: Output) -> anyhow::Result<()> {
         Command::Chat(cmd) => commands::chat::run(cmd, config(&cli, false)?, out).await,
         Command::Keys(cmd) => commands::keys::run(cmd, config(&cli, false)?, out).await,
         Command::Backup(cmd) => commands::backup::run(cmd, config(&cli, false)?, out).await,
+        Command::Estate(cmd) => commands::estate::run(cmd, config(&cli, false)?, out).await,
         Command::Migrate(cmd) => commands::migrate::run(cmd, config(&cli, false)?, out).await,
         Command::Reindex => commands::migrate::reindex(config(&cli, false)?, out).await,
     }

@@ -377,6 +377,7 @@ fn demo_runs_and_reports_no_plaintext() {
     assert_eq!(json["plaintext_found_on_disk"], false);
     assert_eq!(json["messages_in_first_conversation"], 6);
     assert_eq!(json["search"]["semantic"], Value::Null);
+    assert_eq!(json["estate"]["filtered"][0], "ec2:instance web-1");
 }
 
 #[test]
@@ -392,6 +393,7 @@ fn demo_with_the_model_finds_a_paraphrase_keyword_search_misses() {
     assert_eq!(json["search"]["keyword"].as_array().unwrap().len(), 0);
     assert_eq!(json["search"]["semantic"][0], "\"EC2 cost spike\"");
     assert_eq!(json["search"]["hybrid_identifier"][0], "\"EC2 cost spike\"");
+    assert_eq!(json["estate"]["semantic"][0], "rds:db orders-pg");
 }
 
 /// The `keychain` source against a real Secret Service (gnome-keyring in a private D-Bus
@@ -738,4 +740,86 @@ fn migrate_node_reports_files_and_is_idempotent() {
     assert_eq!(history_len(&env, "ctx_1"), 2);
     let err = env.run(&["migrate", "node", "/nonexistent/chat-data"]).failed();
     assert!(err.stderr.contains("is not a folder"), "{}", err.stderr);
+}
+
+#[test]
+fn estate_import_search_get_stats_and_sync_refusals() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let fixtures = format!("{}/../storage/tests/fixtures/aws", env!("CARGO_MANIFEST_DIR"));
+    let f = |name: &str| format!("{fixtures}/{name}");
+    let imported = env
+        .run(&[
+            "--json",
+            "estate",
+            "import",
+            &f("ec2-describe-instances.json"),
+            // The tag listing says orders-pg has no tags; rds, read after it, says it has two.
+            &f("tagging-get-resources.json"),
+            &f("rds-describe-db-instances.json"),
+            "--account-id",
+            "123456789012",
+        ])
+        .ok()
+        .json();
+    let files = imported["files"].as_array().unwrap();
+    assert_eq!(files[0]["added"], 2);
+    assert_eq!(files[0]["issues"][0]["path"], "$.Reservations[0].Instances[2]");
+    assert_eq!(files[1]["format"], "tagging-get-resources");
+
+    // Tag listings cannot drive a sync; a good complete listing can.
+    let refused = env
+        .run(&[
+            "estate",
+            "import",
+            "--sync",
+            &f("tagging-get-resources.json"),
+            "--account-id",
+            "123456789012",
+        ])
+        .failed();
+    assert!(refused.stdout.contains("complete listing"), "{}", refused.stdout);
+    let unknown_dir = env.dir.path().join("unknown.json");
+    std::fs::write(&unknown_dir, r#"{"Stacks": []}"#).unwrap();
+    let bad = env.run(&["estate", "import", unknown_dir.to_str().unwrap()]).failed();
+    assert!(bad.stdout.contains("unknown format"), "{}", bad.stdout);
+
+    let hits = env
+        .run(&["--json", "estate", "search", "tag:env=production region:us-east-1"])
+        .ok()
+        .json();
+    let ids: Vec<&str> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["resource"]["identifier"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"i-0abc1234567890def") && ids.contains(&"orders-pg"),
+        "{ids:?}"
+    );
+    let db = env
+        .run(&[
+            "--json",
+            "estate",
+            "get",
+            "arn:aws:rds:us-east-1:123456789012:db:orders-pg",
+        ])
+        .ok()
+        .json();
+    assert_eq!(db["constraints"]["can_delete"], false);
+    let human = env
+        .run(&["estate", "get", "123456789012/us-east-1/rds:db/orders-pg"])
+        .ok();
+    assert!(human.stdout.contains("iam        (unknown)"), "{}", human.stdout);
+    let stats = env.run(&["--json", "estate", "stats", "--by", "tag:env"]).ok().json();
+    assert_eq!(stats["by"]["tag:env"][0][0], "production");
+    let err = env.run(&["--json", "estate", "search", "colour:red"]).failed();
+    assert!(
+        err.stderr.contains("invalid_input") && err.stderr.contains("colour:"),
+        "{}",
+        err.stderr
+    );
+    let err = env.run(&["estate", "get", "arn:aws:s3:::nope"]).failed();
+    assert!(err.stderr.contains("not found"), "{}", err.stderr);
 }

@@ -2,7 +2,8 @@
 //!
 //! Creates an encrypted store, records two users' CloudOps conversations, pages through
 //! history, renames and archives, restarts the service to show persistence, backs up,
-//! searches by keyword and by meaning, picks context pairs for a new prompt, deletes a
+//! searches by keyword and by meaning, picks context pairs for a new prompt, imports a small
+//! AWS estate and searches it by meaning and by filters, deletes a
 //! conversation and restores it, scans the data dir for a plaintext marker, and erases one
 //! user with a receipt.
 
@@ -94,6 +95,7 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
     ));
 
     let search = search_step(&service, &say).await?;
+    let estate = estate_step(&service, &say).await?;
 
     let last = chat.get_history(&costs, HistoryRange::Last(2)).await?;
     say("3. last 2 messages of \"EC2 cost spike\":".into());
@@ -218,6 +220,7 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
             "restored_messages": back.len(),
             "erase_receipt": receipt,
             "search": search,
+            "estate": estate,
             "health": health,
         }),
         |_| {
@@ -313,6 +316,80 @@ async fn search_step(service: &StorageService, say: &impl Fn(String)) -> anyhow:
         "context_pairs": context.pairs.len(),
     }))
 }
+
+/// A small estate from AWS CLI output: a semantic search and a filtered one.
+async fn estate_step(service: &StorageService, say: &impl Fn(String)) -> anyhow::Result<serde_json::Value> {
+    use cloudops_storage_service::estate::import::{parse, ImportOptions};
+    use cloudops_storage_service::estate::ResourceFilter;
+    let options = ImportOptions {
+        account_id: Some("123456789012".into()),
+        account_name: Some("acme-prod".into()),
+        region: None,
+    };
+    let mut imported = 0;
+    for text in [DEMO_EC2, DEMO_RDS, DEMO_TAGS] {
+        let parsed = parse(text, &options).map_err(|e| anyhow::anyhow!("{}: {}", e.path, e.reason))?;
+        imported += parsed.resources.len();
+        service.estate.bulk_upsert(parsed.resources).await?;
+    }
+    let total = service.estate.count(&ResourceFilter::default()).await?;
+    say(format!(
+        "2d. imported {imported} records of AWS CLI output (describe-instances, describe-db-instances, get-resources) as {total} resources"
+    ));
+    let names = |hits: &[cloudops_storage_service::estate::ResourceHit]| {
+        hits.iter()
+            .map(|h| {
+                format!(
+                    "{} {}",
+                    h.resource.resource_type,
+                    h.resource.name.as_deref().unwrap_or(&h.resource.identifier)
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let semantic = service
+        .estate
+        .search("production database", &ResourceFilter::default(), 1)
+        .await?;
+    say(format!("     \"production database\" -> {:?}", names(&semantic)));
+    let filtered = service
+        .estate
+        .search(
+            "region:us-east-1 state:running tag:env=production",
+            &ResourceFilter::default(),
+            10,
+        )
+        .await?;
+    say(format!(
+        "     \"region:us-east-1 state:running tag:env=production\" -> {:?}",
+        names(&filtered)
+    ));
+    Ok(serde_json::json!({
+        "resources": total,
+        "semantic": names(&semantic),
+        "filtered": names(&filtered),
+    }))
+}
+
+const DEMO_EC2: &str = r#"{"Reservations": [{"OwnerId": "123456789012", "Instances": [
+  {"InstanceId": "i-0a1b2c3d4e5f60718", "InstanceType": "m5.large", "Placement": {"AvailabilityZone": "us-east-1a"},
+   "State": {"Name": "running"}, "LaunchTime": "2024-05-02T09:15:31+00:00",
+   "Tags": [{"Key": "Name", "Value": "web-1"}, {"Key": "env", "Value": "production"}]},
+  {"InstanceId": "i-0f9e8d7c6b5a40312", "InstanceType": "t3.small", "Placement": {"AvailabilityZone": "us-east-1b"},
+   "State": {"Name": "stopped"}, "Tags": [{"Key": "Name", "Value": "batch-old"}, {"Key": "env", "Value": "staging"}]}]}]}"#;
+
+const DEMO_RDS: &str = r#"{"DBInstances": [
+  {"DBInstanceIdentifier": "orders-pg", "DBInstanceArn": "arn:aws:rds:us-east-1:123456789012:db:orders-pg",
+   "Engine": "postgres", "DBInstanceClass": "db.r6g.large", "DBInstanceStatus": "available", "DeletionProtection": true,
+   "TagList": [{"Key": "env", "Value": "production"}]},
+  {"DBInstanceIdentifier": "reports-mysql", "DBInstanceArn": "arn:aws:rds:eu-west-1:123456789012:db:reports-mysql",
+   "Engine": "mysql", "DBInstanceClass": "db.t3.medium", "DBInstanceStatus": "available",
+   "TagList": [{"Key": "env", "Value": "staging"}]}]}"#;
+
+const DEMO_TAGS: &str = r#"{"ResourceTagMappingList": [
+  {"ResourceARN": "arn:aws:s3:::acme-web-assets", "Tags": [{"Key": "env", "Value": "production"}]},
+  {"ResourceARN": "arn:aws:ec2:us-east-1:123456789012:instance/i-0a1b2c3d4e5f60718",
+   "Tags": [{"Key": "Name", "Value": "web-1"}, {"Key": "env", "Value": "production"}, {"Key": "owner", "Value": "web-team"}]}]}"#;
 
 /// Files under `dir` whose bytes contain `needle`.
 fn scan_for(dir: &std::path::Path, needle: &[u8]) -> anyhow::Result<Vec<String>> {

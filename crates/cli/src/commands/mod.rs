@@ -4,6 +4,7 @@ pub(crate) mod backup;
 pub(crate) mod bench;
 pub(crate) mod chat;
 pub(crate) mod demo;
+pub(crate) mod estate;
 pub(crate) mod keys;
 pub(crate) mod migrate;
 pub(crate) mod status;

@@ -130,13 +130,39 @@ fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-/// Text indexed for keyword and semantic search: type, name, identifier, tags, metadata values.
+/// What common resource types are, in words people search with ("database", "virtual machine").
+fn type_description(resource_type: &str) -> Option<&'static str> {
+    Some(match resource_type {
+        "ec2:instance" => "EC2 virtual machine server instance",
+        "ec2:volume" => "EBS disk volume",
+        "ec2:vpc" => "VPC virtual private network",
+        "ec2:security-group" => "security group firewall rules",
+        "rds:db" => "RDS relational database instance",
+        "rds:cluster" => "RDS Aurora database cluster",
+        "dynamodb:table" => "DynamoDB NoSQL database table",
+        "s3:bucket" => "S3 object storage bucket",
+        "lambda:function" => "Lambda serverless function",
+        "iam:role" => "IAM role permissions identity",
+        "iam:user" => "IAM user identity",
+        "sqs:queue" => "SQS message queue",
+        "sns:topic" => "SNS notification topic",
+        "elasticloadbalancing:loadbalancer" => "load balancer",
+        "eks:cluster" => "EKS Kubernetes cluster",
+        "ecs:cluster" => "ECS container cluster",
+        "elasticache:cluster" => "ElastiCache Redis cache cluster",
+        _ => return None,
+    })
+}
+
+/// Text indexed for keyword and semantic search: type (and what it is), name, identifier,
+/// state, tags, metadata values.
 pub(crate) fn search_text(r: &AWSResource) -> String {
     let mut parts = vec![
         r.resource_type.replace(':', " "),
         r.service.clone(),
         r.identifier.clone(),
     ];
+    parts.extend(type_description(&r.resource_type).map(String::from));
     parts.extend(r.name.clone());
     parts.extend(r.state.clone());
     if let Some(tags) = &r.tags {
