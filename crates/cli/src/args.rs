@@ -178,9 +178,13 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     pub(crate) keep: bool,
     /// Run the search workload instead: embedding speed, keyword/semantic/hybrid latency.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resources")]
     pub(crate) search: bool,
-    /// Model folder for --search (default: [embedding] model_dir, i.e. the fetched test model).
+    /// Run the estate workload with this many resources instead (ingest, filtered search,
+    /// count, facets; with the model, embedding ingest and semantic search over 10,000).
+    #[arg(long, value_name = "N")]
+    pub(crate) resources: Option<usize>,
+    /// Model folder for --search and --resources (default: [embedding] model_dir, i.e. the fetched test model).
     #[arg(long, value_name = "DIR")]
     pub(crate) model_dir: Option<PathBuf>,
 }

@@ -1,6 +1,7 @@
 //! `bench`: the chat workload on a fresh store in a temporary folder.
 
 use cloudops_storage_service::bench::{run_chat_bench, ChatBenchOptions, ChatBenchReport, Latency};
+use cloudops_storage_service::bench_estate::{run_estate_bench, EstateBenchOptions, EstateBenchReport};
 use cloudops_storage_service::bench_search::{run_search_bench, SearchBenchOptions, SearchBenchReport};
 use cloudops_storage_service::StorageConfig;
 
@@ -11,6 +12,9 @@ pub(crate) async fn run(args: &BenchArgs, config: StorageConfig, out: Output) ->
     anyhow::ensure!(args.messages > 0, "--messages must be at least 1");
     if args.search {
         return search(args, &config, out).await;
+    }
+    if let Some(resources) = args.resources {
+        return estate(args, resources, &config, out).await;
     }
     let s3 = config.backup.s3;
     let dir = tempfile::tempdir()?;
@@ -74,21 +78,64 @@ fn print_report(r: &ChatBenchReport) {
     );
 }
 
-async fn search(args: &BenchArgs, config: &StorageConfig, out: Output) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
+/// The model folder for the search and estate workloads, if it holds a model.
+fn bench_model(args: &BenchArgs, config: &StorageConfig) -> Option<std::path::PathBuf> {
     let model_dir = args
         .model_dir
         .clone()
         .unwrap_or_else(|| config.embedding.model_dir_or_default());
-    let model_dir = if model_dir.join("model.safetensors").is_file() {
+    if model_dir.join("model.safetensors").is_file() {
         Some(model_dir)
     } else {
         eprintln!(
-            "no model in {}: embedding speed and hybrid-with-embedding are skipped (run scripts/fetch-test-model.sh)",
+            "no model in {}: the parts that need it are skipped (run scripts/fetch-test-model.sh)",
             model_dir.display()
         );
         None
+    }
+}
+
+async fn estate(args: &BenchArgs, resources: usize, config: &StorageConfig, out: Output) -> anyhow::Result<()> {
+    anyhow::ensure!(resources >= 1000, "--resources must be at least 1000");
+    let dir = tempfile::tempdir()?;
+    let options = EstateBenchOptions {
+        resources,
+        samples: args.samples.clamp(1, 5_000),
+        model_dir: bench_model(args, config),
     };
+    let bar = out.progress("estate bench");
+    let report = run_estate_bench(dir.path(), &options, |done, total| bar.update(done, total)).await?;
+    out.emit(&report, print_estate_report)
+}
+
+fn print_estate_report(r: &EstateBenchReport) {
+    println!("estate bench: {} resources (encryption on)", r.resources);
+    println!(
+        "bulk upsert, keyword only     {:.0} resources/s",
+        r.ingest_keyword_only_per_second
+    );
+    println!(
+        "re-import, all unchanged      {:.0} resources/s",
+        r.reimport_unchanged_per_second
+    );
+    if let Some(e) = r.ingest_with_embeddings_per_second {
+        println!("bulk upsert, MiniLM vectors   {e:.0} resources/s");
+    }
+    let mut rows = vec![
+        ("filtered search (limit 20)", &r.filtered_search),
+        ("keyword + filters (limit 20)", &r.keyword_search),
+        ("count (two fields)", &r.count),
+        ("facet by service", &r.facet),
+    ];
+    if let Some(s) = &r.semantic_search_10k {
+        rows.push(("semantic, 10k resources", s));
+    }
+    latency_table("OPERATION", &rows);
+}
+
+async fn search(args: &BenchArgs, config: &StorageConfig, out: Output) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let model_dir = bench_model(args, config);
     let options = SearchBenchOptions {
         messages: args.messages,
         messages_per_conversation: args.per_conversation.max(1),

@@ -2,7 +2,8 @@
 //! code that turns resources into points and back.
 //!
 //! Clear: `resource_type`, `service`, `account_id`, `account_name`, `region`, `state`,
-//! `tag_keys`, `last_synced`, `deleted_at` (absent while live), `sources`. Keyed (HMAC with
+//! `tag_keys`, `last_synced`, `deleted_at` (absent while live) and its indexed twin `live`,
+//! `sources`. Keyed (HMAC with
 //! the keyword subkey, equality only): `key_tokens` (the ARN and the path key), `tag_tokens`
 //! (one per `key=value`), `fingerprint` (of the sealed content, to skip unchanged resources).
 //! Sealed: `identifier`, `arn`, `name`, `tags`, `iam`, `constraints`, `metadata`.
@@ -32,6 +33,9 @@ pub(crate) mod field {
     pub(crate) const TAG_KEYS: &str = "tag_keys";
     pub(crate) const LAST_SYNCED: &str = "last_synced";
     pub(crate) const DELETED_AT: &str = "deleted_at";
+    /// `true` while the resource exists (`deleted_at` absent): an indexed flag, so the live
+    /// filter every query carries is an index lookup, not a scan for missing values.
+    pub(crate) const LIVE: &str = "live";
     pub(crate) const SOURCES: &str = "sources";
     pub(crate) const KEY_TOKENS: &str = "key_tokens";
     pub(crate) const TAG_TOKENS: &str = "tag_tokens";
@@ -58,6 +62,7 @@ pub fn estate_spec(dense: Option<DenseSpec>) -> CollectionSpec {
             (KEY_TOKENS.into(), IndexKind::Keyword),
             (TAG_TOKENS.into(), IndexKind::Keyword),
             (DELETED_AT.into(), IndexKind::Integer),
+            (LIVE.into(), IndexKind::Bool),
             (LAST_SYNCED.into(), IndexKind::Integer),
         ],
     }
@@ -218,6 +223,7 @@ pub(crate) fn resource_to_point(r: &AWSResource, keys: &Keys<'_>, sealer: &Seale
     if let Some(t) = r.deleted_at {
         payload.insert(DELETED_AT.into(), json!(t));
     }
+    payload.insert(LIVE.into(), json!(r.deleted_at.is_none()));
     payload.insert(SOURCES.into(), json!(r.sources));
     let sealed = sealed_values(r);
     let mut canonical = String::new();

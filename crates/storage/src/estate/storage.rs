@@ -509,7 +509,7 @@ impl EstateStorage {
             ));
         }
         if !f.include_deleted {
-            filter = filter.and(Condition::IsEmpty(field::DELETED_AT.into()));
+            filter = filter.and(Condition::Eq(field::LIVE.into(), true.into()));
         }
         filter
     }
@@ -717,7 +717,7 @@ impl EstateStorage {
         let now = now_ms();
         let (upserted, seen) = self.upsert_at(resources, now).await?;
         let mut scope_filter = Filter::must(Condition::Eq(field::ACCOUNT_ID.into(), scope.account_id.clone().into()))
-            .and(Condition::IsEmpty(field::DELETED_AT.into()));
+            .and(Condition::Eq(field::LIVE.into(), true.into()));
         if let Some(regions) = &scope.regions {
             scope_filter = scope_filter.and(Condition::Any(
                 field::REGION.into(),
@@ -757,6 +757,7 @@ impl EstateStorage {
         if !gone.is_empty() {
             let mut payload = Payload::new();
             payload.insert(field::DELETED_AT.into(), json!(now));
+            payload.insert(field::LIVE.into(), json!(false));
             payload.insert(field::STATE.into(), json!("deleted"));
             self.store.set_payload(ESTATE, gone, payload).await?;
         }
