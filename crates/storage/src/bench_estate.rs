@@ -62,7 +62,7 @@ fn resource(i: usize, rng: &mut impl Rng) -> AWSResource {
         0 => (
             "ec2:instance",
             format!("i-{i:017x}"),
-            if i % 3 == 0 { "stopped" } else { "running" },
+            if i.is_multiple_of(3) { "stopped" } else { "running" },
         ),
         1 => ("rds:db", format!("db-{i}"), "available"),
         2 => ("s3:bucket", format!("bucket-{i}"), "available"),
