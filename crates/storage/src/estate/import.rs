@@ -278,72 +278,42 @@ fn with_time(meta: &mut Map<String, Value>, key: &str, raw: Option<&str>) {
 }
 
 fn read_tagging(o: &Map<String, Value>, options: &ImportOptions) -> ParsedFile {
-    let mut out = ParsedFile {
-        format: SourceFormat::TaggingGetResources,
-        resources: Vec::new(),
-        issues: Vec::new(),
-    };
-    let items = o
-        .get("ResourceTagMappingList")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for (i, item) in items.iter().enumerate() {
-        let path = format!("$.ResourceTagMappingList[{i}]");
-        let result = (|| {
-            let arn = s(item, "ResourceARN").ok_or("no ResourceARN")?;
-            let mut r = from_arn(arn, options)?;
-            r.tags = tag_list(item.get("Tags"))?.or_else(|| Some(BTreeMap::new()));
-            r.name = r.tags.as_ref().and_then(|t| t.get("Name").cloned());
-            Ok::<_, String>(r)
-        })();
-        push(&mut out, path, result);
-    }
-    out
+    read_list(o, "ResourceTagMappingList", SourceFormat::TaggingGetResources, |item| {
+        let arn = s(item, "ResourceARN").ok_or("no ResourceARN")?;
+        let mut r = from_arn(arn, options)?;
+        r.tags = tag_list(item.get("Tags"))?.or_else(|| Some(BTreeMap::new()));
+        r.name = r.tags.as_ref().and_then(|t| t.get("Name").cloned());
+        Ok::<_, String>(r)
+    })
 }
 
 fn read_explorer(o: &Map<String, Value>, options: &ImportOptions) -> ParsedFile {
-    let mut out = ParsedFile {
-        format: SourceFormat::ResourceExplorer,
-        resources: Vec::new(),
-        issues: Vec::new(),
-    };
-    let items = o
-        .get("Resources")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for (i, item) in items.iter().enumerate() {
-        let path = format!("$.Resources[{i}]");
-        let result = (|| {
-            let arn = s(item, "Arn").ok_or("no Arn")?;
-            let mut r = from_arn(arn, options)?;
-            if let Some(t) = s(item, "ResourceType") {
-                r.resource_type = t.to_string();
+    read_list(o, "Resources", SourceFormat::ResourceExplorer, |item| {
+        let arn = s(item, "Arn").ok_or("no Arn")?;
+        let mut r = from_arn(arn, options)?;
+        if let Some(t) = s(item, "ResourceType") {
+            r.resource_type = t.to_string();
+        }
+        if let Some(region) = s(item, "Region").filter(|r| !r.is_empty()) {
+            r.region = region.to_string();
+        }
+        if let Some(acct) = s(item, "OwningAccountId") {
+            r.account_id = acct.to_string();
+        }
+        if let Some(svc) = s(item, "Service") {
+            r.service = svc.to_string();
+        }
+        for prop in item.get("Properties").and_then(Value::as_array).into_iter().flatten() {
+            if s(prop, "Name") == Some("tags") {
+                r.tags = tag_list(prop.get("Data"))?;
             }
-            if let Some(region) = s(item, "Region").filter(|r| !r.is_empty()) {
-                r.region = region.to_string();
-            }
-            if let Some(acct) = s(item, "OwningAccountId") {
-                r.account_id = acct.to_string();
-            }
-            if let Some(svc) = s(item, "Service") {
-                r.service = svc.to_string();
-            }
-            for prop in item.get("Properties").and_then(Value::as_array).into_iter().flatten() {
-                if s(prop, "Name") == Some("tags") {
-                    r.tags = tag_list(prop.get("Data"))?;
-                }
-            }
-            r.name = r.tags.as_ref().and_then(|t| t.get("Name").cloned());
-            let mut meta = Map::new();
-            with_time(&mut meta, "last_reported_at", s(item, "LastReportedAt"));
-            r.metadata = (!meta.is_empty()).then_some(Value::Object(meta));
-            Ok::<_, String>(r)
-        })();
-        push(&mut out, path, result);
-    }
-    out
+        }
+        r.name = r.tags.as_ref().and_then(|t| t.get("Name").cloned());
+        let mut meta = Map::new();
+        with_time(&mut meta, "last_reported_at", s(item, "LastReportedAt"));
+        r.metadata = (!meta.is_empty()).then_some(Value::Object(meta));
+        Ok::<_, String>(r)
+    })
 }
 
 fn read_ec2(o: &Map<String, Value>, options: &ImportOptions) -> ParsedFile {
@@ -426,140 +396,118 @@ fn read_ec2(o: &Map<String, Value>, options: &ImportOptions) -> ParsedFile {
 }
 
 fn read_rds(o: &Map<String, Value>, options: &ImportOptions) -> ParsedFile {
-    let mut out = ParsedFile {
-        format: SourceFormat::RdsDescribeDbInstances,
-        resources: Vec::new(),
-        issues: Vec::new(),
-    };
-    let items = o
-        .get("DBInstances")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for (i, db) in items.iter().enumerate() {
-        let path = format!("$.DBInstances[{i}]");
-        let result = (|| {
-            let arn = s(db, "DBInstanceArn").ok_or("no DBInstanceArn")?;
-            let mut r = from_arn(arn, options)?;
-            if let Some(id) = s(db, "DBInstanceIdentifier") {
-                r.identifier = id.to_string();
+    read_list(o, "DBInstances", SourceFormat::RdsDescribeDbInstances, |db| {
+        let arn = s(db, "DBInstanceArn").ok_or("no DBInstanceArn")?;
+        let mut r = from_arn(arn, options)?;
+        if let Some(id) = s(db, "DBInstanceIdentifier") {
+            r.identifier = id.to_string();
+        }
+        r.name = Some(r.identifier.clone());
+        r.state = s(db, "DBInstanceStatus").map(String::from);
+        r.tags = tag_list(db.get("TagList"))?;
+        let mut meta = Map::new();
+        for key in [
+            "Engine",
+            "EngineVersion",
+            "DBInstanceClass",
+            "AvailabilityZone",
+            "StorageType",
+        ] {
+            if let Some(v) = s(db, key) {
+                meta.insert(snake(key), json!(v));
             }
-            r.name = Some(r.identifier.clone());
-            r.state = s(db, "DBInstanceStatus").map(String::from);
-            r.tags = tag_list(db.get("TagList"))?;
-            let mut meta = Map::new();
-            for key in [
-                "Engine",
-                "EngineVersion",
-                "DBInstanceClass",
-                "AvailabilityZone",
-                "StorageType",
-            ] {
-                if let Some(v) = s(db, key) {
-                    meta.insert(snake(key), json!(v));
-                }
+        }
+        for key in [
+            "MultiAZ",
+            "StorageEncrypted",
+            "DeletionProtection",
+            "PubliclyAccessible",
+        ] {
+            if let Some(v) = db.get(key).and_then(Value::as_bool) {
+                meta.insert(snake(key), json!(v));
             }
-            for key in [
-                "MultiAZ",
-                "StorageEncrypted",
-                "DeletionProtection",
-                "PubliclyAccessible",
-            ] {
-                if let Some(v) = db.get(key).and_then(Value::as_bool) {
-                    meta.insert(snake(key), json!(v));
-                }
-            }
-            if let Some(endpoint) = db.get("Endpoint").and_then(|e| s(e, "Address")) {
-                meta.insert("endpoint".into(), json!(endpoint));
-            }
-            with_time(&mut meta, "created", s(db, "InstanceCreateTime"));
-            if let Some(protected) = db.get("DeletionProtection").and_then(Value::as_bool) {
-                r.constraints = Some(super::model::ResourceConstraints {
-                    can_delete: Some(!protected),
-                    ..Default::default()
-                });
-            }
-            r.metadata = Some(Value::Object(meta));
-            Ok::<_, String>(r)
-        })();
-        push(&mut out, path, result);
-    }
-    out
+        }
+        if let Some(endpoint) = db.get("Endpoint").and_then(|e| s(e, "Address")) {
+            meta.insert("endpoint".into(), json!(endpoint));
+        }
+        with_time(&mut meta, "created", s(db, "InstanceCreateTime"));
+        if let Some(protected) = db.get("DeletionProtection").and_then(Value::as_bool) {
+            r.constraints = Some(super::model::ResourceConstraints {
+                can_delete: Some(!protected),
+                ..Default::default()
+            });
+        }
+        r.metadata = Some(Value::Object(meta));
+        Ok::<_, String>(r)
+    })
 }
 
 fn read_s3(o: &Map<String, Value>, options: &ImportOptions) -> ParsedFile {
-    let mut out = ParsedFile {
-        format: SourceFormat::S3ListBuckets,
-        resources: Vec::new(),
-        issues: Vec::new(),
-    };
-    let items = o.get("Buckets").and_then(Value::as_array).cloned().unwrap_or_default();
-    for (i, b) in items.iter().enumerate() {
-        let path = format!("$.Buckets[{i}]");
-        let result = (|| {
-            let name = s(b, "Name").ok_or("no Name")?;
-            let account = options
-                .account_id
-                .clone()
-                .ok_or("s3api list-buckets prints no account id: pass --account-id")?;
-            let region = s(b, "BucketRegion")
-                .map(String::from)
-                .or_else(|| options.region.clone())
-                .unwrap_or_else(|| GLOBAL_REGION.to_string());
-            let partition = Arn::partition_of_region(&region);
-            let mut meta = Map::new();
-            with_time(&mut meta, "created", s(b, "CreationDate"));
-            Ok::<_, String>(AWSResource {
-                resource_type: "s3:bucket".into(),
-                identifier: name.into(),
-                account_id: account,
-                region,
-                service: "s3".into(),
-                arn: Some(format!("arn:{partition}:s3:::{name}")),
-                name: Some(name.into()),
-                metadata: Some(Value::Object(meta)),
-                ..AWSResource::default()
-            })
-        })();
-        push(&mut out, path, result);
-    }
-    out
+    read_list(o, "Buckets", SourceFormat::S3ListBuckets, |b| {
+        let name = s(b, "Name").ok_or("no Name")?;
+        let account = options
+            .account_id
+            .clone()
+            .ok_or("s3api list-buckets prints no account id: pass --account-id")?;
+        let region = s(b, "BucketRegion")
+            .map(String::from)
+            .or_else(|| options.region.clone())
+            .unwrap_or_else(|| GLOBAL_REGION.to_string());
+        let partition = Arn::partition_of_region(&region);
+        let mut meta = Map::new();
+        with_time(&mut meta, "created", s(b, "CreationDate"));
+        Ok::<_, String>(AWSResource {
+            resource_type: "s3:bucket".into(),
+            identifier: name.into(),
+            account_id: account,
+            region,
+            service: "s3".into(),
+            arn: Some(format!("arn:{partition}:s3:::{name}")),
+            name: Some(name.into()),
+            metadata: Some(Value::Object(meta)),
+            ..AWSResource::default()
+        })
+    })
 }
 
 fn read_lambda(o: &Map<String, Value>, options: &ImportOptions) -> ParsedFile {
+    read_list(o, "Functions", SourceFormat::LambdaListFunctions, |f| {
+        let arn = s(f, "FunctionArn").ok_or("no FunctionArn")?;
+        let mut r = from_arn(arn, options)?;
+        r.name = s(f, "FunctionName").map(String::from);
+        r.state = s(f, "State").map(|st| st.to_lowercase());
+        let mut meta = Map::new();
+        for key in ["Runtime", "Handler", "Description", "PackageType"] {
+            if let Some(v) = s(f, key) {
+                meta.insert(snake(key), json!(v));
+            }
+        }
+        for key in ["MemorySize", "Timeout", "CodeSize"] {
+            if let Some(v) = f.get(key).and_then(Value::as_i64) {
+                meta.insert(snake(key), json!(v));
+            }
+        }
+        with_time(&mut meta, "last_modified", s(f, "LastModified"));
+        r.metadata = Some(Value::Object(meta));
+        Ok::<_, String>(r)
+    })
+}
+
+/// Read every item of the top-level list `key` with `read`; failures become issues at
+/// `$.key[i]`.
+fn read_list(
+    o: &Map<String, Value>,
+    key: &str,
+    format: SourceFormat,
+    read: impl Fn(&Value) -> Result<AWSResource, String>,
+) -> ParsedFile {
     let mut out = ParsedFile {
-        format: SourceFormat::LambdaListFunctions,
+        format,
         resources: Vec::new(),
         issues: Vec::new(),
     };
-    let items = o
-        .get("Functions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for (i, f) in items.iter().enumerate() {
-        let path = format!("$.Functions[{i}]");
-        let result = (|| {
-            let arn = s(f, "FunctionArn").ok_or("no FunctionArn")?;
-            let mut r = from_arn(arn, options)?;
-            r.name = s(f, "FunctionName").map(String::from);
-            r.state = s(f, "State").map(|st| st.to_lowercase());
-            let mut meta = Map::new();
-            for key in ["Runtime", "Handler", "Description", "PackageType"] {
-                if let Some(v) = s(f, key) {
-                    meta.insert(snake(key), json!(v));
-                }
-            }
-            for key in ["MemorySize", "Timeout", "CodeSize"] {
-                if let Some(v) = f.get(key).and_then(Value::as_i64) {
-                    meta.insert(snake(key), json!(v));
-                }
-            }
-            with_time(&mut meta, "last_modified", s(f, "LastModified"));
-            r.metadata = Some(Value::Object(meta));
-            Ok::<_, String>(r)
-        })();
-        push(&mut out, path, result);
+    for (i, item) in o.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        push(&mut out, format!("$.{key}[{i}]"), read(item));
     }
     out
 }
