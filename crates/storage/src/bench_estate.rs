@@ -38,6 +38,9 @@ pub struct EstateBenchReport {
     pub reimport_unchanged_per_second: f64,
     /// `search` with filters only (`region:… state:… tag:env=…`), limit 20.
     pub filtered_search: Latency,
+    /// `search` with filters that match nothing (`service:rds state:running`): the whole
+    /// filtered set is checked.
+    pub filtered_search_no_match: Latency,
     /// `search` with free text and filters (keyword only), limit 20.
     pub keyword_search: Latency,
     /// `count` with a two-field filter.
@@ -56,7 +59,9 @@ const ENVS: [&str; 3] = ["production", "staging", "dev"];
 const SIZES: [&str; 3] = ["small", "medium", "large"];
 
 fn resource(i: usize, rng: &mut impl Rng) -> AWSResource {
-    let region = REGIONS[i % REGIONS.len()];
+    // Region, type and account vary independently (a region keyed on `i % 4` like the type
+    // would make every `region:X state:running` query but one match nothing).
+    let region = REGIONS[(i / 4) % REGIONS.len()];
     let env = ENVS[rng.gen_range(0..ENVS.len())];
     let (rt, id, state) = match i % 4 {
         0 => (
@@ -71,7 +76,7 @@ fn resource(i: usize, rng: &mut impl Rng) -> AWSResource {
     AWSResource {
         resource_type: rt.into(),
         identifier: id.clone(),
-        account_id: format!("{:012}", 100_000_000_000u64 + (i % 5) as u64),
+        account_id: format!("{:012}", 100_000_000_000u64 + ((i / 16) % 5) as u64),
         region: region.into(),
         service: rt.split(':').next().unwrap_or_default().into(),
         name: Some(format!("{env}-{}-{i}", rt.split(':').nth(1).unwrap_or("x"))),
@@ -148,6 +153,11 @@ pub async fn run_estate_bench(
         async move { estate.search(&q, none, 20).await }
     })
     .await?;
+    let filtered_search_no_match = time(options.samples, |i| {
+        let q = format!("service:rds state:running region:{}", REGIONS[i % REGIONS.len()]);
+        async move { estate.search(&q, none, 20).await }
+    })
+    .await?;
     let keyword_search = time(options.samples, |i| {
         let q = format!(
             "{} database region:{}",
@@ -208,6 +218,7 @@ pub async fn run_estate_bench(
         ingest_keyword_only_per_second,
         reimport_unchanged_per_second,
         filtered_search,
+        filtered_search_no_match,
         keyword_search,
         count,
         facet,

@@ -123,6 +123,7 @@ fn print_estate_report(r: &EstateBenchReport) {
     }
     let mut rows = vec![
         ("filtered search (limit 20)", &r.filtered_search),
+        ("filtered search, no match", &r.filtered_search_no_match),
         ("keyword + filters (limit 20)", &r.keyword_search),
         ("count (two fields)", &r.count),
         ("facet by service", &r.facet),

@@ -42,7 +42,9 @@ pub(crate) mod field {
     pub(crate) const FINGERPRINT: &str = "fingerprint";
 }
 
-/// The collection: indexes on every filtered or faceted field.
+/// The collection: indexes on every filtered or faceted field. Each index costs a full pass
+/// over the stored payloads at every compaction (qdrant rebuilds field indexes one field at
+/// a time), so fields that are only read (`last_synced`, `deleted_at`) have none.
 pub fn estate_spec(dense: Option<DenseSpec>) -> CollectionSpec {
     use field::*;
     CollectionSpec {
@@ -61,9 +63,7 @@ pub fn estate_spec(dense: Option<DenseSpec>) -> CollectionSpec {
             (TAG_KEYS.into(), IndexKind::Keyword),
             (KEY_TOKENS.into(), IndexKind::Keyword),
             (TAG_TOKENS.into(), IndexKind::Keyword),
-            (DELETED_AT.into(), IndexKind::Integer),
             (LIVE.into(), IndexKind::Bool),
-            (LAST_SYNCED.into(), IndexKind::Integer),
         ],
     }
 }

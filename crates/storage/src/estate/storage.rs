@@ -26,6 +26,11 @@ const WRITE_BATCH: usize = 512;
 const FACET_LIMIT: usize = 100_000;
 /// Default tombstone retention.
 pub const TOMBSTONE_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+/// An unchanged resource's `last_synced` is rewritten only when it is older than this.
+/// Rewriting a payload moves the point back into the engine's appendable segment (its whole
+/// keyword vector is re-indexed), so an hourly re-import of an unchanged estate costs reads,
+/// not writes; `last_synced` is then exact to within this resolution.
+pub const LAST_SYNCED_RESOLUTION_MS: i64 = 3600 * 1000;
 const DICTIONARY_COLLECTION: &str = "store_meta";
 const DICTIONARY_FIELD: &str = "estate_tag_dictionary";
 const DICTIONARY_ID: uuid::Uuid = uuid::Uuid::from_u128(0x6573_7461_7465_5f74_6167_5f64_6963_7431);
@@ -285,7 +290,7 @@ impl EstateStorage {
         }
         let _guard = self.writer.lock().await;
         let mut report = UpsertReport::default();
-        let mut unchanged = Vec::new();
+        let mut stale = Vec::new();
         let mut changed: Vec<AWSResource> = Vec::new();
         for chunk in order.chunks(WRITE_BATCH) {
             let stored: HashMap<PointId, crate::store::Record> = self
@@ -310,7 +315,10 @@ impl EstateStorage {
                             == Some(schema::fingerprint_of(&merged, &keys).as_str());
                         if same && !was_deleted && clear_fields_match(record, &merged) {
                             report.unchanged += 1;
-                            unchanged.push(*id);
+                            let synced = record.payload.get(field::LAST_SYNCED).and_then(Value::as_i64);
+                            if synced.is_none_or(|t| now - t >= LAST_SYNCED_RESOLUTION_MS) {
+                                stale.push(*id);
+                            }
                         } else {
                             report.updated += 1;
                             changed.push(merged);
@@ -322,10 +330,10 @@ impl EstateStorage {
         for batch in changed.chunks(WRITE_BATCH) {
             self.write_resources(batch).await?;
         }
-        if !unchanged.is_empty() {
+        if !stale.is_empty() {
             let mut payload = Payload::new();
             payload.insert(field::LAST_SYNCED.into(), json!(now));
-            self.store.set_payload(ESTATE, unchanged, payload).await?;
+            self.store.set_payload(ESTATE, stale, payload).await?;
         }
         self.remember_tags(changed.iter()).await?;
         Ok((report, order))
@@ -774,7 +782,10 @@ impl EstateStorage {
     /// # Errors
     /// Store errors.
     pub async fn purge_tombstones(&self, retention_ms: i64) -> Result<u64> {
-        let filter = Filter::must(Condition::Range(
+        // `live = false` (indexed) selects the few tombstones; their `deleted_at` (not
+        // indexed: an index would be rebuilt at every compaction for a rare query) is then
+        // checked point by point.
+        let filter = Filter::must(Condition::Eq(field::LIVE.into(), false.into())).and(Condition::Range(
             field::DELETED_AT.into(),
             Range {
                 lt: Some((now_ms() - retention_ms) as f64),
@@ -854,5 +865,52 @@ fn dictionary_ctx() -> SealContext<'static> {
         collection: DICTIONARY_COLLECTION,
         point_id: DICTIONARY_ID,
         field: DICTIONARY_FIELD,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigKey, StorageConfig};
+    use crate::service::StorageService;
+
+    fn bucket() -> AWSResource {
+        AWSResource {
+            resource_type: "s3:bucket".into(),
+            identifier: "logs".into(),
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            ..AWSResource::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn unchanged_resources_refresh_last_synced_only_past_the_resolution() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StorageConfig::builder()
+            .with_data_dir(dir.path().join("data"))
+            .with_config(ConfigKey::KeySource, "file")
+            .with_config(ConfigKey::KeyFile, dir.path().join("k.key").display().to_string())
+            .with_config(ConfigKey::EmbeddingProvider, "none")
+            .build()
+            .unwrap();
+        let s = StorageService::open(config).await.unwrap();
+        let e = &s.estate;
+        let t0 = 1_700_000_000_000;
+        e.upsert_at(vec![bucket()], t0).await.unwrap();
+        let synced = || async {
+            e.get_resource("123456789012/us-east-1/s3:bucket/logs")
+                .await
+                .unwrap()
+                .last_synced
+        };
+        let (report, _) = e.upsert_at(vec![bucket()], t0 + 60_000).await.unwrap();
+        assert_eq!(report.unchanged, 1);
+        assert_eq!(synced().await, Some(t0), "a minute later: not rewritten");
+        let later = t0 + LAST_SYNCED_RESOLUTION_MS;
+        let (report, _) = e.upsert_at(vec![bucket()], later).await.unwrap();
+        assert_eq!(report.unchanged, 1);
+        assert_eq!(synced().await, Some(later), "an hour later: refreshed");
+        s.shutdown().await.unwrap();
     }
 }

@@ -60,8 +60,13 @@ const EDGE_CONFIG_FILE: &str = "edge_config.json";
 struct Shard {
     name: String,
     edge: qe::EdgeShard,
-    /// Serialises updates, flushes and optimisation of this shard.
+    /// Serialises updates and flushes of this shard (journal order is apply order).
     writer: Mutex<()>,
+    /// Held while the optimiser runs; flushes (checkpoints, snapshots) take it before the
+    /// writer lock, because `EdgeShard::flush` panics when the optimiser holds the segment
+    /// lock. Writers do not take it: qdrant's optimiser works on proxied segments while
+    /// updates go on, as in the server.
+    maintenance: Mutex<()>,
     /// Points written since the last optimisation (see [`COMPACT_AFTER_POINTS`]).
     written_since_optimize: std::sync::atomic::AtomicU64,
     /// A background optimisation is running.
@@ -166,6 +171,7 @@ impl EmbeddedStore {
                     edge,
                     writer: Mutex::new(()),
                     written_since_optimize: Default::default(),
+                    maintenance: Mutex::new(()),
                     compacting: Default::default(),
                 }),
             );
@@ -283,7 +289,7 @@ impl EmbeddedStore {
     /// sparse posting lists cost O(list length) per inserted token (each insert walks the
     /// whole list to the left to update `max_next_weight`): at 100k messages an append took
     /// 2 ms instead of 0.2 ms. Optimising moves points into immutable segments and leaves a
-    /// small appendable one. Writers to that collection wait while it runs.
+    /// small appendable one. Writers go on while it runs (on the other core); checkpoints wait.
     fn compact_if_due(&self, collection: &str, points: u64) {
         use std::sync::atomic::Ordering;
         let Ok(shard) = self.shard(collection) else {
@@ -296,7 +302,7 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let result = {
-                let _w = shard.writer.lock().unwrap_or_else(|p| p.into_inner());
+                let _m = shard.maintenance.lock().unwrap_or_else(|p| p.into_inner());
                 shard.written_since_optimize.store(0, Ordering::Relaxed);
                 shard.edge.optimize()
             };
@@ -380,6 +386,11 @@ fn paused_checkpoint<T>(
     journal: &Mutex<Journal>,
     then: impl FnOnce(&[Arc<Shard>]) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
+    // Lock order everywhere: maintenance, then writer.
+    let _maintenance: Vec<_> = shards
+        .iter()
+        .map(|s| s.maintenance.lock().unwrap_or_else(|p| p.into_inner()))
+        .collect();
     let _writers: Vec<_> = shards
         .iter()
         .map(|s| s.writer.lock().unwrap_or_else(|p| p.into_inner()))
@@ -435,6 +446,7 @@ fn create_shard(root: &Path, spec: &CollectionSpec) -> Result<Arc<Shard>, StoreE
         edge,
         writer: Mutex::new(()),
         written_since_optimize: Default::default(),
+        maintenance: Mutex::new(()),
         compacting: Default::default(),
     }))
 }
@@ -701,7 +713,7 @@ impl VectorStore for EmbeddedStore {
 
     async fn optimize(&self, collection: &str) -> Result<(), StoreError> {
         self.on_shard(collection, move |shard| {
-            let _w = shard.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let _m = shard.maintenance.lock().unwrap_or_else(|p| p.into_inner());
             shard
                 .edge
                 .optimize()
