@@ -1,5 +1,5 @@
 //! The AWS estate: the resource model, ARN parsing, the search query language and the
-//! resource store with sync, search and stats. (AWS CLI importers: issue 4, in progress.)
+//! resource store with sync, search and stats, and the AWS CLI importers.
 
 pub mod arn;
 pub mod import;
@@ -9,7 +9,8 @@ pub mod schema;
 mod storage;
 
 pub use storage::{
-    EstateStorage, ResourceFilter, ResourceHit, StatsBy, SyncReport, SyncScope, UpsertReport, TOMBSTONE_RETENTION_MS,
+    EstateStorage, ResourceFilter, ResourceHit, StatsBy, SyncReport, SyncScope, UpsertReport,
+    LAST_SYNCED_RESOLUTION_MS, TOMBSTONE_RETENTION_MS,
 };
 
 pub use arn::{Arn, ArnError};
