@@ -21,7 +21,7 @@ use crate::store::{
 };
 
 /// Points written per store call.
-const WRITE_BATCH: usize = 512;
+const WRITE_BATCH: usize = 256;
 /// Facet values fetched at most (far above any real estate's distinct values).
 const FACET_LIMIT: usize = 100_000;
 /// Default tombstone retention.
@@ -327,8 +327,22 @@ impl EstateStorage {
                 }
             }
         }
+        // Pipelined: the next batch is sealed, tokenised (and embedded) while the engine
+        // writes the previous one on the blocking pool.
+        let mut ready: Option<Vec<Point>> = None;
         for batch in changed.chunks(WRITE_BATCH) {
-            self.write_resources(batch).await?;
+            let next = self.points_of(batch);
+            ready = Some(match ready.take() {
+                Some(points) => {
+                    let (written, next) = tokio::join!(self.store.upsert(ESTATE, points), next);
+                    written?;
+                    next?
+                }
+                None => next.await?,
+            });
+        }
+        if let Some(points) = ready {
+            self.store.upsert(ESTATE, points).await?;
         }
         if !stale.is_empty() {
             let mut payload = Payload::new();
@@ -339,7 +353,8 @@ impl EstateStorage {
         Ok((report, order))
     }
 
-    async fn write_resources(&self, batch: &[AWSResource]) -> Result<()> {
+    /// The points of `batch`: sealed payload, keyword vector and (with a model) dense vector.
+    async fn points_of(&self, batch: &[AWSResource]) -> Result<Vec<Point>> {
         let keys = self.keys();
         let dense = match &self.dense {
             Some(space) => {
@@ -361,8 +376,7 @@ impl EstateStorage {
             }
             points.push(point);
         }
-        self.store.upsert(ESTATE, points).await?;
-        Ok(())
+        Ok(points)
     }
 
     /// A resource by its key (`account/region/type/identifier`) or ARN.

@@ -276,7 +276,7 @@ impl EmbeddedStore {
         .await?;
         self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if size > CHECKPOINT_BYTES {
-            self.checkpoint().await?;
+            self.checkpoint_unless_compacting().await?;
         }
         if written_points > 0 {
             self.compact_if_due(collection, written_points);
@@ -323,6 +323,26 @@ impl EmbeddedStore {
         let shards = self.all_shards();
         let journal = self.journal.clone();
         Self::blocking(move || paused_checkpoint(&shards, &journal, |_| Ok(()))).await
+    }
+
+    /// The journal-size checkpoint: skipped (tried again at the next write) while a
+    /// compaction runs, because a flush must wait for it and the writer would stall for
+    /// the whole compaction. The journal grows past its threshold meanwhile, nothing else.
+    async fn checkpoint_unless_compacting(&self) -> Result<(), StoreError> {
+        let shards = self.all_shards();
+        let journal = self.journal.clone();
+        Self::blocking(move || {
+            let mut maintenance = Vec::with_capacity(shards.len());
+            for shard in &shards {
+                match shard.maintenance.try_lock() {
+                    Ok(guard) => maintenance.push(guard),
+                    Err(std::sync::TryLockError::Poisoned(p)) => maintenance.push(p.into_inner()),
+                    Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+                }
+            }
+            checkpoint_locked(&shards, &journal, |_| Ok(()))
+        })
+        .await
     }
 
     async fn on_shard<T, F>(&self, collection: &str, f: F) -> Result<T, StoreError>
@@ -391,6 +411,15 @@ fn paused_checkpoint<T>(
         .iter()
         .map(|s| s.maintenance.lock().unwrap_or_else(|p| p.into_inner()))
         .collect();
+    checkpoint_locked(shards, journal, then)
+}
+
+/// The checkpoint itself, once the caller holds every shard's maintenance lock.
+fn checkpoint_locked<T>(
+    shards: &[Arc<Shard>],
+    journal: &Mutex<Journal>,
+    then: impl FnOnce(&[Arc<Shard>]) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     let _writers: Vec<_> = shards
         .iter()
         .map(|s| s.writer.lock().unwrap_or_else(|p| p.into_inner()))
@@ -806,6 +835,48 @@ mod tests {
         assert_eq!(store.count("persist", None).await.unwrap(), 2);
         let stats = store.stats().await.unwrap();
         assert_eq!(stats[0].name, "persist");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_go_on_during_a_compaction_and_the_journal_checkpoints_after_it() {
+        use crate::store::{CollectionSpec, Point};
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let spec = CollectionSpec {
+            name: "busy".into(),
+            dense: Vec::new(),
+            sparse: Vec::new(),
+            indexes: Vec::new(),
+        };
+        store.ensure_collection(&spec).await.unwrap();
+        let journal_file = store.root.join(journal::JOURNAL_FILE);
+        let point = |i: usize| Point {
+            id: uuid::Uuid::from_u128(i as u128 + 1),
+            vectors: Default::default(),
+            payload: [("blob".to_string(), serde_json::json!("x".repeat(1 << 20)))]
+                .into_iter()
+                .collect(),
+        };
+        let shard = store.shard("busy").unwrap();
+        let compaction = shard.maintenance.lock().unwrap(); // as a running compaction does
+        let writes = async {
+            for i in 0..12 {
+                store.upsert("busy", vec![point(i)]).await.unwrap();
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), writes)
+            .await
+            .expect("writes waited for the compaction");
+        let grown = std::fs::metadata(&journal_file).unwrap().len();
+        assert!(
+            grown > CHECKPOINT_BYTES,
+            "no checkpoint while compacting: {grown} bytes"
+        );
+        drop(compaction);
+        store.upsert("busy", vec![point(12)]).await.unwrap();
+        let after = std::fs::metadata(&journal_file).unwrap().len();
+        assert!(after < grown / 4, "checkpointed after the compaction: {after} bytes");
+        assert_eq!(store.count("busy", None).await.unwrap(), 13);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
