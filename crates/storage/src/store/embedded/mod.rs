@@ -857,8 +857,16 @@ mod tests {
                 .into_iter()
                 .collect(),
         };
+        // A thread holds the maintenance lock, as a running compaction does.
         let shard = store.shard("busy").unwrap();
-        let compaction = shard.maintenance.lock().unwrap(); // as a running compaction does
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let compaction = std::thread::spawn(move || {
+            let _m = shard.maintenance.lock().unwrap();
+            locked_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        locked_rx.recv().unwrap();
         let writes = async {
             for i in 0..12 {
                 store.upsert("busy", vec![point(i)]).await.unwrap();
@@ -872,7 +880,8 @@ mod tests {
             grown > CHECKPOINT_BYTES,
             "no checkpoint while compacting: {grown} bytes"
         );
-        drop(compaction);
+        release_tx.send(()).unwrap();
+        compaction.join().unwrap();
         store.upsert("busy", vec![point(12)]).await.unwrap();
         let after = std::fs::metadata(&journal_file).unwrap().len();
         assert!(after < grown / 4, "checkpointed after the compaction: {after} bytes");
