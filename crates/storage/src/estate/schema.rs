@@ -159,9 +159,21 @@ fn type_description(resource_type: &str) -> Option<&'static str> {
     })
 }
 
-/// Text indexed for keyword and semantic search: type (and what it is), name, identifier,
-/// state, tags, metadata values.
+/// Text embedded for semantic search: type (and what it is), name, identifier, state, tags
+/// (`key value`), metadata values.
 pub(crate) fn search_text(r: &AWSResource) -> String {
+    text_of(r, true)
+}
+
+/// Text indexed for keyword search: as [`search_text`] without tag keys. A tag key such as
+/// `env` sits on most resources, so its IDF (and its weight in any query) is near zero,
+/// while every resource inserted walks its long posting list in the engine's appendable
+/// segment; `tag:env` filters on keys exactly.
+fn keyword_text(r: &AWSResource) -> String {
+    text_of(r, false)
+}
+
+fn text_of(r: &AWSResource, with_tag_keys: bool) -> String {
     let mut parts = vec![
         r.resource_type.replace(':', " "),
         r.service.clone(),
@@ -172,7 +184,11 @@ pub(crate) fn search_text(r: &AWSResource) -> String {
     parts.extend(r.state.clone());
     if let Some(tags) = &r.tags {
         for (k, v) in tags {
-            parts.push(format!("{k} {v}"));
+            if with_tag_keys {
+                parts.push(format!("{k} {v}"));
+            } else {
+                parts.push(v.clone());
+            }
         }
     }
     if let Some(meta) = &r.metadata {
@@ -312,5 +328,5 @@ pub(crate) fn resource_from_record(rec: &Record, sealer: &Sealer) -> Result<AWSR
 
 /// The sparse keyword vector of a resource.
 pub(crate) fn keyword_vector(r: &AWSResource, encoder: &KeywordEncoder) -> VectorData {
-    encoder.document(&search_text(r))
+    encoder.document(&keyword_text(r))
 }
