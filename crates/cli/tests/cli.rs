@@ -823,3 +823,100 @@ fn estate_import_search_get_stats_and_sync_refusals() {
     let err = env.run(&["estate", "get", "arn:aws:s3:::nope"]).failed();
     assert!(err.stderr.contains("not found"), "{}", err.stderr);
 }
+
+/// describe-instances output holding `instances` (id, state) in us-east-1, with a next-page
+/// token when `more` is set.
+fn ec2_page(instances: &[(&str, &str)], more: bool) -> String {
+    let instances: Vec<Value> = instances
+        .iter()
+        .map(|(id, state)| {
+            serde_json::json!({
+                "InstanceId": id,
+                "Placement": {"AvailabilityZone": "us-east-1a"},
+                "State": {"Name": state},
+                "Tags": [{"Key": "env", "Value": "production"}]
+            })
+        })
+        .collect();
+    let mut page = serde_json::json!({
+        "Reservations": [{"OwnerId": "123456789012", "Instances": instances}]
+    });
+    if more {
+        page["NextToken"] = "eyJ0b2tlbiI6IDJ9".into();
+    }
+    page.to_string()
+}
+
+#[test]
+fn estate_sync_takes_every_page_tombstones_the_missing_and_shows_them_on_request() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let file = |name: &str, text: String| {
+        let path = env.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let first = file("page1.json", ec2_page(&[("i-0aaa", "running")], true));
+    let last = file("page2.json", ec2_page(&[("i-0bbb", "stopped")], false));
+
+    // One page alone would tombstone what the other pages hold: refused.
+    let refused = env.run(&["estate", "import", "--sync", &first]).failed();
+    assert!(refused.stdout.contains("next-page token"), "{}", refused.stdout);
+    assert!(refused.stdout.contains("CHANGED NOTHING"), "{}", refused.stdout);
+
+    let synced = env
+        .run(&["--json", "estate", "import", "--sync", &first, &last])
+        .ok()
+        .json();
+    assert_eq!(synced["syncs"].as_array().unwrap().len(), 1, "{synced}");
+    assert_eq!(synced["syncs"][0]["added"], 2);
+    assert_eq!(synced["syncs"][0]["tombstoned"], 0);
+    assert_eq!(synced["syncs"][0]["scope"]["regions"][0], "us-east-1");
+
+    // A file with a bad record stops the whole --sync: nothing is tombstoned.
+    let broken = file(
+        "broken.json",
+        r#"{"Reservations": [{"OwnerId": "123456789012", "Instances": [{"State": {"Name": "running"}}]}]}"#.into(),
+    );
+    let only_b = file("only-b.json", ec2_page(&[("i-0bbb", "stopped")], false));
+    let stopped = env.run(&["estate", "import", "--sync", &only_b, &broken]).failed();
+    assert!(stopped.stdout.contains("bad record"), "{}", stopped.stdout);
+    let live = |env: &Env, extra: &[&str]| -> Vec<(String, String)> {
+        let mut args = vec!["--json", "estate", "search", "resourcetype:ec2:instance"];
+        args.extend_from_slice(extra);
+        let hits = env.run(&args).ok().json();
+        let mut out: Vec<(String, String)> = hits
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["resource"]["identifier"].as_str().unwrap().to_string(),
+                    h["resource"]["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(live(&env, &[]).len(), 2, "the failed --sync changed something");
+
+    // The next complete listing lacks i-0aaa: tombstoned, hidden unless asked for.
+    let synced = env.run(&["--json", "estate", "import", "--sync", &only_b]).ok().json();
+    assert_eq!(synced["syncs"][0]["tombstoned"], 1);
+    assert_eq!(synced["syncs"][0]["unchanged"], 1);
+    assert_eq!(live(&env, &[]), vec![("i-0bbb".to_string(), "stopped".to_string())]);
+    assert_eq!(
+        live(&env, &["--include-deleted"]),
+        vec![
+            ("i-0aaa".to_string(), "deleted".to_string()),
+            ("i-0bbb".to_string(), "stopped".to_string())
+        ]
+    );
+    let human = env.run(&["estate", "import", "--sync", &only_b]).ok();
+    assert!(
+        human.stdout.contains("sync of ec2:instance in 123456789012 / us-east-1 (1 file(s)): 0 added, 0 updated, 1 unchanged, 0 tombstoned"),
+        "{}",
+        human.stdout
+    );
+}

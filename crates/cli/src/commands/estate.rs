@@ -1,9 +1,12 @@
 //! `estate import|search|get|stats`.
 
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
-use cloudops_storage_service::estate::import::{parse, sync_scope, ImportIssue, ImportOptions, SourceFormat};
-use cloudops_storage_service::estate::{AWSResource, ResourceFilter, ResourceHit, StatsBy};
+use cloudops_storage_service::estate::import::{
+    incomplete_listing, parse, sync_scope_of, ImportIssue, ImportOptions, ParsedFile, SourceFormat,
+};
+use cloudops_storage_service::estate::{AWSResource, ResourceFilter, ResourceHit, StatsBy, SyncReport, SyncScope};
 use cloudops_storage_service::{StorageConfig, StorageService};
 use serde::Serialize;
 use serde_json::json;
@@ -27,6 +30,9 @@ struct FileReport {
     issues: Vec<ImportIssue>,
     /// Why the file changed nothing (unreadable, unknown format, or refused for --sync).
     error: Option<String>,
+    /// Read for `--sync`: the counts are those of its listing (`syncs`), not of the file.
+    #[serde(skip)]
+    in_sync: bool,
 }
 
 pub(crate) async fn run(cmd: &EstateCommand, config: StorageConfig, out: Output) -> anyhow::Result<()> {
@@ -51,14 +57,22 @@ async fn execute(cmd: &EstateCommand, service: &StorageService, out: Output) -> 
                 account_name: account_name.clone(),
                 region: region.clone(),
             };
-            let mut reports = Vec::new();
-            for path in files {
-                reports.push(import_file(service, path, &options, *sync, out).await?);
-            }
+            let (reports, syncs) = if *sync {
+                import_sync(service, files, &options, out).await?
+            } else {
+                let mut reports = Vec::new();
+                for path in files {
+                    reports.push(import_file(service, path, &options, out).await?);
+                }
+                (reports, Vec::new())
+            };
             let failed = reports.iter().filter(|r| r.error.is_some()).count();
-            out.emit(&json!({ "files": reports }), |_| {
+            out.emit(&json!({ "files": reports, "syncs": syncs }), |_| {
                 for r in &reports {
                     print_file(r);
+                }
+                for s in &syncs {
+                    print_sync(s);
                 }
             })?;
             anyhow::ensure!(
@@ -129,13 +143,8 @@ fn stats_by(field: &str) -> anyhow::Result<StatsBy> {
     })
 }
 
-async fn import_file(
-    service: &StorageService,
-    path: &std::path::Path,
-    options: &ImportOptions,
-    sync: bool,
-    out: Output,
-) -> anyhow::Result<FileReport> {
+/// A file read and parsed, or the report saying why it cannot be imported.
+fn read_file(path: &Path, options: &ImportOptions) -> (FileReport, Option<ParsedFile>) {
     let mut report = FileReport {
         path: path.to_path_buf(),
         format: None,
@@ -146,44 +155,40 @@ async fn import_file(
         tombstoned: 0,
         issues: Vec::new(),
         error: None,
+        in_sync: false,
     };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
             report.error = Some(format!("unreadable: {e}"));
-            return Ok(report);
+            return (report, None);
         }
     };
-    let parsed = match parse(&text, options) {
-        Ok(p) => p,
+    match parse(&text, options) {
+        Ok(parsed) => {
+            report.format = Some(parsed.format);
+            report.resources = parsed.resources.len();
+            report.issues.clone_from(&parsed.issues);
+            (report, Some(parsed))
+        }
         Err(issue) => {
             report.error = Some(format!("{}: {}", issue.path, issue.reason));
-            return Ok(report);
+            (report, None)
         }
-    };
-    report.format = Some(parsed.format);
-    report.resources = parsed.resources.len();
-    report.issues.clone_from(&parsed.issues);
-    if sync {
-        let scope = match sync_scope(&parsed, options) {
-            Ok(scope) => scope,
-            Err(reason) => {
-                report.error = Some(reason);
-                return Ok(report);
-            }
-        };
-        if !parsed.issues.is_empty() {
-            report.error = Some(format!(
-                "--sync: {} bad record(s); nothing changed",
-                parsed.issues.len()
-            ));
-            return Ok(report);
-        }
-        let r = service.estate.sync(&scope, parsed.resources).await?;
-        (report.added, report.updated, report.unchanged, report.tombstoned) =
-            (r.added, r.updated, r.unchanged, r.tombstoned);
-        return Ok(report);
     }
+}
+
+/// Import one file without sync: its good records are upserted, bad ones reported.
+async fn import_file(
+    service: &StorageService,
+    path: &Path,
+    options: &ImportOptions,
+    out: Output,
+) -> anyhow::Result<FileReport> {
+    let (mut report, parsed) = read_file(path, options);
+    let Some(parsed) = parsed else {
+        return Ok(report);
+    };
     let bar = out.progress("importing resources");
     let total = parsed.resources.len();
     let mut done = 0;
@@ -204,10 +209,93 @@ async fn import_file(
     Ok(report)
 }
 
+/// What one `--sync` listing did: the files (pages) it was read from, its scope and counts.
+#[derive(Debug, Serialize)]
+struct SyncOutcome {
+    files: Vec<PathBuf>,
+    scope: SyncScope,
+    #[serde(flatten)]
+    report: SyncReport,
+}
+
+/// `import --sync`: every file is read first, and if any is unreadable, of an unknown
+/// format or holds a bad record, nothing changes at all (a listing with a missing or
+/// broken page would tombstone live resources). Files of the same format, account and
+/// region(s) are pages of one listing and are synced together.
+async fn import_sync(
+    service: &StorageService,
+    files: &[PathBuf],
+    options: &ImportOptions,
+    out: Output,
+) -> anyhow::Result<(Vec<FileReport>, Vec<SyncOutcome>)> {
+    let mut reports = Vec::new();
+    let mut parsed = Vec::new();
+    for path in files {
+        let (mut report, file) = read_file(path, options);
+        report.in_sync = true;
+        if let Some(f) = &file {
+            if let Some(reason) = incomplete_listing(f.format) {
+                report.error = Some(reason);
+            } else if !f.issues.is_empty() {
+                report.error = Some(format!("--sync: {} bad record(s)", report.issues.len()));
+            }
+        }
+        reports.push(report);
+        parsed.push(file);
+    }
+    if reports.iter().any(|r| r.error.is_some()) {
+        for r in reports.iter_mut().filter(|r| r.error.is_none()) {
+            r.error = Some("another file of this --sync cannot be used (see its line)".into());
+        }
+        return Ok((reports, Vec::new()));
+    }
+    // Pages of one listing share format, account(s) and region(s).
+    let mut listings: BTreeMap<(String, BTreeSet<String>, BTreeSet<String>), Vec<usize>> = BTreeMap::new();
+    for (i, file) in parsed.iter().enumerate() {
+        let Some(file) = file else { continue };
+        let key = (
+            file.format.source_name().to_string(),
+            file.resources.iter().map(|r| r.account_id.clone()).collect(),
+            file.resources.iter().map(|r| r.region.clone()).collect(),
+        );
+        listings.entry(key).or_default().push(i);
+    }
+    let mut syncs = Vec::new();
+    for pages in listings.values() {
+        let files: Vec<&ParsedFile> = pages.iter().filter_map(|&i| parsed[i].as_ref()).collect();
+        let scope = match sync_scope_of(&files, options) {
+            Ok(scope) => scope,
+            Err(reason) => {
+                for &i in pages {
+                    reports[i].error = Some(reason.clone());
+                }
+                continue;
+            }
+        };
+        let resources: Vec<AWSResource> = pages
+            .iter()
+            .filter_map(|&i| parsed[i].take())
+            .flat_map(|f| f.resources)
+            .collect();
+        let bar = out.progress("syncing resources");
+        let report = service
+            .estate
+            .sync_with_progress(&scope, resources, &mut |done, total| bar.update(done, total))
+            .await?;
+        syncs.push(SyncOutcome {
+            files: pages.iter().map(|&i| reports[i].path.clone()).collect(),
+            scope,
+            report,
+        });
+    }
+    Ok((reports, syncs))
+}
+
 fn print_file(r: &FileReport) {
     let format = r.format.map_or("unknown", |f| f.source_name());
     match &r.error {
         Some(e) => println!("{}: {format}: CHANGED NOTHING: {e}", r.path.display()),
+        None if r.in_sync => println!("{}: {format}: {} resource(s) read", r.path.display(), r.resources),
         None => println!(
             "{}: {format}: {} resource(s): {} added, {} updated, {} unchanged, {} tombstoned",
             r.path.display(),
@@ -221,6 +309,28 @@ fn print_file(r: &FileReport) {
     for issue in &r.issues {
         println!("  skipped {}: {}: {}", r.path.display(), issue.path, issue.reason);
     }
+}
+
+fn print_sync(s: &SyncOutcome) {
+    let regions = s
+        .scope
+        .regions
+        .as_ref()
+        .map_or("all regions".to_string(), |r| r.join(","));
+    let types = s
+        .scope
+        .resource_types
+        .as_ref()
+        .map_or("all types".to_string(), |t| t.join(","));
+    println!(
+        "sync of {types} in {} / {regions} ({} file(s)): {} added, {} updated, {} unchanged, {} tombstoned",
+        s.scope.account_id,
+        s.files.len(),
+        s.report.added,
+        s.report.updated,
+        s.report.unchanged,
+        s.report.tombstoned
+    );
 }
 
 fn print_hits(hits: &[ResourceHit]) {

@@ -93,7 +93,20 @@ pub struct ParsedFile {
     pub resources: Vec<AWSResource>,
     /// Skipped records.
     pub issues: Vec<ImportIssue>,
+    /// The output carries a next-page token (`NextToken`, `Marker`, …): it is one page of a
+    /// longer listing (the AWS CLI prints one when `--max-items` cut the listing short).
+    pub more_pages: bool,
 }
+
+/// Top-level keys through which the AWS CLI hands out the next page.
+const PAGE_TOKEN_KEYS: [&str; 6] = [
+    "NextToken",
+    "NextMarker",
+    "Marker",
+    "PaginationToken",
+    "ContinuationToken",
+    "NextContinuationToken",
+];
 
 /// Read one file's text.
 ///
@@ -137,6 +150,12 @@ pub fn parse(text: &str, options: &ImportOptions) -> Result<ParsedFile, ImportIs
             ))
         }
     };
+    out.more_pages = match &value {
+        Value::Object(o) => PAGE_TOKEN_KEYS
+            .iter()
+            .any(|k| o.get(*k).and_then(Value::as_str).is_some_and(|t| !t.is_empty())),
+        _ => false,
+    };
     for r in &mut out.resources {
         if r.account_name.is_none() {
             r.account_name.clone_from(&options.account_name);
@@ -176,6 +195,7 @@ fn read_native<'a>(items: impl Iterator<Item = &'a Value>, base: &str) -> Parsed
         format: SourceFormat::Native,
         resources: Vec::new(),
         issues: Vec::new(),
+        more_pages: false,
     };
     for (i, item) in items.enumerate() {
         let path = format!("{base}[{i}]");
@@ -321,6 +341,7 @@ fn read_ec2(o: &Map<String, Value>, options: &ImportOptions) -> ParsedFile {
         format: SourceFormat::Ec2DescribeInstances,
         resources: Vec::new(),
         issues: Vec::new(),
+        more_pages: false,
     };
     let reservations = o
         .get("Reservations")
@@ -505,6 +526,7 @@ fn read_list(
         format,
         resources: Vec::new(),
         issues: Vec::new(),
+        more_pages: false,
     };
     for (i, item) in o.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
         push(&mut out, format!("$.{key}[{i}]"), read(item));
@@ -539,13 +561,49 @@ fn snake(key: &str) -> String {
 /// # Errors
 /// A reason naming the format, the missing `--region`/`--account-id`, or mixed accounts.
 pub fn sync_scope(parsed: &ParsedFile, options: &ImportOptions) -> Result<SyncScope, String> {
-    let Some(resource_type) = parsed.format.complete_listing() else {
-        return Err(format!(
+    sync_scope_of(&[parsed], options)
+}
+
+/// Why output of `format` can never drive a sync (`None` for complete listings).
+pub fn incomplete_listing(format: SourceFormat) -> Option<String> {
+    format.complete_listing().is_none().then(|| {
+        format!(
             "--sync needs a complete listing; {} output omits untagged or unindexed resources, so resources missing from it may still exist (import it without --sync)",
-            parsed.format.source_name()
-        ));
+            format.source_name()
+        )
+    })
+}
+
+/// The scope of a complete listing given as pages (the files of one `estate import --sync`
+/// that hold the same listing). At least one page must be the last (no next-page token);
+/// that every page is present is the caller's word, as the tokens are opaque.
+///
+/// # Errors
+/// As [`sync_scope`]; also pages of different formats, or only pages that say more follow.
+pub fn sync_scope_of(pages: &[&ParsedFile], options: &ImportOptions) -> Result<SyncScope, String> {
+    let Some(first) = pages.first() else {
+        return Err("no listing given".into());
     };
-    let accounts: BTreeSet<&str> = parsed.resources.iter().map(|r| r.account_id.as_str()).collect();
+    let format = first.format;
+    if let Some(other) = pages.iter().find(|p| p.format != format) {
+        return Err(format!(
+            "pages of one listing must have one format; got {} and {}",
+            format.source_name(),
+            other.format.source_name()
+        ));
+    }
+    if let Some(reason) = incomplete_listing(format) {
+        return Err(reason);
+    }
+    let resource_type = format.complete_listing().unwrap_or_default();
+    if pages.iter().all(|p| p.more_pages) {
+        return Err(format!(
+            "--sync needs a complete listing; this {} output is a page that says more follow (it carries a next-page token), and resources on the other pages would be tombstoned: pass every page to one `estate import --sync`, or run the AWS CLI without --max-items (it fetches every page itself)",
+            format.source_name()
+        ));
+    }
+    let resources: Vec<&AWSResource> = pages.iter().flat_map(|p| p.resources.iter()).collect();
+    let accounts: BTreeSet<&str> = resources.iter().map(|r| r.account_id.as_str()).collect();
     let account_id = match (accounts.len(), &options.account_id) {
         (0, Some(a)) => a.clone(),
         (0, None) => return Err("the listing is empty: pass --account-id (and --region) to say what it covers".into()),
@@ -561,10 +619,10 @@ pub fn sync_scope(parsed: &ParsedFile, options: &ImportOptions) -> Result<SyncSc
         }
         _ => return Err("the listing mixes accounts; sync one account at a time".into()),
     };
-    let regions = if parsed.format == SourceFormat::S3ListBuckets {
+    let regions = if format == SourceFormat::S3ListBuckets {
         None // a global listing
     } else {
-        let seen: BTreeSet<String> = parsed.resources.iter().map(|r| r.region.clone()).collect();
+        let seen: BTreeSet<String> = resources.iter().map(|r| r.region.clone()).collect();
         match (&options.region, seen.len()) {
             (Some(r), _) if seen.iter().all(|s| s == r) => Some(vec![r.clone()]),
             (Some(r), _) => return Err(format!("the listing holds resources outside --region {r}")),

@@ -253,10 +253,19 @@ impl EstateStorage {
     /// [`StorageError::InvalidInput`] naming the first resource without type, identifier,
     /// account or region (nothing is written then); store, crypto and embedding errors.
     pub async fn bulk_upsert(&self, resources: Vec<AWSResource>) -> Result<UpsertReport> {
-        self.upsert_at(resources, now_ms()).await.map(|(report, _)| report)
+        self.upsert_at(resources, now_ms(), &mut |_, _| {})
+            .await
+            .map(|(report, _)| report)
     }
 
-    async fn upsert_at(&self, resources: Vec<AWSResource>, now: i64) -> Result<(UpsertReport, Vec<PointId>)> {
+    /// `progress(done, total)` follows the writes (unchanged resources count as done once
+    /// compared).
+    async fn upsert_at(
+        &self,
+        resources: Vec<AWSResource>,
+        now: i64,
+        progress: &mut (dyn FnMut(usize, usize) + Send),
+    ) -> Result<(UpsertReport, Vec<PointId>)> {
         for (i, r) in resources.iter().enumerate() {
             for (name, value) in [
                 ("resource_type", &r.resource_type),
@@ -327,6 +336,9 @@ impl EstateStorage {
                 }
             }
         }
+        let total = order.len();
+        let mut done = total - changed.len();
+        progress(done, total);
         // Pipelined: the next batch is sealed, tokenised (and embedded) while the engine
         // writes the previous one on the blocking pool.
         let mut ready: Option<Vec<Point>> = None;
@@ -334,8 +346,11 @@ impl EstateStorage {
             let next = self.points_of(batch);
             ready = Some(match ready.take() {
                 Some(points) => {
+                    let n = points.len();
                     let (written, next) = tokio::join!(self.store.upsert(ESTATE, points), next);
                     written?;
+                    done += n;
+                    progress(done, total);
                     next?
                 }
                 None => next.await?,
@@ -343,6 +358,7 @@ impl EstateStorage {
         }
         if let Some(points) = ready {
             self.store.upsert(ESTATE, points).await?;
+            progress(total, total);
         }
         if !stale.is_empty() {
             let mut payload = Payload::new();
@@ -716,6 +732,19 @@ impl EstateStorage {
     /// [`StorageError::InvalidInput`] for a resource outside the scope or an empty account;
     /// store, crypto and embedding errors.
     pub async fn sync(&self, scope: &SyncScope, resources: Vec<AWSResource>) -> Result<SyncReport> {
+        self.sync_with_progress(scope, resources, &mut |_, _| {}).await
+    }
+
+    /// [`EstateStorage::sync`] reporting `progress(done, total)` as resources are written.
+    ///
+    /// # Errors
+    /// As [`EstateStorage::sync`].
+    pub async fn sync_with_progress(
+        &self,
+        scope: &SyncScope,
+        resources: Vec<AWSResource>,
+        progress: &mut (dyn FnMut(usize, usize) + Send),
+    ) -> Result<SyncReport> {
         if scope.account_id.trim().is_empty() {
             return Err(invalid("scope", "a sync needs the account it lists"));
         }
@@ -737,7 +766,7 @@ impl EstateStorage {
             }
         }
         let now = now_ms();
-        let (upserted, seen) = self.upsert_at(resources, now).await?;
+        let (upserted, seen) = self.upsert_at(resources, now, progress).await?;
         let mut scope_filter = Filter::must(Condition::Eq(field::ACCOUNT_ID.into(), scope.account_id.clone().into()))
             .and(Condition::Eq(field::LIVE.into(), true.into()));
         if let Some(regions) = &scope.regions {
@@ -911,18 +940,18 @@ mod tests {
         let s = StorageService::open(config).await.unwrap();
         let e = &s.estate;
         let t0 = 1_700_000_000_000;
-        e.upsert_at(vec![bucket()], t0).await.unwrap();
+        e.upsert_at(vec![bucket()], t0, &mut |_, _| {}).await.unwrap();
         let synced = || async {
             e.get_resource("123456789012/us-east-1/s3:bucket/logs")
                 .await
                 .unwrap()
                 .last_synced
         };
-        let (report, _) = e.upsert_at(vec![bucket()], t0 + 60_000).await.unwrap();
+        let (report, _) = e.upsert_at(vec![bucket()], t0 + 60_000, &mut |_, _| {}).await.unwrap();
         assert_eq!(report.unchanged, 1);
         assert_eq!(synced().await, Some(t0), "a minute later: not rewritten");
         let later = t0 + LAST_SYNCED_RESOLUTION_MS;
-        let (report, _) = e.upsert_at(vec![bucket()], later).await.unwrap();
+        let (report, _) = e.upsert_at(vec![bucket()], later, &mut |_, _| {}).await.unwrap();
         assert_eq!(report.unchanged, 1);
         assert_eq!(synced().await, Some(later), "an hour later: refreshed");
         s.shutdown().await.unwrap();

@@ -1,6 +1,6 @@
 //! AWS CLI importers on realistic fixtures (tests/fixtures/aws/), into a real store.
 
-use cloudops_storage_service::estate::import::{parse, sync_scope, ImportOptions, SourceFormat};
+use cloudops_storage_service::estate::import::{parse, sync_scope, sync_scope_of, ImportOptions, SourceFormat};
 use cloudops_storage_service::estate::ResourceFilter;
 
 use crate::common::TestStore;
@@ -138,8 +138,22 @@ fn sync_is_only_for_complete_listings_with_a_clear_scope() {
     assert!(err.contains("complete listing"), "{err}");
     let explorer = parse(&fixture("resource-explorer-search.json"), &opts()).unwrap();
     assert!(sync_scope(&explorer, &opts()).is_err());
+    // The fixture is a page that says more follow (NextToken): alone it cannot drive a sync,
+    // with its last page it can.
     let ec2 = parse(&fixture("ec2-describe-instances.json"), &opts()).unwrap();
-    let scope = sync_scope(&ec2, &opts()).unwrap();
+    assert!(ec2.more_pages);
+    let err = sync_scope(&ec2, &opts()).unwrap_err();
+    assert!(err.contains("next-page token"), "{err}");
+    let last_page = parse(
+        &serde_json::json!({"Reservations": [{"OwnerId": ACCOUNT, "Instances": [{
+            "InstanceId": "i-0last", "Placement": {"AvailabilityZone": "us-east-1c"},
+            "State": {"Name": "running"}}]}]})
+        .to_string(),
+        &opts(),
+    )
+    .unwrap();
+    assert!(!last_page.more_pages);
+    let scope = sync_scope_of(&[&ec2, &last_page], &opts()).unwrap();
     assert_eq!(scope.account_id, ACCOUNT);
     assert_eq!(scope.regions, Some(vec!["us-east-1".to_string()]));
     assert_eq!(scope.resource_types, Some(vec!["ec2:instance".to_string()]));
@@ -153,9 +167,11 @@ fn sync_is_only_for_complete_listings_with_a_clear_scope() {
         region: Some("eu-west-1".into()),
         ..opts()
     };
-    assert!(sync_scope(&ec2, &other_region)
+    assert!(sync_scope(&last_page, &other_region)
         .unwrap_err()
         .contains("outside --region"));
+    let mixed = sync_scope_of(&[&last_page, &s3], &opts()).unwrap_err();
+    assert!(mixed.contains("one format"), "{mixed}");
 }
 
 #[tokio::test]
