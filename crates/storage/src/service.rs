@@ -257,9 +257,9 @@ impl StorageService {
         })
     }
 
-    /// Re-embed every message with the configured model (after [`StorageService::open_for_reindex`]),
-    /// then record that model. Resumable: an interrupted run continues where it stopped.
-    /// Reports `(done, total)`.
+    /// Re-embed every message, then every estate resource, with the configured model (after
+    /// [`StorageService::open_for_reindex`]), then record that model. Resumable: an
+    /// interrupted run continues where it stopped. Reports `(done, total)` per phase.
     ///
     /// # Errors
     /// Store, crypto and embedding errors.
@@ -276,6 +276,7 @@ impl StorageService {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let embedded = self.chat.embed_pending(progress).await?;
+        let resources_embedded = self.estate.embed_missing(progress).await?;
         let record = EmbeddingRecord {
             model_id: space.model_id().to_string(),
             dim: space.spec().dim,
@@ -288,6 +289,7 @@ impl StorageService {
             previous,
             current: record,
             embedded,
+            resources_embedded,
         })
     }
 
@@ -365,6 +367,8 @@ pub struct ReindexReport {
     pub current: EmbeddingRecord,
     /// Messages embedded by this run.
     pub embedded: u64,
+    /// Estate resources embedded by this run.
+    pub resources_embedded: u64,
 }
 
 /// Compare the configured embedder with the store's record; record it on first use.

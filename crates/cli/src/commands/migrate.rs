@@ -58,7 +58,7 @@ pub(crate) async fn run(cmd: &MigrateCommand, config: StorageConfig, out: Output
 
 pub(crate) async fn reindex(config: StorageConfig, out: Output) -> anyhow::Result<()> {
     let service = StorageService::open_for_reindex(config).await?;
-    let bar = out.progress("re-embedding messages");
+    let bar = out.progress("re-embedding messages, then resources");
     let result = service
         .reindex(&|done, total| bar.update(done as usize, total as usize))
         .await;
@@ -67,8 +67,8 @@ pub(crate) async fn reindex(config: StorageConfig, out: Output) -> anyhow::Resul
     out.emit(&report, |r| {
         let previous = r.previous.as_ref().map_or("none", |p| p.model_id.as_str());
         println!(
-            "re-embedded {} message(s): {} -> {} ({}-d)",
-            r.embedded, previous, r.current.model_id, r.current.dim
+            "re-embedded {} message(s) and {} resource(s): {} -> {} ({}-d)",
+            r.embedded, r.resources_embedded, previous, r.current.model_id, r.current.dim
         );
     })?;
     Ok(())

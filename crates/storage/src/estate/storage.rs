@@ -16,10 +16,12 @@ use crate::crypto::{SealContext, Sealer};
 use crate::embed::{DenseSpace, KeywordEncoder};
 use crate::error::{Result, StorageError};
 use crate::store::{
-    CollectionSpec, Condition, FieldValue, Filter, Payload, Point, PointId, QueryRequest, Range, ScrollRequest,
-    VectorData, VectorStore,
+    CollectionSpec, Condition, FieldValue, Filter, Payload, Point, PointId, PointVectors, QueryRequest, Range,
+    ScrollRequest, VectorData, VectorStore,
 };
 
+/// Resources embedded per model call by [`EstateStorage::embed_missing`].
+const EMBED_BATCH: usize = 64;
 /// Points written per store call.
 const WRITE_BATCH: usize = 256;
 /// Facet values fetched at most (far above any real estate's distinct values).
@@ -175,7 +177,25 @@ impl EstateStorage {
             writer: Arc::new(tokio::sync::Mutex::new(())),
         };
         estate.load_dictionary().await?;
+        let unembedded = estate.unembedded().await?;
+        if unembedded > 0 {
+            tracing::warn!(
+                resources = unembedded,
+                "estate resources without a vector for the configured model: semantic estate search misses them until `cloudops-storage reindex`"
+            );
+        }
         Ok(estate)
+    }
+
+    /// Resources without a vector in the configured model's slot (0 without a model).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn unembedded(&self) -> Result<u64> {
+        match &self.dense {
+            Some(space) => Ok(self.store.count(ESTATE, Some(missing_vector(space.slot()))).await?),
+            None => Ok(0),
+        }
     }
 
     fn keys(&self) -> Keys<'_> {
@@ -393,6 +413,70 @@ impl EstateStorage {
             points.push(point);
         }
         Ok(points)
+    }
+
+    /// Embed every resource (tombstones included) that has no vector in the configured
+    /// model's slot: resources imported while no model was configured, or under another
+    /// model (`reindex`). Reports `(done, total)`; returns how many were embedded. A
+    /// resource that cannot be unsealed is logged and skipped. Without a model: `Ok(0)`.
+    ///
+    /// # Errors
+    /// Store and embedding errors.
+    pub async fn embed_missing(&self, progress: &(dyn Fn(u64, u64) + Send + Sync)) -> Result<u64> {
+        let Some(space) = &self.dense else {
+            return Ok(0);
+        };
+        let missing = missing_vector(space.slot());
+        let total = self.store.count(ESTATE, Some(missing.clone())).await?;
+        let _guard = self.writer.lock().await;
+        let (mut done, mut embedded) = (0u64, 0u64);
+        progress(0, total);
+        let mut offset = None;
+        loop {
+            let page = self
+                .store
+                .scroll(
+                    ESTATE,
+                    ScrollRequest {
+                        filter: Some(missing.clone()),
+                        limit: EMBED_BATCH,
+                        offset,
+                        ..ScrollRequest::default()
+                    },
+                )
+                .await?;
+            let mut ids = Vec::new();
+            let mut texts = Vec::new();
+            for record in &page.records {
+                match schema::resource_from_record(record, &self.sealer) {
+                    Ok(r) => {
+                        ids.push(record.id);
+                        texts.push(schema::search_text(&r));
+                    }
+                    Err(e) => tracing::warn!(point = %record.id, error = %e, "resource not embedded: unreadable"),
+                }
+            }
+            if !texts.is_empty() {
+                let vectors = space.documents(&texts).await?;
+                let updates = ids
+                    .into_iter()
+                    .zip(vectors)
+                    .map(|(id, v)| PointVectors {
+                        id,
+                        vectors: [(space.slot().to_string(), VectorData::Dense(v))].into(),
+                    })
+                    .collect::<Vec<_>>();
+                embedded += updates.len() as u64;
+                self.store.update_vectors(ESTATE, updates).await?;
+            }
+            done += page.records.len() as u64;
+            progress(done.min(total), total);
+            match page.next_offset {
+                Some(next) if !page.records.is_empty() => offset = Some(next),
+                _ => break,
+            }
+        }
+        Ok(embedded)
     }
 
     /// A resource by its key (`account/region/type/identifier`) or ARN.
@@ -884,6 +968,11 @@ impl EstateStorage {
             .filter_map(|(v, n)| str_of(&v).map(|s| (s.to_string(), n)))
             .collect())
     }
+}
+
+/// Points without a vector in `slot`.
+fn missing_vector(slot: &str) -> Filter {
+    Filter::default().and_not(Condition::HasVector(slot.to_string()))
 }
 
 /// Clear fields outside the fingerprint (state, account name, tag keys, sources) also decide

@@ -386,3 +386,37 @@ async fn production_database_finds_the_rds_instance_tagged_production() {
         .all(|h| h.resource.tags.as_ref().unwrap()["env"] != "staging"));
     s.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_imported_without_a_model_are_embedded_by_reindex() {
+    let Some(model) = test_model_dir() else { return };
+    let t = TestStore::new();
+    let s = t.open().await;
+    s.estate
+        .bulk_upsert(vec![
+            rds("orders-pg", "us-east-1", &[("env", "production")]),
+            ec2("i-web1", "us-east-1", "running", &[("env", "production")]),
+        ])
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+
+    let s = StorageService::open_for_reindex(t.config_with_model(&model))
+        .await
+        .unwrap();
+    assert_eq!(s.estate.unembedded().await.unwrap(), 2);
+    // No keyword of either resource: only a dense vector can find something.
+    let none = ResourceFilter::default();
+    assert!(s.estate.search("postgresql", &none, 5).await.unwrap().is_empty());
+    let report = s.reindex(&|_, _| {}).await.unwrap();
+    assert_eq!(report.resources_embedded, 2);
+    assert_eq!(s.estate.unembedded().await.unwrap(), 0);
+    let hits = s.estate.search("postgresql", &none, 5).await.unwrap();
+    assert_eq!(hits.len(), 2, "dense vectors were written");
+    assert_eq!(
+        s.reindex(&|_, _| {}).await.unwrap().resources_embedded,
+        0,
+        "resumable, nothing left"
+    );
+    s.shutdown().await.unwrap();
+}
