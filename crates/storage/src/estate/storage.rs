@@ -428,6 +428,9 @@ impl EstateStorage {
         };
         let missing = missing_vector(space.slot());
         let total = self.store.count(ESTATE, Some(missing.clone())).await?;
+        if total == 0 {
+            return Ok(0);
+        }
         let _guard = self.writer.lock().await;
         let (mut done, mut embedded) = (0u64, 0u64);
         progress(0, total);
