@@ -17,7 +17,7 @@ use crate::embed::{DenseSpace, KeywordEncoder};
 use crate::error::{Result, StorageError};
 use crate::store::{
     CollectionSpec, Condition, FieldValue, Filter, Payload, Point, PointId, PointVectors, QueryRequest, Range,
-    ScrollRequest, VectorData, VectorStore,
+    ScrollPage, ScrollRequest, VectorData, VectorStore,
 };
 
 /// Resources embedded per model call by [`EstateStorage::embed_missing`].
@@ -436,18 +436,7 @@ impl EstateStorage {
         progress(0, total);
         let mut offset = None;
         loop {
-            let page = self
-                .store
-                .scroll(
-                    ESTATE,
-                    ScrollRequest {
-                        filter: Some(missing.clone()),
-                        limit: EMBED_BATCH,
-                        offset,
-                        ..ScrollRequest::default()
-                    },
-                )
-                .await?;
+            let page = self.page(&missing, EMBED_BATCH, offset).await?;
             let mut ids = Vec::new();
             let mut texts = Vec::new();
             for record in &page.records {
@@ -474,9 +463,9 @@ impl EstateStorage {
             }
             done += page.records.len() as u64;
             progress(done.min(total), total);
-            match page.next_offset {
-                Some(next) if !page.records.is_empty() => offset = Some(next),
-                _ => break,
+            match next_offset(&page) {
+                Some(next) => offset = Some(next),
+                None => break,
             }
         }
         Ok(embedded)
@@ -496,18 +485,8 @@ impl EstateStorage {
 
     async fn find(&self, key_or_arn: &str) -> Result<Option<crate::store::Record>> {
         let token = self.keys().key_token(key_or_arn.trim());
-        let page = self
-            .store
-            .scroll(
-                ESTATE,
-                ScrollRequest {
-                    filter: Some(Filter::must(Condition::Eq(field::KEY_TOKENS.into(), token.into()))),
-                    limit: 1,
-                    ..ScrollRequest::default()
-                },
-            )
-            .await?;
-        Ok(page.records.into_iter().next())
+        let by_token = Filter::must(Condition::Eq(field::KEY_TOKENS.into(), token.into()));
+        Ok(self.page(&by_token, 1, None).await?.records.into_iter().next())
     }
 
     /// Delete a resource; `false` when there was none (deleting twice is fine).
@@ -583,27 +562,32 @@ impl EstateStorage {
         let mut out = Vec::new();
         let mut offset = None;
         while out.len() < limit {
-            let page = self
-                .store
-                .scroll(
-                    ESTATE,
-                    ScrollRequest {
-                        filter: Some(filter.clone()),
-                        limit: (limit - out.len()).min(1000),
-                        offset,
-                        ..ScrollRequest::default()
-                    },
-                )
-                .await?;
+            let page = self.page(&filter, (limit - out.len()).min(1000), offset).await?;
             for r in &page.records {
                 out.push(schema::resource_from_record(r, &self.sealer)?);
             }
-            match page.next_offset {
-                Some(next) if !page.records.is_empty() => offset = Some(next),
-                _ => break,
+            match next_offset(&page) {
+                Some(next) => offset = Some(next),
+                None => break,
             }
         }
         Ok(out)
+    }
+
+    /// One page of the resources matching `filter`, from `offset`.
+    async fn page(&self, filter: &Filter, limit: usize, offset: Option<PointId>) -> Result<ScrollPage> {
+        Ok(self
+            .store
+            .scroll(
+                ESTATE,
+                ScrollRequest {
+                    filter: Some(filter.clone()),
+                    limit,
+                    offset,
+                    ..ScrollRequest::default()
+                },
+            )
+            .await?)
     }
 
     /// Exact number of resources matching `filter`.
@@ -873,22 +857,11 @@ impl EstateStorage {
         let mut gone = Vec::new();
         let mut offset = None;
         loop {
-            let page = self
-                .store
-                .scroll(
-                    ESTATE,
-                    ScrollRequest {
-                        filter: Some(scope_filter.clone()),
-                        limit: 1000,
-                        offset,
-                        ..ScrollRequest::default()
-                    },
-                )
-                .await?;
+            let page = self.page(&scope_filter, 1000, offset).await?;
             gone.extend(page.records.iter().map(|r| r.id).filter(|id| !seen.contains(id)));
-            match page.next_offset {
-                Some(next) if !page.records.is_empty() => offset = Some(next),
-                _ => break,
+            match next_offset(&page) {
+                Some(next) => offset = Some(next),
+                None => break,
             }
         }
         let tombstoned = gone.len() as u64;
@@ -971,6 +944,11 @@ impl EstateStorage {
             .filter_map(|(v, n)| str_of(&v).map(|s| (s.to_string(), n)))
             .collect())
     }
+}
+
+/// Where the page after `page` starts; `None` after the last.
+fn next_offset(page: &ScrollPage) -> Option<PointId> {
+    page.next_offset.filter(|_| !page.records.is_empty())
 }
 
 /// Points without a vector in `slot`.
