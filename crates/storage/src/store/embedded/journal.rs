@@ -22,7 +22,7 @@ use crate::store::{Filter, Payload, Point, PointId, PointVectors, StoreError};
 /// File name of the journal inside the qdrant folder.
 pub(super) const JOURNAL_FILE: &str = "journal.log";
 /// Journal size that triggers a checkpoint.
-pub(super) const CHECKPOINT_BYTES: u64 = 16 * 1024 * 1024;
+pub(super) const CHECKPOINT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// One write, in the store's neutral types.
 #[derive(Debug, Clone, Serialize, Deserialize)]
