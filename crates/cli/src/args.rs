@@ -115,6 +115,11 @@ pub(crate) enum MigrateCommand {
         /// Owner of every imported conversation (default: taken from each file name).
         #[arg(long)]
         user: Option<String>,
+        /// Wait until every imported message has its dense vector, with a progress bar
+        /// (default: return at once; the messages are embedded in the background by the next
+        /// process that opens the store with a model, and keyword search finds them already).
+        #[arg(long)]
+        wait: bool,
     },
 }
 
@@ -180,6 +185,17 @@ pub(crate) struct BenchArgs {
     /// Run the search workload instead: embedding speed, keyword/semantic/hybrid latency.
     #[arg(long, conflicts_with = "resources")]
     pub(crate) search: bool,
+    /// Run the import workload instead: a Node.js chat-data folder of --messages messages
+    /// (--per-conversation per file) imported by `migrate node`; speed and peak RSS of the
+    /// import and of the background embedding after it (with the model unless --no-model).
+    #[arg(long, conflicts_with_all = ["resources", "search"])]
+    pub(crate) import: bool,
+    /// With --import: open the store without an embedding model.
+    #[arg(long, requires = "import")]
+    pub(crate) no_model: bool,
+    /// With --import and a model: seconds of background embedding measured after the import.
+    #[arg(long, default_value_t = 60, requires = "import")]
+    pub(crate) embed_seconds: u64,
     /// Run the estate workload with this many resources instead (ingest, filtered search,
     /// count, facets; with the model, embedding ingest and semantic search over 10,000).
     #[arg(long, value_name = "N")]

@@ -723,6 +723,8 @@ fn migrate_node_reports_files_and_is_idempotent() {
         .json();
     assert_eq!(first["imported"], 1);
     assert_eq!(first["messages"], 2);
+    assert_eq!(first["ignored"], 0);
+    assert_eq!(first["pending"], 0, "no model: nothing waits for a vector");
     assert_eq!(
         first["failed"][0]["path"].as_str().unwrap(),
         contexts.join("alice-bad.json").to_str().unwrap()

@@ -22,6 +22,7 @@
 pub mod backup;
 pub mod bench;
 pub mod bench_estate;
+pub mod bench_import;
 pub mod bench_search;
 pub mod chat;
 pub mod clock;

@@ -2,6 +2,7 @@
 
 use cloudops_storage_service::bench::{run_chat_bench, ChatBenchOptions, ChatBenchReport, Latency};
 use cloudops_storage_service::bench_estate::{run_estate_bench, EstateBenchOptions, EstateBenchReport};
+use cloudops_storage_service::bench_import::{run_import_bench, ImportBenchOptions, ImportBenchReport};
 use cloudops_storage_service::bench_search::{run_search_bench, SearchBenchOptions, SearchBenchReport};
 use cloudops_storage_service::StorageConfig;
 
@@ -15,6 +16,9 @@ pub(crate) async fn run(args: &BenchArgs, config: StorageConfig, out: Output) ->
     }
     if let Some(resources) = args.resources {
         return estate(args, resources, &config, out).await;
+    }
+    if args.import {
+        return import(args, &config, out).await;
     }
     let s3 = config.backup.s3;
     let dir = tempfile::tempdir()?;
@@ -132,6 +136,44 @@ fn print_estate_report(r: &EstateBenchReport) {
         rows.push(("semantic, 10k resources", s));
     }
     latency_table("OPERATION", &rows);
+}
+
+async fn import(args: &BenchArgs, config: &StorageConfig, out: Output) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let options = ImportBenchOptions {
+        messages: args.messages,
+        messages_per_file: args.per_conversation.max(1),
+        model_dir: if args.no_model { None } else { bench_model(args, config) },
+        embed_window: std::time::Duration::from_secs(args.embed_seconds),
+    };
+    let bar = out.progress("importing files");
+    let report = run_import_bench(dir.path(), &options, |done, total| bar.update(done, total)).await?;
+    out.emit(&report, print_import_report)
+}
+
+fn print_import_report(r: &ImportBenchReport) {
+    let mb = |v: Option<u64>| v.map_or("n/a".to_string(), output::bytes);
+    println!(
+        "import bench: {} messages in {} Node.js context files, model: {}",
+        r.messages,
+        r.files,
+        r.model.as_deref().unwrap_or("none (keyword only)")
+    );
+    println!(
+        "import                     {:.1} s, {:.0} messages/s, peak RSS {}",
+        r.import_seconds,
+        r.messages_per_second,
+        mb(r.import_peak_rss_bytes)
+    );
+    println!("pending embeddings after   {}", r.pending_after_import);
+    if let Some(rate) = r.embedded_per_second {
+        println!(
+            "background embedding       {} in {:.1} s ({rate:.0} messages/s), peak RSS {}",
+            r.embedded_in_window,
+            r.embed_window_seconds,
+            mb(r.embed_peak_rss_bytes)
+        );
+    }
 }
 
 async fn search(args: &BenchArgs, config: &StorageConfig, out: Output) -> anyhow::Result<()> {

@@ -251,6 +251,14 @@ fn parse_time(text: &str) -> anyhow::Result<i64> {
 }
 
 fn print_search(results: &SearchResults) {
+    if results.pending_embeddings > 0 {
+        eprintln!(
+            "note: {} of this user's messages are still waiting for semantic indexing (embedded in the \
+             background); {} search covers the rest, keyword search covers all",
+            results.pending_embeddings,
+            mode_name(results)
+        );
+    }
     if results.conversations.is_empty() {
         println!("no matches ({} search)", mode_name(results));
         return;

@@ -7,7 +7,11 @@ use crate::args::MigrateCommand;
 use crate::output::Output;
 
 pub(crate) async fn run(cmd: &MigrateCommand, config: StorageConfig, out: Output) -> anyhow::Result<()> {
-    let MigrateCommand::Node { chat_data_dir, user } = cmd;
+    let MigrateCommand::Node {
+        chat_data_dir,
+        user,
+        wait,
+    } = cmd;
     anyhow::ensure!(
         chat_data_dir.is_dir(),
         "{} is not a folder (give the Node.js module's chat-data folder)",
@@ -21,7 +25,7 @@ pub(crate) async fn run(cmd: &MigrateCommand, config: StorageConfig, out: Output
         })
         .await?;
         let pending = service.chat.pending_embeddings().await?;
-        if pending > 0 {
+        if pending > 0 && *wait {
             let bar = out.progress("embedding messages");
             let waiting = service.chat.wait_for_index();
             tokio::pin!(waiting);
@@ -36,24 +40,43 @@ pub(crate) async fn run(cmd: &MigrateCommand, config: StorageConfig, out: Output
             }
             bar.update(pending as usize, pending as usize);
         }
-        anyhow::Ok(report)
+        let pending = service.chat.pending_embeddings().await?;
+        anyhow::Ok(MigrateReport { report, pending })
     }
     .await;
     service.shutdown().await?;
     let report = result?;
-    out.emit(&report, |r| {
+    out.emit(&report, |m| {
+        let r = &m.report;
         println!(
-            "imported {} conversation(s) with {} message(s); skipped {} already present; {} failed",
+            "imported {} conversation(s) with {} message(s); skipped {} already present; {} failed; {} raw stream file(s) ignored",
             r.imported,
             r.messages,
             r.skipped,
-            r.failed.len()
+            r.failed.len(),
+            r.ignored
         );
         for f in &r.failed {
             println!("  failed: {}: {}", f.path.display(), f.reason);
         }
+        if m.pending > 0 {
+            println!(
+                "{} message(s) wait for semantic indexing: keyword search finds them now; they are embedded in \
+                 the background whenever the store is open with a model (or now: migrate node --wait, or reindex)",
+                m.pending
+            );
+        }
     })?;
     Ok(())
+}
+
+/// What `migrate node` prints: the import report and the messages still to embed.
+#[derive(serde::Serialize)]
+struct MigrateReport {
+    #[serde(flatten)]
+    report: node::NodeImportReport,
+    /// Messages without a dense vector when the command ended.
+    pending: u64,
 }
 
 pub(crate) async fn reindex(config: StorageConfig, out: Output) -> anyhow::Result<()> {

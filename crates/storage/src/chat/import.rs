@@ -4,6 +4,10 @@
 //! record is written last: a crash mid-import leaves no conversation, so the next run imports
 //! it again and overwrites the same message points; once the conversation exists, the import
 //! is skipped.
+//!
+//! An import never waits on the embedding model: messages are written with their keyword
+//! vectors only, and the background indexer is asked to find them by their missing dense
+//! vector afterwards (a scan, so a queue of every imported id is never held in memory).
 
 use serde_json::Value;
 
@@ -74,7 +78,6 @@ impl ChatStorage {
             Err(e) => return Err(e),
         }
         let count = import.messages.len() as u64;
-        let mut ids = Vec::with_capacity(import.messages.len());
         let mut points = Vec::with_capacity(import.messages.len().min(WRITE_BATCH));
         for (index, (role, content, created_at, metadata)) in import.messages.into_iter().enumerate() {
             let message = Message {
@@ -90,7 +93,6 @@ impl ChatStorage {
                 metadata,
                 created_at,
             };
-            ids.push(message.id);
             let keywords = self.keywords.document(&message.content);
             points.push(schema::message_to_point(&message, keywords, &self.sealer)?);
             if points.len() == WRITE_BATCH {
@@ -103,7 +105,7 @@ impl ChatStorage {
         // Appends in this process reload the next index from the imported messages.
         *guard = None;
         drop(guard);
-        self.queue_for_embedding(ids);
+        self.rescan_for_embedding();
         Ok(ImportOutcome::Imported(count))
     }
 }

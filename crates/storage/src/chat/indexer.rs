@@ -4,12 +4,19 @@
 //! for messages that lack a vector in the model's slot (`has_vector`: messages left by a crash,
 //! a restart or a process without a model), then serves the queue: it opens the sealed
 //! contents, embeds them in batches and writes the rotated vectors. The scan runs once per
-//! start, not per batch: it visits every point, which would make a busy store's appends pay
-//! for it. [`DenseIndexer::wait`] returns once every message appended before the call has its
-//! vector.
+//! start (and once after each bulk import, see [`DenseIndexer::rescan`]), not per batch: it
+//! walks the collection with a cursor, which would make a busy store's appends pay for it if
+//! it ran per batch. [`DenseIndexer::wait`] returns once every message appended before the
+//! call has its vector.
+//!
+//! Bulk imports never wait on the model: they [`DenseIndexer::pause`] the worker while they
+//! write (so the embedding does not compete with them for the CPU), then ask for a rescan, and
+//! the worker embeds their messages afterwards, in bounded batches. Shutdown drains only a
+//! small queue of appended messages ([`SHUTDOWN_DRAIN_LIMIT`]); a larger backlog is left to the
+//! next start's scan, so closing the app after an import is not a wait of minutes.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +34,9 @@ pub(crate) const BATCH: usize = 32;
 const GATHER: Duration = Duration::from_millis(20);
 /// Longest pause after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Shutdown embeds the queued messages when at most this many wait (a few seconds of work);
+/// a larger backlog is embedded by the next start's scan instead of delaying the exit.
+pub(crate) const SHUTDOWN_DRAIN_LIMIT: usize = 256;
 
 #[derive(Debug, Clone, Default)]
 struct Progress {
@@ -50,6 +60,34 @@ struct Inner {
     queue: Mutex<VecDeque<PointId>>,
     /// The start-up scan for messages without a vector is still to do.
     scan_pending: AtomicBool,
+    /// Where the running scan continues (id order).
+    scan_cursor: Mutex<Option<PointId>>,
+    /// Bulk imports in progress: while non-zero the worker embeds nothing.
+    paused: AtomicUsize,
+    /// Shutting down: serve the queue, leave the scan to the next start.
+    closing: AtomicBool,
+}
+
+/// What one pass of the worker ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Everything requested so far has its vector.
+    Done,
+    /// Stopped early: paused by a bulk import, or shutting down.
+    Interrupted,
+}
+
+/// While held, the background worker embeds nothing (a bulk import writes at full speed);
+/// dropping it lets the worker go on.
+pub(crate) struct IndexingPause {
+    inner: Arc<Inner>,
+}
+
+impl Drop for IndexingPause {
+    fn drop(&mut self) {
+        self.inner.paused.fetch_sub(1, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+    }
 }
 
 /// Handle to the running worker.
@@ -82,6 +120,9 @@ impl DenseIndexer {
             unreadable: Mutex::new(HashSet::new()),
             queue: Mutex::new(VecDeque::new()),
             scan_pending: AtomicBool::new(true),
+            scan_cursor: Mutex::new(None),
+            paused: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
         });
         let task = start.then(|| tokio::spawn(run(inner.clone())));
         DenseIndexer {
@@ -94,6 +135,28 @@ impl DenseIndexer {
     pub(crate) fn enqueue(&self, ids: impl IntoIterator<Item = PointId>) {
         self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()).extend(ids);
         self.notify();
+    }
+
+    /// Stop embedding until the returned guard is dropped (a batch in flight finishes).
+    pub(crate) fn pause(&self) -> IndexingPause {
+        self.inner.paused.fetch_add(1, Ordering::SeqCst);
+        IndexingPause {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Scan the collection again for messages without a vector (after a bulk import that
+    /// queued none), from its start.
+    pub(crate) fn rescan(&self) {
+        *self.inner.scan_cursor.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.inner.scan_pending.store(true, Ordering::SeqCst);
+        self.notify();
+    }
+
+    /// True when nothing is known to wait for a vector: no scan to do, an empty queue.
+    pub(crate) fn idle(&self) -> bool {
+        !self.inner.scan_pending.load(Ordering::SeqCst)
+            && self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
     }
 
     /// Wake the worker; returns the request generation it will serve.
@@ -131,25 +194,34 @@ impl DenseIndexer {
         }
     }
 
-    /// Messages still waiting for a dense vector.
+    /// Messages still waiting for a dense vector (within `scope`, when given).
     ///
     /// # Errors
     /// Store errors.
-    pub(crate) async fn pending(&self) -> Result<u64> {
-        Ok(self
-            .inner
-            .store
-            .count(MESSAGES, Some(missing(self.inner.space.slot())))
-            .await?)
+    pub(crate) async fn pending(&self, scope: Option<Filter>) -> Result<u64> {
+        let mut filter = missing(self.inner.space.slot());
+        if let Some(scope) = scope {
+            filter = filter.and(Condition::Filter(Box::new(scope)));
+        }
+        Ok(self.inner.store.count(MESSAGES, Some(filter)).await?)
     }
 
-    /// Drain the queue (best effort: a failing embedder is logged, not waited for), then stop.
+    /// Stop the worker. A small queue of appended messages is embedded first (best effort: a
+    /// failing embedder is logged, not waited for), so a one-shot `chat add` is found by
+    /// meaning in the next process at once; a running scan or a larger backlog (an import) is
+    /// left to the next start, which finds those messages by their missing vector.
     pub(crate) async fn shutdown(&self) {
         if self.task.lock().await.is_none() {
             return;
         }
-        if let Err(e) = self.wait().await {
-            tracing::warn!(error = %e, "messages left without dense vectors; they are embedded on the next start");
+        self.inner.closing.store(true, Ordering::SeqCst);
+        let queued = self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()).len();
+        if queued <= SHUTDOWN_DRAIN_LIMIT && self.inner.paused.load(Ordering::SeqCst) == 0 {
+            if let Err(e) = self.wait().await {
+                tracing::warn!(error = %e, "messages left without dense vectors; they are embedded on the next start");
+            }
+        } else {
+            tracing::info!(queued, "leaving messages without dense vectors to the next start");
         }
         self.inner.stop.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
@@ -165,16 +237,20 @@ impl DenseIndexer {
     /// # Errors
     /// Store, crypto and embedding errors.
     pub(crate) async fn catch_up(&self, progress: &(dyn Fn(u64, u64) + Send + Sync)) -> Result<u64> {
-        let total = self.pending().await?;
+        let total = self.pending(None).await?;
         let mut done = 0;
+        let mut cursor = None;
         progress(0, total);
         loop {
-            let n = embed_missing_batch(&self.inner).await?;
-            if n == 0 {
-                return Ok(done);
-            }
+            let (n, next) = embed_missing_page(&self.inner, cursor).await?;
             done += n as u64;
-            progress(done.min(total), total.max(done));
+            if n > 0 {
+                progress(done.min(total), total.max(done));
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(done),
+            }
         }
     }
 }
@@ -201,12 +277,20 @@ async fn run(inner: Arc<Inner>) {
     loop {
         let target = inner.requested.load(Ordering::SeqCst);
         match drain(&inner).await {
-            Ok(()) => {
+            Ok(Pass::Done) => {
                 backoff = Duration::from_millis(500);
                 inner.progress.send_modify(|p| {
                     p.done = p.done.max(target);
                     p.failed = None;
                 });
+            }
+            Ok(Pass::Interrupted) => {
+                if inner.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                // Paused by a bulk import: its guard wakes us when it is dropped.
+                inner.wake.notified().await;
+                continue;
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "background embedding failed");
@@ -231,16 +315,27 @@ async fn run(inner: Arc<Inner>) {
     }
 }
 
-async fn drain(inner: &Inner) -> Result<()> {
-    if inner.scan_pending.load(Ordering::SeqCst) {
-        while embed_missing_batch(inner).await? > 0 {
-            if inner.stop.load(Ordering::SeqCst) {
-                return Ok(());
-            }
+/// Whether the worker must stop before its next batch.
+fn interrupted(inner: &Inner) -> bool {
+    inner.stop.load(Ordering::SeqCst) || inner.paused.load(Ordering::SeqCst) > 0
+}
+
+async fn drain(inner: &Inner) -> Result<Pass> {
+    while inner.scan_pending.load(Ordering::SeqCst) && !inner.closing.load(Ordering::SeqCst) {
+        if interrupted(inner) {
+            return Ok(Pass::Interrupted);
         }
-        inner.scan_pending.store(false, Ordering::SeqCst);
+        let cursor = *inner.scan_cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let (_, next) = embed_missing_page(inner, cursor).await?;
+        *inner.scan_cursor.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        if next.is_none() {
+            inner.scan_pending.store(false, Ordering::SeqCst);
+        }
     }
     loop {
+        if interrupted(inner) {
+            return Ok(Pass::Interrupted);
+        }
         // A short pause when fewer than a batch wait: appends arriving in a burst are embedded
         // together instead of one engine write each.
         let queued = inner.queue.lock().unwrap_or_else(|p| p.into_inner()).len();
@@ -252,8 +347,8 @@ async fn drain(inner: &Inner) -> Result<()> {
             let queue = inner.queue.lock().unwrap_or_else(|p| p.into_inner());
             queue.iter().take(BATCH).copied().collect()
         };
-        if batch.is_empty() || inner.stop.load(Ordering::SeqCst) {
-            return Ok(());
+        if batch.is_empty() {
+            return Ok(Pass::Done);
         }
         embed_queued(inner, &batch).await?;
         inner
@@ -274,9 +369,9 @@ async fn embed_queued(inner: &Inner, ids: &[PointId]) -> Result<()> {
     Ok(())
 }
 
-/// Embed one batch of messages lacking a vector (found by a scan); returns how many were
-/// handled.
-async fn embed_missing_batch(inner: &Inner) -> Result<usize> {
+/// Embed one page of messages lacking a vector, scanning in id order from `cursor`; returns
+/// how many were handled and where the next page starts (`None` after the last).
+async fn embed_missing_page(inner: &Inner, cursor: Option<PointId>) -> Result<(usize, Option<PointId>)> {
     let slot = inner.space.slot().to_string();
     let mut filter = missing(&slot);
     let skipped: Vec<PointId> = inner
@@ -296,15 +391,16 @@ async fn embed_missing_batch(inner: &Inner) -> Result<usize> {
             ScrollRequest {
                 filter: Some(filter),
                 limit: BATCH,
+                offset: cursor,
                 ..ScrollRequest::default()
             },
         )
         .await?;
     if page.records.is_empty() {
-        return Ok(0);
+        return Ok((0, None));
     }
     embed_records(inner, &page.records).await?;
-    Ok(page.records.len())
+    Ok((page.records.len(), page.next_offset))
 }
 
 /// Open, embed and write the vectors of these message records.

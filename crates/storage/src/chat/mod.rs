@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 pub use context::{ContextOptions, ContextPair, PromptContext};
 pub use import::{ImportOutcome, ImportedConversation};
-use indexer::DenseIndexer;
+use indexer::{DenseIndexer, IndexingPause};
 pub use model::{
     Conversation, ConversationPage, ConversationStatus, ConversationUpdate, DeleteReceipt, HistoryRange, Message,
     NewMessage, Role,
@@ -157,9 +157,31 @@ impl ChatStorage {
     /// Store errors.
     pub async fn pending_embeddings(&self) -> Result<u64> {
         match &self.indexer {
-            Some(indexer) => indexer.pending().await,
+            Some(indexer) => indexer.pending(None).await,
             None => Ok(0),
         }
+    }
+
+    /// Messages of `user_id` still waiting for a dense vector: what semantic search cannot
+    /// find yet. Free (no store call) while the background indexer is idle.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub(crate) async fn pending_embeddings_of(&self, user_id: &str) -> Result<u64> {
+        match &self.indexer {
+            Some(indexer) if !indexer.idle() => {
+                indexer
+                    .pending(Some(Filter::default().and(msg_eq(MF::UserId, user_id))))
+                    .await
+            }
+            _ => Ok(0),
+        }
+    }
+
+    /// Hold the background indexer while a bulk import writes (it embeds the import's
+    /// messages afterwards, see [`ChatStorage::import_conversation`]).
+    pub(crate) fn pause_indexing(&self) -> Option<IndexingPause> {
+        self.indexer.as_ref().map(|i| i.pause())
     }
 
     /// Embed every pending message now, reporting `(done, total)`; used by `reindex`.
@@ -183,6 +205,13 @@ impl ChatStorage {
     fn queue_for_embedding(&self, ids: impl IntoIterator<Item = uuid::Uuid>) {
         if let Some(indexer) = &self.indexer {
             indexer.enqueue(ids);
+        }
+    }
+
+    /// Have the background indexer look for messages without a vector (after a bulk write).
+    fn rescan_for_embedding(&self) {
+        if let Some(indexer) = &self.indexer {
+            indexer.rescan();
         }
     }
 

@@ -141,6 +141,9 @@ pub struct SearchResults {
     pub mode: SearchMode,
     /// Conversations, best first.
     pub conversations: Vec<ConversationHit>,
+    /// The user's messages still waiting for a dense vector (after an import, say): semantic
+    /// and hybrid results cover the others, keyword search covers all. 0 in keyword mode.
+    pub pending_embeddings: u64,
 }
 
 /// A message candidate from one or both rankers.
@@ -174,6 +177,7 @@ impl ChatStorage {
             return Ok(SearchResults {
                 mode: self.effective_mode(options.mode)?,
                 conversations: Vec::new(),
+                pending_embeddings: 0,
             });
         };
         // Enough hits to fill `limit` conversations in the common case; fusion looks deeper.
@@ -183,7 +187,15 @@ impl ChatStorage {
         };
         let (mode, candidates) = self.candidates(query, options.mode, filter, depth).await?;
         let conversations = self.group(query, candidates, limit).await?;
-        Ok(SearchResults { mode, conversations })
+        let pending_embeddings = match mode {
+            SearchMode::Keyword => 0,
+            SearchMode::Semantic | SearchMode::Hybrid => self.pending_embeddings_of(user_id).await?,
+        };
+        Ok(SearchResults {
+            mode,
+            conversations,
+            pending_embeddings,
+        })
     }
 
     pub(crate) fn effective_mode(&self, mode: SearchMode) -> Result<SearchMode> {

@@ -3,10 +3,12 @@
 
 pub mod arn;
 pub mod import;
+mod intent;
 pub mod model;
 pub mod query;
 pub mod schema;
 mod storage;
+mod text;
 
 pub use storage::{
     EstateStorage, ResourceFilter, ResourceHit, StatsBy, SyncReport, SyncScope, UpsertReport,

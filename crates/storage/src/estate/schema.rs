@@ -135,75 +135,9 @@ fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-/// What common resource types are, in words people search with ("database", "virtual machine").
-fn type_description(resource_type: &str) -> Option<&'static str> {
-    Some(match resource_type {
-        "ec2:instance" => "EC2 virtual machine server instance",
-        "ec2:volume" => "EBS disk volume",
-        "ec2:vpc" => "VPC virtual private network",
-        "ec2:security-group" => "security group firewall rules",
-        "rds:db" => "RDS relational database instance",
-        "rds:cluster" => "RDS Aurora database cluster",
-        "dynamodb:table" => "DynamoDB NoSQL database table",
-        "s3:bucket" => "S3 object storage bucket",
-        "lambda:function" => "Lambda serverless function",
-        "iam:role" => "IAM role permissions identity",
-        "iam:user" => "IAM user identity",
-        "sqs:queue" => "SQS message queue",
-        "sns:topic" => "SNS notification topic",
-        "elasticloadbalancing:loadbalancer" => "load balancer",
-        "eks:cluster" => "EKS Kubernetes cluster",
-        "ecs:cluster" => "ECS container cluster",
-        "elasticache:cluster" => "ElastiCache Redis cache cluster",
-        _ => return None,
-    })
-}
-
-/// Text embedded for semantic search: type (and what it is), name, identifier, state, tags
-/// (`key value`), metadata values.
+/// Text embedded for semantic search (see [`super::text`]).
 pub(crate) fn search_text(r: &AWSResource) -> String {
-    text_of(r, true)
-}
-
-/// Text indexed for keyword search: as [`search_text`] without tag keys. A tag key such as
-/// `env` sits on most resources, so its IDF (and its weight in any query) is near zero,
-/// while every resource inserted walks its long posting list in the engine's appendable
-/// segment; `tag:env` filters on keys exactly.
-fn keyword_text(r: &AWSResource) -> String {
-    text_of(r, false)
-}
-
-fn text_of(r: &AWSResource, with_tag_keys: bool) -> String {
-    let mut parts = vec![
-        r.resource_type.replace(':', " "),
-        r.service.clone(),
-        r.identifier.clone(),
-    ];
-    parts.extend(type_description(&r.resource_type).map(String::from));
-    parts.extend(r.name.clone());
-    parts.extend(r.state.clone());
-    if let Some(tags) = &r.tags {
-        for (k, v) in tags {
-            if with_tag_keys {
-                parts.push(format!("{k} {v}"));
-            } else {
-                parts.push(v.clone());
-            }
-        }
-    }
-    if let Some(meta) = &r.metadata {
-        collect_strings(meta, &mut parts);
-    }
-    parts.join(" ")
-}
-
-fn collect_strings(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::String(s) if s.len() <= 200 => out.push(s.clone()),
-        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
-        Value::Object(o) => o.values().for_each(|x| collect_strings(x, out)),
-        _ => {}
-    }
+    super::text::dense_text(r)
 }
 
 /// A resource as a point (vectors added by the caller).
@@ -328,5 +262,5 @@ pub(crate) fn resource_from_record(rec: &Record, sealer: &Sealer) -> Result<AWSR
 
 /// The sparse keyword vector of a resource.
 pub(crate) fn keyword_vector(r: &AWSResource, encoder: &KeywordEncoder) -> VectorData {
-    encoder.document(&keyword_text(r))
+    encoder.document(&super::text::keyword_text(r))
 }

@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::intent::{self, Check, Constraint, Verdict};
 use super::model::AWSResource;
 use super::query::{EstateQuery, Field, Pattern, TagPattern, Test};
 use super::schema::{self, field, Keys, ESTATE};
 use crate::chat::schema::KEYWORDS_VECTOR;
+use crate::chat::SearchMode;
 use crate::clock::now_ms;
 use crate::crypto::{SealContext, Sealer};
 use crate::embed::{DenseSpace, KeywordEncoder};
@@ -630,6 +632,32 @@ impl EstateStorage {
     /// [`StorageError::InvalidInput`] for a malformed query (naming the bad token); store,
     /// crypto and embedding errors.
     pub async fn search(&self, query: &str, filter: &ResourceFilter, limit: usize) -> Result<Vec<ResourceHit>> {
+        self.search_in_mode(query, filter, limit, SearchMode::Hybrid).await
+    }
+
+    /// [`EstateStorage::search`] ranking the free text by keywords, by meaning or both
+    /// (hybrid, the default; keyword when no embedding model is configured).
+    ///
+    /// # Errors
+    /// As [`EstateStorage::search`]; [`StorageError::InvalidInput`] for semantic search
+    /// without an embedding model.
+    pub async fn search_in_mode(
+        &self,
+        query: &str,
+        filter: &ResourceFilter,
+        limit: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<ResourceHit>> {
+        let mode = match (mode, &self.dense) {
+            (SearchMode::Semantic, None) => {
+                return Err(invalid(
+                    "mode",
+                    "semantic search needs an embedding model: run scripts/fetch-test-model.sh, or set [embedding] provider",
+                ))
+            }
+            (SearchMode::Hybrid, None) => SearchMode::Keyword,
+            (m, _) => m,
+        };
         let parsed = EstateQuery::parse(query).map_err(|e| invalid("query", e.to_string()))?;
         let limit = limit.clamp(1, 10_000);
         let mut store_filter = self.base_filter(filter);
@@ -654,50 +682,64 @@ impl EstateStorage {
                 .map(|resource| ResourceHit { resource, score: 0.0 })
                 .collect());
         }
-        self.ranked(&parsed.text, store_filter, limit).await
+        self.ranked(&parsed.text, store_filter, limit, mode).await
     }
 
-    async fn ranked(&self, text: &str, filter: Filter, limit: usize) -> Result<Vec<ResourceHit>> {
+    /// Rank the free text within `filter`: reciprocal-rank fusion of the keyword and dense
+    /// rankings; in hybrid mode, the attribute and class words the text names
+    /// ([`intent::interpret`]) then order the candidates: none contradicted first, then more
+    /// constraints satisfied, then the fused score. Resources satisfying every constraint are
+    /// fetched by a second, filtered ranking, so they are candidates even when neither
+    /// ranker put them near the top.
+    async fn ranked(&self, text: &str, filter: Filter, limit: usize, mode: SearchMode) -> Result<Vec<ResourceHit>> {
         let depth = (limit * 3).max(30);
+        let checks = match mode {
+            SearchMode::Hybrid => self.resolve(&intent::interpret(text)),
+            _ => Vec::new(),
+        };
+        let keyword = (mode != SearchMode::Semantic).then(|| self.keywords.query(text));
+        let dense = match (&self.dense, mode) {
+            (Some(space), SearchMode::Semantic | SearchMode::Hybrid) => Some((space.slot(), space.query(text).await?)),
+            _ => None,
+        };
         let mut scores: HashMap<PointId, f32> = HashMap::new();
-        let keyword = self
-            .store
-            .query(
-                ESTATE,
-                QueryRequest {
-                    using: KEYWORDS_VECTOR.into(),
-                    vector: self.keywords.query(text),
-                    filter: Some(filter.clone()),
-                    limit: depth,
-                    with_payload: false,
-                },
-            )
-            .await?;
-        for (rank, h) in keyword.iter().enumerate() {
-            *scores.entry(h.id).or_default() += 1.0 / (61.0 + rank as f32);
+        let mut filters = vec![filter.clone()];
+        let strict: Vec<Condition> = checks.iter().filter_map(Check::condition).collect();
+        if !strict.is_empty() {
+            filters.push(strict.into_iter().fold(filter, Filter::and));
         }
-        if let Some(space) = &self.dense {
-            let v = space.query(text).await?;
-            let semantic = self
-                .store
-                .query(
-                    ESTATE,
-                    QueryRequest {
-                        using: space.slot().into(),
-                        vector: VectorData::Dense(v),
-                        filter: Some(filter),
-                        limit: depth,
-                        with_payload: false,
-                    },
-                )
-                .await?;
-            for (rank, h) in semantic.iter().enumerate() {
-                *scores.entry(h.id).or_default() += 1.0 / (61.0 + rank as f32);
+        for filter in filters {
+            let mut requests = Vec::new();
+            if let Some(k) = &keyword {
+                requests.push((KEYWORDS_VECTOR, k.clone()));
+            }
+            if let Some((slot, v)) = &dense {
+                requests.push((*slot, VectorData::Dense(v.clone())));
+            }
+            for (using, vector) in requests {
+                let hits = self
+                    .store
+                    .query(
+                        ESTATE,
+                        QueryRequest {
+                            using: using.into(),
+                            vector,
+                            filter: Some(filter.clone()),
+                            limit: depth,
+                            with_payload: false,
+                        },
+                    )
+                    .await?;
+                for (rank, h) in hits.iter().enumerate() {
+                    *scores.entry(h.id).or_default() += 1.0 / (61.0 + rank as f32);
+                }
             }
         }
         let mut ranked: Vec<(PointId, f32)> = scores.into_iter().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.truncate(limit);
+        if checks.is_empty() {
+            ranked.truncate(limit);
+        }
         let ids: Vec<PointId> = ranked.iter().map(|(id, _)| *id).collect();
         let records: HashMap<PointId, crate::store::Record> = self
             .store
@@ -706,6 +748,16 @@ impl EstateStorage {
             .into_iter()
             .map(|r| (r.id, r))
             .collect();
+        if !checks.is_empty() {
+            let mut tiered = Vec::with_capacity(ranked.len());
+            for (position, (id, score)) in ranked.into_iter().enumerate() {
+                let Some(record) = records.get(&id) else { continue };
+                let (satisfied, contradicted) = self.standing(record, &checks)?;
+                tiered.push(((contradicted, std::cmp::Reverse(satisfied), position), (id, score)));
+            }
+            tiered.sort_by_key(|(key, _)| *key);
+            ranked = tiered.into_iter().map(|(_, hit)| hit).take(limit).collect();
+        }
         let mut out = Vec::with_capacity(ranked.len());
         for (id, score) in ranked {
             if let Some(r) = records.get(&id) {
@@ -716,6 +768,68 @@ impl EstateStorage {
             }
         }
         Ok(out)
+    }
+
+    /// The query's constraints as checks on stored points; an environment no resource is
+    /// tagged with is dropped (nothing could satisfy it).
+    fn resolve(&self, constraints: &[Constraint]) -> Vec<Check> {
+        let keys = self.keys();
+        constraints
+            .iter()
+            .filter_map(|c| match c {
+                Constraint::Class(types) => Some(Check::Field {
+                    field: field::RESOURCE_TYPE,
+                    values: types.iter().map(|t| (*t).to_string()).collect(),
+                    exclusive: false,
+                }),
+                Constraint::Region(code) => Some(Check::Field {
+                    field: field::REGION,
+                    values: vec![code.clone()],
+                    exclusive: true,
+                }),
+                Constraint::State(states) => Some(Check::Field {
+                    field: field::STATE,
+                    values: states.iter().map(|s| (*s).to_string()).collect(),
+                    exclusive: true,
+                }),
+                Constraint::Untagged => Some(Check::Untagged),
+                Constraint::Public => Some(Check::Public),
+                Constraint::Environment(env) => {
+                    let dictionary = self.dictionary.lock().unwrap_or_else(|p| p.into_inner());
+                    let (mut satisfy, mut contradict) = (Vec::new(), Vec::new());
+                    for (key, values) in dictionary.iter() {
+                        for value in values {
+                            match intent::environment_of_value(value) {
+                                Some(e) if e == *env => satisfy.push(keys.tag_token(key, value)),
+                                Some(_) => contradict.push(keys.tag_token(key, value)),
+                                None => {}
+                            }
+                        }
+                    }
+                    (!satisfy.is_empty()).then_some(Check::Tags { satisfy, contradict })
+                }
+            })
+            .collect()
+    }
+
+    /// How many checks a stored point satisfies, and whether it contradicts any.
+    fn standing(&self, record: &crate::store::Record, checks: &[Check]) -> Result<(usize, bool)> {
+        let (mut satisfied, mut contradicted) = (0, false);
+        for check in checks {
+            let verdict = match check {
+                Check::Public => {
+                    let resource = schema::resource_from_record(record, &self.sealer)?;
+                    intent::public_verdict(resource.metadata.as_ref())
+                }
+                other => other.verdict(&record.payload),
+            };
+            match verdict {
+                Verdict::Satisfies => satisfied += 1,
+                Verdict::Contradicts => contradicted = true,
+                Verdict::Neutral => {}
+            }
+        }
+        Ok((satisfied, contradicted))
     }
 
     /// The store condition of one query clause; `None` when nothing can match it.

@@ -1,10 +1,17 @@
 //! Import of the Node.js module's `chat-data/contexts/{userId}-{contextId}.json` files.
 //!
 //! Each file is one conversation: `chat_title`, `context_id`, `final_conversation_context`
-//! `{ i, m: [{ r: 0 | 1, c }], t, l }` (times in unix seconds) and other fields, which are kept
-//! as the conversation's metadata. A file is parsed and checked completely before anything is
-//! written, and a conversation is written messages first and its record last, so nothing is
-//! ever half-imported; a second run finds the conversations present and adds nothing.
+//! `{ i, m: [{ r: 0 | 1, c }], t, l }` (times in unix seconds) and other fields (a top-level
+//! `timestamp` in milliseconds among them), which are kept as the conversation's metadata. A
+//! file is parsed and checked completely before anything is written, and a conversation is
+//! written messages first and its record last, so nothing is ever half-imported; a second run
+//! finds the conversations present and adds nothing.
+//!
+//! Two file layouts name the user (see [`owner_of`]): the old module's own, where `context_id`
+//! is the user-extended id `{userId}-{i}` and the file stem equals it, and a bare `context_id`
+//! with the stem `{userId}-{context_id}`. Context ids may themselves contain dashes
+//! (`1795532942000-k3f9x2m8q1z7a`). The old module's streaming files (`raw/`,
+//! `*-raw.json`) hold no conversation and are ignored.
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +42,8 @@ pub struct NodeImportReport {
     pub skipped: u64,
     /// Files that could not be read or parsed.
     pub failed: Vec<FailedFile>,
+    /// The old module's streaming files (`*-raw.json`), which hold no conversation: not read.
+    pub ignored: u64,
     /// Messages written.
     pub messages: u64,
 }
@@ -59,14 +68,24 @@ pub async fn import_dir(
     } else {
         chat_data_dir.to_path_buf()
     };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&contexts)
-        .map_err(|e| StorageError::io("listing", &contexts, e))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
+    // The model embeds the imported messages afterwards, not while they are written.
+    let _pause = chat.pause_indexing();
+    let mut report = NodeImportReport::default();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(&contexts).map_err(|e| StorageError::io("listing", &contexts, e))? {
+        let path = entry.map_err(|e| StorageError::io("listing", &contexts, e))?.path();
+        // Folders (the old `raw/` among them) and other files are not conversations.
+        if !path.is_file() || path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        if is_raw_stream(&path) {
+            report.ignored += 1;
+            continue;
+        }
+        files.push(path);
+    }
     files.sort();
     let total = files.len() as u64;
-    let mut report = NodeImportReport::default();
     progress(0, total);
     for (done, path) in files.iter().enumerate() {
         match parse_file(path, user) {
@@ -111,14 +130,30 @@ fn parse_file(path: &Path, user: Option<&str>) -> std::result::Result<ImportedCo
         Some(_) => return Err("`final_conversation_context` is not an object".into()),
         None => return Err("`final_conversation_context` is missing".into()),
     };
-    let context_id = match (root.get("context_id"), context.get("i")) {
-        (Some(Value::String(id)), _) | (None, Some(Value::String(id))) => id.clone(),
-        (Some(Value::Number(n)), _) | (None, Some(Value::Number(n))) => n.to_string(),
-        _ => return Err("no `context_id` (or `final_conversation_context.i`)".into()),
+    let id_text = |v: Option<&Value>, name: &str| -> std::result::Result<Option<String>, String> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(format!("`{name}` is not a non-empty string")),
+        }
+    };
+    let bare = id_text(context.get("i"), "final_conversation_context.i")?;
+    let context_id = match id_text(root.get("context_id"), "context_id")? {
+        Some(id) => id,
+        None => bare
+            .clone()
+            .ok_or("no `context_id` (or `final_conversation_context.i`)")?,
     };
     let user_id = match user {
         Some(u) => u.to_string(),
-        None => user_from_file_name(path, &context_id)?,
+        None => {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            owner_of(&stem, &context_id, bare.as_deref())?
+        }
     };
     let title = match root.remove("chat_title") {
         Some(Value::String(t)) => t,
@@ -140,7 +175,17 @@ fn parse_file(path: &Path, user: Option<&str>) -> std::result::Result<ImportedCo
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as i64);
-    let started = seconds("t")?.unwrap_or(file_time);
+    // `timestamp` (the old `storeContext`'s save time) is in milliseconds, unlike `t`/`l`:
+    // it only stands in for them when both are missing, and stays in the metadata as is.
+    let saved_at = match root.get("timestamp") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .filter(|ms| *ms >= 0)
+                .ok_or("`timestamp` is not a unix time in milliseconds")?,
+        ),
+    };
+    let started = seconds("t")?.or(saved_at).unwrap_or(file_time);
     let last = seconds("l")?.unwrap_or(started).max(started);
     let raw_messages = match context.get("m") {
         Some(Value::Array(m)) => m.clone(),
@@ -200,19 +245,53 @@ fn parse_file(path: &Path, user: Option<&str>) -> std::result::Result<ImportedCo
     })
 }
 
-/// `{userId}-{contextId}.json` → `userId` (user ids may contain `-`; the context id is known).
-fn user_from_file_name(path: &Path, context_id: &str) -> std::result::Result<String, String> {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    stem.strip_suffix(context_id)
+/// Whether `path` is one of the old module's streaming files (`{userId}-{contextId}-raw.json`).
+fn is_raw_stream(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|f| f.to_string_lossy().ends_with("-raw.json"))
+}
+
+/// The user a file belongs to, from its stem, its `context_id` and its bare id `i`.
+///
+/// - User-extended layout (the old module's own): the stem equals `context_id`, which is
+///   `{userId}-{i}`; the user is `context_id` without `-{i}`.
+/// - Bare layout: the stem is `{userId}-{context_id}`. When `context_id` is itself
+///   user-extended (it ends with `-{i}`), the user it names must be the same.
+///
+/// Anything else (a renamed file, readings that disagree) is an error that says why and
+/// suggests `--user`.
+pub(crate) fn owner_of(stem: &str, context_id: &str, bare: Option<&str>) -> std::result::Result<String, String> {
+    let from_context = bare
+        .filter(|i| *i != context_id)
+        .and_then(|i| context_id.strip_suffix(i))
         .and_then(|s| s.strip_suffix('-'))
-        .filter(|u| !u.is_empty())
-        .map(String::from)
-        .ok_or_else(|| {
-            format!("the file name is not `{{userId}}-{context_id}.json`, so the user is unknown (pass --user)")
-        })
+        .filter(|u| !u.is_empty());
+    if stem == context_id {
+        return from_context.map(String::from).ok_or_else(|| match bare {
+            Some(i) if i != context_id => format!(
+                "the file name equals its context_id `{context_id}`, which does not end with `-{i}` \
+                 (final_conversation_context.i), so the user is unknown (pass --user)"
+            ),
+            _ => format!(
+                "the file name equals its context_id `{context_id}` and no separate \
+                 final_conversation_context.i says where the user id ends (pass --user)"
+            ),
+        });
+    }
+    let from_name = stem
+        .strip_suffix(context_id)
+        .and_then(|s| s.strip_suffix('-'))
+        .filter(|u| !u.is_empty());
+    match (from_name, from_context) {
+        (Some(name), Some(context)) if name != context => Err(format!(
+            "the file name says user `{name}` but context_id `{context_id}` says `{context}` (pass --user)"
+        )),
+        (Some(name), _) => Ok(name.to_string()),
+        (None, _) => Err(format!(
+            "the file name is neither the context_id (`{context_id}.json`) nor \
+             `{{userId}}-{context_id}.json`, so the user is unknown (pass --user)"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -286,5 +365,86 @@ mod tests {
         }
         let p = dir.path().join("nouser.json");
         assert_eq!(parse_file(&p, Some("bob")).unwrap().conversation.user_id, "bob");
+    }
+
+    #[test]
+    fn both_layouts_name_the_user_and_disagreements_are_explained() {
+        let dashed = "1795532942000-k3f9x2m8q1z7a";
+        // The old module's own: stem = context_id = "{user}-{i}".
+        let extended = format!("user-42-{dashed}");
+        assert_eq!(owner_of(&extended, &extended, Some(dashed)).unwrap(), "user-42");
+        // Bare context_id, stem "{user}-{context_id}".
+        assert_eq!(owner_of(&extended, dashed, Some(dashed)).unwrap(), "user-42");
+        assert_eq!(owner_of(&extended, dashed, None).unwrap(), "user-42");
+        // A user-extended context_id under a "{user}-" stem agrees.
+        assert_eq!(
+            owner_of(&format!("user-42-{extended}"), &extended, Some(dashed)).unwrap(),
+            "user-42"
+        );
+
+        let cases = [
+            // The two readings disagree.
+            (
+                format!("alice-bob-{dashed}"),
+                format!("bob-{dashed}"),
+                Some(dashed),
+                "says user `alice`",
+            ),
+            // Stem = context_id, but it does not end with -{i}.
+            (
+                format!("alice-{dashed}"),
+                format!("alice-{dashed}"),
+                Some("other"),
+                "does not end with `-other`",
+            ),
+            // Stem = context_id and nothing says where the user ends.
+            (dashed.to_string(), dashed.to_string(), Some(dashed), "no separate"),
+            // A renamed file.
+            (
+                "renamed".to_string(),
+                format!("alice-{dashed}"),
+                Some(dashed),
+                "neither the context_id",
+            ),
+        ];
+        for (stem, context_id, bare, expected) in cases {
+            let err = owner_of(&stem, &context_id, bare).unwrap_err();
+            assert!(err.contains(expected), "{stem}: {err}");
+            assert!(err.contains("--user"), "{stem}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_millisecond_timestamp_is_metadata_and_only_a_fallback_for_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "u-1795532942000-k3f9x2m8q1z7a.json",
+            r#"{"context_id":"u-1795532942000-k3f9x2m8q1z7a","timestamp":1795532999123,
+               "final_conversation_context":{"i":"1795532942000-k3f9x2m8q1z7a","m":[{"r":0,"c":"hi"}],"t":1795532942,"l":1795532990}}"#,
+        );
+        let c = parse_file(&p, None).unwrap();
+        assert_eq!(c.conversation.user_id, "u");
+        assert_eq!(c.conversation.context_id, "u-1795532942000-k3f9x2m8q1z7a");
+        assert_eq!(c.conversation.created_at, 1_795_532_942_000, "t is seconds");
+        assert_eq!(c.conversation.updated_at, 1_795_532_990_000, "l is seconds");
+        assert_eq!(c.conversation.metadata["timestamp"], 1_795_532_999_123_i64);
+
+        // Without t/l, the millisecond timestamp stands in (as milliseconds).
+        let p = write(
+            dir.path(),
+            "v-ctx.json",
+            r#"{"context_id":"ctx","timestamp":1795532999123,"final_conversation_context":{"m":[]}}"#,
+        );
+        let c = parse_file(&p, None).unwrap();
+        assert_eq!(c.conversation.created_at, 1_795_532_999_123);
+        assert_eq!(c.conversation.updated_at, 1_795_532_999_123);
+
+        let p = write(
+            dir.path(),
+            "v-bad.json",
+            r#"{"context_id":"bad","timestamp":"yesterday","final_conversation_context":{"m":[]}}"#,
+        );
+        assert!(parse_file(&p, None).unwrap_err().contains("`timestamp`"));
     }
 }

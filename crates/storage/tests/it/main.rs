@@ -5,6 +5,7 @@ mod backup;
 mod chat;
 mod common;
 mod estate;
+mod estate_eval;
 mod estate_import;
 mod eval;
 mod lifecycle;
