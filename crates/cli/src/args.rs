@@ -86,6 +86,11 @@ pub(crate) enum EstateCommand {
     Search {
         /// The query.
         query: String,
+        /// keyword, semantic or hybrid (default; keyword when no model is configured). Hybrid
+        /// also reads attribute and class words: "production database", "public buckets",
+        /// "queues in Oregon", "untagged resources", "stopped instances".
+        #[arg(long, default_value = "hybrid", value_parser = ["keyword", "semantic", "hybrid"])]
+        mode: String,
         /// Most results.
         #[arg(long, default_value_t = 20)]
         limit: usize,

@@ -824,6 +824,15 @@ fn estate_import_search_get_stats_and_sync_refusals() {
     );
     let err = env.run(&["estate", "get", "arn:aws:s3:::nope"]).failed();
     assert!(err.stderr.contains("not found"), "{}", err.stderr);
+    let keyword = env
+        .run(&["--json", "estate", "search", "--mode", "keyword", "orders-pg"])
+        .ok()
+        .json();
+    assert_eq!(keyword[0]["resource"]["identifier"], "orders-pg");
+    let err = env
+        .run(&["estate", "search", "--mode", "semantic", "database"])
+        .failed();
+    assert!(err.stderr.contains("fetch-test-model"), "{}", err.stderr);
 }
 
 /// describe-instances output holding `instances` (id, state) in us-east-1, with a next-page

@@ -84,6 +84,7 @@ async fn execute(cmd: &EstateCommand, service: &StorageService, out: Output) -> 
         }
         EstateCommand::Search {
             query,
+            mode,
             limit,
             include_deleted,
         } => {
@@ -91,7 +92,8 @@ async fn execute(cmd: &EstateCommand, service: &StorageService, out: Output) -> 
                 include_deleted: *include_deleted,
                 ..ResourceFilter::default()
             };
-            let hits = estate.search(query, &filter, *limit).await?;
+            let mode = mode.parse().map_err(anyhow::Error::msg)?;
+            let hits = estate.search_in_mode(query, &filter, *limit, mode).await?;
             out.emit(&hits, |h| print_hits(h))
         }
         EstateCommand::Get { key_or_arn } => {

@@ -60,12 +60,21 @@ struct Inner {
     queue: Mutex<VecDeque<PointId>>,
     /// The start-up scan for messages without a vector is still to do.
     scan_pending: AtomicBool,
-    /// Where the running scan continues (id order).
-    scan_cursor: Mutex<Option<PointId>>,
+    /// Where the running scan continues.
+    scan_cursor: Mutex<ScanCursor>,
     /// Bulk imports in progress: while non-zero the worker embeds nothing.
     paused: AtomicUsize,
     /// Shutting down: serve the queue, leave the scan to the next start.
     closing: AtomicBool,
+}
+
+/// Where the scan for messages without a vector continues, in id order.
+#[derive(Debug, Default)]
+struct ScanCursor {
+    at: Option<PointId>,
+    /// Bumped by every rescan: a page that began before one must not move the cursor past
+    /// messages the rescan asked for.
+    generation: u64,
 }
 
 /// What one pass of the worker ended with.
@@ -120,7 +129,7 @@ impl DenseIndexer {
             unreadable: Mutex::new(HashSet::new()),
             queue: Mutex::new(VecDeque::new()),
             scan_pending: AtomicBool::new(true),
-            scan_cursor: Mutex::new(None),
+            scan_cursor: Mutex::new(ScanCursor::default()),
             paused: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
         });
@@ -148,8 +157,12 @@ impl DenseIndexer {
     /// Scan the collection again for messages without a vector (after a bulk import that
     /// queued none), from its start.
     pub(crate) fn rescan(&self) {
-        *self.inner.scan_cursor.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.inner.scan_pending.store(true, Ordering::SeqCst);
+        {
+            let mut cursor = self.inner.scan_cursor.lock().unwrap_or_else(|p| p.into_inner());
+            cursor.at = None;
+            cursor.generation += 1;
+            self.inner.scan_pending.store(true, Ordering::SeqCst);
+        }
         self.notify();
     }
 
@@ -325,11 +338,17 @@ async fn drain(inner: &Inner) -> Result<Pass> {
         if interrupted(inner) {
             return Ok(Pass::Interrupted);
         }
-        let cursor = *inner.scan_cursor.lock().unwrap_or_else(|p| p.into_inner());
-        let (_, next) = embed_missing_page(inner, cursor).await?;
-        *inner.scan_cursor.lock().unwrap_or_else(|p| p.into_inner()) = next;
-        if next.is_none() {
-            inner.scan_pending.store(false, Ordering::SeqCst);
+        let (at, generation) = {
+            let cursor = inner.scan_cursor.lock().unwrap_or_else(|p| p.into_inner());
+            (cursor.at, cursor.generation)
+        };
+        let (_, next) = embed_missing_page(inner, at).await?;
+        let mut cursor = inner.scan_cursor.lock().unwrap_or_else(|p| p.into_inner());
+        if cursor.generation == generation {
+            cursor.at = next;
+            if next.is_none() {
+                inner.scan_pending.store(false, Ordering::SeqCst);
+            }
         }
     }
     loop {

@@ -5,6 +5,11 @@
 //! `1_Pooling/config.json` for the pooling mode). Texts are sorted by token length and
 //! batched so each batch pads only to its own longest text; mean pooling over the attention
 //! mask, then L2 normalisation, as sentence-transformers does.
+//!
+//! The weights (~90 MB, ~190 MB resident once turned into tensors) are loaded by the first
+//! text to embed, not when the store opens: a one-shot command that only reads history, or a
+//! bulk import that leaves embedding to later, never pays for them. Opening checks the files
+//! and computes the model id from the config and the weights' size, head and tail.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,8 +22,12 @@ use tokenizers::{Tokenizer, TruncationParams};
 
 use super::{normalize, EmbedError, Embedder};
 
-/// Texts per forward pass.
+/// Texts per forward pass, at most.
 const BATCH: usize = 32;
+/// Tokens (texts × padded length) per forward pass, at most. Activations grow with it, and
+/// attention with the square of the length: 32 texts of 256 tokens held ~1 GB at the peak,
+/// so long texts go in smaller batches (32 × 64, 16 × 128, 8 × 256 tokens).
+const BATCH_TOKENS: usize = 2048;
 
 /// How token vectors become one sentence vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,16 +37,31 @@ enum Pooling {
 }
 
 struct Model {
-    bert: BertModel,
+    /// The network, loaded at the first use.
+    bert: std::sync::Mutex<Option<Arc<BertModel>>>,
+    config: Config,
+    weights: PathBuf,
     tokenizer: Tokenizer,
     pooling: Pooling,
     device: Device,
 }
 
+/// One batch to embed and where its vectors go.
+type Job = (
+    Vec<String>,
+    tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>,
+);
+
 /// A BERT-family sentence embedder loaded from a model directory.
+///
+/// Inference runs on one dedicated thread (`bert-embed`), not on tokio's blocking pool: the
+/// pool hands successive batches to different threads, each with its own malloc arena, and
+/// the freed activations of every arena stayed resident (RSS grew past 600 MiB while an
+/// import was embedded). The thread ends when the last clone is dropped.
 #[derive(Clone)]
 pub struct BertEmbedder {
     model: Arc<Model>,
+    jobs: std::sync::mpsc::Sender<Job>,
     model_id: String,
     dim: usize,
     dir: PathBuf,
@@ -93,20 +117,37 @@ impl BertEmbedder {
             .map_err(|e| fail(format!("tokenizer truncation: {e}")))?;
         tokenizer.with_padding(None);
 
-        let weights = read("model.safetensors")?;
-        let model_id = model_id(dim, &config_bytes, &weights);
+        let weights = dir.join("model.safetensors");
+        let model_id = model_id(dim, &config_bytes, &weights).map_err(|e| fail(format!("model.safetensors: {e}")))?;
         let device = Device::Cpu;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
-            .map_err(|e| fail(format!("model.safetensors: {e}")))?;
-        let bert = BertModel::load(vb, &config).map_err(|e| fail(format!("model.safetensors: {e}")))?;
-        tracing::info!(model_id, dim, max_len, "embedding model loaded");
+        tracing::info!(
+            model_id,
+            dim,
+            max_len,
+            "embedding model ready (weights load on first use)"
+        );
+        let model = Arc::new(Model {
+            bert: std::sync::Mutex::new(None),
+            config,
+            weights,
+            tokenizer,
+            pooling,
+            device,
+        });
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let worker = model.clone();
+        std::thread::Builder::new()
+            .name("bert-embed".into())
+            .spawn(move || {
+                for (texts, reply) in queue {
+                    // The caller may have given up waiting; nothing to do then.
+                    let _ = reply.send(worker.embed(&texts, dim));
+                }
+            })
+            .map_err(|e| fail(format!("starting the inference thread: {e}")))?;
         Ok(BertEmbedder {
-            model: Arc::new(Model {
-                bert,
-                tokenizer,
-                pooling,
-                device,
-            }),
+            model,
+            jobs,
             model_id,
             dim,
             dir: dir.to_path_buf(),
@@ -123,8 +164,28 @@ impl BertEmbedder {
 }
 
 impl Model {
+    /// The network, loading the weights the first time.
+    fn bert(&self) -> Result<Arc<BertModel>, EmbedError> {
+        let mut slot = self.bert.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(bert) = slot.as_ref() {
+            return Ok(bert.clone());
+        }
+        let fail = |reason: String| EmbedError::Model {
+            path: self.weights.display().to_string(),
+            reason,
+        };
+        let bytes = std::fs::read(&self.weights).map_err(|e| fail(e.to_string()))?;
+        let vb =
+            VarBuilder::from_buffered_safetensors(bytes, DType::F32, &self.device).map_err(|e| fail(e.to_string()))?;
+        let bert = Arc::new(BertModel::load(vb, &self.config).map_err(|e| fail(e.to_string()))?);
+        tracing::info!(path = %self.weights.display(), "embedding model weights loaded");
+        *slot = Some(bert.clone());
+        Ok(bert)
+    }
+
     fn embed(&self, texts: &[String], dim: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
         let inference = |e: &dyn std::fmt::Display| EmbedError::Inference(e.to_string());
+        let bert = self.bert()?;
         let encodings = self
             .tokenizer
             .encode_batch(texts.iter().map(String::as_str).collect::<Vec<_>>(), true)
@@ -133,7 +194,20 @@ impl Model {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| encodings[i].get_ids().len());
         let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(BATCH) {
+        let mut chunks: Vec<&[usize]> = Vec::new();
+        let mut start = 0;
+        for end in 1..=order.len() {
+            let longest = encodings[order[end - 1]].get_ids().len().max(1);
+            // Sorted by length: the text at `end - 1` is the longest of the chunk.
+            if end - start > BATCH || (end - start) * longest > BATCH_TOKENS && end - start > 1 {
+                chunks.push(&order[start..end - 1]);
+                start = end - 1;
+            }
+        }
+        if start < order.len() {
+            chunks.push(&order[start..]);
+        }
+        for chunk in chunks {
             let len = chunk
                 .iter()
                 .map(|&i| encodings[i].get_ids().len())
@@ -150,7 +224,7 @@ impl Model {
                 mask.resize(mask.len() + len - e.get_attention_mask().len(), 0);
             }
             let shape = (chunk.len(), len);
-            let vectors = self.forward(ids, mask, shape).map_err(|e| inference(&e))?;
+            let vectors = self.forward(&bert, ids, mask, shape).map_err(|e| inference(&e))?;
             for (&i, v) in chunk.iter().zip(vectors) {
                 if v.len() != dim {
                     return Err(EmbedError::Inference(format!(
@@ -164,11 +238,17 @@ impl Model {
         Ok(out)
     }
 
-    fn forward(&self, ids: Vec<u32>, mask: Vec<u32>, shape: (usize, usize)) -> candle_core::Result<Vec<Vec<f32>>> {
+    fn forward(
+        &self,
+        bert: &BertModel,
+        ids: Vec<u32>,
+        mask: Vec<u32>,
+        shape: (usize, usize),
+    ) -> candle_core::Result<Vec<Vec<f32>>> {
         let input_ids = Tensor::from_vec(ids, shape, &self.device)?;
         let attention = Tensor::from_vec(mask, shape, &self.device)?;
         let token_types = input_ids.zeros_like()?;
-        let hidden = self.bert.forward(&input_ids, &token_types, Some(&attention))?;
+        let hidden = bert.forward(&input_ids, &token_types, Some(&attention))?;
         let pooled = match self.pooling {
             Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
             Pooling::Mean => {
@@ -198,12 +278,13 @@ impl Embedder for BertEmbedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let model = self.model.clone();
-        let texts = texts.to_vec();
-        let dim = self.dim;
-        tokio::task::spawn_blocking(move || model.embed(&texts, dim))
+        let (reply, vectors) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send((texts.to_vec(), reply))
+            .map_err(|_| EmbedError::Inference("the inference thread has stopped".into()))?;
+        vectors
             .await
-            .map_err(|e| EmbedError::Inference(format!("embedding task failed: {e}")))?
+            .map_err(|_| EmbedError::Inference("the inference thread stopped during a batch".into()))?
     }
 }
 
@@ -227,13 +308,45 @@ fn pooling_mode(dir: &Path) -> Result<Pooling, String> {
 /// `bert/<dim>d@<12 hex>`: the hash covers the config and the weights' size, header and tail,
 /// so a different model gets a different id without hashing 90 MB, and moving the model
 /// folder keeps it.
-fn model_id(dim: usize, config: &[u8], weights: &[u8]) -> String {
+/// Reads only those parts of the weights file; the safetensors header must parse.
+fn model_id(dim: usize, config: &[u8], weights: &Path) -> std::io::Result<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut file = std::fs::File::open(weights)?;
+    let len = file.metadata()?.len();
+    let mut head = vec![0u8; len.min(1 << 20) as usize];
+    file.read_exact(&mut head)?;
+    let tail_len = len.min(1 << 16);
+    let mut tail = vec![0u8; tail_len as usize];
+    file.seek(SeekFrom::Start(len - tail_len))?;
+    file.read_exact(&mut tail)?;
+    check_safetensors_header(&head, len)?;
     let mut h = Sha256::new();
     h.update(config);
-    h.update((weights.len() as u64).to_le_bytes());
-    h.update(&weights[..weights.len().min(1 << 20)]);
-    h.update(&weights[weights.len().saturating_sub(1 << 16)..]);
+    h.update(len.to_le_bytes());
+    h.update(&head);
+    h.update(&tail);
     let digest = h.finalize();
     let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("bert/{dim}d@{hex}")
+    Ok(format!("bert/{dim}d@{hex}"))
+}
+
+/// A safetensors file starts with a little-endian u64 header length and a JSON header.
+fn check_safetensors_header(head: &[u8], file_len: u64) -> std::io::Result<()> {
+    let invalid = |why: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not a safetensors file: {why}"),
+        )
+    };
+    let n = head
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        .ok_or_else(|| invalid("shorter than its header"))?;
+    if n == 0 || n.saturating_add(8) > file_len {
+        return Err(invalid("the header length is out of range"));
+    }
+    if let Some(json) = head.get(8..8 + n as usize) {
+        serde_json::from_slice::<serde_json::Value>(json).map_err(|_| invalid("the header is not JSON"))?;
+    }
+    Ok(())
 }
