@@ -143,14 +143,9 @@ pub async fn run_chat_bench(
     options: &ChatBenchOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<ChatBenchReport> {
-    let mut config = StorageConfig::builder()
-        .with_data_dir(dir.join("data"))
-        .with_config(ConfigKey::KeySource, "file")
-        .with_config(ConfigKey::KeyFile, dir.join("bench.key").display().to_string())
-        // Append latency is measured without a background embedder competing for the CPU;
-        // `bench --search` measures the search side.
-        .with_config(ConfigKey::EmbeddingProvider, "none")
-        .build()?;
+    // Append latency is measured without a background embedder competing for the CPU;
+    // `bench --search` measures the search side.
+    let mut config = keyword_only_config(dir)?;
     config.backup.s3 = options.s3.clone();
     let service = StorageService::open(config.clone()).await?;
     let per_conv = options.messages_per_conversation.max(1);
@@ -279,6 +274,19 @@ pub async fn run_chat_bench(
         rss_bytes: rss,
         peak_rss_bytes: peak,
     })
+}
+
+/// A workload's store in `dir/data`, its key in `dir/bench.key`, without an embedding model.
+///
+/// # Errors
+/// Configuration errors.
+pub(crate) fn keyword_only_config(dir: &Path) -> Result<StorageConfig> {
+    Ok(StorageConfig::builder()
+        .with_data_dir(dir.join("data"))
+        .with_config(ConfigKey::KeySource, "file")
+        .with_config(ConfigKey::KeyFile, dir.join("bench.key").display().to_string())
+        .with_config(ConfigKey::EmbeddingProvider, "none")
+        .build()?)
 }
 
 /// (VmRSS, VmHWM) of this process in bytes, from `/proc/self/status`.

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::bench::{memory, WORDS};
-use crate::config::{ConfigKey, EmbeddingProvider, StorageConfig};
+use crate::bench::{keyword_only_config, memory, WORDS};
+use crate::config::EmbeddingProvider;
 use crate::error::{Result, StorageError};
 use crate::migrate::node::import_dir;
 use crate::service::StorageService;
@@ -68,12 +68,7 @@ pub async fn run_import_bench(
     progress: impl Fn(usize, usize) + Send + Sync,
 ) -> Result<ImportBenchReport> {
     let files = write_chat_data(&dir.join("chat-data"), options)?;
-    let mut config = StorageConfig::builder()
-        .with_data_dir(dir.join("data"))
-        .with_config(ConfigKey::KeySource, "file")
-        .with_config(ConfigKey::KeyFile, dir.join("bench.key").display().to_string())
-        .with_config(ConfigKey::EmbeddingProvider, "none")
-        .build()?;
+    let mut config = keyword_only_config(dir)?;
     if let Some(model) = &options.model_dir {
         config.embedding.provider = EmbeddingProvider::Bert;
         config.embedding.model_dir = Some(model.clone());

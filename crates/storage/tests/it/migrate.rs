@@ -389,6 +389,19 @@ fn bulk_chat_data(dir: &std::path::Path, files: usize, per_file: usize) -> std::
     dir.join("bulk")
 }
 
+/// User `u`'s conversations matching `query`.
+async fn search(
+    s: &cloudops_storage_service::StorageService,
+    mode: SearchMode,
+    query: &str,
+) -> cloudops_storage_service::chat::SearchResults {
+    let options = SearchOptions {
+        mode,
+        ..Default::default()
+    };
+    s.chat.search_conversations("u", query, &options).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn importing_with_a_model_does_not_wait_for_embeddings() {
     use cloudops_storage_service::StorageService;
@@ -408,32 +421,10 @@ async fn importing_with_a_model_does_not_wait_for_embeddings() {
     );
 
     // Keyword search finds imported messages at once; semantic search says what it misses.
-    let keyword = s
-        .chat
-        .search_conversations(
-            "u",
-            "certificate",
-            &SearchOptions {
-                mode: SearchMode::Keyword,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let keyword = search(&s, SearchMode::Keyword, "certificate").await;
     assert_eq!(keyword.conversations[0].context_id, "bulk0000");
     assert_eq!(keyword.pending_embeddings, 0, "keyword search misses nothing");
-    let semantic = s
-        .chat
-        .search_conversations(
-            "u",
-            "HTTPS cert about to lapse",
-            &SearchOptions {
-                mode: SearchMode::Semantic,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let semantic = search(&s, SearchMode::Semantic, "HTTPS cert about to lapse").await;
     assert!(semantic.pending_embeddings > 0);
 
     // Shutdown does not embed the backlog first; the next start does.
@@ -448,18 +439,7 @@ async fn importing_with_a_model_does_not_wait_for_embeddings() {
     let s = StorageService::open(t.config_with_model(&model)).await.unwrap();
     s.chat.wait_for_index().await.unwrap();
     assert_eq!(s.chat.pending_embeddings().await.unwrap(), 0);
-    let semantic = s
-        .chat
-        .search_conversations(
-            "u",
-            "HTTPS cert about to lapse",
-            &SearchOptions {
-                mode: SearchMode::Semantic,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let semantic = search(&s, SearchMode::Semantic, "HTTPS cert about to lapse").await;
     assert_eq!(semantic.pending_embeddings, 0);
     assert_eq!(semantic.conversations[0].context_id, "bulk0000");
     s.shutdown().await.unwrap();
