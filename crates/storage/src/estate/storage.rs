@@ -98,7 +98,8 @@ pub struct SyncReport {
 pub struct ResourceHit {
     /// The resource.
     pub resource: AWSResource,
-    /// Fused score (0 for filter-only searches).
+    /// Fused score (0 for filter-only searches). Hybrid results are ordered by the query's
+    /// attribute and class words first, so scores need not decrease down the list.
     pub score: f32,
 }
 
