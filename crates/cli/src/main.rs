@@ -82,7 +82,11 @@ fn report(err: &anyhow::Error, out: Output) -> ExitCode {
         })
         .unwrap_or("error");
     if out.json {
-        let body = serde_json::json!({ "error": { "kind": kind, "message": format!("{err:#}") } });
+        // A library error with no context added prints as the library serialises it.
+        let body = match err.downcast_ref::<StorageError>() {
+            Some(e) => serde_json::json!({ "error": e }),
+            None => serde_json::json!({ "error": { "kind": kind, "message": format!("{err:#}") } }),
+        };
         eprintln!("{body}");
     } else {
         eprintln!("cloudops-storage: {err:#}");

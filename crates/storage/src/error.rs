@@ -78,8 +78,9 @@ pub enum StorageError {
     ShutDown,
 }
 
-/// A stable classification of [`StorageError`], for JSON output and matching.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A stable classification of [`StorageError`], for JSON output and matching; serialises as
+/// its snake_case name ([`ErrorKind::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// Invalid configuration.
@@ -121,6 +122,28 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 18] = [
+        ErrorKind::Config,
+        ErrorKind::KeySourceUnavailable,
+        ErrorKind::WrongKey,
+        ErrorKind::Tampered,
+        ErrorKind::Crypto,
+        ErrorKind::Locked,
+        ErrorKind::DiskFull,
+        ErrorKind::Store,
+        ErrorKind::NotFound,
+        ErrorKind::InvalidInput,
+        ErrorKind::NotInitialized,
+        ErrorKind::Corrupt,
+        ErrorKind::Io,
+        ErrorKind::ShutDown,
+        ErrorKind::CorruptBackup,
+        ErrorKind::Backup,
+        ErrorKind::EmbedderMismatch,
+        ErrorKind::Embedding,
+    ];
+
     /// Stable snake_case name, used in `--json` error output.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -146,7 +169,49 @@ impl ErrorKind {
     }
 }
 
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// `{ "kind": "not_found", "message": "conversation c1 not found" }`: what an application
+/// passes across an IPC boundary (the CLI prints the same under `"error"` with `--json`).
+/// The message carries the causes, `: `-separated; like every message of this type it holds
+/// no plaintext, key material or keyed token.
+impl serde::Serialize for StorageError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut s = serializer.serialize_struct("StorageError", 2)?;
+        s.serialize_field("kind", &self.kind())?;
+        s.serialize_field("message", &self.message())?;
+        s.end()
+    }
+}
+
 impl StorageError {
+    /// This error and its causes, `: `-separated.
+    pub fn message(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            // `#[error(transparent)]` variants repeat their source's text.
+            if !message.ends_with(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            source = cause.source();
+        }
+        message
+    }
+
     /// The stable kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -198,3 +263,99 @@ impl StorageError {
 
 /// Result alias for the library.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KeySourceKind;
+
+    /// One error of every kind.
+    fn one_of_each() -> Vec<StorageError> {
+        let io = || std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        vec![
+            ConfigError::UnknownKey {
+                key: "colour".into(),
+                known: "data_dir".into(),
+            }
+            .into(),
+            CryptoError::KeySourceUnavailable {
+                source_kind: KeySourceKind::Keychain,
+                reason: "no Secret Service".into(),
+                alternatives: "file".into(),
+            }
+            .into(),
+            CryptoError::WrongKey {
+                source_kind: KeySourceKind::File,
+                hint: "another key file".into(),
+            }
+            .into(),
+            CryptoError::Tampered {
+                collection: "chat_messages".into(),
+                field: "content".into(),
+            }
+            .into(),
+            CryptoError::Key("bad length".into()).into(),
+            StoreError::Locked {
+                path: "/data".into(),
+                holder: "PID 7".into(),
+            }
+            .into(),
+            StoreError::DiskFull {
+                path: "/data".into(),
+                free_bytes: 1,
+                reserve_bytes: 2,
+            }
+            .into(),
+            StoreError::NoSuchCollection("x".into()).into(),
+            StorageError::NotFound {
+                what: "conversation",
+                id: "c1".into(),
+            },
+            StorageError::InvalidInput {
+                field: "title",
+                reason: "too long".into(),
+            },
+            StorageError::NotInitialized { path: "/data".into() },
+            StorageError::CorruptRecord {
+                collection: "chat_messages",
+                id: "1".into(),
+                reason: "no content".into(),
+            },
+            StorageError::io("reading", std::path::Path::new("/f"), io()),
+            StorageError::ShutDown,
+            BackupError::Corrupt {
+                name: "b1".into(),
+                reason: "truncated".into(),
+            }
+            .into(),
+            BackupError::NotFound("b2".into()).into(),
+            EmbedError::Mismatch {
+                stored: "a".into(),
+                stored_dim: 384,
+                configured: "b".into(),
+                configured_dim: 768,
+            }
+            .into(),
+            EmbedError::Inference("oom".into()).into(),
+        ]
+    }
+
+    #[test]
+    fn every_kind_serialises_as_kind_and_message() {
+        let errors = one_of_each();
+        let kinds: Vec<ErrorKind> = errors.iter().map(StorageError::kind).collect();
+        assert_eq!(kinds, ErrorKind::ALL.to_vec(), "one error of each kind, in order");
+        for e in &errors {
+            let v = serde_json::to_value(e).unwrap();
+            assert_eq!(v["kind"], e.kind().as_str());
+            assert_eq!(v["message"], e.message());
+            assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+        }
+        let io = serde_json::to_value(&errors[12]).unwrap();
+        assert_eq!(io["message"], "reading /f: denied", "causes are kept");
+        assert_eq!(
+            serde_json::to_value(&errors[8]).unwrap(),
+            serde_json::json!({"kind": "not_found", "message": "conversation c1 not found"})
+        );
+    }
+}

@@ -16,6 +16,13 @@ use crate::error::{Result, StorageError};
 use crate::estate::EstateStorage;
 use crate::store::{CollectionStats, EmbeddedOptions, EmbeddedStore, VectorStore};
 
+/// The service is shared across tasks and threads (`Arc<StorageService>`) for the life of an
+/// application: checked at compile time.
+const _: fn() = || {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<StorageService>();
+};
+
 /// The storage service: chat history, the AWS estate and encrypted backups.
 pub struct StorageService {
     /// Conversations and messages.

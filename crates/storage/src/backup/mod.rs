@@ -124,8 +124,9 @@ pub enum BackupError {
     Task(String),
 }
 
-/// Which backup to restore.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which backup to restore. JSON: `"latest"`, `{"at": 1764460800000}`, `{"named": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RestoreTarget {
     /// The newest.
     Latest,

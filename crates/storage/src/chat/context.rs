@@ -23,8 +23,10 @@ const DEPTH: usize = 60;
 /// Longest message text put into the context, in characters.
 const MAX_MESSAGE_CHARS: usize = 1200;
 
-/// Options of [`ChatStorage::context_for_prompt`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Options of [`ChatStorage::context_for_prompt`]. From JSON, omitted fields take their
+/// defaults; unknown fields are an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ContextOptions {
     /// Most pairs. Default: 5 (as the Node.js module).
     pub max_pairs: usize,

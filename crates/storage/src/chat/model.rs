@@ -141,7 +141,11 @@ pub struct Message {
 }
 
 /// Which part of a conversation's history to read. Results are always chronological.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// JSON: `"all"`, `{"last": 5}`, `{"before": {"index": 40, "limit": 20}}`,
+/// `{"after": {"index": 40, "limit": 20}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HistoryRange {
     /// Every message.
     All,

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::schema::{
@@ -28,7 +28,7 @@ const MESSAGES_PER_CONVERSATION: usize = 3;
 const MAX_ARCHIVED: usize = 10_000;
 
 /// How to match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     /// Keyed BM25 over message words and identifiers.
@@ -53,7 +53,7 @@ impl std::str::FromStr for SearchMode {
 }
 
 /// Which conversations to search by status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ArchivedFilter {
     /// Active and archived (default).
@@ -65,8 +65,10 @@ pub enum ArchivedFilter {
     Only,
 }
 
-/// Options of [`ChatStorage::search_conversations`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Options of [`ChatStorage::search_conversations`]. From JSON, every field may be omitted
+/// (its default applies); unknown fields are an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SearchOptions {
     /// Matching mode. Default: hybrid.
     pub mode: SearchMode,

@@ -40,7 +40,10 @@ const DICTIONARY_FIELD: &str = "estate_tag_dictionary";
 const DICTIONARY_ID: uuid::Uuid = uuid::Uuid::from_u128(0x6573_7461_7465_5f74_6167_5f64_6963_7431);
 
 /// Filters of [`EstateStorage::count`], [`EstateStorage::list`] and [`EstateStorage::search`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// From JSON, omitted fields match everything (`tags` is a list of `[key, value]` pairs);
+/// unknown fields are an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ResourceFilter {
     /// `rds:db`, ...
     pub resource_type: Option<String>,
@@ -103,8 +106,10 @@ pub struct ResourceHit {
     pub score: f32,
 }
 
-/// A field to count by in [`EstateStorage::stats`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A field to count by in [`EstateStorage::stats`]. JSON: `"service"`, `"resource_type"`,
+/// `"region"`, `"account"`, `"state"` or `{"tag": "env"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StatsBy {
     /// `service`
     Service,

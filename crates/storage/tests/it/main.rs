@@ -1,6 +1,7 @@
 //! Service-level tests on a real on-disk qdrant-edge store. One binary (every test binary
 //! relinks the engine), one module per concern.
 
+mod api;
 mod backup;
 mod chat;
 mod common;

@@ -1,0 +1,61 @@
+//! The public API at an IPC boundary: requests deserialise from JSON with omitted fields,
+//! errors serialise to `{ kind, message }`.
+
+use cloudops_storage_service::backup::RestoreTarget;
+use cloudops_storage_service::chat::{ArchivedFilter, ContextOptions, HistoryRange, SearchMode, SearchOptions};
+use cloudops_storage_service::estate::{ResourceFilter, StatsBy};
+use serde_json::json;
+
+use crate::common::TestStore;
+
+fn from<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn requests_deserialise_with_omitted_fields_and_reject_unknown_ones() {
+    assert_eq!(from::<SearchOptions>(json!({})), SearchOptions::default());
+    let o: SearchOptions = from(json!({"mode": "keyword", "limit": 3, "roles": ["user"], "archived": "only"}));
+    assert_eq!(
+        (o.mode, o.limit, o.archived),
+        (SearchMode::Keyword, 3, ArchivedFilter::Only)
+    );
+    assert_eq!(o.since, None);
+    let err = serde_json::from_value::<SearchOptions>(json!({"limt": 3})).unwrap_err();
+    assert!(err.to_string().contains("limt"), "{err}");
+
+    assert_eq!(from::<HistoryRange>(json!("all")), HistoryRange::All);
+    assert_eq!(from::<HistoryRange>(json!({"last": 5})), HistoryRange::Last(5));
+    assert_eq!(
+        from::<HistoryRange>(json!({"before": {"index": 40, "limit": 20}})),
+        HistoryRange::Before { index: 40, limit: 20 }
+    );
+
+    let c: ContextOptions = from(json!({"max_pairs": 2}));
+    assert_eq!(
+        (c.max_pairs, c.token_budget),
+        (2, ContextOptions::default().token_budget)
+    );
+
+    let f: ResourceFilter = from(json!({"region": "us-east-1", "tags": [["env", "prod"]]}));
+    assert_eq!(f.region.as_deref(), Some("us-east-1"));
+    assert_eq!(f.tags, vec![("env".to_string(), "prod".to_string())]);
+    assert!(!f.include_deleted);
+    assert_eq!(from::<ResourceFilter>(json!({})), ResourceFilter::default());
+
+    assert_eq!(from::<StatsBy>(json!("service")), StatsBy::Service);
+    assert_eq!(from::<StatsBy>(json!({"tag": "env"})), StatsBy::Tag("env".into()));
+    assert_eq!(from::<RestoreTarget>(json!("latest")), RestoreTarget::Latest);
+    assert_eq!(from::<RestoreTarget>(json!({"at": 5})), RestoreTarget::At(5));
+}
+
+#[tokio::test]
+async fn a_library_error_serialises_as_kind_and_message() {
+    let t = TestStore::new();
+    let s = t.open().await;
+    let err = s.chat.get_conversation("no-such-conversation").await.unwrap_err();
+    let v = serde_json::to_value(&err).unwrap();
+    assert_eq!(v["kind"], "not_found");
+    assert!(v["message"].as_str().unwrap().contains("no-such-conversation"), "{v}");
+    s.shutdown().await.unwrap();
+}
