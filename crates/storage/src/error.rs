@@ -248,6 +248,7 @@ impl StorageError {
         match e {
             StoreError::Locked { .. } => ErrorKind::Locked,
             StoreError::DiskFull { .. } => ErrorKind::DiskFull,
+            StoreError::Closed => ErrorKind::ShutDown,
             _ => ErrorKind::Store,
         }
     }

@@ -300,15 +300,21 @@ impl StorageService {
         })
     }
 
-    /// Flush everything to disk and close. The data-dir lock is released when this returns.
+    /// Stop the background work (backup schedule after a running backup, the embedding
+    /// worker after a small queue), flush everything to disk and close the store. Every call
+    /// after it returns a [`StorageError::ShutDown`] error (kind `shut_down`); a second
+    /// `shutdown` returns `Ok`. The data-dir lock is released when this returns (unless a call
+    /// still running holds the store past a 30 s grace; then when the service is dropped).
     ///
     /// # Errors
     /// Store errors from the final flush.
-    pub async fn shutdown(self) -> Result<()> {
-        self.shut_down.store(true, Ordering::SeqCst);
+    pub async fn shutdown(&self) -> Result<()> {
+        if self.shut_down.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
         self.stop_auto_backup().await;
         self.chat.shutdown().await;
-        self.store.flush().await?;
+        self.store.close().await?;
         tracing::debug!("storage service shut down");
         Ok(())
     }

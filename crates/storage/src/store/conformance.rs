@@ -227,7 +227,30 @@ pub async fn count_and_facet(store: &dyn VectorStore, name: &str) {
     assert_eq!(store.count(name, Some(odd)).await.unwrap(), 12);
 }
 
-/// Run every check, each on its own collection.
+/// After `close`, every call is refused with [`StoreError::Closed`] (nothing panics) and a
+/// second `close` is `Ok`. Closes the store: run it last.
+pub async fn closed_store_refuses_every_call(store: &dyn VectorStore, name: &str) {
+    use crate::store::StoreError;
+    store.ensure_collection(&spec(name)).await.unwrap();
+    store.upsert(name, vec![point(1, "a", true)]).await.unwrap();
+    store.close().await.unwrap();
+    let closed = |r: Result<(), StoreError>| assert!(matches!(r, Err(StoreError::Closed)), "{r:?}");
+    closed(store.upsert(name, vec![point(2, "b", true)]).await);
+    closed(store.ensure_collection(&spec(name)).await);
+    closed(
+        store
+            .retrieve(name, vec![uuid::Uuid::from_u128(2)], false)
+            .await
+            .map(|_| ()),
+    );
+    closed(store.count(name, None).await.map(|_| ()));
+    closed(store.scroll(name, ScrollRequest::default()).await.map(|_| ()));
+    closed(store.stats().await.map(|_| ()));
+    closed(store.flush().await);
+    store.close().await.unwrap();
+}
+
+/// Run every check, each on its own collection, then the close check (which closes the store).
 pub async fn run_all(store: &dyn VectorStore, prefix: &str) {
     upsert_retrieve_roundtrip(store, &format!("{prefix}_roundtrip")).await;
     upsert_overwrites_and_set_payload_merges(store, &format!("{prefix}_overwrite")).await;
@@ -235,4 +258,5 @@ pub async fn run_all(store: &dyn VectorStore, prefix: &str) {
     scroll_filter_order_by_pages(store, &format!("{prefix}_scroll")).await;
     queries_honour_filter(store, &format!("{prefix}_query")).await;
     count_and_facet(store, &format!("{prefix}_facet")).await;
+    closed_store_refuses_every_call(store, &format!("{prefix}_closed")).await;
 }

@@ -76,6 +76,9 @@ pub enum StoreError {
         /// The configured reserve.
         reserve_bytes: u64,
     },
+    /// The store was closed (the service was shut down).
+    #[error("the store is closed: the storage service was shut down")]
+    Closed,
     /// A blocking task panicked or was cancelled.
     #[error("store task failed: {0}")]
     Task(String),
@@ -411,4 +414,9 @@ pub trait VectorStore: Send + Sync + std::fmt::Display {
     async fn snapshot(&self, dest: &std::path::Path) -> Result<SnapshotInfo, StoreError>;
     /// Writes acknowledged since the store was opened (to skip backups when nothing changed).
     fn write_count(&self) -> u64;
+    /// Make every acknowledged write durable, then refuse every later call with
+    /// [`StoreError::Closed`] and release what the backend holds (the embedded store: its
+    /// collections and the data-dir lock, once no call in flight still uses them). A second
+    /// call returns `Ok`.
+    async fn close(&self) -> Result<(), StoreError>;
 }

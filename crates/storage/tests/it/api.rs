@@ -59,3 +59,59 @@ async fn a_library_error_serialises_as_kind_and_message() {
     assert!(v["message"].as_str().unwrap().contains("no-such-conversation"), "{v}");
     s.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_service_serves_two_tasks_and_refuses_every_call_after_shutdown() {
+    use cloudops_storage_service::chat::{NewMessage, Role};
+    use cloudops_storage_service::ErrorKind;
+    use std::sync::Arc;
+
+    let t = TestStore::new();
+    let s = Arc::new(t.open().await);
+    let ctx = s.chat.create_conversation("u", "certs", json!({})).await.unwrap();
+    let tasks: Vec<_> = (0..2)
+        .map(|task| {
+            let (s, ctx) = (s.clone(), ctx.clone());
+            tokio::spawn(async move {
+                for j in 0..10 {
+                    let text = format!("task {task} message {j} about the TLS certificate");
+                    s.chat.append(&ctx, NewMessage::new(Role::User, text)).await.unwrap();
+                }
+                let found = s
+                    .chat
+                    .search_conversations("u", "certificate", &SearchOptions::default())
+                    .await
+                    .unwrap();
+                found.conversations.len()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 1);
+    }
+    let history = s.chat.get_history(&ctx, HistoryRange::All).await.unwrap();
+    let indexes: Vec<u64> = history.iter().map(|m| m.message_index).collect();
+    assert_eq!(indexes, (0..20).collect::<Vec<u64>>(), "gapless across both tasks");
+
+    s.shutdown().await.unwrap();
+    s.shutdown().await.unwrap(); // idempotent
+    let kind = |e: cloudops_storage_service::StorageError| e.kind();
+    let appended = s.chat.append(&ctx, NewMessage::new(Role::User, "late")).await;
+    assert_eq!(appended.map(|_| ()).map_err(kind), Err(ErrorKind::ShutDown));
+    let read = s.chat.get_history(&ctx, HistoryRange::All).await;
+    assert_eq!(read.map(|_| ()).map_err(kind), Err(ErrorKind::ShutDown));
+    let searched = s.estate.search("database", &ResourceFilter::default(), 5).await;
+    assert_eq!(searched.map(|_| ()).map_err(kind), Err(ErrorKind::ShutDown));
+    let backup = s.backup.create_snapshot().await;
+    let backup = backup.map_err(cloudops_storage_service::StorageError::from);
+    assert_eq!(backup.map(|_| ()).map_err(kind), Err(ErrorKind::ShutDown));
+    assert_eq!(s.health().await.map(|_| ()).map_err(kind), Err(ErrorKind::ShutDown));
+    let err = s.chat.get_history(&ctx, HistoryRange::All).await.unwrap_err();
+    assert_eq!(serde_json::to_value(&err).unwrap()["kind"], "shut_down");
+
+    // The data dir is free again while the old handle still lives, and nothing was lost.
+    let again = t.open().await;
+    assert_eq!(again.chat.get_history(&ctx, HistoryRange::All).await.unwrap().len(), 20);
+    again.shutdown().await.unwrap();
+    drop(s);
+}

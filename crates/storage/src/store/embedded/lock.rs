@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::io::{Read as _, Seek as _, Write as _};
 use std::os::fd::AsRawFd as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::store::StoreError;
 
@@ -18,7 +18,6 @@ pub const LOCK_FILE: &str = "LOCK";
 #[derive(Debug)]
 pub(crate) struct DirLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl DirLock {
@@ -59,12 +58,7 @@ impl DirLock {
         file.rewind().map_err(|e| io("writing lock file", e))?;
         write!(file, "{}", std::process::id()).map_err(|e| io("writing lock file", e))?;
         file.flush().map_err(|e| io("writing lock file", e))?;
-        Ok(DirLock { _file: file, path })
-    }
-
-    /// The lock file's path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+        Ok(DirLock { _file: file })
     }
 }
 

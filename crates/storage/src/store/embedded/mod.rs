@@ -51,6 +51,8 @@ use super::{
 };
 
 const BACKEND: &str = "qdrant-edge";
+/// How long `close` waits for calls in flight before it keeps the data-dir lock.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Points written to a collection between two background optimisations.
 const COMPACT_AFTER_POINTS: u64 = 5_000;
 /// Folder under the data dir holding one sub-folder per collection.
@@ -99,7 +101,10 @@ pub struct EmbeddedStore {
     journal: Arc<Mutex<Journal>>,
     space: Arc<SpaceGuard>,
     writes: std::sync::atomic::AtomicU64,
-    lock: DirLock,
+    /// Set by [`VectorStore::close`]: every later call is refused.
+    closed: std::sync::atomic::AtomicBool,
+    /// The data-dir lock, released by `close` once no shard is in use.
+    lock: Mutex<Option<DirLock>>,
 }
 
 impl std::fmt::Display for EmbeddedStore {
@@ -204,7 +209,8 @@ impl EmbeddedStore {
             journal: Arc::new(Mutex::new(journal)),
             writes: std::sync::atomic::AtomicU64::new(0),
             space: Arc::new(SpaceGuard::new(data_dir.to_path_buf(), options.min_free_bytes)),
-            lock,
+            closed: std::sync::atomic::AtomicBool::new(false),
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -213,15 +219,25 @@ impl EmbeddedStore {
     /// # Errors
     /// Engine errors.
     pub fn stats_blocking(&self) -> Result<Vec<CollectionStats>, StoreError> {
-        stats_of(&self.all_shards())
+        stats_of(&self.all_shards()?)
     }
 
     /// The lock file this store holds.
-    pub fn lock_path(&self) -> &Path {
-        self.lock.path()
+    pub fn lock_path(&self) -> PathBuf {
+        self.root
+            .parent()
+            .map_or_else(|| self.root.join(LOCK_FILE), |dir| dir.join(LOCK_FILE))
+    }
+
+    fn ensure_open(&self) -> Result<(), StoreError> {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        Ok(())
     }
 
     fn shard(&self, name: &str) -> Result<Arc<Shard>, StoreError> {
+        self.ensure_open()?;
         let shards = self.shards.read().unwrap_or_else(|p| p.into_inner());
         shards
             .get(name)
@@ -229,11 +245,12 @@ impl EmbeddedStore {
             .ok_or_else(|| StoreError::NoSuchCollection(name.to_string()))
     }
 
-    fn all_shards(&self) -> Vec<Arc<Shard>> {
+    fn all_shards(&self) -> Result<Vec<Arc<Shard>>, StoreError> {
+        self.ensure_open()?;
         let shards = self.shards.read().unwrap_or_else(|p| p.into_inner());
         let mut all: Vec<_> = shards.values().cloned().collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
+        Ok(all)
     }
 
     /// Run a blocking engine call on tokio's blocking pool.
@@ -320,7 +337,7 @@ impl EmbeddedStore {
 
     /// Flush every shard and empty the journal, with all writers paused.
     async fn checkpoint(&self) -> Result<(), StoreError> {
-        let shards = self.all_shards();
+        let shards = self.all_shards()?;
         let journal = self.journal.clone();
         Self::blocking(move || paused_checkpoint(&shards, &journal, |_| Ok(()))).await
     }
@@ -329,7 +346,7 @@ impl EmbeddedStore {
     /// compaction runs, because a flush must wait for it and the writer would stall for
     /// the whole compaction. The journal grows past its threshold meanwhile, nothing else.
     async fn checkpoint_unless_compacting(&self) -> Result<(), StoreError> {
-        let shards = self.all_shards();
+        let shards = self.all_shards()?;
         let journal = self.journal.clone();
         Self::blocking(move || {
             let mut maintenance = Vec::with_capacity(shards.len());
@@ -564,6 +581,7 @@ fn ensure_schema(shard: &Shard, spec: &CollectionSpec) -> Result<(), StoreError>
 #[async_trait::async_trait]
 impl VectorStore for EmbeddedStore {
     async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<(), StoreError> {
+        self.ensure_open()?;
         if spec.name.is_empty() || spec.name.contains(['/', '\\', '\0']) || spec.name.starts_with('.') {
             return Err(StoreError::NoSuchCollection(spec.name.clone()));
         }
@@ -756,8 +774,36 @@ impl VectorStore for EmbeddedStore {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    async fn close(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let shards: Vec<Arc<Shard>> = {
+            let mut map = self.shards.write().unwrap_or_else(|p| p.into_inner());
+            map.drain().map(|(_, shard)| shard).collect()
+        };
+        let journal = self.journal.clone();
+        // Waits for a running compaction and for writes in flight, then flushes.
+        let shards = Self::blocking(move || paused_checkpoint(&shards, &journal, |_| Ok(())).map(|()| shards)).await?;
+        // Reads that took a shard before the flag was set still hold it: the data-dir lock
+        // may only go once nothing can touch the files any more.
+        let deadline = std::time::Instant::now() + CLOSE_WAIT;
+        while shards.iter().any(|s| Arc::strong_count(s) > 1) {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!("calls still running at close: the data-dir lock is kept until the store is dropped");
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        drop(shards);
+        drop(self.lock.lock().unwrap_or_else(|p| p.into_inner()).take());
+        tracing::debug!(root = %self.root.display(), "store closed, data-dir lock released");
+        Ok(())
+    }
+
     async fn snapshot(&self, dest: &Path) -> Result<SnapshotInfo, StoreError> {
-        let shards = self.all_shards();
+        let shards = self.all_shards()?;
         let journal = self.journal.clone();
         let (root, dest) = (self.root.clone(), dest.to_path_buf());
         Self::blocking(move || {
@@ -786,7 +832,7 @@ impl VectorStore for EmbeddedStore {
     }
 
     async fn stats(&self) -> Result<Vec<CollectionStats>, StoreError> {
-        let shards = self.all_shards();
+        let shards = self.all_shards()?;
         Self::blocking(move || stats_of(&shards)).await
     }
 }
@@ -821,6 +867,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
         crate::store::conformance::run_all(&store, "conf").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_flushes_and_releases_the_data_dir_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        crate::store::conformance::upsert_retrieve_roundtrip(&store, "closing").await;
+        assert!(matches!(
+            EmbeddedStore::open(dir.path()),
+            Err(StoreError::Locked { .. })
+        ));
+        store.close().await.unwrap();
+        // The first store object still exists, yet the data dir can be opened again, and the
+        // journal is empty: everything was flushed by close.
+        let again = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(again.count("closing", None).await.unwrap(), 2);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(QDRANT_DIR).join("journal.log"))
+                .unwrap()
+                .len(),
+            0
+        );
+        drop(store);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
