@@ -76,8 +76,8 @@ pub async fn run_import_bench(
     let service = StorageService::open(config).await?;
     reset_peak_rss();
     let start = Instant::now();
-    let report = import_dir(&service.chat, &dir.join("chat-data"), None, &|done, total| {
-        progress(done as usize, total as usize)
+    let report = import_dir(&service.chat, &dir.join("chat-data"), None, &|p| {
+        progress(p.done as usize, p.total as usize)
     })
     .await?;
     let import = start.elapsed();

@@ -47,6 +47,7 @@ pub mod embed;
 mod error;
 pub mod estate;
 pub mod migrate;
+pub mod progress;
 mod service;
 pub mod store;
 
@@ -54,4 +55,5 @@ pub use clock::now_ms;
 pub use config::{ConfigError, ConfigKey, KeySourceKind, StorageConfig, StorageConfigBuilder};
 pub use disk::{dir_size, disk_free_bytes};
 pub use error::{ErrorKind, Result, StorageError};
+pub use progress::{Phase, Progress, ProgressFn};
 pub use service::{Health, ReindexReport, StorageService};

@@ -270,7 +270,7 @@ impl StorageService {
     ///
     /// # Errors
     /// Store, crypto and embedding errors.
-    pub async fn reindex(&self, progress: &(dyn Fn(u64, u64) + Send + Sync)) -> Result<ReindexReport> {
+    pub async fn reindex(&self, progress: crate::progress::ProgressFn<'_>) -> Result<ReindexReport> {
         let Some(space) = &self.dense else {
             return Err(StorageError::InvalidInput {
                 field: "embedding.provider",

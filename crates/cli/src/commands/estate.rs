@@ -282,7 +282,7 @@ async fn import_sync(
         let bar = out.progress("syncing resources");
         let report = service
             .estate
-            .sync_with_progress(&scope, resources, &mut |done, total| bar.update(done, total))
+            .sync_with_progress(&scope, resources, &|p| bar.update(p.done as usize, p.total as usize))
             .await?;
         syncs.push(SyncOutcome {
             files: pages.iter().map(|&i| reports[i].path.clone()).collect(),

@@ -20,8 +20,8 @@ pub(crate) async fn run(cmd: &MigrateCommand, config: StorageConfig, out: Output
     let service = StorageService::open(config).await?;
     let result = async {
         let files = out.progress("importing files");
-        let report = node::import_dir(&service.chat, chat_data_dir, user.as_deref(), &|done, total| {
-            files.update(done as usize, total as usize)
+        let report = node::import_dir(&service.chat, chat_data_dir, user.as_deref(), &|p| {
+            files.update(p.done as usize, p.total as usize)
         })
         .await?;
         let pending = service.chat.pending_embeddings().await?;
@@ -83,7 +83,7 @@ pub(crate) async fn reindex(config: StorageConfig, out: Output) -> anyhow::Resul
     let service = StorageService::open_for_reindex(config).await?;
     let bar = out.progress("re-embedding messages, then resources");
     let result = service
-        .reindex(&|done, total| bar.update(done as usize, total as usize))
+        .reindex(&|p| bar.update(p.done as usize, p.total as usize))
         .await;
     service.shutdown().await?;
     let report = result?;

@@ -249,7 +249,10 @@ impl DenseIndexer {
     ///
     /// # Errors
     /// Store, crypto and embedding errors.
-    pub(crate) async fn catch_up(&self, progress: &(dyn Fn(u64, u64) + Send + Sync)) -> Result<u64> {
+    pub(crate) async fn catch_up(&self, progress: crate::progress::ProgressFn<'_>) -> Result<u64> {
+        let progress = |done: u64, total: u64| {
+            crate::progress::report(progress, crate::progress::Phase::EmbedMessages, done, total)
+        };
         let total = self.pending(None).await?;
         let mut done = 0;
         let mut cursor = None;

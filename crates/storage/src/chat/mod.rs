@@ -188,7 +188,7 @@ impl ChatStorage {
     ///
     /// # Errors
     /// Store, crypto and embedding errors.
-    pub async fn embed_pending(&self, progress: &(dyn Fn(u64, u64) + Send + Sync)) -> Result<u64> {
+    pub async fn embed_pending(&self, progress: crate::progress::ProgressFn<'_>) -> Result<u64> {
         match &self.indexer {
             Some(indexer) => indexer.catch_up(progress).await,
             None => Ok(0),

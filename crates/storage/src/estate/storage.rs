@@ -17,6 +17,7 @@ use crate::clock::now_ms;
 use crate::crypto::{SealContext, Sealer};
 use crate::embed::{DenseSpace, KeywordEncoder};
 use crate::error::{Result, StorageError};
+use crate::progress::{self, report, Phase, ProgressFn};
 use crate::store::{
     CollectionSpec, Condition, FieldValue, Filter, Payload, Point, PointId, PointVectors, QueryRequest, Range,
     ScrollPage, ScrollRequest, VectorData, VectorStore,
@@ -281,7 +282,7 @@ impl EstateStorage {
     /// [`StorageError::InvalidInput`] naming the first resource without type, identifier,
     /// account or region (nothing is written then); store, crypto and embedding errors.
     pub async fn bulk_upsert(&self, resources: Vec<AWSResource>) -> Result<UpsertReport> {
-        self.upsert_at(resources, now_ms(), &mut |_, _| {})
+        self.upsert_at(resources, now_ms(), &progress::ignore)
             .await
             .map(|(report, _)| report)
     }
@@ -292,8 +293,9 @@ impl EstateStorage {
         &self,
         resources: Vec<AWSResource>,
         now: i64,
-        progress: &mut (dyn FnMut(usize, usize) + Send),
+        progress: ProgressFn<'_>,
     ) -> Result<(UpsertReport, Vec<PointId>)> {
+        let progress = |done: usize, total: usize| report(progress, Phase::SyncResources, done as u64, total as u64);
         for (i, r) in resources.iter().enumerate() {
             for (name, value) in [
                 ("resource_type", &r.resource_type),
@@ -430,7 +432,8 @@ impl EstateStorage {
     ///
     /// # Errors
     /// Store and embedding errors.
-    pub async fn embed_missing(&self, progress: &(dyn Fn(u64, u64) + Send + Sync)) -> Result<u64> {
+    pub async fn embed_missing(&self, progress: ProgressFn<'_>) -> Result<u64> {
+        let progress = |done: u64, total: u64| report(progress, Phase::EmbedResources, done, total);
         let Some(space) = &self.dense else {
             return Ok(0);
         };
@@ -923,7 +926,7 @@ impl EstateStorage {
     /// [`StorageError::InvalidInput`] for a resource outside the scope or an empty account;
     /// store, crypto and embedding errors.
     pub async fn sync(&self, scope: &SyncScope, resources: Vec<AWSResource>) -> Result<SyncReport> {
-        self.sync_with_progress(scope, resources, &mut |_, _| {}).await
+        self.sync_with_progress(scope, resources, &progress::ignore).await
     }
 
     /// [`EstateStorage::sync`] reporting `progress(done, total)` as resources are written.
@@ -934,7 +937,7 @@ impl EstateStorage {
         &self,
         scope: &SyncScope,
         resources: Vec<AWSResource>,
-        progress: &mut (dyn FnMut(usize, usize) + Send),
+        progress: ProgressFn<'_>,
     ) -> Result<SyncReport> {
         if scope.account_id.trim().is_empty() {
             return Err(invalid("scope", "a sync needs the account it lists"));
@@ -1130,18 +1133,24 @@ mod tests {
         let s = StorageService::open(config).await.unwrap();
         let e = &s.estate;
         let t0 = 1_700_000_000_000;
-        e.upsert_at(vec![bucket()], t0, &mut |_, _| {}).await.unwrap();
+        e.upsert_at(vec![bucket()], t0, &crate::progress::ignore).await.unwrap();
         let synced = || async {
             e.get_resource("123456789012/us-east-1/s3:bucket/logs")
                 .await
                 .unwrap()
                 .last_synced
         };
-        let (report, _) = e.upsert_at(vec![bucket()], t0 + 60_000, &mut |_, _| {}).await.unwrap();
+        let (report, _) = e
+            .upsert_at(vec![bucket()], t0 + 60_000, &crate::progress::ignore)
+            .await
+            .unwrap();
         assert_eq!(report.unchanged, 1);
         assert_eq!(synced().await, Some(t0), "a minute later: not rewritten");
         let later = t0 + LAST_SYNCED_RESOLUTION_MS;
-        let (report, _) = e.upsert_at(vec![bucket()], later, &mut |_, _| {}).await.unwrap();
+        let (report, _) = e
+            .upsert_at(vec![bucket()], later, &crate::progress::ignore)
+            .await
+            .unwrap();
         assert_eq!(report.unchanged, 1);
         assert_eq!(synced().await, Some(later), "an hour later: refreshed");
         s.shutdown().await.unwrap();

@@ -20,6 +20,7 @@ use serde_json::{json, Map, Value};
 
 use crate::chat::{ChatStorage, Conversation, ConversationStatus, ImportOutcome, ImportedConversation, Role};
 use crate::error::{Result, StorageError};
+use crate::progress::{report, Phase, ProgressFn};
 
 /// Largest file read, in bytes.
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -48,9 +49,6 @@ pub struct NodeImportReport {
     pub messages: u64,
 }
 
-/// Progress of a migration: `(files done, files in all)`.
-pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
-
 /// Import every `contexts/*.json` under `chat_data_dir` (or `chat_data_dir` itself when it
 /// is the `contexts` folder). `user` overrides the user id taken from file names.
 ///
@@ -61,8 +59,9 @@ pub async fn import_dir(
     chat: &ChatStorage,
     chat_data_dir: &Path,
     user: Option<&str>,
-    progress: Progress<'_>,
+    progress: ProgressFn<'_>,
 ) -> Result<NodeImportReport> {
+    let progress = |done: u64, total: u64| report(progress, Phase::ImportFiles, done, total);
     let contexts = if chat_data_dir.join("contexts").is_dir() {
         chat_data_dir.join("contexts")
     } else {

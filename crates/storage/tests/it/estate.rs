@@ -413,13 +413,13 @@ async fn resources_imported_without_a_model_are_embedded_by_reindex() {
         .await
         .unwrap()
         .is_empty());
-    let report = s.reindex(&|_, _| {}).await.unwrap();
+    let report = s.reindex(&|_| {}).await.unwrap();
     assert_eq!(report.resources_embedded, 2);
     assert_eq!(s.estate.unembedded().await.unwrap(), 0);
     let hits = s.estate.search("somewhere to keep rows", &none, 5).await.unwrap();
     assert_eq!(hits.len(), 2, "dense vectors were written");
     assert_eq!(
-        s.reindex(&|_, _| {}).await.unwrap().resources_embedded,
+        s.reindex(&|_| {}).await.unwrap().resources_embedded,
         0,
         "resumable, nothing left"
     );

@@ -75,11 +75,9 @@ async fn node_chat_data_imports_once_in_order_and_skips_bad_files() {
     let src = chat_data(t.dir.path());
     let s = t.open().await;
     let calls = std::sync::Mutex::new(Vec::new());
-    let report = import_dir(&s.chat, &src, None, &|done, total| {
-        calls.lock().unwrap().push((done, total))
-    })
-    .await
-    .unwrap();
+    let report = import_dir(&s.chat, &src, None, &|p| calls.lock().unwrap().push((p.done, p.total)))
+        .await
+        .unwrap();
     assert_eq!((report.imported, report.skipped, report.messages), (3, 0, 8));
     assert_eq!(report.failed.len(), 2, "{:?}", report.failed);
     let reasons: Vec<String> = report
@@ -167,7 +165,7 @@ async fn node_chat_data_imports_once_in_order_and_skips_bad_files() {
     assert_eq!(m.message_index, 2);
 
     // A second run adds nothing.
-    let again = import_dir(&s.chat, &src, None, &|_, _| {}).await.unwrap();
+    let again = import_dir(&s.chat, &src, None, &|_| {}).await.unwrap();
     assert_eq!((again.imported, again.skipped, again.messages), (0, 3, 0));
     assert_eq!(
         s.chat
@@ -185,7 +183,7 @@ async fn user_override_applies_to_every_file() {
     let t = TestStore::new();
     let src = chat_data(t.dir.path());
     let s = t.open().await;
-    let report = import_dir(&s.chat, &src.join("contexts"), Some("carol"), &|_, _| {})
+    let report = import_dir(&s.chat, &src.join("contexts"), Some("carol"), &|_| {})
         .await
         .unwrap();
     // With --user, the broken file still fails; the others (3 + none half-imported) go to carol.
@@ -288,7 +286,7 @@ async fn the_old_modules_own_layout_imports_and_feeds_the_prompt_context() {
     let t = TestStore::new();
     let src = old_module_chat_data(t.dir.path());
     let s = t.open().await;
-    let report = import_dir(&s.chat, &src, None, &|_, _| {}).await.unwrap();
+    let report = import_dir(&s.chat, &src, None, &|_| {}).await.unwrap();
     assert_eq!(
         (report.imported, report.messages, report.ignored),
         (4, 8, 1),
@@ -353,7 +351,7 @@ async fn the_old_modules_own_layout_imports_and_feeds_the_prompt_context() {
     assert!(context.render().contains("pg-main"));
 
     // Idempotent in this layout too.
-    let again = import_dir(&s.chat, &src, None, &|_, _| {}).await.unwrap();
+    let again = import_dir(&s.chat, &src, None, &|_| {}).await.unwrap();
     assert_eq!((again.imported, again.skipped), (0, 4));
     s.shutdown().await.unwrap();
 }
@@ -411,7 +409,7 @@ async fn importing_with_a_model_does_not_wait_for_embeddings() {
     let t = TestStore::new();
     let src = bulk_chat_data(t.dir.path(), 30, 20);
     let s = StorageService::open(t.config_with_model(&model)).await.unwrap();
-    let report = import_dir(&s.chat, &src, None, &|_, _| {}).await.unwrap();
+    let report = import_dir(&s.chat, &src, None, &|_| {}).await.unwrap();
     assert_eq!((report.imported, report.messages), (30, 600));
     // The import held the indexer: (almost) everything still waits for a vector.
     let pending = s.chat.pending_embeddings().await.unwrap();

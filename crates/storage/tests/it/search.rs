@@ -14,6 +14,8 @@ use cloudops_storage_service::store::{EmbeddedStore, VectorData, VectorStore};
 use cloudops_storage_service::{ErrorKind, StorageService};
 use serde_json::{json, Value};
 
+use cloudops_storage_service::Phase;
+
 use crate::common::{test_model_dir, TestStore};
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -413,13 +415,13 @@ async fn another_model_is_refused_until_reindex() {
         .await
         .unwrap();
     let seen = std::sync::Mutex::new(Vec::new());
-    let report = s
-        .reindex(&|done, total| seen.lock().unwrap().push((done, total)))
-        .await
-        .unwrap();
+    let report = s.reindex(&|p| seen.lock().unwrap().push(p)).await.unwrap();
     assert_eq!(report.embedded, 2);
     assert_eq!(report.previous.unwrap().model_id, "synthetic/benchmark");
-    assert_eq!(seen.lock().unwrap().last(), Some(&(2, 2)));
+    let seen = seen.into_inner().unwrap();
+    let last = seen.last().unwrap();
+    assert_eq!((last.phase, last.done, last.total), (Phase::EmbedMessages, 2, 2));
+    assert!(seen.iter().all(|p| p.done <= p.total));
     s.shutdown().await.unwrap();
 
     let s = StorageService::open(t.config_with_model(&model)).await.unwrap();
