@@ -134,7 +134,7 @@ async fn execute(
                 title: Some(title.clone()),
                 ..ConversationUpdate::default()
             };
-            let c = chat.update_context(context_id, update).await?;
+            let c = chat.update_conversation(context_id, update).await?;
             out.emit(&c, |c| println!("renamed {} to {:?}", c.context_id, c.title))
         }
         ChatCommand::Archive { context_id, undo } => {
@@ -147,11 +147,11 @@ async fn execute(
                 status: Some(status),
                 ..ConversationUpdate::default()
             };
-            let c = chat.update_context(context_id, update).await?;
+            let c = chat.update_conversation(context_id, update).await?;
             out.emit(&c, |c| println!("{} is now {}", c.context_id, c.status.as_str()))
         }
         ChatCommand::Delete { context_id } => {
-            let receipt = chat.delete(context_id).await?;
+            let receipt = chat.delete_conversation(context_id).await?;
             out.emit(&receipt, |r| {
                 println!("deleted conversation {context_id} and {} messages", r.messages)
             })

@@ -119,7 +119,7 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
             .join(", ")
     ));
 
-    chat.update_context(
+    chat.update_conversation(
         &rds,
         ConversationUpdate {
             title: Some("RDS failover drill".into()),
@@ -127,7 +127,7 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
         },
     )
     .await?;
-    chat.update_context(
+    chat.update_conversation(
         &rds,
         ConversationUpdate {
             status: Some(ConversationStatus::Archived),
@@ -152,7 +152,7 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
     let t = Instant::now();
     let service = StorageService::open(config.clone()).await?;
     let reopen_ms = t.elapsed().as_secs_f64() * 1e3;
-    let all = service.chat.get_all_contexts("alice").await?;
+    let all = service.chat.all_conversations("alice").await?;
     let history = service.chat.get_history(&costs, HistoryRange::All).await?;
     say(format!(
         "5. restarted the service in {reopen_ms:.1} ms: alice still has {} conversations; \"EC2 cost spike\" has {} messages in order",
@@ -168,7 +168,7 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
         backup.writer_pause_ms,
         backup.name
     ));
-    service.chat.delete(&costs).await?;
+    service.chat.delete_conversation(&costs).await?;
     let gone = service.chat.get_conversation(&costs).await.is_err();
     service.shutdown().await?;
     let restored = cloudops_storage_service::backup::restore(&config, RestoreTarget::Latest).await?;

@@ -329,7 +329,8 @@ impl ChatStorage {
     ///
     /// # Errors
     /// Store and crypto errors.
-    pub async fn get_all_contexts(&self, user_id: &str) -> Result<Vec<Conversation>> {
+    #[doc(alias = "get_all_contexts")]
+    pub async fn all_conversations(&self, user_id: &str) -> Result<Vec<Conversation>> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -346,7 +347,8 @@ impl ChatStorage {
     ///
     /// # Errors
     /// [`StorageError::NotFound`] for an unknown id; [`StorageError::InvalidInput`] for a bad title.
-    pub async fn update_context(&self, context_id: &str, update: ConversationUpdate) -> Result<Conversation> {
+    #[doc(alias = "update_context")]
+    pub async fn update_conversation(&self, context_id: &str, update: ConversationUpdate) -> Result<Conversation> {
         let slot = self.slot(context_id);
         let guard = slot.lock().await;
         if guard.as_ref().is_some_and(|s| s.deleted) {
@@ -545,7 +547,8 @@ impl ChatStorage {
     ///
     /// # Errors
     /// [`StorageError::NotFound`] when neither the conversation nor any of its messages exist.
-    pub async fn delete(&self, context_id: &str) -> Result<DeleteReceipt> {
+    #[doc(alias = "delete")]
+    pub async fn delete_conversation(&self, context_id: &str) -> Result<DeleteReceipt> {
         check_id("context_id", context_id)?;
         let slot = self.slot(context_id);
         let mut guard = slot.lock().await;
@@ -583,7 +586,7 @@ impl ChatStorage {
     pub async fn erase_user(&self, user_id: &str) -> Result<DeleteReceipt> {
         check_id("user_id", user_id)?;
         let contexts: Vec<String> = self
-            .get_all_contexts(user_id)
+            .all_conversations(user_id)
             .await?
             .into_iter()
             .map(|c| c.context_id)

@@ -16,7 +16,7 @@ const DAY_MS: i64 = 86_400_000;
 /// Everything a user sees: conversations and their full histories.
 async fn state(s: &StorageService, user: &str) -> Vec<(Conversation, Vec<Message>)> {
     let mut out = Vec::new();
-    let mut all = s.chat.get_all_contexts(user).await.unwrap();
+    let mut all = s.chat.all_conversations(user).await.unwrap();
     all.sort_by(|a, b| a.context_id.cmp(&b.context_id));
     for c in all {
         let h = s.chat.get_history(&c.context_id, HistoryRange::All).await.unwrap();
@@ -90,12 +90,12 @@ async fn round_trip_restores_exactly_the_backed_up_state() {
             .append(&ctxs[0], NewMessage::new(Role::Assistant, "after the backup"))
             .await
             .unwrap();
-        s.chat.delete(&ctxs[1]).await.unwrap();
+        s.chat.delete_conversation(&ctxs[1]).await.unwrap();
         let update = ConversationUpdate {
             title: Some("renamed".into()),
             ..Default::default()
         };
-        s.chat.update_context(&ctxs[2], update).await.unwrap();
+        s.chat.update_conversation(&ctxs[2], update).await.unwrap();
         assert_ne!(state(&s, "alice").await, before);
         // Restore refuses while the store is open here.
         let err = backup::restore(s.config(), RestoreTarget::Latest).await.unwrap_err();
@@ -178,7 +178,7 @@ async fn damaged_archives_and_wrong_keys_leave_live_data_untouched() {
         let m = s.backup.create_snapshot().await.unwrap();
         s.chat
             .append(
-                &s.chat.get_all_contexts("alice").await.unwrap()[0].context_id,
+                &s.chat.all_conversations("alice").await.unwrap()[0].context_id,
                 NewMessage::new(Role::User, "live only"),
             )
             .await
@@ -407,7 +407,7 @@ async fn s3_upload_multipart_and_restore_from_s3() {
             vec![m.name.clone()]
         );
         let before = state(&s, "alice").await;
-        s.chat.delete(&ctx).await.unwrap();
+        s.chat.delete_conversation(&ctx).await.unwrap();
         s.shutdown().await.unwrap();
         (m, before)
     };

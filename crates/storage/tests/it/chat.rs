@@ -185,7 +185,7 @@ async fn list_newest_first_with_cursor_and_status() {
     }
     assert_eq!(seen, ["c2", "c6", "c5", "c4", "c3", "c1", "c0"]);
     s.chat
-        .update_context(
+        .update_conversation(
             &ids[0],
             ConversationUpdate {
                 status: Some(ConversationStatus::Archived),
@@ -206,7 +206,7 @@ async fn list_newest_first_with_cursor_and_status() {
         .await
         .unwrap();
     assert_eq!(archived.conversations[0].title, "c0");
-    assert_eq!(s.chat.get_all_contexts("alice").await.unwrap().len(), 7);
+    assert_eq!(s.chat.all_conversations("alice").await.unwrap().len(), 7);
     let err = s
         .chat
         .list_conversations("alice", None, 3, Some("garbage"))
@@ -224,7 +224,7 @@ async fn rename_and_metadata_update_persist() {
         ctx = s.chat.create_conversation("u", "old", json!({})).await.unwrap();
         let updated = s
             .chat
-            .update_context(
+            .update_conversation(
                 &ctx,
                 ConversationUpdate {
                     title: Some("new".into()),
@@ -254,7 +254,7 @@ async fn delete_and_erase_user_are_hard_and_scoped() {
             s.chat.append(ctx, user(&format!("x{i}"))).await.unwrap();
         }
     }
-    let receipt = s.chat.delete(&a1).await.unwrap();
+    let receipt = s.chat.delete_conversation(&a1).await.unwrap();
     assert_eq!((receipt.conversations, receipt.messages), (1, 4));
     assert!(matches!(
         s.chat.get_conversation(&a1).await,
@@ -264,11 +264,14 @@ async fn delete_and_erase_user_are_hard_and_scoped() {
         s.chat.append(&a1, user("late")).await,
         Err(StorageError::NotFound { .. })
     ));
-    assert!(matches!(s.chat.delete(&a1).await, Err(StorageError::NotFound { .. })));
+    assert!(matches!(
+        s.chat.delete_conversation(&a1).await,
+        Err(StorageError::NotFound { .. })
+    ));
 
     let receipt = s.chat.erase_user("alice").await.unwrap();
     assert_eq!((receipt.conversations, receipt.messages), (1, 4));
-    assert!(s.chat.get_all_contexts("alice").await.unwrap().is_empty());
+    assert!(s.chat.all_conversations("alice").await.unwrap().is_empty());
     assert!(matches!(
         s.chat.append(&a2, user("late")).await,
         Err(StorageError::NotFound { .. })

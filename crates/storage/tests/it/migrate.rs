@@ -103,7 +103,7 @@ async fn node_chat_data_imports_once_in_order_and_skips_bad_files() {
         "progress over the five .json files"
     );
 
-    let alice = s.chat.get_all_contexts("alice").await.unwrap();
+    let alice = s.chat.all_conversations("alice").await.unwrap();
     assert_eq!(alice.len(), 2, "the half-valid file left nothing");
     let ec2 = s.chat.get_conversation("ctx_1700000000_a1").await.unwrap();
     assert_eq!(ec2.title, "EC2 costs");
@@ -132,7 +132,7 @@ async fn node_chat_data_imports_once_in_order_and_skips_bad_files() {
     );
     assert!(history.windows(2).all(|w| w[0].created_at <= w[1].created_at));
     assert_eq!(
-        s.chat.get_all_contexts("bob-smith").await.unwrap().len(),
+        s.chat.all_conversations("bob-smith").await.unwrap().len(),
         1,
         "user ids may contain '-'"
     );
@@ -188,8 +188,8 @@ async fn user_override_applies_to_every_file() {
         .unwrap();
     // With --user, the broken file still fails; the others (3 + none half-imported) go to carol.
     assert_eq!(report.imported, 3);
-    assert_eq!(s.chat.get_all_contexts("carol").await.unwrap().len(), 3);
-    assert!(s.chat.get_all_contexts("alice").await.unwrap().is_empty());
+    assert_eq!(s.chat.all_conversations("carol").await.unwrap().len(), 3);
+    assert!(s.chat.all_conversations("alice").await.unwrap().is_empty());
     s.shutdown().await.unwrap();
 }
 
@@ -303,7 +303,7 @@ async fn the_old_modules_own_layout_imports_and_feeds_the_prompt_context() {
         failed.reason
     );
 
-    let mut contexts = s.chat.get_all_contexts("user-7").await.unwrap();
+    let mut contexts = s.chat.all_conversations("user-7").await.unwrap();
     contexts.sort_by(|a, b| a.context_id.cmp(&b.context_id));
     let ids: Vec<&str> = contexts.iter().map(|c| c.context_id.as_str()).collect();
     assert_eq!(

@@ -178,7 +178,7 @@ async fn keyword_search_finds_identifiers_and_never_crosses_users() {
         .conversations
         .is_empty());
     s.chat
-        .update_context(
+        .update_conversation(
             &exact,
             ConversationUpdate {
                 status: Some(ConversationStatus::Archived),

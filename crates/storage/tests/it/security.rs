@@ -53,7 +53,7 @@ async fn no_plaintext_on_disk() {
                 .unwrap();
         }
         s.chat
-            .update_context(
+            .update_conversation(
                 &ctx,
                 cloudops_storage_service::chat::ConversationUpdate {
                     title: Some(format!("renamed {marker}")),
