@@ -46,6 +46,7 @@ mod disk;
 pub mod embed;
 mod error;
 pub mod estate;
+mod fusion;
 pub mod migrate;
 pub mod progress;
 mod service;

@@ -11,10 +11,9 @@ use super::schema::{
 };
 use super::{check_id, invalid, ChatStorage, ConversationStatus, Role};
 use crate::error::Result;
+use crate::fusion;
 use crate::store::{Condition, FieldValue, Filter, Hit, PointId, QueryRequest, Range, ScrollRequest, VectorData};
 
-/// Reciprocal-rank-fusion constant (the usual 60).
-const RRF_K: f32 = 60.0;
 /// Keyword hits holding less than this share of the query's tokens do not count in hybrid fusion.
 const MIN_COVERAGE: f32 = 0.5;
 /// Keyword hits whose coverage is computed for hybrid fusion (deeper ones count only through
@@ -505,7 +504,7 @@ fn fuse(keyword: Vec<Hit>, keyword_weights: &[f32], semantic: Vec<Hit>) -> Vec<C
             h.id,
             Candidate {
                 id: h.id,
-                score: weight / (RRF_K + rank as f32 + 1.0),
+                score: fusion::share(rank, weight),
                 similarity: None,
                 keyword_rank: Some(rank),
                 payload: h.payload,
@@ -513,7 +512,7 @@ fn fuse(keyword: Vec<Hit>, keyword_weights: &[f32], semantic: Vec<Hit>) -> Vec<C
         );
     }
     for (rank, h) in semantic.into_iter().enumerate() {
-        let rrf = 1.0 / (RRF_K + rank as f32 + 1.0);
+        let rrf = fusion::share(rank, 1.0);
         by_id
             .entry(h.id)
             .and_modify(|c| {

@@ -17,6 +17,7 @@ use crate::clock::now_ms;
 use crate::crypto::{SealContext, Sealer};
 use crate::embed::{DenseSpace, KeywordEncoder};
 use crate::error::{Result, StorageError};
+use crate::fusion;
 use crate::progress::{self, report, Phase, ProgressFn};
 use crate::store::{
     CollectionSpec, Condition, FieldValue, Filter, Payload, Point, PointId, PointVectors, QueryRequest, Range,
@@ -739,13 +740,10 @@ impl EstateStorage {
                         },
                     )
                     .await?;
-                for (rank, h) in hits.iter().enumerate() {
-                    *scores.entry(h.id).or_default() += 1.0 / (61.0 + rank as f32);
-                }
+                fusion::add_ranking(&mut scores, hits.iter().map(|h| h.id));
             }
         }
-        let mut ranked: Vec<(PointId, f32)> = scores.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut ranked = fusion::best_first(scores);
         if checks.is_empty() {
             ranked.truncate(limit);
         }
