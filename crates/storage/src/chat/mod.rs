@@ -9,7 +9,7 @@ mod context;
 mod import;
 mod indexer;
 mod model;
-pub mod schema;
+pub(crate) mod schema;
 mod search;
 
 use std::collections::HashMap;

@@ -17,15 +17,15 @@ use crate::store::{
 };
 
 /// Collection of conversations, one point per conversation.
-pub const CONVERSATIONS: &str = "chat_conversations";
+pub(crate) const CONVERSATIONS: &str = "chat_conversations";
 /// Collection of messages, one point per message.
-pub const MESSAGES: &str = "chat_messages";
+pub(crate) const MESSAGES: &str = "chat_messages";
 /// Sparse keyword vector slot (keyed BM25 tokens, written with every message).
-pub const KEYWORDS_VECTOR: &str = "keywords";
+pub(crate) const KEYWORDS_VECTOR: &str = "keywords";
 
 /// Fields of [`CONVERSATIONS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConversationField {
+pub(crate) enum ConversationField {
     /// Owner (tenant key, clear).
     UserId,
     /// Conversation id (clear).
@@ -46,7 +46,7 @@ pub enum ConversationField {
 
 impl ConversationField {
     /// Payload key.
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             ConversationField::UserId => "user_id",
             ConversationField::ContextId => "context_id",
@@ -58,14 +58,11 @@ impl ConversationField {
             ConversationField::Metadata => "metadata",
         }
     }
-
-    /// Fields stored sealed.
-    pub const SEALED: [ConversationField; 2] = [ConversationField::Title, ConversationField::Metadata];
 }
 
 /// Fields of [`MESSAGES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageField {
+pub(crate) enum MessageField {
     /// Owner (tenant key, clear).
     UserId,
     /// Conversation id (clear).
@@ -84,7 +81,7 @@ pub enum MessageField {
 
 impl MessageField {
     /// Payload key.
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             MessageField::UserId => "user_id",
             MessageField::ContextId => "context_id",
@@ -95,23 +92,20 @@ impl MessageField {
             MessageField::Metadata => "metadata",
         }
     }
-
-    /// Fields stored sealed.
-    pub const SEALED: [MessageField; 2] = [MessageField::Content, MessageField::Metadata];
 }
 
 /// `field == value` on a conversation field.
-pub fn conv_eq(field: ConversationField, value: impl Into<FieldValue>) -> Condition {
+pub(crate) fn conv_eq(field: ConversationField, value: impl Into<FieldValue>) -> Condition {
     Condition::Eq(field.as_str().to_string(), value.into())
 }
 
 /// `field == value` on a message field.
-pub fn msg_eq(field: MessageField, value: impl Into<FieldValue>) -> Condition {
+pub(crate) fn msg_eq(field: MessageField, value: impl Into<FieldValue>) -> Condition {
     Condition::Eq(field.as_str().to_string(), value.into())
 }
 
 /// The conversations collection: indexes on every filtered or ordered field.
-pub fn conversations_spec() -> CollectionSpec {
+pub(crate) fn conversations_spec() -> CollectionSpec {
     use ConversationField as F;
     CollectionSpec {
         name: CONVERSATIONS.to_string(),
@@ -132,7 +126,7 @@ pub fn conversations_spec() -> CollectionSpec {
 
 /// The messages collection: indexes on every filtered or ordered field, the keyword vector and,
 /// with an embedder, its dense vector slot.
-pub fn messages_spec(dense: Option<DenseSpec>) -> CollectionSpec {
+pub(crate) fn messages_spec(dense: Option<DenseSpec>) -> CollectionSpec {
     use MessageField as F;
     CollectionSpec {
         name: MESSAGES.to_string(),
@@ -152,7 +146,7 @@ pub fn messages_spec(dense: Option<DenseSpec>) -> CollectionSpec {
 }
 
 /// The point id of a conversation: its context id when that is a UUID, else a name-based UUID.
-pub fn conversation_point_id(context_id: &str) -> uuid::Uuid {
+pub(crate) fn conversation_point_id(context_id: &str) -> uuid::Uuid {
     uuid::Uuid::parse_str(context_id).unwrap_or_else(|_| uuid::Uuid::new_v5(&CONTEXT_NAMESPACE, context_id.as_bytes()))
 }
 
@@ -170,7 +164,7 @@ fn ctx(collection: &'static str, point_id: uuid::Uuid, field: &'static str) -> S
 ///
 /// # Errors
 /// Sealing errors.
-pub fn conversation_to_point(c: &Conversation, sealer: &Sealer) -> Result<Point> {
+pub(crate) fn conversation_to_point(c: &Conversation, sealer: &Sealer) -> Result<Point> {
     use ConversationField as F;
     let id = conversation_point_id(&c.context_id);
     let meta = serde_json::to_string(&c.metadata).unwrap_or_else(|_| "null".into());
@@ -200,7 +194,7 @@ pub fn conversation_to_point(c: &Conversation, sealer: &Sealer) -> Result<Point>
 ///
 /// # Errors
 /// Sealing errors.
-pub fn seal_title(context_id: &str, title: &str, sealer: &Sealer) -> Result<Value> {
+pub(crate) fn seal_title(context_id: &str, title: &str, sealer: &Sealer) -> Result<Value> {
     let id = conversation_point_id(context_id);
     Ok(json!(sealer.seal_str(
         ctx(CONVERSATIONS, id, ConversationField::Title.as_str()),
@@ -212,7 +206,7 @@ pub fn seal_title(context_id: &str, title: &str, sealer: &Sealer) -> Result<Valu
 ///
 /// # Errors
 /// Sealing errors.
-pub fn seal_conversation_metadata(context_id: &str, metadata: &Value, sealer: &Sealer) -> Result<Value> {
+pub(crate) fn seal_conversation_metadata(context_id: &str, metadata: &Value, sealer: &Sealer) -> Result<Value> {
     let id = conversation_point_id(context_id);
     let meta = serde_json::to_string(metadata).unwrap_or_else(|_| "null".into());
     Ok(json!(sealer.seal_str(
@@ -225,7 +219,7 @@ pub fn seal_conversation_metadata(context_id: &str, metadata: &Value, sealer: &S
 ///
 /// # Errors
 /// [`StorageError::CorruptRecord`] for a missing or mistyped field; crypto errors for sealed ones.
-pub fn conversation_from_record(r: &Record, sealer: &Sealer) -> Result<Conversation> {
+pub(crate) fn conversation_from_record(r: &Record, sealer: &Sealer) -> Result<Conversation> {
     use ConversationField as F;
     let p = Fields::new(CONVERSATIONS, r);
     let title = sealer.open_str(ctx(CONVERSATIONS, r.id, F::Title.as_str()), p.str(F::Title.as_str())?)?;
@@ -252,7 +246,7 @@ pub fn conversation_from_record(r: &Record, sealer: &Sealer) -> Result<Conversat
 ///
 /// # Errors
 /// Sealing errors.
-pub fn message_to_point(m: &Message, keywords: VectorData, sealer: &Sealer) -> Result<Point> {
+pub(crate) fn message_to_point(m: &Message, keywords: VectorData, sealer: &Sealer) -> Result<Point> {
     use MessageField as F;
     let mut payload = Payload::new();
     payload.insert(F::UserId.as_str().into(), json!(m.user_id));
@@ -282,7 +276,7 @@ pub fn message_to_point(m: &Message, keywords: VectorData, sealer: &Sealer) -> R
 ///
 /// # Errors
 /// [`StorageError::CorruptRecord`] for a missing or mistyped field; crypto errors for sealed ones.
-pub fn message_from_record(r: &Record, sealer: &Sealer) -> Result<Message> {
+pub(crate) fn message_from_record(r: &Record, sealer: &Sealer) -> Result<Message> {
     use MessageField as F;
     let p = Fields::new(MESSAGES, r);
     let content = sealer.open_str(ctx(MESSAGES, r.id, F::Content.as_str()), p.str(F::Content.as_str())?)?;
@@ -382,7 +376,7 @@ mod tests {
         ] {
             assert!(msgs.indexes.iter().any(|(k, _)| k == f.as_str()), "{}", f.as_str());
         }
-        for f in MessageField::SEALED {
+        for f in [MessageField::Content, MessageField::Metadata] {
             assert!(
                 !msgs.indexes.iter().any(|(k, _)| k == f.as_str()),
                 "sealed field indexed"

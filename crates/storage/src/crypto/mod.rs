@@ -13,7 +13,7 @@ pub use envelope::{KeyStatus, ENVELOPE_FILE};
 pub use error::CryptoError;
 pub use key_source::{KdfParams, KEYCHAIN_SERVICE};
 pub use keyring::Purpose;
-pub use seal::{SealContext, Sealer};
+pub(crate) use seal::{SealContext, Sealer};
 
 pub(crate) use envelope::{create as create_keys, exists as keys_exist, open as open_keys, rotate_kek, UnlockedKeys};
 

@@ -23,17 +23,17 @@ const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 
 /// Where a sealed value lives; all three parts are authenticated.
 #[derive(Debug, Clone, Copy)]
-pub struct SealContext<'a> {
+pub(crate) struct SealContext<'a> {
     /// Collection name.
-    pub collection: &'a str,
+    pub(crate) collection: &'a str,
     /// Point id of the record.
-    pub point_id: uuid::Uuid,
+    pub(crate) point_id: uuid::Uuid,
     /// Payload field name.
-    pub field: &'a str,
+    pub(crate) field: &'a str,
 }
 
 /// Seals and opens fields with the content subkeys of every known data key.
-pub struct Sealer {
+pub(crate) struct Sealer {
     active_key_id: u32,
     ciphers: HashMap<u32, Aes256Gcm>,
 }
@@ -58,16 +58,11 @@ impl Sealer {
         Sealer { active_key_id, ciphers }
     }
 
-    /// The key id new seals use.
-    pub fn active_key_id(&self) -> u32 {
-        self.active_key_id
-    }
-
     /// Seal `plaintext` for `ctx` with the active key.
     ///
     /// # Errors
     /// [`CryptoError::Key`] if the active key is missing (a broken invariant of the envelope).
-    pub fn seal(&self, ctx: SealContext<'_>, plaintext: &[u8]) -> Result<String, CryptoError> {
+    pub(crate) fn seal(&self, ctx: SealContext<'_>, plaintext: &[u8]) -> Result<String, CryptoError> {
         let cipher = self
             .ciphers
             .get(&self.active_key_id)
@@ -96,7 +91,7 @@ impl Sealer {
     ///
     /// # Errors
     /// As [`Sealer::seal`].
-    pub fn seal_str(&self, ctx: SealContext<'_>, plaintext: &str) -> Result<String, CryptoError> {
+    pub(crate) fn seal_str(&self, ctx: SealContext<'_>, plaintext: &str) -> Result<String, CryptoError> {
         self.seal(ctx, plaintext.as_bytes())
     }
 
@@ -105,7 +100,7 @@ impl Sealer {
     /// # Errors
     /// [`CryptoError::Malformed`], [`CryptoError::UnsupportedVersion`],
     /// [`CryptoError::UnknownKeyId`] or [`CryptoError::Tampered`].
-    pub fn open(&self, ctx: SealContext<'_>, sealed: &str) -> Result<Vec<u8>, CryptoError> {
+    pub(crate) fn open(&self, ctx: SealContext<'_>, sealed: &str) -> Result<Vec<u8>, CryptoError> {
         let malformed = |reason: &str| CryptoError::Malformed {
             field: ctx.field.to_string(),
             reason: reason.to_string(),
@@ -145,7 +140,7 @@ impl Sealer {
     ///
     /// # Errors
     /// As [`Sealer::open`], plus [`CryptoError::Malformed`] for invalid UTF-8.
-    pub fn open_str(&self, ctx: SealContext<'_>, sealed: &str) -> Result<String, CryptoError> {
+    pub(crate) fn open_str(&self, ctx: SealContext<'_>, sealed: &str) -> Result<String, CryptoError> {
         String::from_utf8(self.open(ctx, sealed)?).map_err(|_| CryptoError::Malformed {
             field: ctx.field.to_string(),
             reason: "not UTF-8".into(),

@@ -6,7 +6,7 @@ pub mod import;
 mod intent;
 pub mod model;
 pub mod query;
-pub mod schema;
+pub(crate) mod schema;
 mod storage;
 mod text;
 

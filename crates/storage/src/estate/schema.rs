@@ -20,7 +20,7 @@ use crate::error::{Result, StorageError};
 use crate::store::{CollectionSpec, DenseSpec, IndexKind, Payload, Point, Record, SparseSpec, VectorData};
 
 /// The estate collection.
-pub const ESTATE: &str = "aws_estate";
+pub(crate) const ESTATE: &str = "aws_estate";
 
 /// Clear and keyed payload keys.
 pub(crate) mod field {
@@ -45,7 +45,7 @@ pub(crate) mod field {
 /// The collection: indexes on every filtered or faceted field. Each index costs a full pass
 /// over the stored payloads at every compaction (qdrant rebuilds field indexes one field at
 /// a time), so fields that are only read (`last_synced`, `deleted_at`) have none.
-pub fn estate_spec(dense: Option<DenseSpec>) -> CollectionSpec {
+pub(crate) fn estate_spec(dense: Option<DenseSpec>) -> CollectionSpec {
     use field::*;
     CollectionSpec {
         name: ESTATE.to_string(),
