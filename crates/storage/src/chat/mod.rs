@@ -25,6 +25,7 @@ pub use model::{
     NewMessage, Role,
 };
 use schema::{conv_eq, msg_eq, ConversationField as CF, MessageField as MF, CONVERSATIONS, MESSAGES};
+pub(crate) use search::effective_mode;
 pub use search::{ArchivedFilter, ConversationHit, MessageHit, SearchMode, SearchOptions, SearchResults};
 
 use crate::clock::now_ms;

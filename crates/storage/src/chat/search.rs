@@ -64,6 +64,22 @@ pub enum ArchivedFilter {
     Only,
 }
 
+/// The mode a search runs in: hybrid falls back to keyword without an embedding model,
+/// semantic is refused without one. Chat and estate search share it.
+///
+/// # Errors
+/// [`crate::StorageError::InvalidInput`] for semantic search without a model.
+pub(crate) fn effective_mode(mode: SearchMode, semantic_enabled: bool) -> Result<SearchMode> {
+    match (mode, semantic_enabled) {
+        (SearchMode::Semantic, false) => Err(invalid(
+            "mode",
+            "semantic search needs an embedding model: run scripts/fetch-test-model.sh, or set [embedding] provider",
+        )),
+        (SearchMode::Hybrid, false) => Ok(SearchMode::Keyword),
+        (m, _) => Ok(m),
+    }
+}
+
 /// Options of [`ChatStorage::search_conversations`]. From JSON, every field may be omitted
 /// (its default applies); unknown fields are an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,14 +216,7 @@ impl ChatStorage {
     }
 
     pub(crate) fn effective_mode(&self, mode: SearchMode) -> Result<SearchMode> {
-        match (mode, &self.dense) {
-            (SearchMode::Semantic, None) => Err(invalid(
-                "mode",
-                "semantic search needs an embedding model: run scripts/fetch-test-model.sh, or set [embedding] provider",
-            )),
-            (SearchMode::Hybrid, None) => Ok(SearchMode::Keyword),
-            (m, _) => Ok(m),
-        }
+        effective_mode(mode, self.dense.is_some())
     }
 
     /// The user scope plus the options' filters; `None` when nothing can match.

@@ -10,6 +10,7 @@
 
 use serde_json::Value;
 
+use super::regions;
 use super::schema::field;
 use crate::store::{Condition, FieldValue, Payload};
 
@@ -93,38 +94,6 @@ const CLASSES: &[(&str, &[&str])] = &[
     ("vpc", &["ec2:vpc"]),
     ("opensearch", &["es:domain"]),
     ("elasticsearch", &["es:domain"]),
-];
-
-/// Region names people use → region codes.
-const REGIONS: &[(&str, &str)] = &[
-    ("northern virginia", "us-east-1"),
-    ("virginia", "us-east-1"),
-    ("ohio", "us-east-2"),
-    ("northern california", "us-west-1"),
-    ("california", "us-west-1"),
-    ("oregon", "us-west-2"),
-    ("ireland", "eu-west-1"),
-    ("dublin", "eu-west-1"),
-    ("london", "eu-west-2"),
-    ("paris", "eu-west-3"),
-    ("frankfurt", "eu-central-1"),
-    ("zurich", "eu-central-2"),
-    ("stockholm", "eu-north-1"),
-    ("milan", "eu-south-1"),
-    ("spain", "eu-south-2"),
-    ("tokyo", "ap-northeast-1"),
-    ("seoul", "ap-northeast-2"),
-    ("osaka", "ap-northeast-3"),
-    ("singapore", "ap-southeast-1"),
-    ("sydney", "ap-southeast-2"),
-    ("jakarta", "ap-southeast-3"),
-    ("mumbai", "ap-south-1"),
-    ("hong kong", "ap-east-1"),
-    ("sao paulo", "sa-east-1"),
-    ("canada", "ca-central-1"),
-    ("montreal", "ca-central-1"),
-    ("bahrain", "me-south-1"),
-    ("cape town", "af-south-1"),
 ];
 
 /// Lifecycle states (as the importers store them, lowercase).
@@ -294,7 +263,7 @@ pub(crate) fn interpret(text: &str) -> Vec<Constraint> {
             i += 2;
             continue;
         }
-        if let Some(code) = two.as_deref().and_then(|p| lookup(REGIONS, p)) {
+        if let Some(code) = two.as_deref().and_then(regions::code_of) {
             push(Constraint::Region(code.to_string()));
             i += 2;
             continue;
@@ -312,7 +281,7 @@ pub(crate) fn interpret(text: &str) -> Vec<Constraint> {
             if !modifies_next(&words, i) {
                 push(Constraint::Class(types.to_vec()));
             }
-        } else if let Some(code) = lookup(REGIONS, word) {
+        } else if let Some(code) = regions::code_of(word) {
             push(Constraint::Region(code.to_string()));
         } else if is_region_code(word) {
             push(Constraint::Region(word.to_string()));
@@ -339,7 +308,7 @@ fn modifies_next(words: &[String], i: usize) -> bool {
     let known = |w: &str| {
         environment_of_value(w).is_some()
             || lookup(CLASSES, w).is_some()
-            || lookup(REGIONS, w).is_some()
+            || regions::code_of(w).is_some()
             || lookup(STATES, w).is_some()
             || is_region_code(w)
             || matches!(w, "untagged" | "public" | "publicly")

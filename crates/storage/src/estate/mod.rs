@@ -6,6 +6,7 @@ pub mod import;
 mod intent;
 pub mod model;
 pub mod query;
+mod regions;
 pub(crate) mod schema;
 mod storage;
 mod text;

@@ -205,33 +205,49 @@ pub(crate) fn fingerprint_of(r: &AWSResource, keys: &Keys<'_>) -> String {
     keys.fingerprint(&canonical)
 }
 
+fn corrupt(rec: &Record, reason: String) -> StorageError {
+    StorageError::CorruptRecord {
+        collection: ESTATE,
+        id: rec.id.to_string(),
+        reason,
+    }
+}
+
+/// One sealed field of a stored resource, opened.
+fn open_field(rec: &Record, sealer: &Sealer, name: &str) -> Result<String> {
+    let sealed = rec
+        .payload
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| corrupt(rec, format!("sealed field `{name}` is missing")))?;
+    Ok(sealer.open_str(
+        SealContext {
+            collection: ESTATE,
+            point_id: rec.id,
+            field: name,
+        },
+        sealed,
+    )?)
+}
+
+/// Only the metadata of a stored resource (one field opened instead of seven).
+///
+/// # Errors
+/// As [`resource_from_record`].
+pub(crate) fn metadata_of(rec: &Record, sealer: &Sealer) -> Result<Option<Value>> {
+    serde_json::from_str(&open_field(rec, sealer, "metadata")?).map_err(|e| corrupt(rec, format!("`metadata`: {e}")))
+}
+
 /// A resource read back.
 ///
 /// # Errors
 /// [`StorageError::CorruptRecord`] for a missing or mistyped field; crypto errors.
 pub(crate) fn resource_from_record(rec: &Record, sealer: &Sealer) -> Result<AWSResource> {
     use field::*;
-    let corrupt = |reason: String| StorageError::CorruptRecord {
-        collection: ESTATE,
-        id: rec.id.to_string(),
-        reason,
-    };
+    let corrupt = |reason: String| corrupt(rec, reason);
     let p = &rec.payload;
     let s = |k: &str| p.get(k).and_then(Value::as_str).map(String::from);
-    let open = |name: &str| -> Result<String> {
-        let sealed = p
-            .get(name)
-            .and_then(Value::as_str)
-            .ok_or_else(|| corrupt(format!("sealed field `{name}` is missing")))?;
-        Ok(sealer.open_str(
-            SealContext {
-                collection: ESTATE,
-                point_id: rec.id,
-                field: name,
-            },
-            sealed,
-        )?)
-    };
+    let open = |name: &str| open_field(rec, sealer, name);
     fn decode<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
         serde_json::from_str(text).map_err(|e| e.to_string())
     }

@@ -658,16 +658,7 @@ impl EstateStorage {
         limit: usize,
         mode: SearchMode,
     ) -> Result<Vec<ResourceHit>> {
-        let mode = match (mode, &self.dense) {
-            (SearchMode::Semantic, None) => {
-                return Err(invalid(
-                    "mode",
-                    "semantic search needs an embedding model: run scripts/fetch-test-model.sh, or set [embedding] provider",
-                ))
-            }
-            (SearchMode::Hybrid, None) => SearchMode::Keyword,
-            (m, _) => m,
-        };
+        let mode = crate::chat::effective_mode(mode, self.dense.is_some())?;
         let parsed = EstateQuery::parse(query).map_err(|e| invalid("query", e.to_string()))?;
         let limit = limit.clamp(1, 10_000);
         let mut store_filter = self.base_filter(filter);
@@ -824,10 +815,7 @@ impl EstateStorage {
         let (mut satisfied, mut contradicted) = (0, false);
         for check in checks {
             let verdict = match check {
-                Check::Public => {
-                    let resource = schema::resource_from_record(record, &self.sealer)?;
-                    intent::public_verdict(resource.metadata.as_ref())
-                }
+                Check::Public => intent::public_verdict(schema::metadata_of(record, &self.sealer)?.as_ref()),
                 other => other.verdict(&record.payload),
             };
             match verdict {

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::intent::environment_of_value;
 use super::model::AWSResource;
+use super::regions;
 
 /// Longest metadata string used.
 const MAX_VALUE_CHARS: usize = 200;
@@ -26,7 +27,7 @@ pub(crate) fn dense_text(r: &AWSResource) -> String {
     if let Some(state) = &r.state {
         text.push_str(&format!(", {state}"));
     }
-    if let Some(name) = region_name(&r.region) {
+    if let Some(name) = regions::display_name(&r.region) {
         text.push_str(&format!(", in {name} ({})", r.region));
     }
     text.push('.');
@@ -57,7 +58,7 @@ pub(crate) fn keyword_text(r: &AWSResource) -> String {
     parts.extend(environment(r).map(String::from));
     parts.extend(r.name.clone());
     parts.extend(r.state.clone());
-    parts.extend(region_name(&r.region).map(String::from));
+    parts.extend(regions::display_name(&r.region).map(String::from));
     if let Some(tags) = &r.tags {
         parts.extend(tags.values().cloned());
     }
@@ -139,33 +140,6 @@ fn engine_name(engine: &str) -> String {
     base.iter()
         .find(|(prefix, _)| engine.starts_with(prefix))
         .map_or_else(|| engine.to_string(), |(_, name)| (*name).to_string())
-}
-
-/// The name people use for a region code.
-pub(crate) fn region_name(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "us-east-1" => "N. Virginia",
-        "us-east-2" => "Ohio",
-        "us-west-1" => "N. California",
-        "us-west-2" => "Oregon",
-        "eu-west-1" => "Ireland",
-        "eu-west-2" => "London",
-        "eu-west-3" => "Paris",
-        "eu-central-1" => "Frankfurt",
-        "eu-central-2" => "Zurich",
-        "eu-north-1" => "Stockholm",
-        "eu-south-1" => "Milan",
-        "ap-northeast-1" => "Tokyo",
-        "ap-northeast-2" => "Seoul",
-        "ap-northeast-3" => "Osaka",
-        "ap-southeast-1" => "Singapore",
-        "ap-southeast-2" => "Sydney",
-        "ap-south-1" => "Mumbai",
-        "ap-east-1" => "Hong Kong",
-        "sa-east-1" => "Sao Paulo",
-        "ca-central-1" => "Canada",
-        _ => return None,
-    })
 }
 
 /// Metadata a person would search by: short strings that are not times, endpoints, ids or
