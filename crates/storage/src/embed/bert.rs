@@ -350,3 +350,32 @@ fn check_safetensors_header(head: &[u8], file_len: u64) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_that_are_not_safetensors_fail_at_open_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = dir.path().join("model.safetensors");
+        let cases: [(&[u8], &str); 3] = [
+            (b"short", "shorter than its header"),
+            (&[255, 255, 255, 255, 255, 255, 255, 127, b'{'], "out of range"),
+            (&[4, 0, 0, 0, 0, 0, 0, 0, b'n', b'o', b'p', b'e', 0], "not JSON"),
+        ];
+        for (bytes, reason) in cases {
+            std::fs::write(&weights, bytes).unwrap();
+            let err = model_id(384, b"{}", &weights).unwrap_err();
+            assert!(err.to_string().contains(reason), "{err}");
+        }
+        let header = br#"{"__metadata__":{}}"#;
+        let mut good = (header.len() as u64).to_le_bytes().to_vec();
+        good.extend_from_slice(header);
+        std::fs::write(&weights, &good).unwrap();
+        let id = model_id(384, b"{}", &weights).unwrap();
+        assert!(id.starts_with("bert/384d@"), "{id}");
+        assert_eq!(id, model_id(384, b"{}", &weights).unwrap(), "stable");
+        assert_ne!(id, model_id(384, b"{\"x\":1}", &weights).unwrap(), "the config counts");
+    }
+}
