@@ -1,7 +1,10 @@
 //! Printing: human tables by default, stable JSON with `--json`. Progress goes to stderr,
 //! only on a terminal and never with `--json`.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
+
+use comfy_table::{Cell, ContentArrangement, Table};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use serde::Serialize;
 
@@ -24,43 +27,68 @@ impl Output {
         Ok(())
     }
 
-    /// A progress reporter for long work.
+    /// A progress bar for long work on stderr: hidden with `--json` and when stderr is not
+    /// a terminal.
     pub(crate) fn progress(&self, label: &'static str) -> Progress {
-        Progress {
-            label,
-            enabled: !self.json && std::io::stderr().is_terminal(),
-        }
+        let target = if self.json {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(None, target).with_message(label);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({percent}%) {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("#> "),
+        );
+        Progress { bar }
     }
 }
 
-/// A one-line progress display on stderr.
+/// A progress bar (indicatif) fed by the library's progress reports.
 pub(crate) struct Progress {
-    label: &'static str,
-    enabled: bool,
+    bar: ProgressBar,
 }
 
 impl Progress {
+    /// Show `done` of `total`; the bar finishes when `done` reaches `total`.
     pub(crate) fn update(&self, done: usize, total: usize) {
-        if !self.enabled {
-            return;
-        }
-        let pct = if total == 0 {
-            100.0
-        } else {
-            done as f64 * 100.0 / total as f64
-        };
-        let width = 30usize;
-        let filled = ((pct / 100.0) * width as f64) as usize;
-        eprint!(
-            "\r{} [{}{}] {done}/{total} ({pct:.0}%)",
-            self.label,
-            "#".repeat(filled),
-            " ".repeat(width - filled)
-        );
+        self.bar.set_length(total as u64);
+        self.bar.set_position(done as u64);
         if done >= total {
-            eprintln!();
+            self.bar.finish();
         }
     }
+
+    /// Show a library progress report.
+    pub(crate) fn report(&self, p: cloudops_storage_service::Progress) {
+        self.update(p.done as usize, p.total as usize);
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if !self.bar.is_finished() {
+            self.bar.abandon();
+        }
+    }
+}
+
+/// A table for people: a header row, then rows, columns aligned, no borders.
+pub(crate) fn table<R, C>(header: &[&str], rows: R) -> Table
+where
+    R: IntoIterator<Item = Vec<C>>,
+    C: Into<Cell>,
+{
+    let mut table = Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    table
 }
 
 /// Format unix ms as `YYYY-MM-DD HH:MM:SS` UTC.

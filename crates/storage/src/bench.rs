@@ -240,7 +240,15 @@ pub async fn run_chat_bench(
     let rss_after_shutdown = memory().0;
     let store_bytes = dir_size(&dir.join("data").join(crate::store::embedded::QDRANT_DIR));
     let t = Instant::now();
-    crate::backup::restore(&config, crate::backup::RestoreTarget::Named(backup.name.clone())).await?;
+    crate::backup::restore(
+        &config,
+        &crate::backup::RestoreOptions {
+            target: crate::backup::RestoreTarget::Named(backup.name.clone()),
+            from_s3: false,
+        },
+        &crate::progress::ignore,
+    )
+    .await?;
     let restore_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     let reopened = StorageService::open(config).await?;

@@ -195,6 +195,12 @@ impl serde::Serialize for StorageError {
     }
 }
 
+impl From<crate::blocking::TaskFailed> for StorageError {
+    fn from(e: crate::blocking::TaskFailed) -> Self {
+        StorageError::Store(StoreError::Task(e))
+    }
+}
+
 impl StorageError {
     /// This error and its causes, `: `-separated.
     pub fn message(&self) -> String {
@@ -220,6 +226,7 @@ impl StorageError {
             StorageError::Backup(
                 BackupError::Corrupt { .. } | BackupError::ChecksumMismatch { .. } | BackupError::CountMismatch { .. },
             ) => ErrorKind::CorruptBackup,
+            StorageError::Backup(BackupError::NotInitialized { .. }) => ErrorKind::NotInitialized,
             StorageError::Backup(_) => ErrorKind::Backup,
             StorageError::Config(_) => ErrorKind::Config,
             StorageError::Embedding(EmbedError::Mismatch { .. }) => ErrorKind::EmbedderMismatch,

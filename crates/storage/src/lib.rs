@@ -38,6 +38,7 @@ pub mod bench;
 pub mod bench_estate;
 pub mod bench_import;
 pub mod bench_search;
+mod blocking;
 pub mod chat;
 pub mod clock;
 pub mod config;

@@ -1,4 +1,4 @@
-//! One progress type for long work (import, reindex, sync), which an application forwards to
+//! One progress type for long work (import, reindex, sync, backup, restore), which an application forwards to
 //! its UI as is: `{ "phase": "embed_messages", "done": 640, "total": 20000 }`.
 
 use serde::Serialize;
@@ -14,8 +14,22 @@ pub enum Phase {
     EmbedMessages,
     /// Embedding estate resources without a dense vector (`reindex`; resources).
     EmbedResources,
+    /// Writing the resources of one imported estate file (resources).
+    ImportResources,
     /// Writing the resources of an estate sync (resources).
     SyncResources,
+    /// Backup: copying the store with writers paused (steps of the backup).
+    BackupSnapshot,
+    /// Backup: writing the encrypted archive (steps).
+    BackupArchive,
+    /// Backup: uploading the archive to S3 (steps).
+    BackupUpload,
+    /// Restore: downloading the backup from S3 (steps of the restore).
+    RestoreDownload,
+    /// Restore: decrypting, unpacking and checking the backup aside (steps).
+    RestoreCheck,
+    /// Restore: swapping it with the live data (steps).
+    RestoreSwap,
 }
 
 /// How far a long operation got. `done` never exceeds `total`; `total` may be 0.

@@ -1,5 +1,6 @@
 //! `StorageService`: opens the store and keys, wires the domain services, reports health.
 
+use crate::blocking::run_blocking;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -116,7 +117,7 @@ impl StorageService {
     ) -> Result<Self> {
         config.validate()?;
         let cfg = config.clone();
-        let (store, unlocked) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (store, unlocked) = run_blocking(move || -> Result<_> {
             let dir = &cfg.data_dir;
             let exists = crypto::keys_exist(dir);
             if !exists && !cfg.create_if_missing {
@@ -140,8 +141,7 @@ impl StorageService {
             };
             Ok((store, unlocked))
         })
-        .await
-        .map_err(|e| StorageError::Store(crate::store::StoreError::Task(e.to_string())))??;
+        .await?;
         let store: Arc<dyn VectorStore> = Arc::new(store);
         let sealer = Arc::new(unlocked.sealer());
         let keywords = Arc::new(KeywordEncoder::new(&*unlocked.active_subkey(Purpose::KeywordIndex)?));
@@ -214,9 +214,8 @@ impl StorageService {
         let current = self.key_status();
         let mut current_config = self.config.keys.clone();
         current_config.source = current.key_source;
-        let status = tokio::task::spawn_blocking(move || crypto::rotate_kek(&dir, &current_config, &to))
-            .await
-            .map_err(|e| StorageError::Store(crate::store::StoreError::Task(e.to_string())))??;
+        let status =
+            run_blocking(move || crypto::rotate_kek(&dir, &current_config, &to).map_err(StorageError::from)).await?;
         *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = status.clone();
         Ok(status)
     }
@@ -238,7 +237,7 @@ impl StorageService {
         };
         let keys = self.key_status();
         let dir = self.config.data_dir.clone();
-        let (free, used) = tokio::task::spawn_blocking(move || (disk_free_bytes(&dir), dir_size(&dir)))
+        let (free, used) = run_blocking(move || Ok::<_, StorageError>((disk_free_bytes(&dir), dir_size(&dir))))
             .await
             .unwrap_or((None, 0));
         let pending_embeddings = self.chat.pending_embeddings().await.unwrap_or(0);

@@ -1,6 +1,6 @@
 //! `backup now|list|verify|restore|prune`.
 
-use cloudops_storage_service::backup::{self, Manifest, RestoreTarget};
+use cloudops_storage_service::backup::{self, Manifest, RestoreOptions, RestoreTarget};
 use cloudops_storage_service::{StorageConfig, StorageService};
 
 use crate::args::BackupCommand;
@@ -14,13 +14,14 @@ pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output)
             (_, Some(name)) => RestoreTarget::Named(name.clone()),
             _ => RestoreTarget::Latest,
         };
-        if !config.data_dir.join("keys.json").exists() {
-            anyhow::bail!(
-                "no store in {}: run `cloudops-storage init` first",
-                config.data_dir.display()
-            );
-        }
-        let report = backup::restore_from(&config, target, *from_s3).await?;
+        let options = RestoreOptions {
+            target,
+            from_s3: *from_s3,
+        };
+        let bar = out.progress("restoring");
+        let report = backup::restore(&config, &options, &|p| bar.report(p)).await;
+        drop(bar);
+        let report = report?;
         return out.emit(&report, |r| {
             println!(
                 "restored {} ({} points) in {:.0} ms",
@@ -45,10 +46,10 @@ pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output)
 async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> anyhow::Result<()> {
     match cmd {
         BackupCommand::Now { upload } => {
-            let m = service.backup.create_snapshot().await?;
-            if *upload {
-                service.backup.upload(&m).await?;
-            }
+            let bar = out.progress("backing up");
+            let m = service.backup.backup_now(*upload, &|p| bar.report(p)).await;
+            drop(bar);
+            let m = m?;
             out.emit(&m, |m| {
                 println!(
                     "backup {}: {} points, {} archive ({} data), writers paused {:.0} ms",
@@ -119,22 +120,20 @@ fn print_list(all: &[Manifest], place: &str) {
         println!("(no {place} backups)");
         return;
     }
-    let row = |name: &str, created: &str, size: &str, points: &str, verified: &str| {
-        println!("{name:<28} {created:<19} {size:>10} {points:>8} {place:<6} {verified:<19}")
-    };
+    let rows = all.iter().map(|m| {
+        vec![
+            m.name.clone(),
+            output::time(m.created_at_ms),
+            output::bytes(m.archive_bytes),
+            m.points().to_string(),
+            place.to_string(),
+            m.verified_at_ms.map_or("never".to_string(), output::time),
+        ]
+    });
     println!(
-        "{:<28} {:<19} {:>10} {:>8} {:<6} {:<19}",
-        "NAME", "CREATED", "SIZE", "POINTS", "WHERE", "LAST VERIFIED"
+        "{}",
+        output::table(&["NAME", "CREATED", "SIZE", "POINTS", "WHERE", "LAST VERIFIED"], rows)
     );
-    for m in all {
-        row(
-            &m.name,
-            &output::time(m.created_at_ms),
-            &output::bytes(m.archive_bytes),
-            &m.points().to_string(),
-            &m.verified_at_ms.map_or("never".to_string(), output::time),
-        );
-    }
 }
 
 /// Unix milliseconds, or `YYYY-MM-DDTHH:MM:SS[Z]` (UTC).

@@ -110,20 +110,19 @@ async fn execute(
             };
             let page = chat.list_conversations(user, status, *limit, cursor.as_deref()).await?;
             out.emit(&page, |p| {
-                println!(
-                    "{:<36}  {:<19}  {:>5}  {:<8}  TITLE",
-                    "CONTEXT ID", "LAST ACTIVITY", "MSGS", "STATUS"
-                );
-                for c in &p.conversations {
-                    println!(
-                        "{:<36}  {:<19}  {:>5}  {:<8}  {}",
-                        c.context_id,
+                let rows = p.conversations.iter().map(|c| {
+                    vec![
+                        c.context_id.clone(),
                         output::time(c.updated_at),
-                        c.message_count,
-                        c.status.as_str(),
-                        output::snippet(&c.title, 60)
-                    );
-                }
+                        c.message_count.to_string(),
+                        c.status.as_str().to_string(),
+                        output::snippet(&c.title, 60),
+                    ]
+                });
+                println!(
+                    "{}",
+                    output::table(&["CONTEXT ID", "LAST ACTIVITY", "MSGS", "STATUS", "TITLE"], rows)
+                );
                 if let Some(next) = &p.next_cursor {
                     println!("more: --cursor {next}");
                 }

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use cloudops_storage_service::backup::RestoreTarget;
+use cloudops_storage_service::backup::RestoreOptions;
 use cloudops_storage_service::chat::{
     ContextOptions, ConversationStatus, ConversationUpdate, HistoryRange, NewMessage, Role, SearchMode, SearchOptions,
 };
@@ -171,7 +171,12 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
     service.chat.delete_conversation(&costs).await?;
     let gone = service.chat.get_conversation(&costs).await.is_err();
     service.shutdown().await?;
-    let restored = cloudops_storage_service::backup::restore(&config, RestoreTarget::Latest).await?;
+    let restored = cloudops_storage_service::backup::restore(
+        &config,
+        &RestoreOptions::default(),
+        &cloudops_storage_service::progress::ignore,
+    )
+    .await?;
     let service = StorageService::open(config.clone()).await?;
     let back = service.chat.get_history(&costs, HistoryRange::All).await?;
     say(format!(
@@ -325,6 +330,7 @@ async fn estate_step(service: &StorageService, say: &impl Fn(String)) -> anyhow:
         account_id: Some("123456789012".into()),
         account_name: Some("acme-prod".into()),
         region: None,
+        sync: false,
     };
     let mut imported = 0;
     for text in [DEMO_EC2, DEMO_RDS, DEMO_TAGS] {

@@ -1,39 +1,12 @@
 //! `estate import|search|get|stats`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-
-use cloudops_storage_service::estate::import::{
-    incomplete_listing, parse, sync_scope_of, ImportIssue, ImportOptions, ParsedFile, SourceFormat,
-};
-use cloudops_storage_service::estate::{AWSResource, ResourceFilter, ResourceHit, StatsBy, SyncReport, SyncScope};
+use cloudops_storage_service::estate::import::ImportOptions;
+use cloudops_storage_service::estate::{AWSResource, FileReport, ListingSync, ResourceFilter, ResourceHit, StatsBy};
 use cloudops_storage_service::{StorageConfig, StorageService};
-use serde::Serialize;
 use serde_json::json;
 
 use crate::args::EstateCommand;
-use crate::output::Output;
-
-/// Resources written per progress step.
-const STEP: usize = 1000;
-
-/// What happened to one file.
-#[derive(Debug, Serialize)]
-struct FileReport {
-    path: PathBuf,
-    format: Option<SourceFormat>,
-    resources: usize,
-    added: u64,
-    updated: u64,
-    unchanged: u64,
-    tombstoned: u64,
-    issues: Vec<ImportIssue>,
-    /// Why the file changed nothing (unreadable, unknown format, or refused for --sync).
-    error: Option<String>,
-    /// Read for `--sync`: the counts are those of its listing (`syncs`), not of the file.
-    #[serde(skip)]
-    in_sync: bool,
-}
+use crate::output::{self, Output};
 
 pub(crate) async fn run(cmd: &EstateCommand, config: StorageConfig, out: Output) -> anyhow::Result<()> {
     let service = StorageService::open(config).await?;
@@ -56,29 +29,28 @@ async fn execute(cmd: &EstateCommand, service: &StorageService, out: Output) -> 
                 account_id: account_id.clone(),
                 account_name: account_name.clone(),
                 region: region.clone(),
+                sync: *sync,
             };
-            let (reports, syncs) = if *sync {
-                import_sync(service, files, &options, out).await?
+            let bar = out.progress(if *sync {
+                "syncing resources"
             } else {
-                let mut reports = Vec::new();
-                for path in files {
-                    reports.push(import_file(service, path, &options, out).await?);
+                "importing resources"
+            });
+            let report = estate.import_files(files, &options, &|p| bar.report(p)).await?;
+            drop(bar);
+            out.emit(&report, |r| {
+                for f in &r.files {
+                    print_file(f);
                 }
-                (reports, Vec::new())
-            };
-            let failed = reports.iter().filter(|r| r.error.is_some()).count();
-            out.emit(&json!({ "files": reports, "syncs": syncs }), |_| {
-                for r in &reports {
-                    print_file(r);
-                }
-                for s in &syncs {
+                for s in &r.syncs {
                     print_sync(s);
                 }
             })?;
+            let failed = report.failed();
             anyhow::ensure!(
                 failed == 0,
                 "{failed} of {} file(s) changed nothing (see above)",
-                reports.len()
+                report.files.len()
             );
             Ok(())
         }
@@ -121,10 +93,12 @@ async fn execute(cmd: &EstateCommand, service: &StorageService, out: Output) -> 
             out.emit(&json!({ "total": total, "by": table }), |_| {
                 println!("{total} live resource(s)");
                 for (name, rows) in &table {
-                    println!("\n{name}:");
-                    for row in rows.as_array().into_iter().flatten() {
-                        println!("  {:<40} {:>8}", row[0].as_str().unwrap_or(""), row[1]);
-                    }
+                    let rows = rows
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|row| vec![row[0].as_str().unwrap_or("").to_string(), row[1].to_string()]);
+                    println!("\n{}", output::table(&[name.as_str(), "COUNT"], rows));
                 }
             })
         }
@@ -143,154 +117,6 @@ fn stats_by(field: &str) -> anyhow::Result<StatsBy> {
             _ => anyhow::bail!("--by {other}: use service, type, region, account, state or tag:KEY"),
         },
     })
-}
-
-/// A file read and parsed, or the report saying why it cannot be imported.
-fn read_file(path: &Path, options: &ImportOptions) -> (FileReport, Option<ParsedFile>) {
-    let mut report = FileReport {
-        path: path.to_path_buf(),
-        format: None,
-        resources: 0,
-        added: 0,
-        updated: 0,
-        unchanged: 0,
-        tombstoned: 0,
-        issues: Vec::new(),
-        error: None,
-        in_sync: false,
-    };
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            report.error = Some(format!("unreadable: {e}"));
-            return (report, None);
-        }
-    };
-    match parse(&text, options) {
-        Ok(parsed) => {
-            report.format = Some(parsed.format);
-            report.resources = parsed.resources.len();
-            report.issues.clone_from(&parsed.issues);
-            (report, Some(parsed))
-        }
-        Err(issue) => {
-            report.error = Some(format!("{}: {}", issue.path, issue.reason));
-            (report, None)
-        }
-    }
-}
-
-/// Import one file without sync: its good records are upserted, bad ones reported.
-async fn import_file(
-    service: &StorageService,
-    path: &Path,
-    options: &ImportOptions,
-    out: Output,
-) -> anyhow::Result<FileReport> {
-    let (mut report, parsed) = read_file(path, options);
-    let Some(parsed) = parsed else {
-        return Ok(report);
-    };
-    let bar = out.progress("importing resources");
-    let total = parsed.resources.len();
-    let mut done = 0;
-    let mut resources: Vec<AWSResource> = parsed.resources;
-    while !resources.is_empty() {
-        let rest = resources.split_off(resources.len().min(STEP));
-        let n = resources.len();
-        let r = service
-            .estate
-            .bulk_upsert(std::mem::replace(&mut resources, rest))
-            .await?;
-        report.added += r.added;
-        report.updated += r.updated;
-        report.unchanged += r.unchanged;
-        done += n;
-        bar.update(done, total);
-    }
-    Ok(report)
-}
-
-/// What one `--sync` listing did: the files (pages) it was read from, its scope and counts.
-#[derive(Debug, Serialize)]
-struct SyncOutcome {
-    files: Vec<PathBuf>,
-    scope: SyncScope,
-    #[serde(flatten)]
-    report: SyncReport,
-}
-
-/// `import --sync`: every file is read first, and if any is unreadable, of an unknown
-/// format or holds a bad record, nothing changes at all (a listing with a missing or
-/// broken page would tombstone live resources). Files of the same format, account and
-/// region(s) are pages of one listing and are synced together.
-async fn import_sync(
-    service: &StorageService,
-    files: &[PathBuf],
-    options: &ImportOptions,
-    out: Output,
-) -> anyhow::Result<(Vec<FileReport>, Vec<SyncOutcome>)> {
-    let mut reports = Vec::new();
-    let mut parsed = Vec::new();
-    for path in files {
-        let (mut report, file) = read_file(path, options);
-        report.in_sync = true;
-        if let Some(f) = &file {
-            if let Some(reason) = incomplete_listing(f.format) {
-                report.error = Some(reason);
-            } else if !f.issues.is_empty() {
-                report.error = Some(format!("--sync: {} bad record(s)", report.issues.len()));
-            }
-        }
-        reports.push(report);
-        parsed.push(file);
-    }
-    if reports.iter().any(|r| r.error.is_some()) {
-        for r in reports.iter_mut().filter(|r| r.error.is_none()) {
-            r.error = Some("another file of this --sync cannot be used (see its line)".into());
-        }
-        return Ok((reports, Vec::new()));
-    }
-    // Pages of one listing share format, account(s) and region(s).
-    let mut listings: BTreeMap<(String, BTreeSet<String>, BTreeSet<String>), Vec<usize>> = BTreeMap::new();
-    for (i, file) in parsed.iter().enumerate() {
-        let Some(file) = file else { continue };
-        let key = (
-            file.format.source_name().to_string(),
-            file.resources.iter().map(|r| r.account_id.clone()).collect(),
-            file.resources.iter().map(|r| r.region.clone()).collect(),
-        );
-        listings.entry(key).or_default().push(i);
-    }
-    let mut syncs = Vec::new();
-    for pages in listings.values() {
-        let files: Vec<&ParsedFile> = pages.iter().filter_map(|&i| parsed[i].as_ref()).collect();
-        let scope = match sync_scope_of(&files, options) {
-            Ok(scope) => scope,
-            Err(reason) => {
-                for &i in pages {
-                    reports[i].error = Some(reason.clone());
-                }
-                continue;
-            }
-        };
-        let resources: Vec<AWSResource> = pages
-            .iter()
-            .filter_map(|&i| parsed[i].take())
-            .flat_map(|f| f.resources)
-            .collect();
-        let bar = out.progress("syncing resources");
-        let report = service
-            .estate
-            .sync_with_progress(&scope, resources, &|p| bar.update(p.done as usize, p.total as usize))
-            .await?;
-        syncs.push(SyncOutcome {
-            files: pages.iter().map(|&i| reports[i].path.clone()).collect(),
-            scope,
-            report,
-        });
-    }
-    Ok((reports, syncs))
 }
 
 fn print_file(r: &FileReport) {
@@ -313,7 +139,7 @@ fn print_file(r: &FileReport) {
     }
 }
 
-fn print_sync(s: &SyncOutcome) {
+fn print_sync(s: &ListingSync) {
     let regions = s
         .scope
         .regions
@@ -340,21 +166,20 @@ fn print_hits(hits: &[ResourceHit]) {
         println!("no matching resources");
         return;
     }
-    println!(
-        "{:<18} {:<12} {:<14} {:<10} NAME / IDENTIFIER",
-        "TYPE", "ACCOUNT", "REGION", "STATE"
-    );
-    for h in hits {
+    let rows = hits.iter().map(|h| {
         let r = &h.resource;
-        println!(
-            "{:<18} {:<12} {:<14} {:<10} {}",
-            r.resource_type,
-            r.account_id,
-            r.region,
-            r.state.as_deref().unwrap_or("-"),
-            r.name.as_deref().unwrap_or(&r.identifier)
-        );
-    }
+        vec![
+            r.resource_type.clone(),
+            r.account_id.clone(),
+            r.region.clone(),
+            r.state.clone().unwrap_or_else(|| "-".into()),
+            r.name.clone().unwrap_or_else(|| r.identifier.clone()),
+        ]
+    });
+    println!(
+        "{}",
+        output::table(&["TYPE", "ACCOUNT", "REGION", "STATE", "NAME / IDENTIFIER"], rows)
+    );
 }
 
 fn print_resource(r: &AWSResource) {

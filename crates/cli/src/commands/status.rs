@@ -52,8 +52,9 @@ pub(crate) fn print_health(h: &Health) {
             "embedding    off: keyword search only (run scripts/fetch-test-model.sh to enable semantic search)"
         ),
     }
-    println!("{:<24} {:>10} {:>9}", "COLLECTION", "POINTS", "SEGMENTS");
-    for c in &h.collections {
-        println!("{:<24} {:>10} {:>9}", c.name, c.points, c.segments);
-    }
+    let rows = h
+        .collections
+        .iter()
+        .map(|c| vec![c.name.clone(), c.points.to_string(), c.segments.to_string()]);
+    println!("{}", output::table(&["COLLECTION", "POINTS", "SEGMENTS"], rows));
 }

@@ -29,6 +29,7 @@ pub use scheduler::{AutoBackup, BackupStatus};
 use crate::config::StorageConfig;
 use crate::crypto::{BackupKeys, CryptoError};
 use crate::disk::{dir_size, disk_free_bytes};
+use crate::progress::{self, report, Phase, ProgressFn};
 use crate::store::embedded::{EmbeddedOptions, EmbeddedStore, QDRANT_DIR};
 use crate::store::{StoreError, VectorStore};
 
@@ -100,6 +101,12 @@ pub enum BackupError {
         /// The SDK's explanation.
         message: String,
     },
+    /// There is no store (no keys) in the data dir to restore into.
+    #[error("no store in {path}: run `cloudops-storage init` first")]
+    NotInitialized {
+        /// The data dir.
+        path: String,
+    },
     /// Remote backups were asked for but no `[backup.s3]` is configured.
     #[error("no S3 target is configured (set [backup.s3] bucket, endpoint, …)")]
     NoRemote,
@@ -121,19 +128,31 @@ pub enum BackupError {
     Crypto(#[from] CryptoError),
     /// A blocking task failed.
     #[error("backup task failed: {0}")]
-    Task(String),
+    Task(#[from] crate::blocking::TaskFailed),
 }
 
 /// Which backup to restore. JSON: `"latest"`, `{"at": 1764460800000}`, `{"named": "…"}`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RestoreTarget {
     /// The newest.
+    #[default]
     Latest,
     /// The newest taken at or before this time (unix ms).
     At(i64),
     /// By name.
     Named(String),
+}
+
+/// What [`restore`] restores, and from where. JSON: `{"target": "latest", "from_s3": false}`;
+/// omitted fields take these defaults; unknown fields are an error.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestoreOptions {
+    /// Which backup (default: the newest).
+    pub target: RestoreTarget,
+    /// Download it from the S3 target instead of the local folder.
+    pub from_s3: bool,
 }
 
 /// What `restore` did.
@@ -230,9 +249,7 @@ fn snapshots_dir(data_dir: &Path, store_id: &uuid::Uuid) -> PathBuf {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
 ) -> Result<T, BackupError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| BackupError::Task(e.to_string()))?
+    crate::blocking::run_blocking(f).await
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> BackupError + '_ {
@@ -351,6 +368,32 @@ impl BackupManager {
     /// [`BackupError::DiskSpace`] when the disk cannot hold the copy and the archive; store,
     /// crypto and I/O errors.
     pub async fn create_snapshot(&self) -> Result<Manifest, BackupError> {
+        self.snapshot_reporting(&progress::ignore, 2).await
+    }
+
+    /// Take a backup now and, with `upload`, send it to the S3 target. Progress:
+    /// [`Phase::BackupSnapshot`], [`Phase::BackupArchive`], [`Phase::BackupUpload`], counting
+    /// steps.
+    ///
+    /// # Errors
+    /// [`BackupError::NoRemote`] for `upload` without a target (before any work); as
+    /// [`BackupManager::create_snapshot`] and [`BackupManager::upload`].
+    pub async fn backup_now(&self, upload: bool, progress: ProgressFn<'_>) -> Result<Manifest, BackupError> {
+        if upload && self.s3.is_none() {
+            return Err(BackupError::NoRemote);
+        }
+        let steps = if upload { 3 } else { 2 };
+        let manifest = self.snapshot_reporting(progress, steps).await?;
+        if upload {
+            report(progress, Phase::BackupUpload, 2, steps);
+            self.upload(&manifest).await?;
+        }
+        report(progress, Phase::BackupUpload, steps, steps);
+        Ok(manifest)
+    }
+
+    async fn snapshot_reporting(&self, progress: ProgressFn<'_>, steps: u64) -> Result<Manifest, BackupError> {
+        report(progress, Phase::BackupSnapshot, 0, steps);
         let now = (self.clock)();
         let name = manifest::backup_name(now);
         let dir = self.dir();
@@ -362,7 +405,7 @@ impl BackupManager {
         let needed = blocking(move || Ok(dir_size(&live))).await? * 2 + reserve;
         ensure_space(&self.data_dir, needed)?;
         let staging = self.data_dir.join(format!(".staging-{name}"));
-        let result = self.snapshot_into(&staging, &dir, &name, now).await;
+        let result = self.snapshot_into(&staging, &dir, &name, now, progress, steps).await;
         let cleanup = staging.clone();
         let _ = blocking(move || {
             let _ = std::fs::remove_dir_all(&cleanup);
@@ -380,8 +423,17 @@ impl BackupManager {
         Ok(manifest)
     }
 
-    async fn snapshot_into(&self, staging: &Path, dir: &Path, name: &str, now: i64) -> Result<Manifest, BackupError> {
+    async fn snapshot_into(
+        &self,
+        staging: &Path,
+        dir: &Path,
+        name: &str,
+        now: i64,
+        progress: ProgressFn<'_>,
+        steps: u64,
+    ) -> Result<Manifest, BackupError> {
         let info = self.store.snapshot(staging).await?;
+        report(progress, Phase::BackupArchive, 1, steps);
         let (staging, dir, name) = (staging.to_path_buf(), dir.to_path_buf(), name.to_string());
         let keys = self.keys.clone();
         let store_id = self.store_id;
@@ -608,21 +660,28 @@ fn remove_previous(data_dir: &Path) {
 /// # Errors
 /// `Store(Locked)` while the store is open elsewhere; crypto errors for a wrong key; every
 /// [`BackupError`] that `verify` can return.
-pub async fn restore(config: &StorageConfig, target: RestoreTarget) -> Result<RestoreReport, BackupError> {
-    restore_from(config, target, false).await
-}
-
-/// [`restore`], from the S3 target when `from_s3` (download, then the same checks and swap).
+/// From S3 (`from_s3`), the backup is downloaded first, then checked and swapped the same
+/// way. Progress: [`Phase::RestoreDownload`], [`Phase::RestoreCheck`], [`Phase::RestoreSwap`],
+/// counting steps.
 ///
 /// # Errors
-/// As [`restore`], plus [`BackupError::NoRemote`] and [`BackupError::Target`].
-pub async fn restore_from(
+/// [`BackupError::NotInitialized`] when the data dir holds no store; `Store(Locked)` while
+/// the store is open elsewhere; crypto errors for a wrong key; every [`BackupError`] that
+/// `verify` can return; from S3, also [`BackupError::NoRemote`] and [`BackupError::Target`].
+pub async fn restore(
     config: &StorageConfig,
-    target: RestoreTarget,
-    from_s3: bool,
+    options: &RestoreOptions,
+    progress: ProgressFn<'_>,
 ) -> Result<RestoreReport, BackupError> {
+    const STEPS: u64 = 3;
+    let (target, from_s3) = (options.target.clone(), options.from_s3);
     let started = std::time::Instant::now();
     let data_dir = config.data_dir.clone();
+    if !crate::crypto::keys_exist(&data_dir) {
+        return Err(BackupError::NotInitialized {
+            path: data_dir.display().to_string(),
+        });
+    }
     let (lock, unlocked) = {
         let (data_dir, keys_config) = (data_dir.clone(), config.keys.clone());
         blocking(move || {
@@ -642,6 +701,7 @@ pub async fn restore_from(
             &data_dir,
             manifest.archive_bytes + manifest.data_bytes + config.store.min_free_bytes,
         )?;
+        report(progress, Phase::RestoreDownload, 0, STEPS);
         let download = data_dir.join(format!(".download-{}", manifest.name));
         std::fs::create_dir_all(&download).map_err(io_err(&download))?;
         if let Err(e) = s3.fetch(&manifest.name, &download).await {
@@ -655,9 +715,41 @@ pub async fn restore_from(
         (dir, manifest, None)
     };
     let reserve = config.store.min_free_bytes;
-    let result = blocking(move || {
-        let _lock = lock;
+    report(progress, Phase::RestoreCheck, 1, STEPS);
+    let checked = blocking(move || {
         let unpacked = unpack_and_check(&data_dir, &dir, &manifest, &keys, reserve, ".restore-")?;
+        Ok((unpacked, data_dir, manifest))
+    })
+    .await;
+    let result = match checked {
+        Ok(checked) => {
+            report(progress, Phase::RestoreSwap, 2, STEPS);
+            swap_in(lock, checked, started).await
+        }
+        Err(e) => Err(e),
+    };
+    if let Some(download) = download {
+        let _ = blocking(move || {
+            let _ = std::fs::remove_dir_all(download);
+            Ok(())
+        })
+        .await;
+    }
+    if result.is_ok() {
+        report(progress, Phase::RestoreSwap, STEPS, STEPS);
+    }
+    result
+}
+
+/// Swap the checked, unpacked backup with the live collections (the old ones are kept aside
+/// until the next backup), holding the data-dir lock.
+async fn swap_in(
+    lock: crate::store::embedded::DirLock,
+    (unpacked, data_dir, manifest): (PathBuf, PathBuf, Manifest),
+    started: std::time::Instant,
+) -> Result<RestoreReport, BackupError> {
+    blocking(move || {
+        let _lock = lock;
         let live = data_dir.join(QDRANT_DIR);
         let incoming = unpacked.join(QDRANT_DIR);
         let previous = if live.exists() {
@@ -677,11 +769,7 @@ pub async fn restore_from(
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     })
-    .await;
-    if let Some(download) = download {
-        let _ = std::fs::remove_dir_all(download);
-    }
-    result
+    .await
 }
 
 /// Atomically exchange two paths (Linux `renameat2(RENAME_EXCHANGE)`).

@@ -64,8 +64,10 @@ impl SourceFormat {
     }
 }
 
-/// Values the files do not carry.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Values the files do not carry, and whether the files are complete listings to sync.
+/// From JSON, omitted fields are `null`/`false`; unknown fields are an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ImportOptions {
     /// Account of resources whose source has no ARN or owner (S3 buckets).
     pub account_id: Option<String>,
@@ -73,6 +75,9 @@ pub struct ImportOptions {
     pub account_name: Option<String>,
     /// Region of the listing (regional commands print no region for their resources).
     pub region: Option<String>,
+    /// [`super::EstateStorage::import_files`]: the files are complete listings; resources
+    /// in their scope that they lack are tombstoned (parsing ignores this).
+    pub sync: bool,
 }
 
 /// One problem in a file.

@@ -2,15 +2,20 @@
 //! resource store with sync, search and stats, and the AWS CLI importers.
 
 pub mod arn;
+mod files;
 pub mod import;
 mod intent;
 pub mod model;
 pub mod query;
 mod regions;
 pub(crate) mod schema;
+mod search;
 mod storage;
+mod sync;
+mod tags;
 mod text;
 
+pub use files::{FileReport, ImportReport, ListingSync};
 pub use storage::{
     EstateStorage, ResourceFilter, ResourceHit, StatsBy, SyncReport, SyncScope, UpsertReport,
     LAST_SYNCED_RESOLUTION_MS, TOMBSTONE_RETENTION_MS,

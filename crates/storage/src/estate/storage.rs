@@ -1,5 +1,6 @@
-//! `EstateStorage`: resources, merge-on-upsert, lookup by key or ARN, filters, hybrid search,
-//! sync with tombstones, stats, and the sealed tag dictionary.
+//! `EstateStorage` and its request and report types: resources, merge-on-upsert, lookup by
+//! key or ARN, filters, counts and stats. Search, sync and the tag dictionary are beside it
+//! (`search.rs`, `sync.rs`, `tags.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -7,21 +8,18 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::intent::{self, Check, Constraint, Verdict};
 use super::model::AWSResource;
-use super::query::{EstateQuery, Field, Pattern, TagPattern, Test};
 use super::schema::{self, field, Keys, ESTATE};
+use super::tags::DICTIONARY_COLLECTION;
 use crate::chat::schema::KEYWORDS_VECTOR;
-use crate::chat::SearchMode;
 use crate::clock::now_ms;
-use crate::crypto::{SealContext, Sealer};
+use crate::crypto::Sealer;
 use crate::embed::{DenseSpace, KeywordEncoder};
 use crate::error::{Result, StorageError};
-use crate::fusion;
 use crate::progress::{self, report, Phase, ProgressFn};
 use crate::store::{
-    CollectionSpec, Condition, FieldValue, Filter, Payload, Point, PointId, PointVectors, QueryRequest, Range,
-    ScrollPage, ScrollRequest, VectorData, VectorStore,
+    CollectionSpec, Condition, FieldValue, Filter, Payload, Point, PointId, PointVectors, ScrollPage, ScrollRequest,
+    VectorData, VectorStore,
 };
 
 /// Resources embedded per model call by [`EstateStorage::embed_missing`].
@@ -29,7 +27,7 @@ const EMBED_BATCH: usize = 64;
 /// Points written per store call.
 const WRITE_BATCH: usize = 256;
 /// Facet values fetched at most (far above any real estate's distinct values).
-const FACET_LIMIT: usize = 100_000;
+pub(super) const FACET_LIMIT: usize = 100_000;
 /// Default tombstone retention.
 pub const TOMBSTONE_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 /// An unchanged resource's `last_synced` is rewritten only when it is older than this.
@@ -37,9 +35,6 @@ pub const TOMBSTONE_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 /// keyword vector is re-indexed), so an hourly re-import of an unchanged estate costs reads,
 /// not writes; `last_synced` is then exact to within this resolution.
 pub const LAST_SYNCED_RESOLUTION_MS: i64 = 3600 * 1000;
-const DICTIONARY_COLLECTION: &str = "store_meta";
-const DICTIONARY_FIELD: &str = "estate_tag_dictionary";
-const DICTIONARY_ID: uuid::Uuid = uuid::Uuid::from_u128(0x6573_7461_7465_5f74_6167_5f64_6963_7431);
 
 /// Filters of [`EstateStorage::count`], [`EstateStorage::list`] and [`EstateStorage::search`].
 /// From JSON, omitted fields match everything (`tags` is a list of `[key, value]` pairs);
@@ -130,14 +125,14 @@ pub enum StatsBy {
 /// The AWS estate of every account the user imported.
 #[derive(Clone)]
 pub struct EstateStorage {
-    store: Arc<dyn VectorStore>,
-    sealer: Arc<Sealer>,
-    keywords: Arc<KeywordEncoder>,
-    dense: Option<Arc<DenseSpace>>,
+    pub(super) store: Arc<dyn VectorStore>,
+    pub(super) sealer: Arc<Sealer>,
+    pub(super) keywords: Arc<KeywordEncoder>,
+    pub(super) dense: Option<Arc<DenseSpace>>,
     /// Tag key → values seen, decrypted in memory (persisted sealed in `store_meta`).
-    dictionary: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>,
+    pub(super) dictionary: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>,
     /// Serialises read-merge-write cycles.
-    writer: Arc<tokio::sync::Mutex<()>>,
+    pub(super) writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for EstateStorage {
@@ -146,14 +141,14 @@ impl std::fmt::Debug for EstateStorage {
     }
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> StorageError {
+pub(super) fn invalid(field: &'static str, reason: impl Into<String>) -> StorageError {
     StorageError::InvalidInput {
         field,
         reason: reason.into(),
     }
 }
 
-fn str_of(v: &FieldValue) -> Option<&str> {
+pub(super) fn str_of(v: &FieldValue) -> Option<&str> {
     match v {
         FieldValue::Str(s) => Some(s),
         _ => None,
@@ -208,64 +203,10 @@ impl EstateStorage {
         }
     }
 
-    fn keys(&self) -> Keys<'_> {
+    pub(super) fn keys(&self) -> Keys<'_> {
         Keys {
             encoder: &self.keywords,
         }
-    }
-
-    async fn load_dictionary(&self) -> Result<()> {
-        let records = self
-            .store
-            .retrieve(DICTIONARY_COLLECTION, vec![DICTIONARY_ID], false)
-            .await?;
-        let Some(sealed) = records
-            .first()
-            .and_then(|r| r.payload.get(DICTIONARY_FIELD))
-            .and_then(Value::as_str)
-        else {
-            return Ok(());
-        };
-        let text = self.sealer.open_str(dictionary_ctx(), sealed)?;
-        let map = serde_json::from_str(&text).map_err(|e| StorageError::CorruptRecord {
-            collection: DICTIONARY_COLLECTION,
-            id: DICTIONARY_ID.to_string(),
-            reason: format!("tag dictionary is not JSON: {e}"),
-        })?;
-        *self.dictionary.lock().unwrap_or_else(|p| p.into_inner()) = map;
-        Ok(())
-    }
-
-    /// Add tag values to the dictionary; persist it (sealed) when it grew.
-    async fn remember_tags<'a>(&self, resources: impl Iterator<Item = &'a AWSResource>) -> Result<()> {
-        let snapshot = {
-            let mut dict = self.dictionary.lock().unwrap_or_else(|p| p.into_inner());
-            let mut grew = false;
-            for r in resources {
-                for (k, v) in r.tags.iter().flatten() {
-                    grew |= dict.entry(k.clone()).or_default().insert(v.clone());
-                }
-            }
-            grew.then(|| serde_json::to_string(&*dict).unwrap_or_else(|_| "{}".into()))
-        };
-        if let Some(text) = snapshot {
-            let mut payload = Payload::new();
-            payload.insert(
-                DICTIONARY_FIELD.into(),
-                json!(self.sealer.seal_str(dictionary_ctx(), &text)?),
-            );
-            self.store
-                .upsert(
-                    DICTIONARY_COLLECTION,
-                    vec![Point {
-                        id: DICTIONARY_ID,
-                        vectors: BTreeMap::new(),
-                        payload,
-                    }],
-                )
-                .await?;
-        }
-        Ok(())
     }
 
     /// Insert or merge one resource.
@@ -290,7 +231,7 @@ impl EstateStorage {
 
     /// `progress(done, total)` follows the writes (unchanged resources count as done once
     /// compared).
-    async fn upsert_at(
+    pub(super) async fn upsert_at(
         &self,
         resources: Vec<AWSResource>,
         now: i64,
@@ -495,7 +436,7 @@ impl EstateStorage {
         schema::resource_from_record(&record, &self.sealer)
     }
 
-    async fn find(&self, key_or_arn: &str) -> Result<Option<crate::store::Record>> {
+    pub(super) async fn find(&self, key_or_arn: &str) -> Result<Option<crate::store::Record>> {
         let token = self.keys().key_token(key_or_arn.trim());
         let by_token = Filter::must(Condition::Eq(field::KEY_TOKENS.into(), token.into()));
         Ok(self.page(&by_token, 1, None).await?.records.into_iter().next())
@@ -570,7 +511,7 @@ impl EstateStorage {
         self.scroll_all(filter, limit).await
     }
 
-    async fn scroll_all(&self, filter: Filter, limit: usize) -> Result<Vec<AWSResource>> {
+    pub(super) async fn scroll_all(&self, filter: Filter, limit: usize) -> Result<Vec<AWSResource>> {
         let mut out = Vec::new();
         let mut offset = None;
         while out.len() < limit {
@@ -587,7 +528,7 @@ impl EstateStorage {
     }
 
     /// One page of the resources matching `filter`, from `offset`.
-    async fn page(&self, filter: &Filter, limit: usize, offset: Option<PointId>) -> Result<ScrollPage> {
+    pub(super) async fn page(&self, filter: &Filter, limit: usize, offset: Option<PointId>) -> Result<ScrollPage> {
         Ok(self
             .store
             .scroll(
@@ -610,7 +551,7 @@ impl EstateStorage {
         Ok(self.store.count(ESTATE, Some(self.base_filter(filter))).await?)
     }
 
-    fn base_filter(&self, f: &ResourceFilter) -> Filter {
+    pub(super) fn base_filter(&self, f: &ResourceFilter) -> Filter {
         let mut filter = Filter::default();
         for (name, value) in [
             (field::RESOURCE_TYPE, &f.resource_type),
@@ -633,383 +574,6 @@ impl EstateStorage {
             filter = filter.and(Condition::Eq(field::LIVE.into(), true.into()));
         }
         filter
-    }
-
-    /// Search with the query language of [`EstateQuery`] plus `filter`: hybrid over the free
-    /// text, filter-only when there is none.
-    ///
-    /// # Errors
-    /// [`StorageError::InvalidInput`] for a malformed query (naming the bad token); store,
-    /// crypto and embedding errors.
-    pub async fn search(&self, query: &str, filter: &ResourceFilter, limit: usize) -> Result<Vec<ResourceHit>> {
-        self.search_in_mode(query, filter, limit, SearchMode::Hybrid).await
-    }
-
-    /// [`EstateStorage::search`] ranking the free text by keywords, by meaning or both
-    /// (hybrid, the default; keyword when no embedding model is configured).
-    ///
-    /// # Errors
-    /// As [`EstateStorage::search`]; [`StorageError::InvalidInput`] for semantic search
-    /// without an embedding model.
-    pub async fn search_in_mode(
-        &self,
-        query: &str,
-        filter: &ResourceFilter,
-        limit: usize,
-        mode: SearchMode,
-    ) -> Result<Vec<ResourceHit>> {
-        let mode = crate::chat::effective_mode(mode, self.dense.is_some())?;
-        let parsed = EstateQuery::parse(query).map_err(|e| invalid("query", e.to_string()))?;
-        let limit = limit.clamp(1, 10_000);
-        let mut store_filter = self.base_filter(filter);
-        for clause in &parsed.clauses {
-            let Some(condition) = self.clause_condition(&clause.test).await? else {
-                if clause.negated {
-                    continue; // "not (nothing)" holds for all
-                }
-                return Ok(Vec::new());
-            };
-            if clause.negated {
-                store_filter = store_filter.and_not(condition);
-            } else {
-                store_filter = store_filter.and(condition);
-            }
-        }
-        if parsed.text.trim().is_empty() {
-            return Ok(self
-                .scroll_all(store_filter, limit)
-                .await?
-                .into_iter()
-                .map(|resource| ResourceHit { resource, score: 0.0 })
-                .collect());
-        }
-        self.ranked(&parsed.text, store_filter, limit, mode).await
-    }
-
-    /// Rank the free text within `filter`: reciprocal-rank fusion of the keyword and dense
-    /// rankings; in hybrid mode, the attribute and class words the text names
-    /// ([`intent::interpret`]) then order the candidates: none contradicted first, then more
-    /// constraints satisfied, then the fused score. Resources satisfying every constraint are
-    /// fetched by a second, filtered ranking, so they are candidates even when neither
-    /// ranker put them near the top.
-    async fn ranked(&self, text: &str, filter: Filter, limit: usize, mode: SearchMode) -> Result<Vec<ResourceHit>> {
-        let depth = (limit * 3).max(30);
-        let checks = match mode {
-            SearchMode::Hybrid => self.resolve(&intent::interpret(text)),
-            _ => Vec::new(),
-        };
-        let keyword = (mode != SearchMode::Semantic).then(|| self.keywords.query(text));
-        let dense = match (&self.dense, mode) {
-            (Some(space), SearchMode::Semantic | SearchMode::Hybrid) => Some((space.slot(), space.query(text).await?)),
-            _ => None,
-        };
-        let mut scores: HashMap<PointId, f32> = HashMap::new();
-        let mut filters = vec![filter.clone()];
-        let strict: Vec<Condition> = checks.iter().filter_map(Check::condition).collect();
-        if !strict.is_empty() {
-            filters.push(strict.into_iter().fold(filter, Filter::and));
-        }
-        for filter in filters {
-            let mut requests = Vec::new();
-            if let Some(k) = &keyword {
-                requests.push((KEYWORDS_VECTOR, k.clone()));
-            }
-            if let Some((slot, v)) = &dense {
-                requests.push((*slot, VectorData::Dense(v.clone())));
-            }
-            for (using, vector) in requests {
-                let hits = self
-                    .store
-                    .query(
-                        ESTATE,
-                        QueryRequest {
-                            using: using.into(),
-                            vector,
-                            filter: Some(filter.clone()),
-                            limit: depth,
-                            with_payload: false,
-                        },
-                    )
-                    .await?;
-                fusion::add_ranking(&mut scores, hits.iter().map(|h| h.id));
-            }
-        }
-        let mut ranked = fusion::best_first(scores);
-        if checks.is_empty() {
-            ranked.truncate(limit);
-        }
-        let ids: Vec<PointId> = ranked.iter().map(|(id, _)| *id).collect();
-        let records: HashMap<PointId, crate::store::Record> = self
-            .store
-            .retrieve(ESTATE, ids, false)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r))
-            .collect();
-        if !checks.is_empty() {
-            let mut tiered = Vec::with_capacity(ranked.len());
-            for (position, (id, score)) in ranked.into_iter().enumerate() {
-                let Some(record) = records.get(&id) else { continue };
-                let (satisfied, contradicted) = self.standing(record, &checks)?;
-                tiered.push(((contradicted, std::cmp::Reverse(satisfied), position), (id, score)));
-            }
-            tiered.sort_by_key(|(key, _)| *key);
-            ranked = tiered.into_iter().map(|(_, hit)| hit).take(limit).collect();
-        }
-        let mut out = Vec::with_capacity(ranked.len());
-        for (id, score) in ranked {
-            if let Some(r) = records.get(&id) {
-                out.push(ResourceHit {
-                    resource: schema::resource_from_record(r, &self.sealer)?,
-                    score,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// The query's constraints as checks on stored points; an environment no resource is
-    /// tagged with is dropped (nothing could satisfy it).
-    fn resolve(&self, constraints: &[Constraint]) -> Vec<Check> {
-        let keys = self.keys();
-        constraints
-            .iter()
-            .filter_map(|c| match c {
-                Constraint::Class(types) => Some(Check::Field {
-                    field: field::RESOURCE_TYPE,
-                    values: types.iter().map(|t| (*t).to_string()).collect(),
-                    exclusive: false,
-                }),
-                Constraint::Region(code) => Some(Check::Field {
-                    field: field::REGION,
-                    values: vec![code.clone()],
-                    exclusive: true,
-                }),
-                Constraint::State(states) => Some(Check::Field {
-                    field: field::STATE,
-                    values: states.iter().map(|s| (*s).to_string()).collect(),
-                    exclusive: true,
-                }),
-                Constraint::Untagged => Some(Check::Untagged),
-                Constraint::Public => Some(Check::Public),
-                Constraint::Environment(env) => {
-                    let dictionary = self.dictionary.lock().unwrap_or_else(|p| p.into_inner());
-                    let (mut satisfy, mut contradict) = (Vec::new(), Vec::new());
-                    for (key, values) in dictionary.iter() {
-                        for value in values {
-                            match intent::environment_of_value(value) {
-                                Some(e) if e == *env => satisfy.push(keys.tag_token(key, value)),
-                                Some(_) => contradict.push(keys.tag_token(key, value)),
-                                None => {}
-                            }
-                        }
-                    }
-                    (!satisfy.is_empty()).then_some(Check::Tags { satisfy, contradict })
-                }
-            })
-            .collect()
-    }
-
-    /// How many checks a stored point satisfies, and whether it contradicts any.
-    fn standing(&self, record: &crate::store::Record, checks: &[Check]) -> Result<(usize, bool)> {
-        let (mut satisfied, mut contradicted) = (0, false);
-        for check in checks {
-            let verdict = match check {
-                Check::Public => intent::public_verdict(schema::metadata_of(record, &self.sealer)?.as_ref()),
-                other => other.verdict(&record.payload),
-            };
-            match verdict {
-                Verdict::Satisfies => satisfied += 1,
-                Verdict::Contradicts => contradicted = true,
-                Verdict::Neutral => {}
-            }
-        }
-        Ok((satisfied, contradicted))
-    }
-
-    /// The store condition of one query clause; `None` when nothing can match it.
-    async fn clause_condition(&self, test: &Test) -> Result<Option<Condition>> {
-        match test {
-            Test::Field(field, patterns) => {
-                let key = match field {
-                    Field::Region => field::REGION,
-                    Field::Service => field::SERVICE,
-                    Field::ResourceType => field::RESOURCE_TYPE,
-                    Field::Account => field::ACCOUNT_ID,
-                    Field::State => field::STATE,
-                };
-                let mut values: BTreeSet<String> = BTreeSet::new();
-                let mut known: Option<Vec<String>> = None;
-                for p in patterns {
-                    match p {
-                        Pattern::Exact(v) => {
-                            values.insert(v.clone());
-                        }
-                        Pattern::Prefix(prefix) => {
-                            if known.is_none() {
-                                let facets = self.store.facet(ESTATE, key, None, FACET_LIMIT).await?;
-                                known = Some(facets.iter().filter_map(|(v, _)| str_of(v).map(String::from)).collect());
-                            }
-                            values.extend(
-                                known
-                                    .iter()
-                                    .flatten()
-                                    .filter(|v| v.starts_with(prefix.as_str()))
-                                    .cloned(),
-                            );
-                        }
-                    }
-                }
-                Ok((!values.is_empty())
-                    .then(|| Condition::Any(key.into(), values.into_iter().map(FieldValue::from).collect())))
-            }
-            Test::Tag(patterns) => {
-                let mut any: Vec<Condition> = Vec::new();
-                for p in patterns {
-                    match p {
-                        TagPattern::None => any.push(Condition::IsEmpty(field::TAG_KEYS.into())),
-                        TagPattern::Key(k) => any.push(Condition::Eq(field::TAG_KEYS.into(), k.clone().into())),
-                        TagPattern::KeyValue(k, Pattern::Exact(v)) => {
-                            any.push(Condition::Eq(
-                                field::TAG_TOKENS.into(),
-                                self.keys().tag_token(k, v).into(),
-                            ));
-                        }
-                        TagPattern::KeyValue(k, Pattern::Prefix(prefix)) => {
-                            let tokens: Vec<FieldValue> = self
-                                .dictionary
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .get(k)
-                                .into_iter()
-                                .flatten()
-                                .filter(|v| v.starts_with(prefix.as_str()))
-                                .map(|v| self.keys().tag_token(k, v).into())
-                                .collect();
-                            if !tokens.is_empty() {
-                                any.push(Condition::Any(field::TAG_TOKENS.into(), tokens));
-                            }
-                        }
-                    }
-                }
-                Ok(match any.len() {
-                    0 => None,
-                    1 => any.pop(),
-                    _ => Some(Condition::Filter(Box::new(Filter {
-                        should: any,
-                        ..Filter::default()
-                    }))),
-                })
-            }
-        }
-    }
-
-    /// Upsert a complete listing of `scope`, then tombstone the live resources in scope that
-    /// it does not contain (`deleted_at`, `state = "deleted"`). Resources outside the scope
-    /// are untouched.
-    ///
-    /// # Errors
-    /// [`StorageError::InvalidInput`] for a resource outside the scope or an empty account;
-    /// store, crypto and embedding errors.
-    pub async fn sync(&self, scope: &SyncScope, resources: Vec<AWSResource>) -> Result<SyncReport> {
-        self.sync_with_progress(scope, resources, &progress::ignore).await
-    }
-
-    /// [`EstateStorage::sync`] reporting `progress(done, total)` as resources are written.
-    ///
-    /// # Errors
-    /// As [`EstateStorage::sync`].
-    pub async fn sync_with_progress(
-        &self,
-        scope: &SyncScope,
-        resources: Vec<AWSResource>,
-        progress: ProgressFn<'_>,
-    ) -> Result<SyncReport> {
-        if scope.account_id.trim().is_empty() {
-            return Err(invalid("scope", "a sync needs the account it lists"));
-        }
-        for r in &resources {
-            let in_scope = r.account_id == scope.account_id
-                && scope.regions.as_ref().is_none_or(|rs| rs.contains(&r.region))
-                && scope
-                    .resource_types
-                    .as_ref()
-                    .is_none_or(|ts| ts.contains(&r.resource_type));
-            if !in_scope {
-                return Err(invalid(
-                    "resources",
-                    format!(
-                        "{} {} ({}, {}) is outside the sync scope",
-                        r.resource_type, r.identifier, r.account_id, r.region
-                    ),
-                ));
-            }
-        }
-        let now = now_ms();
-        let (upserted, seen) = self.upsert_at(resources, now, progress).await?;
-        let mut scope_filter = Filter::must(Condition::Eq(field::ACCOUNT_ID.into(), scope.account_id.clone().into()))
-            .and(Condition::Eq(field::LIVE.into(), true.into()));
-        if let Some(regions) = &scope.regions {
-            scope_filter = scope_filter.and(Condition::Any(
-                field::REGION.into(),
-                regions.iter().map(|r| FieldValue::from(r.as_str())).collect(),
-            ));
-        }
-        if let Some(types) = &scope.resource_types {
-            scope_filter = scope_filter.and(Condition::Any(
-                field::RESOURCE_TYPE.into(),
-                types.iter().map(|t| FieldValue::from(t.as_str())).collect(),
-            ));
-        }
-        let _guard = self.writer.lock().await;
-        let seen: std::collections::HashSet<PointId> = seen.into_iter().collect();
-        let mut gone = Vec::new();
-        let mut offset = None;
-        loop {
-            let page = self.page(&scope_filter, 1000, offset).await?;
-            gone.extend(page.records.iter().map(|r| r.id).filter(|id| !seen.contains(id)));
-            match next_offset(&page) {
-                Some(next) => offset = Some(next),
-                None => break,
-            }
-        }
-        let tombstoned = gone.len() as u64;
-        if !gone.is_empty() {
-            let mut payload = Payload::new();
-            payload.insert(field::DELETED_AT.into(), json!(now));
-            payload.insert(field::LIVE.into(), json!(false));
-            payload.insert(field::STATE.into(), json!("deleted"));
-            self.store.set_payload(ESTATE, gone, payload).await?;
-        }
-        Ok(SyncReport {
-            added: upserted.added,
-            updated: upserted.updated,
-            unchanged: upserted.unchanged,
-            tombstoned,
-        })
-    }
-
-    /// Delete tombstones older than `retention_ms` (default [`TOMBSTONE_RETENTION_MS`]).
-    ///
-    /// # Errors
-    /// Store errors.
-    pub async fn purge_tombstones(&self, retention_ms: i64) -> Result<u64> {
-        // `live = false` (indexed) selects the few tombstones; their `deleted_at` (not
-        // indexed: an index would be rebuilt at every compaction for a rare query) is then
-        // checked point by point.
-        let filter = Filter::must(Condition::Eq(field::LIVE.into(), false.into())).and(Condition::Range(
-            field::DELETED_AT.into(),
-            Range {
-                lt: Some((now_ms() - retention_ms) as f64),
-                ..Range::default()
-            },
-        ));
-        let _guard = self.writer.lock().await;
-        let n = self.store.count(ESTATE, Some(filter.clone())).await?;
-        if n > 0 {
-            self.store.delete_by_filter(ESTATE, filter).await?;
-        }
-        Ok(n)
     }
 
     /// Exact counts per value of `by` over the resources matching `filter`, largest first.
@@ -1056,12 +620,12 @@ impl EstateStorage {
 }
 
 /// Where the page after `page` starts; `None` after the last.
-fn next_offset(page: &ScrollPage) -> Option<PointId> {
+pub(super) fn next_offset(page: &ScrollPage) -> Option<PointId> {
     page.next_offset.filter(|_| !page.records.is_empty())
 }
 
 /// Points without a vector in `slot`.
-fn missing_vector(slot: &str) -> Filter {
+pub(super) fn missing_vector(slot: &str) -> Filter {
     Filter::default().and_not(Condition::HasVector(slot.to_string()))
 }
 
@@ -1080,14 +644,6 @@ fn clear_fields_match(record: &crate::store::Record, merged: &AWSResource) -> bo
         && s(field::RESOURCE_TYPE) == Some(merged.resource_type.as_str())
         && s(field::REGION) == Some(merged.region.as_str())
         && sources == merged.sources.iter().map(String::as_str).collect::<Vec<_>>()
-}
-
-fn dictionary_ctx() -> SealContext<'static> {
-    SealContext {
-        collection: DICTIONARY_COLLECTION,
-        point_id: DICTIONARY_ID,
-        field: DICTIONARY_FIELD,
-    }
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ pub enum StoreError {
     Closed,
     /// A blocking task panicked or was cancelled.
     #[error("store task failed: {0}")]
-    Task(String),
+    Task(#[from] crate::blocking::TaskFailed),
 }
 
 /// Type of a payload index.

@@ -6,10 +6,28 @@ use std::sync::Arc;
 
 use cloudops_storage_service::backup::{self, RestoreTarget};
 use cloudops_storage_service::chat::{Conversation, ConversationUpdate, HistoryRange, Message, NewMessage, Role};
-use cloudops_storage_service::{ErrorKind, StorageService};
+use cloudops_storage_service::{progress, ErrorKind, Phase, StorageService};
 use serde_json::json;
 
 use crate::common::{files_containing, TestStore};
+
+/// Restore `target` from the local folder.
+async fn restore(
+    config: &cloudops_storage_service::StorageConfig,
+    target: RestoreTarget,
+) -> Result<backup::RestoreReport, backup::BackupError> {
+    let options = backup::RestoreOptions { target, from_s3: false };
+    backup::restore(config, &options, &cloudops_storage_service::progress::ignore).await
+}
+
+/// Restore `target` from the S3 target.
+async fn restore_s3(
+    config: &cloudops_storage_service::StorageConfig,
+    target: RestoreTarget,
+) -> Result<backup::RestoreReport, backup::BackupError> {
+    let options = backup::RestoreOptions { target, from_s3: true };
+    backup::restore(config, &options, &cloudops_storage_service::progress::ignore).await
+}
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -81,7 +99,24 @@ async fn round_trip_restores_exactly_the_backed_up_state() {
     let ctxs = filled(&t, "rt").await;
     let (name, before) = {
         let s = t.open().await;
-        let m = s.backup.create_snapshot().await.unwrap();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let m = s
+            .backup
+            .backup_now(false, &|p| seen.lock().unwrap().push((p.phase, p.done, p.total)))
+            .await
+            .unwrap();
+        assert_eq!(
+            seen.into_inner().unwrap(),
+            vec![
+                (Phase::BackupSnapshot, 0, 2),
+                (Phase::BackupArchive, 1, 2),
+                (Phase::BackupUpload, 2, 2)
+            ]
+        );
+        // Upload without a target is refused before any work.
+        let err = s.backup.backup_now(true, &progress::ignore).await.unwrap_err();
+        assert!(matches!(err, backup::BackupError::NoRemote), "{err}");
+        assert_eq!(s.backup.list().unwrap().len(), 1);
         assert_eq!(m.points(), 303);
         assert!(m.writer_pause_ms > 0.0);
         let before = state(&s, "alice").await;
@@ -98,7 +133,7 @@ async fn round_trip_restores_exactly_the_backed_up_state() {
         s.chat.update_conversation(&ctxs[2], update).await.unwrap();
         assert_ne!(state(&s, "alice").await, before);
         // Restore refuses while the store is open here.
-        let err = backup::restore(s.config(), RestoreTarget::Latest).await.unwrap_err();
+        let err = restore(s.config(), RestoreTarget::Latest).await.unwrap_err();
         assert_eq!(
             cloudops_storage_service::StorageError::from(err).kind(),
             ErrorKind::Locked
@@ -106,7 +141,18 @@ async fn round_trip_restores_exactly_the_backed_up_state() {
         s.shutdown().await.unwrap();
         (m.name, before)
     };
-    let report = backup::restore(&t.config(), RestoreTarget::Named(name)).await.unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let options = backup::RestoreOptions {
+        target: RestoreTarget::Named(name),
+        from_s3: false,
+    };
+    let report = backup::restore(&t.config(), &options, &|p| seen.lock().unwrap().push(p.phase))
+        .await
+        .unwrap();
+    assert_eq!(
+        seen.into_inner().unwrap(),
+        vec![Phase::RestoreCheck, Phase::RestoreSwap, Phase::RestoreSwap]
+    );
     assert!(
         report.previous_data.as_ref().unwrap().exists(),
         "the replaced data is kept aside"
@@ -155,15 +201,13 @@ async fn restore_at_a_time_picks_the_backup_taken_before_it() {
             n
         }
     };
-    let r = backup::restore(&t.config(), RestoreTarget::At(now - DAY_MS - 1))
-        .await
-        .unwrap();
+    let r = restore(&t.config(), RestoreTarget::At(now - DAY_MS - 1)).await.unwrap();
     assert_eq!(r.backup.name, first.name);
     assert_eq!(count(&t).await, 1);
-    let r = backup::restore(&t.config(), RestoreTarget::At(now)).await.unwrap();
+    let r = restore(&t.config(), RestoreTarget::At(now)).await.unwrap();
     assert_eq!(r.backup.name, second.name);
     assert_eq!(count(&t).await, 2);
-    let err = backup::restore(&t.config(), RestoreTarget::At(now - 3 * DAY_MS))
+    let err = restore(&t.config(), RestoreTarget::At(now - 3 * DAY_MS))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("no backup taken at or before"), "{err}");
@@ -252,7 +296,7 @@ async fn damaged_archives_and_wrong_keys_leave_live_data_untouched() {
             set_manifest_sha(&archive);
         }
         let err = cloudops_storage_service::StorageError::from(
-            backup::restore(&t.config(), RestoreTarget::Latest).await.unwrap_err(),
+            restore(&t.config(), RestoreTarget::Latest).await.unwrap_err(),
         );
         assert_eq!(err.kind(), kind, "{what}: {err}");
         assert!(err.to_string().contains(words), "{what}: {err}");
@@ -263,7 +307,7 @@ async fn damaged_archives_and_wrong_keys_leave_live_data_untouched() {
     std::fs::write(&manifest, &good_manifest).unwrap();
 
     std::fs::remove_file(&archive).unwrap();
-    let err = backup::restore(&t.config(), RestoreTarget::Latest).await.unwrap_err();
+    let err = restore(&t.config(), RestoreTarget::Latest).await.unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
     std::fs::write(&archive, &good).unwrap();
 
@@ -272,9 +316,8 @@ async fn damaged_archives_and_wrong_keys_leave_live_data_untouched() {
     let n = m["collections"][1]["points"].as_u64().unwrap();
     m["collections"][1]["points"] = json!(n + 1);
     std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
-    let err = cloudops_storage_service::StorageError::from(
-        backup::restore(&t.config(), RestoreTarget::Latest).await.unwrap_err(),
-    );
+    let err =
+        cloudops_storage_service::StorageError::from(restore(&t.config(), RestoreTarget::Latest).await.unwrap_err());
     assert_eq!(err.kind(), ErrorKind::CorruptBackup, "{err}");
     assert!(err.to_string().contains("the manifest says"), "{err}");
     std::fs::write(&manifest, &good_manifest).unwrap();
@@ -282,14 +325,13 @@ async fn damaged_archives_and_wrong_keys_leave_live_data_untouched() {
     // Not enough disk for the unpacked copy (a reserve larger than the disk).
     let mut tight = t.config();
     tight.store.min_free_bytes = u64::MAX / 4;
-    let err = backup::restore(&tight, RestoreTarget::Latest).await.unwrap_err();
+    let err = restore(&tight, RestoreTarget::Latest).await.unwrap_err();
     assert!(err.to_string().contains("not enough free disk"), "{err}");
 
     let key = std::fs::read(t.key_file()).unwrap();
     std::fs::write(t.key_file(), base64_key(7)).unwrap();
-    let err = cloudops_storage_service::StorageError::from(
-        backup::restore(&t.config(), RestoreTarget::Latest).await.unwrap_err(),
-    );
+    let err =
+        cloudops_storage_service::StorageError::from(restore(&t.config(), RestoreTarget::Latest).await.unwrap_err());
     assert_eq!(err.kind(), ErrorKind::WrongKey);
     std::fs::write(t.key_file(), key).unwrap();
 
@@ -297,7 +339,7 @@ async fn damaged_archives_and_wrong_keys_leave_live_data_untouched() {
     assert_eq!(state(&s, "alice").await, live);
     s.shutdown().await.unwrap();
     // And the intact archive still restores.
-    backup::restore(&t.config(), RestoreTarget::Latest).await.unwrap();
+    restore(&t.config(), RestoreTarget::Latest).await.unwrap();
 }
 
 fn base64_key(byte: u8) -> String {
@@ -413,9 +455,7 @@ async fn s3_upload_multipart_and_restore_from_s3() {
     };
     // Lose the local copy: the restore must come from S3.
     std::fs::remove_file(archive_of(&t, &manifest.name)).unwrap();
-    let report = backup::restore_from(&config, RestoreTarget::Latest, true)
-        .await
-        .unwrap();
+    let report = restore_s3(&config, RestoreTarget::Latest).await.unwrap();
     assert_eq!(report.backup.name, manifest.name);
     let s = StorageService::open(config.clone()).await.unwrap();
     assert_eq!(state(&s, "alice").await, before);
@@ -453,11 +493,8 @@ async fn missing_remote_object_leaves_live_data_untouched() {
         "the manifest is still listed"
     );
     s.shutdown().await.unwrap();
-    let err = cloudops_storage_service::StorageError::from(
-        backup::restore_from(&config, RestoreTarget::Latest, true)
-            .await
-            .unwrap_err(),
-    );
+    let err =
+        cloudops_storage_service::StorageError::from(restore_s3(&config, RestoreTarget::Latest).await.unwrap_err());
     assert_eq!(err.kind(), ErrorKind::Backup);
     assert!(
         err.to_string().contains("download") && err.to_string().contains(&m.name),
@@ -542,4 +579,17 @@ async fn scheduler_retries_a_failing_target_until_it_recovers_then_skips_when_un
     s.stop_auto_backup().await;
     assert!(!s.backup.status().scheduled);
     s.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn restore_into_a_data_dir_without_a_store_is_a_clear_error_and_creates_nothing() {
+    let t = TestStore::new();
+    let err = restore(&t.config(), RestoreTarget::Latest).await.unwrap_err();
+    assert!(matches!(err, backup::BackupError::NotInitialized { .. }), "{err}");
+    assert!(err.to_string().contains("init"), "{err}");
+    assert_eq!(
+        cloudops_storage_service::StorageError::from(err).kind(),
+        ErrorKind::NotInitialized
+    );
+    assert!(!t.data_dir().exists(), "restore created the data dir");
 }

@@ -177,7 +177,8 @@ async fn estate_hybrid_search_is_at_least_as_good_as_the_better_single_mode() {
 /// no database of another environment above any production resource.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_users_estate_ranks_production_databases_first() {
-    use cloudops_storage_service::estate::import::{parse, ImportOptions};
+    use cloudops_storage_service::estate::import::ImportOptions;
+    use std::path::PathBuf;
     let Some(model) = test_model_dir() else { return };
     let t = TestStore::new();
     let s = StorageService::open(t.config_with_model(&model)).await.unwrap();
@@ -185,20 +186,29 @@ async fn a_new_users_estate_ranks_production_databases_first() {
         account_id: Some("123456789012".into()),
         account_name: Some("acme".into()),
         region: None,
+        sync: false,
     };
-    for file in [
+    let files = [
         "rds-describe-db-instances.json",
         "tagging-get-resources.json",
         "ec2-describe-instances.json",
         "s3api-list-buckets.json",
         "lambda-list-functions.json",
         "resource-explorer-search.json",
-    ] {
-        let path = format!("{}/tests/fixtures/aws/new-user/{file}", env!("CARGO_MANIFEST_DIR"));
-        let parsed = parse(&std::fs::read_to_string(&path).unwrap(), &options).unwrap();
-        assert!(parsed.issues.is_empty(), "{file}: {:?}", parsed.issues);
-        s.estate.bulk_upsert(parsed.resources).await.unwrap();
-    }
+    ]
+    .map(|file| {
+        PathBuf::from(format!(
+            "{}/tests/fixtures/aws/new-user/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+    });
+    let report = s
+        .estate
+        .import_files(&files, &options, &cloudops_storage_service::progress::ignore)
+        .await
+        .unwrap();
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert!(report.files.iter().all(|f| f.issues.is_empty()), "{report:?}");
     assert_eq!(s.estate.count(&ResourceFilter::default()).await.unwrap(), 25);
 
     let hits = s

@@ -16,6 +16,7 @@ fn opts() -> ImportOptions {
         account_id: Some(ACCOUNT.into()),
         account_name: Some("acme-prod".into()),
         region: None,
+        sync: false,
     }
 }
 

@@ -7,6 +7,7 @@ mod chat;
 mod common;
 mod estate;
 mod estate_eval;
+mod estate_files;
 mod estate_import;
 mod eval;
 mod lifecycle;

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use qdrant_edge as qe;
 
+pub(crate) use lock::DirLock;
 pub use lock::LOCK_FILE;
 
 /// Default free space kept on the data dir's file system: 64 MiB.
@@ -44,7 +45,6 @@ impl Default for EmbeddedOptions {
 
 use self::convert::ConvertError;
 use self::journal::{Journal, WriteOp, CHECKPOINT_BYTES};
-use self::lock::DirLock;
 use super::{
     CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, PointVectors, QueryRequest,
     Record, ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorStore,
@@ -259,14 +259,7 @@ impl EmbeddedStore {
         F: FnOnce() -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => handle
-                .spawn_blocking(f)
-                .await
-                .map_err(|e| StoreError::Task(e.to_string()))?,
-            // Outside a runtime there is no executor to protect.
-            Err(_) => f(),
-        }
+        crate::blocking::run_blocking(f).await
     }
 
     /// Journal then apply one write, under the shard's writer lock so that journal order is
