@@ -4,6 +4,7 @@
 //! the result. Errors are printed once here, with a non-zero exit code.
 
 mod args;
+mod bench;
 mod commands;
 mod output;
 

@@ -93,7 +93,23 @@ where
 
 /// Format unix ms as `YYYY-MM-DD HH:MM:SS` UTC.
 pub(crate) fn time(ms: i64) -> String {
-    cloudops_storage_service::clock::format_utc(ms)
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .replacen('T', " ", 1)
+        .trim_end_matches('Z')
+        .to_string()
+}
+
+/// Unix milliseconds, or an RFC 3339 time in UTC (`2026-11-26T08:00:00Z`; the `Z` may be
+/// omitted); `None` for anything else.
+pub(crate) fn parse_time(text: &str) -> Option<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Some(ms);
+    }
+    let at = humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).ok()?;
+    let ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    i64::try_from(ms).ok()
 }
 
 /// Human-readable byte size.
@@ -134,5 +150,10 @@ mod tests {
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(snippet("a  b\nc", 10), "a b c");
         assert_eq!(snippet("abcdefghij", 5), "abcd…");
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Some(1_700_000_000_000));
+        assert_eq!(parse_time("2023-11-14T22:13:20"), Some(1_700_000_000_000));
+        assert_eq!(parse_time("1700000000000"), Some(1_700_000_000_000));
+        assert_eq!(parse_time("2023-13-01T00:00:00Z"), None);
+        assert_eq!(parse_time("yesterday"), None);
     }
 }

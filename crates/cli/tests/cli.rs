@@ -552,7 +552,7 @@ fn full_disk_is_a_clear_error_and_loses_nothing() {
 fn test_model_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("CLOUDOPS_TEST_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(cloudops_storage_service::config::default_model_dir);
+        .unwrap_or_else(cloudops_storage_service::default_model_dir);
     if dir.join("model.safetensors").is_file() {
         return Some(dir);
     }

@@ -34,8 +34,13 @@ mod tests {
     async fn a_panicking_task_is_an_error_with_the_join_error_as_source() {
         let result: Result<(), Failure> = run_blocking(|| panic!("boom")).await;
         let err = result.unwrap_err();
-        let source = std::error::Error::source(&err).and_then(std::error::Error::source);
-        assert!(source.is_some_and(|s| s.to_string().contains("panicked")), "{err:?}");
+        let mut chain = Vec::new();
+        let mut next = std::error::Error::source(&err);
+        while let Some(e) = next {
+            chain.push(e.to_string());
+            next = e.source();
+        }
+        assert!(chain.iter().any(|s| s.contains("panicked")), "{err:?}: {chain:?}");
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! text forms (no time-zone database needed: everything is UTC).
 
 /// Milliseconds since the unix epoch (0 if the clock is before 1970).
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -18,19 +18,19 @@ fn parts(ms: i64) -> (i64, u32, u32, i64, i64, i64) {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC), for people.
-pub fn format_utc(ms: i64) -> String {
+pub(crate) fn format_utc(ms: i64) -> String {
     let (y, m, d, h, mi, s) = parts(ms);
     format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}")
 }
 
 /// `YYYYMMDDTHHMMSSZ` (UTC): sorts as text in time order.
-pub fn compact_utc(ms: i64) -> String {
+pub(crate) fn compact_utc(ms: i64) -> String {
     let (y, m, d, h, mi, s) = parts(ms);
     format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{s:02}Z")
 }
 
 /// Parse unix milliseconds or `YYYY-MM-DDTHH:MM:SS[Z]` (UTC).
-pub fn parse_utc(text: &str) -> Option<i64> {
+pub(crate) fn parse_utc(text: &str) -> Option<i64> {
     if let Ok(ms) = text.parse::<i64>() {
         return Some(ms);
     }

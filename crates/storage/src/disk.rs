@@ -3,7 +3,7 @@
 use std::path::Path;
 
 /// Free bytes available to this user on the file system holding `path`.
-pub fn disk_free_bytes(path: &Path) -> Option<u64> {
+pub(crate) fn disk_free_bytes(path: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt as _;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -17,7 +17,7 @@ pub fn disk_free_bytes(path: &Path) -> Option<u64> {
 
 /// Bytes allocated on disk by the files under `path` (sparse, preallocated engine files
 /// count only for what they really occupy).
-pub fn dir_size(path: &Path) -> u64 {
+pub(crate) fn dir_size(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt as _;
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;

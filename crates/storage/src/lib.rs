@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use cloudops_storage_service::{StorageConfig, StorageService, chat::{NewMessage, Role, SearchOptions}};
+//! use cloudops_storage_service::{NewMessage, Role, SearchOptions, StorageConfig, StorageService};
 //! # async fn example() -> Result<(), cloudops_storage_service::StorageError> {
 //! let config = StorageConfig::builder().with_data_dir("/tmp/store").with_env().build()?;
 //! // One service for the life of the app, shared by every task (it is Send + Sync).
@@ -33,29 +33,68 @@
 //! # Ok(()) }
 //! ```
 
-pub mod backup;
-pub mod bench;
-pub mod bench_estate;
-pub mod bench_import;
-pub mod bench_search;
+mod backup;
 mod blocking;
-pub mod chat;
-pub mod clock;
-pub mod config;
-pub mod crypto;
+mod chat;
+mod clock;
+mod config;
+mod crypto;
 mod disk;
-pub mod embed;
+mod embed;
 mod error;
-pub mod estate;
+mod estate;
 mod fusion;
-pub mod migrate;
-pub mod progress;
+mod migrate;
+mod progress;
 mod service;
+#[cfg(not(feature = "backend"))]
+mod store;
+/// The storage engine layer (for white-box tests and out-of-crate backends; not a stable API).
+#[cfg(feature = "backend")]
+#[doc(hidden)]
 pub mod store;
 
-pub use clock::now_ms;
-pub use config::{ConfigError, ConfigKey, KeySourceKind, StorageConfig, StorageConfigBuilder};
-pub use disk::{dir_size, disk_free_bytes};
-pub use error::{ErrorKind, Result, StorageError};
-pub use progress::{Phase, Progress, ProgressFn};
+// The service, its life cycle and configuration.
+pub use config::{
+    default_data_dir, default_key_file, default_model_dir, ChatConfig, ConfigError, ConfigKey, EmbeddingConfig,
+    EmbeddingProvider, KeyConfig, KeySourceKind, StorageConfig, StorageConfigBuilder, StoreConfig, CONFIG_FILE_NAME,
+    DEFAULT_KEY_ENV_VAR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PASSPHRASE_ENV_VAR,
+};
+pub use crypto::KeyStatus;
 pub use service::{Health, ReindexReport, StorageService};
+pub use store::CollectionStats;
+
+// Errors: every call returns a `StorageError`, with a stable `ErrorKind`.
+pub use backup::BackupError;
+pub use crypto::CryptoError;
+pub use embed::EmbedError;
+pub use error::{ErrorKind, Result, StorageError};
+pub use store::StoreError;
+
+// Progress of long work (import, reindex, sync, backup, restore).
+pub use progress::{ignore as no_progress, Phase, Progress, ProgressFn};
+
+// Chat history: conversations, messages, search, prompt context, imports.
+pub use chat::{
+    ArchivedFilter, ChatStorage, ContextOptions, ContextPair, Conversation, ConversationHit, ConversationPage,
+    ConversationStatus, ConversationUpdate, DeleteReceipt, HistoryRange, ImportOutcome, ImportedConversation, Message,
+    MessageHit, NewMessage, PromptContext, Role, SearchMode, SearchOptions, SearchResults,
+};
+pub use migrate::node::{FailedFile, NodeImportReport};
+
+// The AWS estate: resources, filters, search, sync, AWS CLI imports.
+pub use estate::import::{ImportIssue, ImportOptions, SourceFormat};
+pub use estate::{
+    AWSResource, EstateStorage, FileReport, IAMPermissions, ImportReport, ListingSync, ResourceConstraints,
+    ResourceFilter, ResourceHit, StatsBy, SyncReport, SyncScope, UpsertReport, UserContext, GLOBAL_REGION,
+    LAST_SYNCED_RESOLUTION_MS, TOMBSTONE_RETENTION_MS,
+};
+
+// Backups: encrypted snapshots, local and S3, retention, restore.
+pub use backup::{
+    BackupConfig, BackupManager, BackupStatus, Clock, Manifest, PruneReport, RestoreOptions, RestoreReport,
+    RestoreTarget, S3Config, S3Target,
+};
+
+// Embedding models an application can pass to `StorageService::open_with_embedder`.
+pub use embed::{BertEmbedder, Embedder, EmbeddingRecord, HttpEmbedder};

@@ -318,6 +318,22 @@ impl StorageService {
         Ok(())
     }
 
+    /// Restore a backup into the store of `config`, which must **not be open** (restore takes
+    /// the data-dir lock): the backup is verified and unpacked aside, checked, then swapped
+    /// with the live collections atomically; any failure leaves the live data untouched. Open
+    /// the service again afterwards. Progress: the restore phases of [`Phase`](crate::Phase).
+    ///
+    /// # Errors
+    /// Kind `not_initialized` when the data dir holds no store; `locked` while the store is
+    /// open; `wrong_key`, `corrupt_backup` and the other backup kinds otherwise.
+    pub async fn restore_backup(
+        config: &StorageConfig,
+        options: &crate::backup::RestoreOptions,
+        progress: crate::progress::ProgressFn<'_>,
+    ) -> Result<crate::backup::RestoreReport> {
+        Ok(crate::backup::restore(config, options, progress).await?)
+    }
+
     /// Compact and index every collection (qdrant-edge's optimizers), then checkpoint.
     ///
     /// Expensive and blocking for the collection being optimised (writes to it wait): run it

@@ -1,6 +1,6 @@
 //! `backup now|list|verify|restore|prune`.
 
-use cloudops_storage_service::backup::{self, Manifest, RestoreOptions, RestoreTarget};
+use cloudops_storage_service::{Manifest, RestoreOptions, RestoreTarget};
 use cloudops_storage_service::{StorageConfig, StorageService};
 
 use crate::args::BackupCommand;
@@ -19,7 +19,7 @@ pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output)
             from_s3: *from_s3,
         };
         let bar = out.progress("restoring");
-        let report = backup::restore(&config, &options, &|p| bar.report(p)).await;
+        let report = StorageService::restore_backup(&config, &options, &|p| bar.report(p)).await;
         drop(bar);
         let report = report?;
         return out.emit(&report, |r| {
@@ -138,7 +138,7 @@ fn print_list(all: &[Manifest], place: &str) {
 
 /// Unix milliseconds, or `YYYY-MM-DDTHH:MM:SS[Z]` (UTC).
 fn parse_time(text: &str) -> anyhow::Result<i64> {
-    cloudops_storage_service::clock::parse_utc(text)
+    output::parse_time(text)
         .ok_or_else(|| anyhow::anyhow!("--at {text:?}: expected unix milliseconds or YYYY-MM-DDTHH:MM:SSZ (UTC)"))
 }
 

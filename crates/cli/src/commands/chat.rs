@@ -3,7 +3,7 @@
 use std::io::Read as _;
 
 use anyhow::Context as _;
-use cloudops_storage_service::chat::{
+use cloudops_storage_service::{
     ArchivedFilter, ContextOptions, ConversationStatus, ConversationUpdate, HistoryRange, Message, NewMessage, Role,
     SearchOptions, SearchResults,
 };
@@ -245,7 +245,7 @@ fn print_messages(messages: &[Message]) {
 }
 
 fn parse_time(text: &str) -> anyhow::Result<i64> {
-    cloudops_storage_service::clock::parse_utc(text)
+    output::parse_time(text)
         .ok_or_else(|| anyhow::anyhow!("`{text}` is neither RFC 3339 UTC (2026-11-26T08:00:00Z) nor unix milliseconds"))
 }
 
@@ -273,7 +273,7 @@ fn print_search(results: &SearchResults) {
             c.score,
             c.context_id,
             if c.title.is_empty() { "untitled" } else { &c.title },
-            cloudops_storage_service::clock::format_utc(c.updated_at)
+            output::time(c.updated_at)
         );
         for m in &c.messages {
             println!(
@@ -286,8 +286,8 @@ fn print_search(results: &SearchResults) {
 
 fn mode_name(results: &SearchResults) -> &'static str {
     match results.mode {
-        cloudops_storage_service::chat::SearchMode::Keyword => "keyword",
-        cloudops_storage_service::chat::SearchMode::Semantic => "semantic",
-        cloudops_storage_service::chat::SearchMode::Hybrid => "hybrid",
+        cloudops_storage_service::SearchMode::Keyword => "keyword",
+        cloudops_storage_service::SearchMode::Semantic => "semantic",
+        cloudops_storage_service::SearchMode::Hybrid => "hybrid",
     }
 }

@@ -9,11 +9,11 @@
 
 use std::time::Instant;
 
-use cloudops_storage_service::backup::RestoreOptions;
-use cloudops_storage_service::chat::{
+use cloudops_storage_service::RestoreOptions;
+use cloudops_storage_service::{ConfigKey, StorageConfig, StorageService};
+use cloudops_storage_service::{
     ContextOptions, ConversationStatus, ConversationUpdate, HistoryRange, NewMessage, Role, SearchMode, SearchOptions,
 };
-use cloudops_storage_service::{ConfigKey, StorageConfig, StorageService};
 use serde_json::json;
 
 use crate::output::{self, Output};
@@ -95,7 +95,7 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
     ));
 
     let search = search_step(&service, &say).await?;
-    let estate = estate_step(&service, &say).await?;
+    let estate = estate_step(&service, tmp.path(), &say).await?;
 
     let last = chat.get_history(&costs, HistoryRange::Last(2)).await?;
     say("3. last 2 messages of \"EC2 cost spike\":".into());
@@ -171,10 +171,10 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
     service.chat.delete_conversation(&costs).await?;
     let gone = service.chat.get_conversation(&costs).await.is_err();
     service.shutdown().await?;
-    let restored = cloudops_storage_service::backup::restore(
+    let restored = StorageService::restore_backup(
         &config,
         &RestoreOptions::default(),
-        &cloudops_storage_service::progress::ignore,
+        &cloudops_storage_service::no_progress,
     )
     .await?;
     let service = StorageService::open(config.clone()).await?;
@@ -251,7 +251,7 @@ async fn search_step(service: &StorageService, say: &impl Fn(String)) -> anyhow:
             },
         )
         .await?;
-    let titles = |r: &cloudops_storage_service::chat::SearchResults| {
+    let titles = |r: &cloudops_storage_service::SearchResults| {
         r.conversations
             .iter()
             .map(|c| format!("{:?}", c.title))
@@ -323,26 +323,35 @@ async fn search_step(service: &StorageService, say: &impl Fn(String)) -> anyhow:
 }
 
 /// A small estate from AWS CLI output: a semantic search and a filtered one.
-async fn estate_step(service: &StorageService, say: &impl Fn(String)) -> anyhow::Result<serde_json::Value> {
-    use cloudops_storage_service::estate::import::{parse, ImportOptions};
-    use cloudops_storage_service::estate::ResourceFilter;
+async fn estate_step(
+    service: &StorageService,
+    files_dir: &std::path::Path,
+    say: &impl Fn(String),
+) -> anyhow::Result<serde_json::Value> {
+    use cloudops_storage_service::{no_progress, ImportOptions, ResourceFilter};
     let options = ImportOptions {
         account_id: Some("123456789012".into()),
         account_name: Some("acme-prod".into()),
-        region: None,
-        sync: false,
+        ..ImportOptions::default()
     };
-    let mut imported = 0;
-    for text in [DEMO_EC2, DEMO_RDS, DEMO_TAGS] {
-        let parsed = parse(text, &options).map_err(|e| anyhow::anyhow!("{}: {}", e.path, e.reason))?;
-        imported += parsed.resources.len();
-        service.estate.bulk_upsert(parsed.resources).await?;
+    let mut files = Vec::new();
+    for (name, text) in [
+        ("ec2-describe-instances.json", DEMO_EC2),
+        ("rds-describe-db-instances.json", DEMO_RDS),
+        ("tagging-get-resources.json", DEMO_TAGS),
+    ] {
+        let path = files_dir.join(name);
+        std::fs::write(&path, text)?;
+        files.push(path);
     }
+    let report = service.estate.import_files(&files, &options, &no_progress).await?;
+    anyhow::ensure!(report.failed() == 0, "demo AWS CLI files did not import: {report:?}");
+    let imported: usize = report.files.iter().map(|f| f.resources).sum();
     let total = service.estate.count(&ResourceFilter::default()).await?;
     say(format!(
         "2d. imported {imported} records of AWS CLI output (describe-instances, describe-db-instances, get-resources) as {total} resources"
     ));
-    let names = |hits: &[cloudops_storage_service::estate::ResourceHit]| {
+    let names = |hits: &[cloudops_storage_service::ResourceHit]| {
         hits.iter()
             .map(|h| {
                 format!(

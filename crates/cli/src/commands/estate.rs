@@ -1,7 +1,7 @@
 //! `estate import|search|get|stats`.
 
-use cloudops_storage_service::estate::import::ImportOptions;
-use cloudops_storage_service::estate::{AWSResource, FileReport, ListingSync, ResourceFilter, ResourceHit, StatsBy};
+use cloudops_storage_service::ImportOptions;
+use cloudops_storage_service::{AWSResource, FileReport, ListingSync, ResourceFilter, ResourceHit, StatsBy};
 use cloudops_storage_service::{StorageConfig, StorageService};
 use serde_json::json;
 

@@ -1,7 +1,6 @@
 //! `migrate node` and `reindex`: bulk work with progress bars.
 
-use cloudops_storage_service::migrate::node;
-use cloudops_storage_service::{StorageConfig, StorageService};
+use cloudops_storage_service::{NodeImportReport, StorageConfig, StorageService};
 
 use crate::args::MigrateCommand;
 use crate::output::Output;
@@ -12,18 +11,13 @@ pub(crate) async fn run(cmd: &MigrateCommand, config: StorageConfig, out: Output
         user,
         wait,
     } = cmd;
-    anyhow::ensure!(
-        chat_data_dir.is_dir(),
-        "{} is not a folder (give the Node.js module's chat-data folder)",
-        chat_data_dir.display()
-    );
     let service = StorageService::open(config).await?;
     let result = async {
         let files = out.progress("importing files");
-        let report = node::import_dir(&service.chat, chat_data_dir, user.as_deref(), &|p| {
-            files.update(p.done as usize, p.total as usize)
-        })
-        .await?;
+        let report = service
+            .chat
+            .import_node_dir(chat_data_dir, user.as_deref(), &|p| files.report(p))
+            .await?;
         let pending = service.chat.pending_embeddings().await?;
         if pending > 0 && *wait {
             let bar = out.progress("embedding messages");
@@ -74,7 +68,7 @@ pub(crate) async fn run(cmd: &MigrateCommand, config: StorageConfig, out: Output
 #[derive(serde::Serialize)]
 struct MigrateReport {
     #[serde(flatten)]
-    report: node::NodeImportReport,
+    report: NodeImportReport,
     /// Messages without a dense vector when the command ended.
     pending: u64,
 }

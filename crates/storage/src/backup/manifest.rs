@@ -8,7 +8,7 @@ use super::BackupError;
 use crate::store::CollectionStats;
 
 /// Version of the archive format described by a manifest.
-pub const ARCHIVE_FORMAT: u32 = 1;
+pub(crate) const ARCHIVE_FORMAT: u32 = 1;
 
 /// Describes one backup. Holds no secret and no plaintext.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

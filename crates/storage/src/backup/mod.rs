@@ -22,9 +22,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use manifest::{Manifest, ARCHIVE_FORMAT};
+pub use manifest::Manifest;
+pub(crate) use manifest::ARCHIVE_FORMAT;
 pub use s3::{S3Config, S3Target};
-pub use scheduler::{AutoBackup, BackupStatus};
+pub(crate) use scheduler::AutoBackup;
+pub use scheduler::BackupStatus;
 
 use crate::config::StorageConfig;
 use crate::crypto::{BackupKeys, CryptoError};
@@ -34,7 +36,7 @@ use crate::store::embedded::{EmbeddedOptions, EmbeddedStore, QDRANT_DIR};
 use crate::store::{StoreError, VectorStore};
 
 /// Folder under the data dir holding archives, one sub-folder per store id.
-pub const SNAPSHOTS_DIR: &str = "snapshots";
+pub(crate) const SNAPSHOTS_DIR: &str = "snapshots";
 const PREVIOUS_PREFIX: &str = ".previous-";
 
 /// Errors of backup, verify, restore and prune.
@@ -668,7 +670,7 @@ fn remove_previous(data_dir: &Path) {
 /// [`BackupError::NotInitialized`] when the data dir holds no store; `Store(Locked)` while
 /// the store is open elsewhere; crypto errors for a wrong key; every [`BackupError`] that
 /// `verify` can return; from S3, also [`BackupError::NoRemote`] and [`BackupError::Target`].
-pub async fn restore(
+pub(crate) async fn restore(
     config: &StorageConfig,
     options: &RestoreOptions,
     progress: ProgressFn<'_>,

@@ -36,19 +36,19 @@ pub struct BackupStatus {
 
 /// A running scheduler; dropping it without [`AutoBackup::stop`] aborts the task.
 #[derive(Debug)]
-pub struct AutoBackup {
+pub(crate) struct AutoBackup {
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl AutoBackup {
     /// Start running `manager`'s cycle every `interval` (first run after one interval).
-    pub fn start(manager: BackupManager, interval: Duration) -> Self {
+    pub(crate) fn start(manager: BackupManager, interval: Duration) -> Self {
         Self::start_with_retry(manager, interval, FIRST_RETRY)
     }
 
     /// As [`AutoBackup::start`], with the first retry delay after a failure.
-    pub fn start_with_retry(manager: BackupManager, interval: Duration, first_retry: Duration) -> Self {
+    pub(crate) fn start_with_retry(manager: BackupManager, interval: Duration, first_retry: Duration) -> Self {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let status = manager.status_handle();
         let set = move |f: &dyn Fn(&mut BackupStatus)| f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
@@ -106,7 +106,7 @@ impl AutoBackup {
     }
 
     /// Stop after any cycle in progress finishes.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;

@@ -22,7 +22,7 @@ use super::CryptoError;
 use crate::config::{KeyConfig, KeySourceKind};
 
 /// File name of the envelope inside the data dir.
-pub const ENVELOPE_FILE: &str = "keys.json";
+pub(crate) const ENVELOPE_FILE: &str = "keys.json";
 const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -17,11 +17,11 @@ use super::CryptoError;
 use crate::config::{KeyConfig, KeySourceKind};
 
 /// Keychain service name under which KEKs are stored (account = store id).
-pub const KEYCHAIN_SERVICE: &str = "cloudops-storage";
+pub(crate) const KEYCHAIN_SERVICE: &str = "cloudops-storage";
 
 /// Argon2id parameters for the passphrase source, stored beside the wrapped key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KdfParams {
+pub(crate) struct KdfParams {
     /// Always `argon2id`.
     pub algorithm: String,
     /// Base64 salt (16 bytes).

@@ -9,7 +9,7 @@ pub(crate) type SecretKey = Zeroizing<[u8; 32]>;
 
 /// Purposes of subkeys: each gets its own key so one use can never be confused with another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
+pub(crate) enum Purpose {
     /// Sealing message, conversation and resource fields.
     Content,
     /// Keyed hashes of keyword tokens and index tokens.

@@ -9,10 +9,10 @@ mod key_source;
 mod keyring;
 mod seal;
 
-pub use envelope::{KeyStatus, ENVELOPE_FILE};
+pub use envelope::KeyStatus;
+pub(crate) use envelope::ENVELOPE_FILE;
 pub use error::CryptoError;
-pub use key_source::{KdfParams, KEYCHAIN_SERVICE};
-pub use keyring::Purpose;
+pub(crate) use keyring::Purpose;
 pub(crate) use seal::{SealContext, Sealer};
 
 pub(crate) use envelope::{create as create_keys, exists as keys_exist, open as open_keys, rotate_kek, UnlockedKeys};

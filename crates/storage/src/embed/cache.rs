@@ -12,14 +12,14 @@ struct Entries {
 
 /// Caches the dense vectors of recent queries: a repeated or refined search skips the model.
 #[derive(Debug)]
-pub struct QueryCache {
+pub(crate) struct QueryCache {
     capacity: usize,
     inner: Mutex<Entries>,
 }
 
 impl QueryCache {
     /// A cache of at most `capacity` queries.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         QueryCache {
             capacity: capacity.max(1),
             inner: Mutex::new(Entries::default()),
@@ -27,7 +27,7 @@ impl QueryCache {
     }
 
     /// The cached vector of `query`.
-    pub fn get(&self, query: &str) -> Option<Vec<f32>> {
+    pub(crate) fn get(&self, query: &str) -> Option<Vec<f32>> {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let Entries { vectors: map, order } = &mut *guard;
         let hit = map.get(query).cloned()?;
@@ -39,7 +39,7 @@ impl QueryCache {
     }
 
     /// Remember `vector` for `query`, evicting the least recently used entry when full.
-    pub fn put(&self, query: &str, vector: Vec<f32>) {
+    pub(crate) fn put(&self, query: &str, vector: Vec<f32>) {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let Entries { vectors: map, order } = &mut *guard;
         if map.insert(query.to_string(), vector).is_none() {

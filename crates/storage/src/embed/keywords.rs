@@ -20,7 +20,7 @@ const IDENTIFIER_WEIGHT: f32 = 1.0;
 const MAX_IDENTIFIER_LEN: usize = 128;
 
 /// Encodes documents and queries into keyed sparse vectors.
-pub struct KeywordEncoder {
+pub(crate) struct KeywordEncoder {
     bm25: EdgeBm25,
     key: Hmac<Sha256>,
 }
@@ -47,20 +47,15 @@ impl KeywordEncoder {
     }
 
     /// The sparse vector stored with a document (BM25 term-frequency weights).
-    pub fn document(&self, text: &str) -> VectorData {
+    pub(crate) fn document(&self, text: &str) -> VectorData {
         let words = self.bm25.embed_document(text);
         self.keyed(words.indices.into_iter().zip(words.values), text)
     }
 
     /// The sparse vector of a query (unit weights; the store applies IDF).
-    pub fn query(&self, text: &str) -> VectorData {
+    pub(crate) fn query(&self, text: &str) -> VectorData {
         let words = self.bm25.embed_query(text);
         self.keyed(words.indices.into_iter().map(|i| (i, 1.0)), text)
-    }
-
-    /// True when the query has no searchable token at all (only stopwords or punctuation).
-    pub fn is_empty_query(&self, text: &str) -> bool {
-        matches!(self.query(text), VectorData::Sparse { ref indices, .. } if indices.is_empty())
     }
 
     fn keyed(&self, words: impl Iterator<Item = (u32, f32)>, text: &str) -> VectorData {
@@ -155,7 +150,7 @@ mod tests {
     #[test]
     fn stopword_only_query_is_empty() {
         let enc = KeywordEncoder::new(&[4; 32]);
-        assert!(enc.is_empty_query("the of and"));
-        assert!(!enc.is_empty_query("i-0abc123"));
+        assert!(indices(&enc.query("the of and")).is_empty());
+        assert!(!indices(&enc.query("i-0abc123")).is_empty());
     }
 }

@@ -13,12 +13,12 @@ mod space;
 use std::sync::Arc;
 
 pub use bert::BertEmbedder;
-pub use cache::QueryCache;
+pub(crate) use cache::QueryCache;
 pub use http::HttpEmbedder;
-pub use keywords::KeywordEncoder;
+pub(crate) use keywords::KeywordEncoder;
 pub use record::EmbeddingRecord;
-pub use rotation::VectorRotation;
-pub use space::DenseSpace;
+pub(crate) use rotation::VectorRotation;
+pub(crate) use space::DenseSpace;
 
 use crate::config::{EmbeddingConfig, EmbeddingProvider};
 
@@ -80,7 +80,7 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
 /// # Errors
 /// [`EmbedError::Model`] when a configured model directory cannot be loaded;
 /// [`EmbedError::Endpoint`] when an HTTP endpoint without a configured `dim` cannot be probed.
-pub async fn from_config(config: &EmbeddingConfig) -> Result<Option<Arc<dyn Embedder>>, EmbedError> {
+pub(crate) async fn from_config(config: &EmbeddingConfig) -> Result<Option<Arc<dyn Embedder>>, EmbedError> {
     match config.provider {
         EmbeddingProvider::None => Ok(None),
         EmbeddingProvider::Bert => Ok(Some(Arc::new(BertEmbedder::load(&config.model_dir_or_default())?))),
@@ -103,7 +103,7 @@ pub async fn from_config(config: &EmbeddingConfig) -> Result<Option<Arc<dyn Embe
 }
 
 /// L2-normalise in place (a zero vector stays zero).
-pub fn normalize(v: &mut [f32]) {
+pub(crate) fn normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);

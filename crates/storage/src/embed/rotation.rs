@@ -11,7 +11,7 @@ use rand_chacha::ChaCha20Rng;
 
 /// An orthogonal `dim × dim` matrix, row-major.
 #[derive(Clone)]
-pub struct VectorRotation {
+pub(crate) struct VectorRotation {
     dim: usize,
     matrix: Vec<f32>,
 }
@@ -52,13 +52,8 @@ impl VectorRotation {
         }
     }
 
-    /// Dimension.
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
     /// `Q·v`. `v` must have [`Self::dim`] values (checked when the embedder is opened).
-    pub fn apply(&self, v: &[f32]) -> Vec<f32> {
+    pub(crate) fn apply(&self, v: &[f32]) -> Vec<f32> {
         debug_assert_eq!(v.len(), self.dim);
         self.matrix
             .chunks_exact(self.dim)

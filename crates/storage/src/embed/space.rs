@@ -13,7 +13,7 @@ const QUERY_CACHE: usize = 512;
 
 /// Embeds documents and queries into the store's protected vector space.
 #[derive(Debug)]
-pub struct DenseSpace {
+pub(crate) struct DenseSpace {
     embedder: Arc<dyn Embedder>,
     rotation: VectorRotation,
     slot: String,
@@ -22,7 +22,7 @@ pub struct DenseSpace {
 
 impl DenseSpace {
     /// The space of `embedder` under the vector-protection key.
-    pub fn new(embedder: Arc<dyn Embedder>, protection_key: &[u8; 32]) -> Self {
+    pub(crate) fn new(embedder: Arc<dyn Embedder>, protection_key: &[u8; 32]) -> Self {
         let rotation = VectorRotation::new(protection_key, embedder.dim());
         DenseSpace {
             slot: slot_name(embedder.model_id()),
@@ -33,33 +33,28 @@ impl DenseSpace {
     }
 
     /// The model's id.
-    pub fn model_id(&self) -> &str {
+    pub(crate) fn model_id(&self) -> &str {
         self.embedder.model_id()
     }
 
     /// The vector slot holding this model's vectors.
-    pub fn slot(&self) -> &str {
+    pub(crate) fn slot(&self) -> &str {
         &self.slot
     }
 
     /// The slot's spec, for `ensure_collection`.
-    pub fn spec(&self) -> DenseSpec {
+    pub(crate) fn spec(&self) -> DenseSpec {
         DenseSpec {
             name: self.slot.clone(),
             dim: self.embedder.dim(),
         }
     }
 
-    /// The embedder.
-    pub fn embedder(&self) -> &Arc<dyn Embedder> {
-        &self.embedder
-    }
-
     /// Rotated vectors of documents, in order.
     ///
     /// # Errors
     /// The embedder's errors.
-    pub async fn documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    pub(crate) async fn documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let vectors = self.embedder.embed(texts).await?;
         Ok(vectors.iter().map(|v| self.rotation.apply(v)).collect())
     }
@@ -68,7 +63,7 @@ impl DenseSpace {
     ///
     /// # Errors
     /// The embedder's errors.
-    pub async fn query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+    pub(crate) async fn query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         if let Some(hit) = self.cache.get(text) {
             return Ok(hit);
         }

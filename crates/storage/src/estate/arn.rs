@@ -6,11 +6,11 @@
 use serde::Serialize;
 
 /// Partitions this parser accepts.
-pub const PARTITIONS: [&str; 5] = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"];
+pub(crate) const PARTITIONS: [&str; 5] = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"];
 
 /// A parsed ARN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Arn {
+pub(crate) struct Arn {
     /// `aws`, `aws-cn`, `aws-us-gov`, ...
     pub partition: String,
     /// Service namespace (`ec2`, `s3`, `iam`, ...).
@@ -28,7 +28,7 @@ pub struct Arn {
 /// Why a string is not an ARN.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{arn}` is not an ARN: {reason}")]
-pub struct ArnError {
+pub(crate) struct ArnError {
     /// The input (ARNs are identifiers, not secrets, but callers keep them out of logs).
     pub arn: String,
     /// What is wrong.
@@ -40,7 +40,7 @@ impl Arn {
     ///
     /// # Errors
     /// [`ArnError`] naming what is missing or malformed.
-    pub fn parse(text: &str) -> Result<Self, ArnError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, ArnError> {
         let fail = |reason| ArnError {
             arn: text.to_string(),
             reason,
@@ -81,12 +81,12 @@ impl Arn {
 
     /// The ARN of resource `kind`/`id` in `service` (inverse of [`Arn::parse`] for the forms the
     /// importers build), e.g. an EC2 instance: `arn:aws:ec2:us-east-1:123456789012:instance/i-0abc`.
-    pub fn build(partition: &str, service: &str, region: &str, account: &str, resource: &str) -> String {
+    pub(crate) fn build(partition: &str, service: &str, region: &str, account: &str, resource: &str) -> String {
         format!("arn:{partition}:{service}:{region}:{account}:{resource}")
     }
 
     /// The partition of `region` (`cn-*` → aws-cn, `us-gov-*` → aws-us-gov, else aws).
-    pub fn partition_of_region(region: &str) -> &'static str {
+    pub(crate) fn partition_of_region(region: &str) -> &'static str {
         if region.starts_with("cn-") {
             "aws-cn"
         } else if region.starts_with("us-gov-") {

@@ -91,7 +91,7 @@ pub struct ImportIssue {
 
 /// A file read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ParsedFile {
+pub(crate) struct ParsedFile {
     /// Detected format.
     pub format: SourceFormat,
     /// Good resources.
@@ -118,7 +118,7 @@ const PAGE_TOKEN_KEYS: [&str; 6] = [
 /// # Errors
 /// An [`ImportIssue`] at `$` when the text is neither JSON nor JSON Lines, or its shape is
 /// none of the known outputs.
-pub fn parse(text: &str, options: &ImportOptions) -> Result<ParsedFile, ImportIssue> {
+pub(crate) fn parse(text: &str, options: &ImportOptions) -> Result<ParsedFile, ImportIssue> {
     let top = |reason: String| ImportIssue {
         path: "$".into(),
         reason,
@@ -265,7 +265,7 @@ fn s<'a>(o: &'a Value, key: &str) -> Option<&'a str> {
 
 /// Unix ms of the timestamp forms the AWS CLI prints: `2024-01-02T03:04:05Z`,
 /// `…+00:00`, `…​.000+0000`, with or without fractions.
-pub fn parse_aws_time(text: &str) -> Option<i64> {
+pub(crate) fn parse_aws_time(text: &str) -> Option<i64> {
     let t = text.trim();
     let (main, offset_minutes) = if let Some(stripped) = t.strip_suffix('Z') {
         (stripped, 0)
@@ -561,16 +561,8 @@ fn snake(key: &str) -> String {
     out
 }
 
-/// The sync scope of a complete listing, or why the file cannot drive a sync.
-///
-/// # Errors
-/// A reason naming the format, the missing `--region`/`--account-id`, or mixed accounts.
-pub fn sync_scope(parsed: &ParsedFile, options: &ImportOptions) -> Result<SyncScope, String> {
-    sync_scope_of(&[parsed], options)
-}
-
 /// Why output of `format` can never drive a sync (`None` for complete listings).
-pub fn incomplete_listing(format: SourceFormat) -> Option<String> {
+pub(crate) fn incomplete_listing(format: SourceFormat) -> Option<String> {
     format.complete_listing().is_none().then(|| {
         format!(
             "--sync needs a complete listing; {} output omits untagged or unindexed resources, so resources missing from it may still exist (import it without --sync)",
@@ -585,7 +577,7 @@ pub fn incomplete_listing(format: SourceFormat) -> Option<String> {
 ///
 /// # Errors
 /// As [`sync_scope`]; also pages of different formats, or only pages that say more follow.
-pub fn sync_scope_of(pages: &[&ParsedFile], options: &ImportOptions) -> Result<SyncScope, String> {
+pub(crate) fn sync_scope_of(pages: &[&ParsedFile], options: &ImportOptions) -> Result<SyncScope, String> {
     let Some(first) = pages.first() else {
         return Err("no listing given".into());
     };
@@ -642,6 +634,10 @@ pub fn sync_scope_of(pages: &[&ParsedFile], options: &ImportOptions) -> Result<S
         resource_types: Some(vec![resource_type.to_string()]),
     })
 }
+
+#[cfg(test)]
+#[path = "import_tests.rs"]
+mod fixture_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,12 @@
 //! The AWS estate: the resource model, ARN parsing, the search query language and the
 //! resource store with sync, search and stats, and the AWS CLI importers.
 
-pub mod arn;
+pub(crate) mod arn;
 mod files;
-pub mod import;
+pub(crate) mod import;
 mod intent;
-pub mod model;
-pub mod query;
+pub(crate) mod model;
+pub(crate) mod query;
 mod regions;
 pub(crate) mod schema;
 mod search;
@@ -21,6 +21,4 @@ pub use storage::{
     LAST_SYNCED_RESOLUTION_MS, TOMBSTONE_RETENTION_MS,
 };
 
-pub use arn::{Arn, ArnError};
 pub use model::{AWSResource, IAMPermissions, ResourceConstraints, UserContext, GLOBAL_REGION};
-pub use query::{Clause, EstateQuery, Field, Pattern, QueryError, TagPattern, Test};

@@ -17,7 +17,7 @@ use serde::Serialize;
 /// A filterable field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Field {
+pub(crate) enum Field {
     /// `region:`
     Region,
     /// `service:`
@@ -46,7 +46,7 @@ impl Field {
 /// One value of a filter: exact, or a prefix (`us-*`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Pattern {
+pub(crate) enum Pattern {
     /// Equal to.
     Exact(String),
     /// Starts with.
@@ -60,20 +60,12 @@ impl Pattern {
             None => Pattern::Exact(text.to_string()),
         }
     }
-
-    /// Whether `value` matches.
-    pub fn matches(&self, value: &str) -> bool {
-        match self {
-            Pattern::Exact(v) => v == value,
-            Pattern::Prefix(p) => value.starts_with(p.as_str()),
-        }
-    }
 }
 
 /// One alternative of a `tag:` filter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TagPattern {
+pub(crate) enum TagPattern {
     /// `tag:KEY=VALUE` (VALUE may be a prefix).
     KeyValue(String, Pattern),
     /// `tag:KEY`: the key is present.
@@ -85,7 +77,7 @@ pub enum TagPattern {
 /// What a clause tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Test {
+pub(crate) enum Test {
     /// A field equals (or starts with) one of the patterns.
     Field(Field, Vec<Pattern>),
     /// One of the tag patterns holds.
@@ -94,7 +86,7 @@ pub enum Test {
 
 /// One filter of the query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Clause {
+pub(crate) struct Clause {
     /// Written with a leading `-`.
     pub negated: bool,
     /// The test.
@@ -103,7 +95,7 @@ pub struct Clause {
 
 /// A parsed query.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct EstateQuery {
+pub(crate) struct EstateQuery {
     /// Filters, all of which must hold.
     pub clauses: Vec<Clause>,
     /// Free text (words and phrases, in order) for hybrid search; empty for filter-only.
@@ -113,7 +105,7 @@ pub struct EstateQuery {
 /// A malformed query, pointing at the bad token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad query at character {position} (`{token}`): {reason}")]
-pub struct QueryError {
+pub(crate) struct QueryError {
     /// Character offset of the token in the query.
     pub position: usize,
     /// The token.
@@ -127,7 +119,7 @@ impl EstateQuery {
     ///
     /// # Errors
     /// [`QueryError`] for an unknown filter, an empty value, an unclosed quote or a bad tag test.
-    pub fn parse(query: &str) -> Result<Self, QueryError> {
+    pub(crate) fn parse(query: &str) -> Result<Self, QueryError> {
         let mut out = EstateQuery::default();
         let mut words: Vec<String> = Vec::new();
         for (position, token, quoted) in tokens(query)? {

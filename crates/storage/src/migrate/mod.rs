@@ -1,3 +1,3 @@
 //! Imports from earlier storage formats.
 
-pub mod node;
+pub(crate) mod node;

@@ -49,18 +49,42 @@ pub struct NodeImportReport {
     pub messages: u64,
 }
 
-/// Import every `contexts/*.json` under `chat_data_dir` (or `chat_data_dir` itself when it
-/// is the `contexts` folder). `user` overrides the user id taken from file names.
-///
-/// # Errors
-/// [`StorageError::Io`] when the folder cannot be listed; store errors abort the run (files
-/// done so far stay imported, the rest are imported by the next run).
-pub async fn import_dir(
+impl ChatStorage {
+    /// Import the old Node.js module's chats: every `contexts/*.json` under `chat_data_dir`
+    /// (or `chat_data_dir` itself when it is the `contexts` folder). `user` overrides the user
+    /// id taken from file names. Progress: [`Phase::ImportFiles`]. Imported messages are
+    /// found by keyword search at once and embedded in the background afterwards.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] when `chat_data_dir` is not a folder;
+    /// [`StorageError::Io`] when it cannot be listed; store errors abort the run (files done
+    /// so far stay imported, the rest are imported by the next run).
+    #[doc(alias = "import_node")]
+    pub async fn import_node_dir(
+        &self,
+        chat_data_dir: &Path,
+        user: Option<&str>,
+        progress: ProgressFn<'_>,
+    ) -> Result<NodeImportReport> {
+        import_dir(self, chat_data_dir, user, progress).await
+    }
+}
+
+async fn import_dir(
     chat: &ChatStorage,
     chat_data_dir: &Path,
     user: Option<&str>,
     progress: ProgressFn<'_>,
 ) -> Result<NodeImportReport> {
+    if !chat_data_dir.is_dir() {
+        return Err(StorageError::InvalidInput {
+            field: "chat_data_dir",
+            reason: format!(
+                "{} is not a folder (give the Node.js module's chat-data folder)",
+                chat_data_dir.display()
+            ),
+        });
+    }
     let progress = |done: u64, total: u64| report(progress, Phase::ImportFiles, done, total);
     let contexts = if chat_data_dir.join("contexts").is_dir() {
         chat_data_dir.join("contexts")

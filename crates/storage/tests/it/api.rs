@@ -1,9 +1,9 @@
 //! The public API at an IPC boundary: requests deserialise from JSON with omitted fields,
 //! errors serialise to `{ kind, message }`.
 
-use cloudops_storage_service::backup::RestoreTarget;
-use cloudops_storage_service::chat::{ArchivedFilter, ContextOptions, HistoryRange, SearchMode, SearchOptions};
-use cloudops_storage_service::estate::{ResourceFilter, StatsBy};
+use cloudops_storage_service::RestoreTarget;
+use cloudops_storage_service::{ArchivedFilter, ContextOptions, HistoryRange, SearchMode, SearchOptions};
+use cloudops_storage_service::{ResourceFilter, StatsBy};
 use serde_json::json;
 
 use crate::common::TestStore;
@@ -62,8 +62,8 @@ async fn a_library_error_serialises_as_kind_and_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_service_serves_two_tasks_and_refuses_every_call_after_shutdown() {
-    use cloudops_storage_service::chat::{NewMessage, Role};
     use cloudops_storage_service::ErrorKind;
+    use cloudops_storage_service::{NewMessage, Role};
     use std::sync::Arc;
 
     let t = TestStore::new();

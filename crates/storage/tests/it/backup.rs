@@ -4,29 +4,25 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cloudops_storage_service::backup::{self, RestoreTarget};
-use cloudops_storage_service::chat::{Conversation, ConversationUpdate, HistoryRange, Message, NewMessage, Role};
-use cloudops_storage_service::{progress, ErrorKind, Phase, StorageService};
+use cloudops_storage_service::{no_progress, ErrorKind, Phase, StorageService};
+use cloudops_storage_service::{
+    BackupError, RestoreOptions, RestoreReport, RestoreTarget, StorageConfig, StorageError,
+};
+use cloudops_storage_service::{Conversation, ConversationUpdate, HistoryRange, Message, NewMessage, Role};
 use serde_json::json;
 
-use crate::common::{files_containing, TestStore};
+use crate::common::{files_containing, now_ms, TestStore};
 
 /// Restore `target` from the local folder.
-async fn restore(
-    config: &cloudops_storage_service::StorageConfig,
-    target: RestoreTarget,
-) -> Result<backup::RestoreReport, backup::BackupError> {
-    let options = backup::RestoreOptions { target, from_s3: false };
-    backup::restore(config, &options, &cloudops_storage_service::progress::ignore).await
+async fn restore(config: &StorageConfig, target: RestoreTarget) -> Result<RestoreReport, StorageError> {
+    let options = RestoreOptions { target, from_s3: false };
+    StorageService::restore_backup(config, &options, &no_progress).await
 }
 
 /// Restore `target` from the S3 target.
-async fn restore_s3(
-    config: &cloudops_storage_service::StorageConfig,
-    target: RestoreTarget,
-) -> Result<backup::RestoreReport, backup::BackupError> {
-    let options = backup::RestoreOptions { target, from_s3: true };
-    backup::restore(config, &options, &cloudops_storage_service::progress::ignore).await
+async fn restore_s3(config: &StorageConfig, target: RestoreTarget) -> Result<RestoreReport, StorageError> {
+    let options = RestoreOptions { target, from_s3: true };
+    StorageService::restore_backup(config, &options, &no_progress).await
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -114,8 +110,8 @@ async fn round_trip_restores_exactly_the_backed_up_state() {
             ]
         );
         // Upload without a target is refused before any work.
-        let err = s.backup.backup_now(true, &progress::ignore).await.unwrap_err();
-        assert!(matches!(err, backup::BackupError::NoRemote), "{err}");
+        let err = s.backup.backup_now(true, &no_progress).await.unwrap_err();
+        assert!(matches!(err, BackupError::NoRemote), "{err}");
         assert_eq!(s.backup.list().unwrap().len(), 1);
         assert_eq!(m.points(), 303);
         assert!(m.writer_pause_ms > 0.0);
@@ -134,19 +130,16 @@ async fn round_trip_restores_exactly_the_backed_up_state() {
         assert_ne!(state(&s, "alice").await, before);
         // Restore refuses while the store is open here.
         let err = restore(s.config(), RestoreTarget::Latest).await.unwrap_err();
-        assert_eq!(
-            cloudops_storage_service::StorageError::from(err).kind(),
-            ErrorKind::Locked
-        );
+        assert_eq!(err.kind(), ErrorKind::Locked);
         s.shutdown().await.unwrap();
         (m.name, before)
     };
     let seen = std::sync::Mutex::new(Vec::new());
-    let options = backup::RestoreOptions {
+    let options = RestoreOptions {
         target: RestoreTarget::Named(name),
         from_s3: false,
     };
-    let report = backup::restore(&t.config(), &options, &|p| seen.lock().unwrap().push(p.phase))
+    let report = StorageService::restore_backup(&t.config(), &options, &|p| seen.lock().unwrap().push(p.phase))
         .await
         .unwrap();
     assert_eq!(
@@ -176,7 +169,7 @@ async fn round_trip_restores_exactly_the_backed_up_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_at_a_time_picks_the_backup_taken_before_it() {
     let t = TestStore::new();
-    let now = cloudops_storage_service::now_ms();
+    let now = now_ms();
     let ctx;
     let (first, second);
     {
@@ -295,9 +288,7 @@ async fn damaged_archives_and_wrong_keys_leave_live_data_untouched() {
         if forge {
             set_manifest_sha(&archive);
         }
-        let err = cloudops_storage_service::StorageError::from(
-            restore(&t.config(), RestoreTarget::Latest).await.unwrap_err(),
-        );
+        let err = restore(&t.config(), RestoreTarget::Latest).await.unwrap_err();
         assert_eq!(err.kind(), kind, "{what}: {err}");
         assert!(err.to_string().contains(words), "{what}: {err}");
         let s = t.open().await;
@@ -316,8 +307,7 @@ async fn damaged_archives_and_wrong_keys_leave_live_data_untouched() {
     let n = m["collections"][1]["points"].as_u64().unwrap();
     m["collections"][1]["points"] = json!(n + 1);
     std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
-    let err =
-        cloudops_storage_service::StorageError::from(restore(&t.config(), RestoreTarget::Latest).await.unwrap_err());
+    let err = restore(&t.config(), RestoreTarget::Latest).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::CorruptBackup, "{err}");
     assert!(err.to_string().contains("the manifest says"), "{err}");
     std::fs::write(&manifest, &good_manifest).unwrap();
@@ -330,8 +320,7 @@ async fn damaged_archives_and_wrong_keys_leave_live_data_untouched() {
 
     let key = std::fs::read(t.key_file()).unwrap();
     std::fs::write(t.key_file(), base64_key(7)).unwrap();
-    let err =
-        cloudops_storage_service::StorageError::from(restore(&t.config(), RestoreTarget::Latest).await.unwrap_err());
+    let err = restore(&t.config(), RestoreTarget::Latest).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WrongKey);
     std::fs::write(t.key_file(), key).unwrap();
 
@@ -415,7 +404,7 @@ fn s3_env() -> Option<(String, String)> {
 
 fn with_s3(t: &TestStore, endpoint: &str, bucket: &str) -> cloudops_storage_service::StorageConfig {
     let mut config = t.config();
-    let mut s3 = backup::S3Config::new(bucket);
+    let mut s3 = cloudops_storage_service::S3Config::new(bucket);
     s3.endpoint = Some(endpoint.to_string());
     s3.region = Some("garage".into());
     s3.prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
@@ -493,8 +482,7 @@ async fn missing_remote_object_leaves_live_data_untouched() {
         "the manifest is still listed"
     );
     s.shutdown().await.unwrap();
-    let err =
-        cloudops_storage_service::StorageError::from(restore_s3(&config, RestoreTarget::Latest).await.unwrap_err());
+    let err = restore_s3(&config, RestoreTarget::Latest).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Backup);
     assert!(
         err.to_string().contains("download") && err.to_string().contains(&m.name),
@@ -524,7 +512,7 @@ async fn scheduler_retries_a_failing_target_until_it_recovers_then_skips_when_un
         .unwrap();
     s.start_auto_backup_every(std::time::Duration::from_millis(300)).await;
 
-    let wait_for = |what: &'static str, check: &dyn Fn(&backup::BackupStatus) -> bool| {
+    let wait_for = |what: &'static str, check: &dyn Fn(&cloudops_storage_service::BackupStatus) -> bool| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let status = s.backup.status();
@@ -585,11 +573,11 @@ async fn scheduler_retries_a_failing_target_until_it_recovers_then_skips_when_un
 async fn restore_into_a_data_dir_without_a_store_is_a_clear_error_and_creates_nothing() {
     let t = TestStore::new();
     let err = restore(&t.config(), RestoreTarget::Latest).await.unwrap_err();
-    assert!(matches!(err, backup::BackupError::NotInitialized { .. }), "{err}");
-    assert!(err.to_string().contains("init"), "{err}");
-    assert_eq!(
-        cloudops_storage_service::StorageError::from(err).kind(),
-        ErrorKind::NotInitialized
+    assert!(
+        matches!(err, StorageError::Backup(BackupError::NotInitialized { .. })),
+        "{err}"
     );
+    assert!(err.to_string().contains("init"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::NotInitialized);
     assert!(!t.data_dir().exists(), "restore created the data dir");
 }

@@ -1,6 +1,6 @@
 //! Chat storage behaviour: persistence, ordering, pagination, concurrency, deletes, limits.
 
-use cloudops_storage_service::chat::{ConversationStatus, ConversationUpdate, HistoryRange, NewMessage, Role};
+use cloudops_storage_service::{ConversationStatus, ConversationUpdate, HistoryRange, NewMessage, Role};
 use cloudops_storage_service::{ErrorKind, StorageError};
 use serde_json::json;
 
@@ -61,7 +61,7 @@ async fn history_ordering_and_pagination() {
     for i in 0..25 {
         s.chat.append(&ctx, user(&format!("m{i}"))).await.unwrap();
     }
-    let idx = |ms: Vec<cloudops_storage_service::chat::Message>| ms.iter().map(|m| m.message_index).collect::<Vec<_>>();
+    let idx = |ms: Vec<cloudops_storage_service::Message>| ms.iter().map(|m| m.message_index).collect::<Vec<_>>();
     assert_eq!(
         idx(s.chat.get_history(&ctx, HistoryRange::Last(5)).await.unwrap()),
         vec![20, 21, 22, 23, 24]

@@ -75,7 +75,7 @@ pub(crate) fn file_count(dir: &Path) -> usize {
 pub(crate) fn test_model_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("CLOUDOPS_TEST_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(cloudops_storage_service::config::default_model_dir);
+        .unwrap_or_else(cloudops_storage_service::default_model_dir);
     if dir.join("model.safetensors").is_file() {
         return Some(dir);
     }
@@ -96,8 +96,16 @@ impl TestStore {
     /// A config using the real test model for embeddings.
     pub(crate) fn config_with_model(&self, model_dir: &Path) -> StorageConfig {
         let mut config = self.config();
-        config.embedding.provider = cloudops_storage_service::config::EmbeddingProvider::Bert;
+        config.embedding.provider = cloudops_storage_service::EmbeddingProvider::Bert;
         config.embedding.model_dir = Some(model_dir.to_path_buf());
         config
     }
+}
+
+/// Now, in unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since.as_millis()).expect("ms fit in i64")
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use cloudops_storage_service::estate::{AWSResource, IAMPermissions, ResourceFilter, StatsBy, SyncScope, UserContext};
+use cloudops_storage_service::{AWSResource, IAMPermissions, ResourceFilter, StatsBy, SyncScope, UserContext};
 use cloudops_storage_service::{ErrorKind, StorageService};
 
 use crate::common::{files_containing, test_model_dir, TestStore};

@@ -7,9 +7,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use cloudops_storage_service::chat::SearchMode;
-use cloudops_storage_service::estate::{AWSResource, ResourceFilter};
+use cloudops_storage_service::SearchMode;
 use cloudops_storage_service::StorageService;
+use cloudops_storage_service::{AWSResource, ResourceFilter};
 use serde_json::Value;
 
 use crate::common::{test_model_dir, TestStore};
@@ -177,7 +177,7 @@ async fn estate_hybrid_search_is_at_least_as_good_as_the_better_single_mode() {
 /// no database of another environment above any production resource.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_users_estate_ranks_production_databases_first() {
-    use cloudops_storage_service::estate::import::ImportOptions;
+    use cloudops_storage_service::ImportOptions;
     use std::path::PathBuf;
     let Some(model) = test_model_dir() else { return };
     let t = TestStore::new();
@@ -204,7 +204,7 @@ async fn a_new_users_estate_ranks_production_databases_first() {
     });
     let report = s
         .estate
-        .import_files(&files, &options, &cloudops_storage_service::progress::ignore)
+        .import_files(&files, &options, &cloudops_storage_service::no_progress)
         .await
         .unwrap();
     assert_eq!(report.failed(), 0, "{report:?}");

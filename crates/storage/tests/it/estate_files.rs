@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use cloudops_storage_service::estate::import::ImportOptions;
-use cloudops_storage_service::estate::ResourceFilter;
-use cloudops_storage_service::{progress, Phase, Progress};
+use cloudops_storage_service::ImportOptions;
+use cloudops_storage_service::ResourceFilter;
+use cloudops_storage_service::{no_progress, Phase, Progress};
 use serde_json::json;
 
 use crate::common::TestStore;
@@ -92,7 +92,7 @@ async fn without_sync_each_file_is_reported_and_good_records_are_kept() {
     // Importing again adds nothing.
     let again = s
         .estate
-        .import_files(&[good], &ImportOptions::default(), &progress::ignore)
+        .import_files(&[good], &ImportOptions::default(), &no_progress)
         .await
         .unwrap();
     assert_eq!((again.files[0].added, again.files[0].unchanged), (0, 2));
@@ -113,7 +113,7 @@ async fn a_sync_takes_every_page_and_one_bad_file_refuses_it_all() {
     // A page that says more follow cannot be a listing on its own.
     let alone = s
         .estate
-        .import_files(std::slice::from_ref(&first), &sync, &progress::ignore)
+        .import_files(std::slice::from_ref(&first), &sync, &no_progress)
         .await
         .unwrap();
     assert_eq!(alone.failed(), 1);
@@ -146,7 +146,7 @@ async fn a_sync_takes_every_page_and_one_bad_file_refuses_it_all() {
     );
     let refused = s
         .estate
-        .import_files(&[only_b.clone(), broken], &sync, &progress::ignore)
+        .import_files(&[only_b.clone(), broken], &sync, &no_progress)
         .await
         .unwrap();
     assert_eq!(refused.failed(), 2, "{refused:?}");
@@ -164,7 +164,7 @@ async fn a_sync_takes_every_page_and_one_bad_file_refuses_it_all() {
         "{}/tests/fixtures/aws/tagging-get-resources.json",
         env!("CARGO_MANIFEST_DIR")
     ));
-    let incomplete = s.estate.import_files(&[tags], &sync, &progress::ignore).await.unwrap();
+    let incomplete = s.estate.import_files(&[tags], &sync, &no_progress).await.unwrap();
     assert!(incomplete.files[0]
         .error
         .as_deref()
@@ -172,11 +172,7 @@ async fn a_sync_takes_every_page_and_one_bad_file_refuses_it_all() {
         .contains("complete listing"));
 
     // The next listing lacks i-0a: tombstoned.
-    let next = s
-        .estate
-        .import_files(&[only_b], &sync, &progress::ignore)
-        .await
-        .unwrap();
+    let next = s.estate.import_files(&[only_b], &sync, &no_progress).await.unwrap();
     assert_eq!(
         (next.syncs[0].report.tombstoned, next.syncs[0].report.unchanged),
         (1, 1)

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use cloudops_storage_service::chat::{NewMessage, Role, SearchMode, SearchOptions};
 use cloudops_storage_service::StorageService;
+use cloudops_storage_service::{NewMessage, Role, SearchMode, SearchOptions};
 use serde_json::Value;
 
 use crate::common::{test_model_dir, TestStore};

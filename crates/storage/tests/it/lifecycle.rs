@@ -3,8 +3,8 @@
 use std::io::BufRead as _;
 use std::process::{Command, Stdio};
 
-use cloudops_storage_service::chat::{HistoryRange, NewMessage, Role};
 use cloudops_storage_service::{ErrorKind, StorageConfig, StorageService};
+use cloudops_storage_service::{HistoryRange, NewMessage, Role};
 use serde_json::json;
 
 use crate::common::TestStore;

@@ -1,9 +1,8 @@
 //! Import of the Node.js module's chat-data folder.
 
-use cloudops_storage_service::chat::{HistoryRange, Role, SearchMode, SearchOptions};
-use cloudops_storage_service::migrate::node::import_dir;
+use cloudops_storage_service::{HistoryRange, Role, SearchMode, SearchOptions};
 
-use crate::common::TestStore;
+use crate::common::{now_ms, TestStore};
 
 fn node_file(context_id: &str, title: &str, messages: &[(u8, &str)], t: i64) -> String {
     let m: Vec<serde_json::Value> = messages
@@ -75,7 +74,9 @@ async fn node_chat_data_imports_once_in_order_and_skips_bad_files() {
     let src = chat_data(t.dir.path());
     let s = t.open().await;
     let calls = std::sync::Mutex::new(Vec::new());
-    let report = import_dir(&s.chat, &src, None, &|p| calls.lock().unwrap().push((p.done, p.total)))
+    let report = s
+        .chat
+        .import_node_dir(&src, None, &|p| calls.lock().unwrap().push((p.done, p.total)))
         .await
         .unwrap();
     assert_eq!((report.imported, report.skipped, report.messages), (3, 0, 8));
@@ -158,14 +159,14 @@ async fn node_chat_data_imports_once_in_order_and_skips_bad_files() {
         .chat
         .append(
             "ctx_1700000500_b2",
-            cloudops_storage_service::chat::NewMessage::new(Role::User, "thanks"),
+            cloudops_storage_service::NewMessage::new(Role::User, "thanks"),
         )
         .await
         .unwrap();
     assert_eq!(m.message_index, 2);
 
     // A second run adds nothing.
-    let again = import_dir(&s.chat, &src, None, &|_| {}).await.unwrap();
+    let again = s.chat.import_node_dir(&src, None, &|_| {}).await.unwrap();
     assert_eq!((again.imported, again.skipped, again.messages), (0, 3, 0));
     assert_eq!(
         s.chat
@@ -183,7 +184,9 @@ async fn user_override_applies_to_every_file() {
     let t = TestStore::new();
     let src = chat_data(t.dir.path());
     let s = t.open().await;
-    let report = import_dir(&s.chat, &src.join("contexts"), Some("carol"), &|_| {})
+    let report = s
+        .chat
+        .import_node_dir(&src.join("contexts"), Some("carol"), &|_| {})
         .await
         .unwrap();
     // With --user, the broken file still fails; the others (3 + none half-imported) go to carol.
@@ -222,7 +225,7 @@ fn old_module_chat_data(dir: &std::path::Path) -> std::path::PathBuf {
         std::fs::write(raw.join(format!("{full}-raw.json")), r#"{"chunks":["streaming data"]}"#).unwrap();
         full
     };
-    let now = cloudops_storage_service::clock::now_ms() / 1000;
+    let now = now_ms() / 1000;
     file(
         "user-7",
         "1795532942000-k3f9x2m8q1z7a",
@@ -286,7 +289,7 @@ async fn the_old_modules_own_layout_imports_and_feeds_the_prompt_context() {
     let t = TestStore::new();
     let src = old_module_chat_data(t.dir.path());
     let s = t.open().await;
-    let report = import_dir(&s.chat, &src, None, &|_| {}).await.unwrap();
+    let report = s.chat.import_node_dir(&src, None, &|_| {}).await.unwrap();
     assert_eq!(
         (report.imported, report.messages, report.ignored),
         (4, 8, 1),
@@ -331,7 +334,7 @@ async fn the_old_modules_own_layout_imports_and_feeds_the_prompt_context() {
             "user-7",
             "user-7-1795533100000-zzzzzzzzzzzzz",
             "postgres failover",
-            cloudops_storage_service::chat::ContextOptions::default(),
+            cloudops_storage_service::ContextOptions::default(),
         )
         .await
         .unwrap();
@@ -351,7 +354,7 @@ async fn the_old_modules_own_layout_imports_and_feeds_the_prompt_context() {
     assert!(context.render().contains("pg-main"));
 
     // Idempotent in this layout too.
-    let again = import_dir(&s.chat, &src, None, &|_| {}).await.unwrap();
+    let again = s.chat.import_node_dir(&src, None, &|_| {}).await.unwrap();
     assert_eq!((again.imported, again.skipped), (0, 4));
     s.shutdown().await.unwrap();
 }
@@ -392,7 +395,7 @@ async fn search(
     s: &cloudops_storage_service::StorageService,
     mode: SearchMode,
     query: &str,
-) -> cloudops_storage_service::chat::SearchResults {
+) -> cloudops_storage_service::SearchResults {
     let options = SearchOptions {
         mode,
         ..Default::default()
@@ -409,7 +412,7 @@ async fn importing_with_a_model_does_not_wait_for_embeddings() {
     let t = TestStore::new();
     let src = bulk_chat_data(t.dir.path(), 30, 20);
     let s = StorageService::open(t.config_with_model(&model)).await.unwrap();
-    let report = import_dir(&s.chat, &src, None, &|_| {}).await.unwrap();
+    let report = s.chat.import_node_dir(&src, None, &|_| {}).await.unwrap();
     assert_eq!((report.imported, report.messages), (30, 600));
     // The import held the indexer: (almost) everything still waits for a vector.
     let pending = s.chat.pending_embeddings().await.unwrap();

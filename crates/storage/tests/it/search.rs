@@ -4,19 +4,18 @@
 
 use std::sync::Arc;
 
-use cloudops_storage_service::bench_search::SyntheticEmbedder;
-use cloudops_storage_service::chat::{
+use cloudops_storage_service::store::{EmbeddedStore, VectorData, VectorStore};
+use cloudops_storage_service::{
     ArchivedFilter, ContextOptions, ConversationStatus, ConversationUpdate, ImportedConversation, NewMessage, Role,
     SearchMode, SearchOptions,
 };
-use cloudops_storage_service::embed::{BertEmbedder, Embedder, HttpEmbedder};
-use cloudops_storage_service::store::{EmbeddedStore, VectorData, VectorStore};
+use cloudops_storage_service::{BertEmbedder, Embedder, HttpEmbedder};
 use cloudops_storage_service::{ErrorKind, StorageService};
 use serde_json::{json, Value};
 
 use cloudops_storage_service::Phase;
 
-use crate::common::{test_model_dir, TestStore};
+use crate::common::{now_ms, test_model_dir, TestStore};
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -167,7 +166,7 @@ async fn keyword_search_finds_identifiers_and_never_crosses_users() {
         "\"Restarted.\" is the assistant's"
     );
     let future = SearchOptions {
-        since: Some(cloudops_storage_service::now_ms() + 60_000),
+        since: Some(now_ms() + 60_000),
         ..opts(SearchMode::Keyword)
     };
     assert!(s
@@ -386,11 +385,38 @@ async fn shutdown_drains_the_queue_so_the_next_process_finds_the_message() {
     s.shutdown().await.unwrap();
 }
 
+/// A stand-in for "another model" (not the configured one): 384-d vectors from a hash of the
+/// text, so the store holds vectors of a model id MiniLM does not have.
+#[derive(Debug)]
+struct OtherModel;
+
+#[async_trait::async_trait]
+impl cloudops_storage_service::Embedder for OtherModel {
+    fn model_id(&self) -> &str {
+        "test/other-model"
+    }
+
+    fn dim(&self) -> usize {
+        384
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, cloudops_storage_service::EmbedError> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = vec![0.0f32; 384];
+                v[t.bytes().map(usize::from).sum::<usize>() % 384] = 1.0;
+                v
+            })
+            .collect())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_model_is_refused_until_reindex() {
     let Some(model) = test_model_dir() else { return };
     let t = TestStore::new();
-    let s = StorageService::open_with_embedder(t.config(), Some(Arc::new(SyntheticEmbedder::new(384))))
+    let s = StorageService::open_with_embedder(t.config(), Some(Arc::new(OtherModel)))
         .await
         .unwrap();
     let ctx = conversation(
@@ -409,7 +435,7 @@ async fn another_model_is_refused_until_reindex() {
     let err = StorageService::open(t.config_with_model(&model)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::EmbedderMismatch);
     assert!(err.to_string().contains("cloudops-storage reindex"), "{err}");
-    assert!(err.to_string().contains("synthetic/benchmark"), "{err}");
+    assert!(err.to_string().contains("test/other-model"), "{err}");
 
     let s = StorageService::open_for_reindex(t.config_with_model(&model))
         .await
@@ -417,7 +443,7 @@ async fn another_model_is_refused_until_reindex() {
     let seen = std::sync::Mutex::new(Vec::new());
     let report = s.reindex(&|p| seen.lock().unwrap().push(p)).await.unwrap();
     assert_eq!(report.embedded, 2);
-    assert_eq!(report.previous.unwrap().model_id, "synthetic/benchmark");
+    assert_eq!(report.previous.unwrap().model_id, "test/other-model");
     let seen = seen.into_inner().unwrap();
     let last = seen.last().unwrap();
     assert_eq!((last.phase, last.done, last.total), (Phase::EmbedMessages, 2, 2));
@@ -534,7 +560,7 @@ async fn openai_compatible_endpoint_serves_search_and_fails_clearly_when_down() 
     // The whole service on the endpoint.
     let t = TestStore::new();
     let mut config = t.config();
-    config.embedding.provider = cloudops_storage_service::config::EmbeddingProvider::OpenAi;
+    config.embedding.provider = cloudops_storage_service::EmbeddingProvider::OpenAi;
     config.embedding.url = url;
     config.embedding.model = "all-minilm".into();
     let s = StorageService::open(config).await.unwrap();
@@ -610,11 +636,11 @@ async fn prompt_context_picks_relevant_pairs_from_other_conversations() {
     )
     .await;
     // The same exchange a month ago: recency decay ranks it below the fresh one.
-    let old_at = cloudops_storage_service::now_ms() - 30 * 86_400_000;
+    let old_at = now_ms() - 30 * 86_400_000;
     let old = uuid::Uuid::new_v4().to_string();
     s.chat
         .import_conversation(ImportedConversation {
-            conversation: cloudops_storage_service::chat::Conversation {
+            conversation: cloudops_storage_service::Conversation {
                 context_id: old.clone(),
                 user_id: "alice".into(),
                 title: "Old failover".into(),

@@ -3,10 +3,10 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use cloudops_storage_service::chat::{HistoryRange, NewMessage, Role};
-use cloudops_storage_service::config::KeyConfig;
 use cloudops_storage_service::store::{EmbeddedStore, Point, ScrollRequest, VectorStore};
+use cloudops_storage_service::KeyConfig;
 use cloudops_storage_service::{ConfigKey, ErrorKind, KeySourceKind, StorageConfig, StorageService};
+use cloudops_storage_service::{HistoryRange, NewMessage, Role};
 use serde_json::json;
 
 use crate::common::{file_count, files_containing, TestStore};
@@ -55,7 +55,7 @@ async fn no_plaintext_on_disk() {
         s.chat
             .update_conversation(
                 &ctx,
-                cloudops_storage_service::chat::ConversationUpdate {
+                cloudops_storage_service::ConversationUpdate {
                     title: Some(format!("renamed {marker}")),
                     ..Default::default()
                 },

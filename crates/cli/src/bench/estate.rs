@@ -9,16 +9,16 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::bench::Latency;
-use crate::config::{ConfigKey, StorageConfig};
-use crate::embed::{BertEmbedder, Embedder};
-use crate::error::Result;
-use crate::estate::{AWSResource, ResourceFilter, StatsBy};
-use crate::service::StorageService;
+use super::chat::Latency;
+use anyhow::Result;
+use cloudops_storage_service::StorageService;
+use cloudops_storage_service::{AWSResource, ResourceFilter, StatsBy};
+use cloudops_storage_service::{BertEmbedder, Embedder};
+use cloudops_storage_service::{ConfigKey, StorageConfig};
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct EstateBenchOptions {
+pub(crate) struct EstateBenchOptions {
     /// Resources for the keyword-only store.
     pub resources: usize,
     /// Timed queries per operation.
@@ -29,7 +29,7 @@ pub struct EstateBenchOptions {
 
 /// What the estate bench measured.
 #[derive(Debug, Clone, Serialize)]
-pub struct EstateBenchReport {
+pub(crate) struct EstateBenchReport {
     /// Resources stored.
     pub resources: usize,
     /// Keyword-only `bulk_upsert` (batches of 1,000), resources per second.
@@ -108,7 +108,7 @@ fn config(dir: &Path, name: &str) -> Result<StorageConfig> {
 async fn time<F, Fut, T>(samples: usize, mut f: F) -> Result<Latency>
 where
     F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
+    Fut: std::future::Future<Output = cloudops_storage_service::Result<T>>,
 {
     let mut out = Vec::with_capacity(samples);
     for i in 0..samples {
@@ -123,7 +123,7 @@ where
 ///
 /// # Errors
 /// Any storage or embedding error.
-pub async fn run_estate_bench(
+pub(crate) async fn run_estate_bench(
     dir: &Path,
     options: &EstateBenchOptions,
     mut progress: impl FnMut(usize, usize),

@@ -13,16 +13,16 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::bench::Latency;
-use crate::chat::{NewMessage, Role, SearchMode, SearchOptions};
-use crate::config::{ConfigKey, StorageConfig};
-use crate::embed::{BertEmbedder, EmbedError, Embedder};
-use crate::error::Result;
-use crate::service::StorageService;
+use super::chat::Latency;
+use anyhow::Result;
+use cloudops_storage_service::StorageService;
+use cloudops_storage_service::{BertEmbedder, EmbedError, Embedder};
+use cloudops_storage_service::{ConfigKey, StorageConfig};
+use cloudops_storage_service::{NewMessage, Role, SearchMode, SearchOptions};
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct SearchBenchOptions {
+pub(crate) struct SearchBenchOptions {
     /// Messages stored.
     pub messages: usize,
     /// Messages per conversation.
@@ -49,20 +49,18 @@ impl Default for SearchBenchOptions {
 
 /// Speed of the real embedding model.
 #[derive(Debug, Clone, Serialize)]
-pub struct EmbeddingSpeed {
+pub(crate) struct EmbeddingSpeed {
     /// Model id.
     pub model_id: String,
     /// Texts per second embedding 256 chat-length texts in batches of 32.
     pub texts_per_second_batch32: f64,
     /// One short query, not cached.
     pub single_query: Latency,
-    /// One short query served from the query cache.
-    pub cached_query: Latency,
 }
 
 /// What the search bench measured.
 #[derive(Debug, Clone, Serialize)]
-pub struct SearchBenchReport {
+pub(crate) struct SearchBenchReport {
     /// Messages stored.
     pub messages: usize,
     /// Users (each search is scoped to one).
@@ -90,13 +88,13 @@ pub struct SearchBenchReport {
 /// Seeded random unit vectors: a stand-in for a model's output in the latency benchmark
 /// only (named as such; it knows nothing of meaning).
 #[derive(Debug)]
-pub struct SyntheticEmbedder {
+pub(crate) struct SyntheticEmbedder {
     dim: usize,
 }
 
 impl SyntheticEmbedder {
     /// Vectors of `dim` values.
-    pub fn new(dim: usize) -> Self {
+    pub(crate) fn new(dim: usize) -> Self {
         SyntheticEmbedder { dim }
     }
 }
@@ -120,7 +118,7 @@ impl Embedder for SyntheticEmbedder {
                 });
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
                 let mut v: Vec<f32> = (0..self.dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-                crate::embed::normalize(&mut v);
+                normalize(&mut v);
                 v
             })
             .collect())
@@ -137,7 +135,7 @@ struct Vocabulary {
 
 impl Vocabulary {
     fn new() -> Self {
-        let mut words: Vec<String> = crate::bench::WORDS.iter().map(|w| w.to_string()).collect();
+        let mut words: Vec<String> = super::chat::WORDS.iter().map(|w| w.to_string()).collect();
         words.extend((0..20_000).map(|i| format!("term{i}")));
         let mut total = 0.0;
         let cumulative = (1..=words.len())
@@ -176,7 +174,7 @@ const QUERIES: &[&str] = &[
 ///
 /// # Errors
 /// Any storage or embedding error.
-pub async fn run_search_bench(
+pub(crate) async fn run_search_bench(
     dir: &Path,
     options: &SearchBenchOptions,
     mut progress: impl FnMut(&str, usize, usize),
@@ -317,7 +315,7 @@ async fn embedding_speed(bert: &Arc<BertEmbedder>) -> Result<EmbeddingSpeed> {
         .map(|_| {
             let words = rng.gen_range(8..40);
             (0..words)
-                .map(|_| crate::bench::WORDS[rng.gen_range(0..crate::bench::WORDS.len())])
+                .map(|_| super::chat::WORDS[rng.gen_range(0..super::chat::WORDS.len())])
                 .collect::<Vec<_>>()
                 .join(" ")
         })
@@ -333,18 +331,17 @@ async fn embedding_speed(bert: &Arc<BertEmbedder>) -> Result<EmbeddingSpeed> {
         bert.embed(&[q]).await?;
         single.push(t.elapsed());
     }
-    let space = crate::embed::DenseSpace::new(bert.clone(), &[0; 32]);
-    space.query("why is my production database slow").await?;
-    let mut cached = Vec::new();
-    for _ in 0..200 {
-        let t = Instant::now();
-        space.query("why is my production database slow").await?;
-        cached.push(t.elapsed());
-    }
     Ok(EmbeddingSpeed {
         model_id: bert.model_id().to_string(),
         texts_per_second_batch32,
         single_query: Latency::from_samples(single),
-        cached_query: Latency::from_samples(cached),
     })
+}
+
+/// Scale `v` to unit length (zero vectors stay zero).
+fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
 }

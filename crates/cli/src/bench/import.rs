@@ -11,15 +11,14 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::bench::{keyword_only_config, memory, WORDS};
-use crate::config::EmbeddingProvider;
-use crate::error::{Result, StorageError};
-use crate::migrate::node::import_dir;
-use crate::service::StorageService;
+use super::chat::{keyword_only_config, memory, WORDS};
+use anyhow::{Context as _, Result};
+use cloudops_storage_service::EmbeddingProvider;
+use cloudops_storage_service::StorageService;
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct ImportBenchOptions {
+pub(crate) struct ImportBenchOptions {
     /// Messages in the folder.
     pub messages: usize,
     /// Messages per context file.
@@ -32,7 +31,7 @@ pub struct ImportBenchOptions {
 
 /// What the import workload measured.
 #[derive(Debug, Clone, Serialize)]
-pub struct ImportBenchReport {
+pub(crate) struct ImportBenchReport {
     /// Messages imported.
     pub messages: u64,
     /// Context files imported.
@@ -62,7 +61,7 @@ pub struct ImportBenchReport {
 ///
 /// # Errors
 /// Any storage error, and I/O errors writing the folder.
-pub async fn run_import_bench(
+pub(crate) async fn run_import_bench(
     dir: &Path,
     options: &ImportBenchOptions,
     progress: impl Fn(usize, usize) + Send + Sync,
@@ -76,10 +75,12 @@ pub async fn run_import_bench(
     let service = StorageService::open(config).await?;
     reset_peak_rss();
     let start = Instant::now();
-    let report = import_dir(&service.chat, &dir.join("chat-data"), None, &|p| {
-        progress(p.done as usize, p.total as usize)
-    })
-    .await?;
+    let report = service
+        .chat
+        .import_node_dir(&dir.join("chat-data"), None, &|p| {
+            progress(p.done as usize, p.total as usize)
+        })
+        .await?;
     let import = start.elapsed();
     let import_peak = memory().1;
     let pending_after_import = service.chat.pending_embeddings().await?;
@@ -118,7 +119,7 @@ pub async fn run_import_bench(
 /// (user-extended `context_id`, dashed bare ids, a millisecond `timestamp`); returns how many.
 fn write_chat_data(root: &Path, options: &ImportBenchOptions) -> Result<usize> {
     let contexts = root.join("contexts");
-    std::fs::create_dir_all(&contexts).map_err(|e| StorageError::io("creating", &contexts, e))?;
+    std::fs::create_dir_all(&contexts).with_context(|| format!("creating {}", contexts.display()))?;
     let per_file = options.messages_per_file.max(1);
     let files = options.messages.div_ceil(per_file).max(1);
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
@@ -146,9 +147,9 @@ fn write_chat_data(root: &Path, options: &ImportBenchOptions) -> Result<usize> {
             "final_conversation_context": {"i": bare, "m": messages, "t": start, "l": start + 600},
         });
         let path = contexts.join(format!("{user}-{bare}.json"));
-        let mut out = std::fs::File::create(&path).map_err(|e| StorageError::io("creating", &path, e))?;
+        let mut out = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         out.write_all(body.to_string().as_bytes())
-            .map_err(|e| StorageError::io("writing", &path, e))?;
+            .with_context(|| format!("writing {}", path.display()))?;
         written += n;
     }
     Ok(files)

@@ -9,15 +9,31 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::chat::{HistoryRange, NewMessage, Role};
-use crate::config::{ConfigKey, StorageConfig};
-use crate::disk::dir_size;
-use crate::error::Result;
-use crate::service::StorageService;
+use anyhow::Result;
+use cloudops_storage_service::StorageService;
+use cloudops_storage_service::{ConfigKey, StorageConfig};
+use cloudops_storage_service::{HistoryRange, NewMessage, Role};
+
+/// The engine's folder under the data dir (collections and journal; not keys or backups).
+const ENGINE_DIR: &str = "qdrant";
+
+/// Bytes of the regular files under `dir` (0 when it cannot be read).
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&entry.path()),
+            Ok(t) if t.is_file() => entry.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct ChatBenchOptions {
+pub(crate) struct ChatBenchOptions {
     /// Messages to append in total.
     pub messages: usize,
     /// Messages per conversation (conversations = messages / this).
@@ -27,7 +43,7 @@ pub struct ChatBenchOptions {
     /// Timed samples of each read.
     pub read_samples: usize,
     /// Also time the upload of the backup to this S3 target.
-    pub s3: Option<crate::backup::S3Config>,
+    pub s3: Option<cloudops_storage_service::S3Config>,
 }
 
 impl Default for ChatBenchOptions {
@@ -44,7 +60,7 @@ impl Default for ChatBenchOptions {
 
 /// Latency summary in milliseconds.
 #[derive(Debug, Clone, Serialize)]
-pub struct Latency {
+pub(crate) struct Latency {
     /// Samples taken.
     pub samples: usize,
     /// Median.
@@ -59,7 +75,7 @@ pub struct Latency {
 
 impl Latency {
     /// Summarise raw samples.
-    pub fn from_samples(mut samples: Vec<Duration>) -> Self {
+    pub(crate) fn from_samples(mut samples: Vec<Duration>) -> Self {
         samples.sort_unstable();
         let n = samples.len().max(1);
         let at = |q: f64| {
@@ -80,7 +96,7 @@ impl Latency {
 
 /// What the chat bench measured.
 #[derive(Debug, Clone, Serialize)]
-pub struct ChatBenchReport {
+pub(crate) struct ChatBenchReport {
     /// Messages stored.
     pub messages: usize,
     /// Conversations created.
@@ -138,7 +154,7 @@ pub struct ChatBenchReport {
 ///
 /// # Errors
 /// Any storage error.
-pub async fn run_chat_bench(
+pub(crate) async fn run_chat_bench(
     dir: &Path,
     options: &ChatBenchOptions,
     mut progress: impl FnMut(usize, usize),
@@ -238,15 +254,15 @@ pub async fn run_chat_bench(
     };
     service.shutdown().await?;
     let rss_after_shutdown = memory().0;
-    let store_bytes = dir_size(&dir.join("data").join(crate::store::embedded::QDRANT_DIR));
+    let store_bytes = dir_size(&dir.join("data").join(ENGINE_DIR));
     let t = Instant::now();
-    crate::backup::restore(
+    StorageService::restore_backup(
         &config,
-        &crate::backup::RestoreOptions {
-            target: crate::backup::RestoreTarget::Named(backup.name.clone()),
+        &cloudops_storage_service::RestoreOptions {
+            target: cloudops_storage_service::RestoreTarget::Named(backup.name.clone()),
             from_s3: false,
         },
-        &crate::progress::ignore,
+        &cloudops_storage_service::no_progress,
     )
     .await?;
     let restore_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -298,12 +314,12 @@ pub(crate) fn keyword_only_config(dir: &Path) -> Result<StorageConfig> {
 }
 
 /// (VmRSS, VmHWM) of this process in bytes, from `/proc/self/status`.
-pub fn memory() -> (Option<u64>, Option<u64>) {
+pub(crate) fn memory() -> (Option<u64>, Option<u64>) {
     (status_field("VmRSS:"), status_field("VmHWM:"))
 }
 
 /// (RssAnon, RssFile) of this process in bytes.
-pub fn rss_split() -> (Option<u64>, Option<u64>) {
+pub(crate) fn rss_split() -> (Option<u64>, Option<u64>) {
     (status_field("RssAnon:"), status_field("RssFile:"))
 }
 
