@@ -64,3 +64,8 @@ fi
 
 echo "== cargo test (set-up took $(( $(date +%s) - CLOUDOPS_TEST_STARTED )) s: model, keychain tools, Garage)"
 cargo test --workspace --release "$@"
+
+# The library without its heavy parts (no local model, HTTP embedder or S3): keyword search
+# and local backups must build and pass on their own.
+echo "== cargo test -p cloudops-storage-service --no-default-features"
+cargo test -p cloudops-storage-service --release --no-default-features "$@"

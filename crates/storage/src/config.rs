@@ -8,12 +8,12 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// Default maximum size of one message's content, in bytes (1 MiB).
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
-/// Default environment variable holding a base64 key for the `env` key source.
-pub const DEFAULT_KEY_ENV_VAR: &str = "CLOUDOPS_KEY";
-/// Default environment variable holding the passphrase for the `passphrase` key source.
-pub const DEFAULT_PASSPHRASE_ENV_VAR: &str = "CLOUDOPS_PASSPHRASE";
+use crate::backup::BackupConfig;
+pub use crate::chat::{ChatConfig, DEFAULT_MAX_MESSAGE_BYTES};
+pub use crate::crypto::{default_key_file, KeyConfig, KeySourceKind, DEFAULT_KEY_ENV_VAR, DEFAULT_PASSPHRASE_ENV_VAR};
+pub use crate::embed::{default_model_dir, EmbeddingConfig, EmbeddingProvider};
+pub use crate::store::StoreConfig;
+
 /// Name of the config file looked up inside the data dir.
 pub const CONFIG_FILE_NAME: &str = "config.toml";
 
@@ -60,216 +60,6 @@ pub enum ConfigError {
     },
 }
 
-/// Where the key-encryption key comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeySourceKind {
-    /// The OS keychain (Secret Service, macOS Keychain, Windows Credential Manager).
-    Keychain,
-    /// A passphrase stretched with Argon2id.
-    Passphrase,
-    /// A 0600 key file outside the data dir.
-    File,
-    /// A base64 key in an environment variable (servers and CI).
-    Env,
-}
-
-impl KeySourceKind {
-    /// All key sources, for error messages naming alternatives.
-    pub const ALL: [KeySourceKind; 4] = [
-        KeySourceKind::Keychain,
-        KeySourceKind::Passphrase,
-        KeySourceKind::File,
-        KeySourceKind::Env,
-    ];
-
-    /// The name used in config files and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeySourceKind::Keychain => "keychain",
-            KeySourceKind::Passphrase => "passphrase",
-            KeySourceKind::File => "file",
-            KeySourceKind::Env => "env",
-        }
-    }
-}
-
-impl std::fmt::Display for KeySourceKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for KeySourceKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        KeySourceKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| "expected one of keychain, passphrase, file, env".to_string())
-    }
-}
-
-/// Key management settings (`[keys]`).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KeyConfig {
-    /// Where the key-encryption key comes from. Default: `keychain`.
-    pub source: KeySourceKind,
-    /// Key file for the `file` source. Default: `$XDG_CONFIG_HOME/cloudops-storage/master.key`,
-    /// deliberately outside the data dir so a copied data dir never carries its key.
-    pub file: Option<PathBuf>,
-    /// Environment variable for the `env` source. Default: `CLOUDOPS_KEY`.
-    pub env_var: String,
-    /// Environment variable for the `passphrase` source. Default: `CLOUDOPS_PASSPHRASE`.
-    pub passphrase_env_var: String,
-}
-
-impl std::fmt::Debug for KeyConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Names only: the values behind these variables are secrets and never printed.
-        f.debug_struct("KeyConfig")
-            .field("source", &self.source)
-            .field("file", &self.file)
-            .field("env_var", &self.env_var)
-            .field("passphrase_env_var", &self.passphrase_env_var)
-            .finish()
-    }
-}
-
-impl Default for KeyConfig {
-    fn default() -> Self {
-        KeyConfig {
-            source: KeySourceKind::Keychain,
-            file: None,
-            env_var: DEFAULT_KEY_ENV_VAR.to_string(),
-            passphrase_env_var: DEFAULT_PASSPHRASE_ENV_VAR.to_string(),
-        }
-    }
-}
-
-impl KeyConfig {
-    /// The key file path in effect (configured or default).
-    pub fn key_file(&self) -> PathBuf {
-        self.file.clone().unwrap_or_else(default_key_file)
-    }
-}
-
-/// Chat settings (`[chat]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ChatConfig {
-    /// Largest accepted message content, in bytes. Default: 1 MiB.
-    pub max_message_bytes: usize,
-}
-
-impl Default for ChatConfig {
-    fn default() -> Self {
-        ChatConfig {
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-        }
-    }
-}
-
-/// Which embedder makes dense vectors (`[embedding] provider`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum EmbeddingProvider {
-    /// `bert` when the model folder holds a model, else `none` (the default).
-    #[default]
-    Auto,
-    /// A local sentence-transformers BERT-family model folder.
-    Bert,
-    /// An OpenAI-compatible `/v1/embeddings` endpoint.
-    OpenAi,
-    /// Keyword search only.
-    None,
-}
-
-impl std::str::FromStr for EmbeddingProvider {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(EmbeddingProvider::Auto),
-            "bert" => Ok(EmbeddingProvider::Bert),
-            "openai" => Ok(EmbeddingProvider::OpenAi),
-            "none" => Ok(EmbeddingProvider::None),
-            _ => Err("use auto, bert, openai or none".into()),
-        }
-    }
-}
-
-/// Embedding settings (`[embedding]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EmbeddingConfig {
-    /// Which embedder. Default: auto.
-    pub provider: EmbeddingProvider,
-    /// Model folder for `bert`. Default: `$XDG_CACHE_HOME/cloudops-storage/models/all-MiniLM-L6-v2`
-    /// (where `scripts/fetch-test-model.sh` puts the test model).
-    pub model_dir: Option<PathBuf>,
-    /// Endpoint for `openai`, e.g. `http://localhost:11434/v1`.
-    pub url: String,
-    /// Model name sent to the endpoint.
-    pub model: String,
-    /// Environment variable holding the endpoint's API key (never stored in the file).
-    pub api_key_env: String,
-    /// Vector dimension of the endpoint's model; probed with one request when unset.
-    pub dim: Option<usize>,
-}
-
-impl Default for EmbeddingConfig {
-    fn default() -> Self {
-        EmbeddingConfig {
-            provider: EmbeddingProvider::Auto,
-            model_dir: None,
-            url: "http://localhost:11434/v1".into(),
-            model: "nomic-embed-text".into(),
-            api_key_env: "OPENAI_API_KEY".into(),
-            dim: None,
-        }
-    }
-}
-
-impl EmbeddingConfig {
-    /// The model folder in effect.
-    pub fn model_dir_or_default(&self) -> PathBuf {
-        self.model_dir.clone().unwrap_or_else(default_model_dir)
-    }
-
-    /// The API key from `api_key_env`, if set.
-    pub fn api_key(&self) -> Option<String> {
-        std::env::var(&self.api_key_env).ok().filter(|k| !k.is_empty())
-    }
-}
-
-/// `$CLOUDOPS_MODEL_CACHE` or `$XDG_CACHE_HOME/cloudops-storage/models`, + `all-MiniLM-L6-v2`.
-pub fn default_model_dir() -> PathBuf {
-    let cache = std::env::var_os("CLOUDOPS_MODEL_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("cloudops-storage/models")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cloudops-storage/models")))
-        .unwrap_or_else(|| PathBuf::from("models"));
-    cache.join("all-MiniLM-L6-v2")
-}
-
-/// Store settings (`[store]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// Free space kept on the data dir's file system; writes are refused below it.
-    /// Default: 64 MiB.
-    pub min_free_bytes: u64,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            min_free_bytes: crate::store::DEFAULT_MIN_FREE_BYTES,
-        }
-    }
-}
-
 /// The complete service configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -285,7 +75,7 @@ pub struct StorageConfig {
     /// Embedder selection.
     pub embedding: EmbeddingConfig,
     /// Backup retention.
-    pub backup: crate::backup::BackupConfig,
+    pub backup: BackupConfig,
     /// Create the store when the data dir holds none. Default: true (the app's behaviour);
     /// the CLI turns it off for every command but `init` and `demo`.
     #[serde(skip)]
@@ -300,7 +90,7 @@ impl Default for StorageConfig {
             chat: ChatConfig::default(),
             store: StoreConfig::default(),
             embedding: EmbeddingConfig::default(),
-            backup: crate::backup::BackupConfig::default(),
+            backup: BackupConfig::default(),
             create_if_missing: true,
         }
     }
@@ -561,6 +351,27 @@ impl StorageConfig {
                     "set backup.s3.bucket (CLOUDOPS_BACKUP_S3_BUCKET)",
                 ));
             }
+            if cfg!(not(feature = "s3")) {
+                return Err(invalid(
+                    ConfigKey::S3Bucket,
+                    s3.bucket.clone(),
+                    "this build has no S3 support (the `s3` cargo feature is off)",
+                    "remove [backup.s3], or build with the default features",
+                ));
+            }
+        }
+        let missing = match self.embedding.provider {
+            EmbeddingProvider::Bert if cfg!(not(feature = "bert")) => Some("bert"),
+            EmbeddingProvider::OpenAi if cfg!(not(feature = "http")) => Some("http"),
+            _ => None,
+        };
+        if let Some(feature) = missing {
+            return Err(invalid(
+                ConfigKey::EmbeddingProvider,
+                format!("{:?}", self.embedding.provider).to_lowercase(),
+                &format!("this build has no support for it (the `{feature}` cargo feature is off)"),
+                "use provider = \"none\" or \"auto\", or build with the default features",
+            ));
         }
         if self.keys.source == KeySourceKind::File {
             let file = self.keys.key_file();
@@ -695,26 +506,12 @@ fn absolute(path: &Path) -> std::io::Result<PathBuf> {
     std::path::absolute(path)
 }
 
-fn home_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
 /// `$XDG_DATA_HOME/cloudops-storage`, or `~/.local/share/cloudops-storage`.
 pub fn default_data_dir() -> PathBuf {
     std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| home_dir().join(".local/share"))
+        .unwrap_or_else(|| crate::disk::home_dir().join(".local/share"))
         .join("cloudops-storage")
-}
-
-/// `$XDG_CONFIG_HOME/cloudops-storage/master.key`, or `~/.config/cloudops-storage/master.key`.
-pub fn default_key_file() -> PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home_dir().join(".config"))
-        .join("cloudops-storage/master.key")
 }
 
 #[cfg(test)]

@@ -31,3 +31,10 @@ pub(crate) fn dir_size(path: &Path) -> u64 {
         })
         .sum()
 }
+
+/// `$HOME`, or `.` when it is unset.
+pub(crate) fn home_dir() -> std::path::PathBuf {
+    std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
+}

@@ -45,7 +45,9 @@ mod error;
 mod estate;
 mod fusion;
 mod migrate;
+mod names;
 mod progress;
+mod search_mode;
 mod service;
 #[cfg(not(feature = "backend"))]
 mod store;
@@ -78,9 +80,10 @@ pub use progress::{ignore as no_progress, Phase, Progress, ProgressFn};
 pub use chat::{
     ArchivedFilter, ChatStorage, ContextOptions, ContextPair, Conversation, ConversationHit, ConversationPage,
     ConversationStatus, ConversationUpdate, DeleteReceipt, HistoryRange, ImportOutcome, ImportedConversation, Message,
-    MessageHit, NewMessage, PromptContext, Role, SearchMode, SearchOptions, SearchResults,
+    MessageHit, NewMessage, PromptContext, Role, SearchOptions, SearchResults,
 };
 pub use migrate::node::{FailedFile, NodeImportReport};
+pub use search_mode::SearchMode;
 
 // The AWS estate: resources, filters, search, sync, AWS CLI imports.
 pub use estate::import::{ImportIssue, ImportOptions, SourceFormat};
@@ -97,4 +100,8 @@ pub use backup::{
 };
 
 // Embedding models an application can pass to `StorageService::open_with_embedder`.
-pub use embed::{BertEmbedder, Embedder, EmbeddingRecord, HttpEmbedder};
+#[cfg(feature = "bert")]
+pub use embed::BertEmbedder;
+#[cfg(feature = "http")]
+pub use embed::HttpEmbedder;
+pub use embed::{Embedder, EmbeddingRecord};

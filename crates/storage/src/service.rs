@@ -174,13 +174,13 @@ impl StorageService {
         )
         .await?;
         let backup = BackupManager::new(
-            &config,
+            &backup_site(&config),
             store.clone(),
             unlocked.backup_keys(),
             unlocked.status.store_id,
             Arc::new(crate::clock::now_ms),
         )
-        .await;
+        .await?;
         Ok(StorageService {
             chat,
             estate,
@@ -331,7 +331,7 @@ impl StorageService {
         options: &crate::backup::RestoreOptions,
         progress: crate::progress::ProgressFn<'_>,
     ) -> Result<crate::backup::RestoreReport> {
-        Ok(crate::backup::restore(config, options, progress).await?)
+        Ok(crate::backup::restore(&backup_site(config), options, progress).await?)
     }
 
     /// Compact and index every collection (qdrant-edge's optimizers), then checkpoint.
@@ -443,4 +443,14 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| StorageError::io("creating data dir", dir, e))
+}
+
+/// The parts of `config` backups use.
+fn backup_site(config: &StorageConfig) -> crate::backup::BackupSite<'_> {
+    crate::backup::BackupSite {
+        data_dir: &config.data_dir,
+        keys: &config.keys,
+        backup: &config.backup,
+        min_free_bytes: config.store.min_free_bytes,
+    }
 }

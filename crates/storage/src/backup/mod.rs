@@ -14,7 +14,12 @@
 mod archive;
 mod manifest;
 mod retention;
+#[cfg(feature = "s3")]
 mod s3;
+#[cfg(not(feature = "s3"))]
+#[path = "s3_disabled.rs"]
+mod s3;
+mod s3_config;
 mod scheduler;
 
 use std::path::{Path, PathBuf};
@@ -24,11 +29,12 @@ use serde::Serialize;
 
 pub use manifest::Manifest;
 pub(crate) use manifest::ARCHIVE_FORMAT;
-pub use s3::{S3Config, S3Target};
+pub use s3::S3Target;
+pub use s3_config::S3Config;
 pub(crate) use scheduler::AutoBackup;
 pub use scheduler::BackupStatus;
 
-use crate::config::StorageConfig;
+use crate::crypto::KeyConfig;
 use crate::crypto::{BackupKeys, CryptoError};
 use crate::disk::{dir_size, disk_free_bytes};
 use crate::progress::{self, report, Phase, ProgressFn};
@@ -109,6 +115,12 @@ pub enum BackupError {
         /// The data dir.
         path: String,
     },
+    /// This build lacks a part the configuration asks for.
+    #[error("this build has no {feature} support (build with the `{feature}` cargo feature)")]
+    NotBuiltIn {
+        /// The cargo feature.
+        feature: &'static str,
+    },
     /// Remote backups were asked for but no `[backup.s3]` is configured.
     #[error("no S3 target is configured (set [backup.s3] bucket, endpoint, …)")]
     NoRemote,
@@ -144,6 +156,18 @@ pub enum RestoreTarget {
     At(i64),
     /// By name.
     Named(String),
+}
+
+/// The parts of the configuration backups use (the service passes its own).
+pub(crate) struct BackupSite<'a> {
+    /// The data dir.
+    pub(crate) data_dir: &'a Path,
+    /// Key sources (a restore opens the keys itself).
+    pub(crate) keys: &'a KeyConfig,
+    /// Retention, schedule and the S3 target.
+    pub(crate) backup: &'a BackupConfig,
+    /// Free space kept on the data dir's file system.
+    pub(crate) min_free_bytes: u64,
 }
 
 /// What [`restore`] restores, and from where. JSON: `{"target": "latest", "from_s3": false}`;
@@ -274,27 +298,27 @@ fn ensure_space(path: &Path, needed: u64) -> Result<(), BackupError> {
 
 impl BackupManager {
     pub(crate) async fn new(
-        config: &StorageConfig,
+        site: &BackupSite<'_>,
         store: Arc<dyn VectorStore>,
         keys: BackupKeys,
         store_id: uuid::Uuid,
         clock: Clock,
-    ) -> Self {
-        let s3 = match &config.backup.s3 {
-            Some(s3) => Some(Arc::new(S3Target::new(s3, &store_id).await)),
+    ) -> Result<Self, BackupError> {
+        let s3 = match &site.backup.s3 {
+            Some(s3) => Some(Arc::new(S3Target::new(s3, &store_id).await?)),
             None => None,
         };
-        BackupManager {
-            data_dir: config.data_dir.clone(),
+        Ok(BackupManager {
+            data_dir: site.data_dir.to_path_buf(),
             store,
             keys: Arc::new(keys),
             store_id,
-            min_free_bytes: config.store.min_free_bytes,
-            retention: config.backup.clone(),
+            min_free_bytes: site.min_free_bytes,
+            retention: site.backup.clone(),
             s3,
             clock,
             status: Arc::new(std::sync::Mutex::new(BackupStatus::default())),
-        }
+        })
     }
 
     /// The remote target, if configured.
@@ -671,21 +695,21 @@ fn remove_previous(data_dir: &Path) {
 /// the store is open elsewhere; crypto errors for a wrong key; every [`BackupError`] that
 /// `verify` can return; from S3, also [`BackupError::NoRemote`] and [`BackupError::Target`].
 pub(crate) async fn restore(
-    config: &StorageConfig,
+    site: &BackupSite<'_>,
     options: &RestoreOptions,
     progress: ProgressFn<'_>,
 ) -> Result<RestoreReport, BackupError> {
     const STEPS: u64 = 3;
     let (target, from_s3) = (options.target.clone(), options.from_s3);
     let started = std::time::Instant::now();
-    let data_dir = config.data_dir.clone();
+    let data_dir = site.data_dir.to_path_buf();
     if !crate::crypto::keys_exist(&data_dir) {
         return Err(BackupError::NotInitialized {
             path: data_dir.display().to_string(),
         });
     }
     let (lock, unlocked) = {
-        let (data_dir, keys_config) = (data_dir.clone(), config.keys.clone());
+        let (data_dir, keys_config) = (data_dir.clone(), site.keys.clone());
         blocking(move || {
             let lock = crate::store::embedded::lock_data_dir(&data_dir)?;
             let unlocked = crate::crypto::open_keys(&data_dir, &keys_config)?;
@@ -696,12 +720,12 @@ pub(crate) async fn restore(
     let store_id = unlocked.status.store_id;
     let keys = unlocked.backup_keys();
     let (dir, manifest, download) = if from_s3 {
-        let s3_config = config.backup.s3.as_ref().ok_or(BackupError::NoRemote)?;
-        let s3 = S3Target::new(s3_config, &store_id).await;
+        let s3_config = site.backup.s3.as_ref().ok_or(BackupError::NoRemote)?;
+        let s3 = S3Target::new(s3_config, &store_id).await?;
         let manifest = choose(&s3.list().await?, &target)?;
         ensure_space(
             &data_dir,
-            manifest.archive_bytes + manifest.data_bytes + config.store.min_free_bytes,
+            manifest.archive_bytes + manifest.data_bytes + site.min_free_bytes,
         )?;
         report(progress, Phase::RestoreDownload, 0, STEPS);
         let download = data_dir.join(format!(".download-{}", manifest.name));
@@ -716,7 +740,7 @@ pub(crate) async fn restore(
         let manifest = choose(&manifest::list(&dir)?, &target)?;
         (dir, manifest, None)
     };
-    let reserve = config.store.min_free_bytes;
+    let reserve = site.min_free_bytes;
     report(progress, Phase::RestoreCheck, 1, STEPS);
     let checked = blocking(move || {
         let unpacked = unpack_and_check(&data_dir, &dir, &manifest, &keys, reserve, ".restore-")?;

@@ -10,58 +10,12 @@ use std::path::{Path, PathBuf};
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt as _;
 
-use super::{BackupError, Manifest};
+use super::{BackupError, Manifest, S3Config};
 
 /// Part size of multipart uploads.
 const PART_BYTES: usize = 8 * 1024 * 1024;
-
-/// `[backup.s3]`: where remote backups go. Absent = no remote target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct S3Config {
-    /// Bucket name.
-    pub bucket: String,
-    /// Key prefix inside the bucket. Default: `cloudops-storage`.
-    #[serde(default = "default_prefix")]
-    pub prefix: String,
-    /// Region; default from the SDK chain (`AWS_REGION`, profile).
-    #[serde(default)]
-    pub region: Option<String>,
-    /// Endpoint for S3-compatible stores, e.g. `http://127.0.0.1:3900` (plain HTTP allowed).
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// Path-style addressing (MinIO, Garage). Default: true when an endpoint is set.
-    #[serde(default)]
-    pub path_style: Option<bool>,
-    /// Delete remote backups older than this many days. Default: 30.
-    #[serde(default = "default_keep_days")]
-    pub keep_days: u32,
-}
-
-fn default_prefix() -> String {
-    "cloudops-storage".to_string()
-}
-
-fn default_keep_days() -> u32 {
-    30
-}
-
-impl S3Config {
-    /// A config for `bucket` with the defaults.
-    pub fn new(bucket: impl Into<String>) -> Self {
-        S3Config {
-            bucket: bucket.into(),
-            prefix: default_prefix(),
-            region: None,
-            endpoint: None,
-            path_style: None,
-            keep_days: default_keep_days(),
-        }
-    }
-}
 
 /// An S3 bucket holding one store's backups.
 pub struct S3Target {
@@ -87,7 +41,10 @@ fn target_err(operation: &'static str, key: &str, err: impl std::error::Error) -
 
 impl S3Target {
     /// Connect (lazily: no request is made until the first operation).
-    pub async fn new(config: &S3Config, store_id: &uuid::Uuid) -> Self {
+    ///
+    /// # Errors
+    /// None in this build (the build without the `s3` feature always fails here).
+    pub(crate) async fn new(config: &S3Config, store_id: &uuid::Uuid) -> Result<Self, BackupError> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(region) = &config.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
@@ -107,11 +64,11 @@ impl S3Target {
             .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
             .build();
-        S3Target {
+        Ok(S3Target {
             client: aws_sdk_s3::Client::from_conf(s3),
             bucket: config.bucket.clone(),
             prefix: format!("{}/{}", config.prefix.trim_end_matches('/'), store_id),
-        }
+        })
     }
 
     fn key(&self, file: &str) -> String {

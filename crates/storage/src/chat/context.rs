@@ -8,10 +8,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::schema::{self, msg_eq, MessageField as MF, CONVERSATIONS, MESSAGES};
-use super::search::{SearchMode, SearchOptions};
+use super::search::SearchOptions;
 use super::{check_id, ChatStorage, Message, Role};
 use crate::clock::now_ms;
 use crate::error::Result;
+use crate::search_mode::SearchMode;
 use crate::store::{Condition, Direction, Filter, OrderBy, Range, ScrollRequest};
 
 /// Recency decay: weight = exp(-age / 7 days).

@@ -5,6 +5,7 @@
 //! is recovered from the messages themselves (the highest stored index + 1), which stays right
 //! even if a crash landed between storing a message and bumping the conversation's count.
 
+mod config;
 mod context;
 mod import;
 mod indexer;
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
+pub use config::{ChatConfig, DEFAULT_MAX_MESSAGE_BYTES};
 pub use context::{ContextOptions, ContextPair, PromptContext};
 pub use import::{ImportOutcome, ImportedConversation};
 use indexer::{DenseIndexer, IndexingPause};
@@ -25,8 +27,7 @@ pub use model::{
     NewMessage, Role,
 };
 use schema::{conv_eq, msg_eq, ConversationField as CF, MessageField as MF, CONVERSATIONS, MESSAGES};
-pub(crate) use search::effective_mode;
-pub use search::{ArchivedFilter, ConversationHit, MessageHit, SearchMode, SearchOptions, SearchResults};
+pub use search::{ArchivedFilter, ConversationHit, MessageHit, SearchOptions, SearchResults};
 
 use crate::clock::now_ms;
 use crate::crypto::Sealer;

@@ -16,12 +16,7 @@ use crate::store::{
     CollectionSpec, Condition, DenseSpec, FieldValue, IndexKind, Payload, Point, Record, SparseSpec, VectorData,
 };
 
-/// Collection of conversations, one point per conversation.
-pub(crate) const CONVERSATIONS: &str = "chat_conversations";
-/// Collection of messages, one point per message.
-pub(crate) const MESSAGES: &str = "chat_messages";
-/// Sparse keyword vector slot (keyed BM25 tokens, written with every message).
-pub(crate) const KEYWORDS_VECTOR: &str = "keywords";
+pub(crate) use crate::names::{CONVERSATIONS, KEYWORDS_VECTOR, MESSAGES};
 
 /// Fields of [`CONVERSATIONS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Chat search: keyword (keyed BM25), semantic (dense) and hybrid (reciprocal-rank fusion),
 //! always scoped to one user, with role, time and archive filters, grouped by conversation.
 
+use crate::search_mode::{effective_mode, SearchMode};
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -26,31 +27,6 @@ const MESSAGES_PER_CONVERSATION: usize = 3;
 /// Most archived conversations considered by an archive filter.
 const MAX_ARCHIVED: usize = 10_000;
 
-/// How to match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SearchMode {
-    /// Keyed BM25 over message words and identifiers.
-    Keyword,
-    /// Nearest neighbours of the query's embedding.
-    Semantic,
-    /// Both, fused by reciprocal rank (falls back to keyword without an embedder).
-    #[default]
-    Hybrid,
-}
-
-impl std::str::FromStr for SearchMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "keyword" => Ok(SearchMode::Keyword),
-            "semantic" => Ok(SearchMode::Semantic),
-            "hybrid" => Ok(SearchMode::Hybrid),
-            _ => Err(format!("unknown search mode `{s}`: use keyword, semantic or hybrid")),
-        }
-    }
-}
-
 /// Which conversations to search by status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,22 +38,6 @@ pub enum ArchivedFilter {
     Exclude,
     /// Archived only.
     Only,
-}
-
-/// The mode a search runs in: hybrid falls back to keyword without an embedding model,
-/// semantic is refused without one. Chat and estate search share it.
-///
-/// # Errors
-/// [`crate::StorageError::InvalidInput`] for semantic search without a model.
-pub(crate) fn effective_mode(mode: SearchMode, semantic_enabled: bool) -> Result<SearchMode> {
-    match (mode, semantic_enabled) {
-        (SearchMode::Semantic, false) => Err(invalid(
-            "mode",
-            "semantic search needs an embedding model: run scripts/fetch-test-model.sh, or set [embedding] provider",
-        )),
-        (SearchMode::Hybrid, false) => Ok(SearchMode::Keyword),
-        (m, _) => Ok(m),
-    }
 }
 
 /// Options of [`ChatStorage::search_conversations`]. From JSON, every field may be omitted

@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::config::{KeyConfig, KeySourceKind};
 use super::key_source::{KdfParams, KeySource};
 use super::keyring::{DataKey, SecretKey};
 use super::CryptoError;
-use crate::config::{KeyConfig, KeySourceKind};
 
 /// File name of the envelope inside the data dir.
 pub(crate) const ENVELOPE_FILE: &str = "keys.json";

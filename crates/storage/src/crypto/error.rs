@@ -1,6 +1,6 @@
 //! Errors of key management and sealing. None of them ever holds key material or plaintext.
 
-use crate::config::KeySourceKind;
+use super::config::KeySourceKind;
 
 /// Errors from key sources, the key envelope and field sealing.
 #[derive(Debug, thiserror::Error)]

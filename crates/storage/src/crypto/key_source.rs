@@ -12,9 +12,9 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::config::{KeyConfig, KeySourceKind};
 use super::keyring::SecretKey;
 use super::CryptoError;
-use crate::config::{KeyConfig, KeySourceKind};
 
 /// Keychain service name under which KEKs are stored (account = store id).
 pub(crate) const KEYCHAIN_SERVICE: &str = "cloudops-storage";

@@ -3,12 +3,14 @@
 //! This module owns every secret. It never logs or formats key material, and it never falls
 //! back from the configured key source to another.
 
+mod config;
 mod envelope;
 mod error;
 mod key_source;
 mod keyring;
 mod seal;
 
+pub use config::{default_key_file, KeyConfig, KeySourceKind, DEFAULT_KEY_ENV_VAR, DEFAULT_PASSPHRASE_ENV_VAR};
 pub use envelope::KeyStatus;
 pub(crate) use envelope::ENVELOPE_FILE;
 pub use error::CryptoError;

@@ -2,8 +2,11 @@
 //! keyed keyword encoder (sparse BM25), the secret rotation protecting stored dense vectors,
 //! and a small cache for query embeddings.
 
+#[cfg(feature = "bert")]
 mod bert;
 mod cache;
+mod config;
+#[cfg(feature = "http")]
 mod http;
 mod keywords;
 pub(crate) mod record;
@@ -12,15 +15,16 @@ mod space;
 
 use std::sync::Arc;
 
+#[cfg(feature = "bert")]
 pub use bert::BertEmbedder;
 pub(crate) use cache::QueryCache;
+pub use config::{default_model_dir, EmbeddingConfig, EmbeddingProvider};
+#[cfg(feature = "http")]
 pub use http::HttpEmbedder;
 pub(crate) use keywords::KeywordEncoder;
 pub use record::EmbeddingRecord;
 pub(crate) use rotation::VectorRotation;
 pub(crate) use space::DenseSpace;
-
-use crate::config::{EmbeddingConfig, EmbeddingProvider};
 
 /// Errors of an embedder.
 #[derive(Debug, thiserror::Error)]
@@ -83,25 +87,52 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
 pub(crate) async fn from_config(config: &EmbeddingConfig) -> Result<Option<Arc<dyn Embedder>>, EmbedError> {
     match config.provider {
         EmbeddingProvider::None => Ok(None),
+        #[cfg(feature = "bert")]
         EmbeddingProvider::Bert => Ok(Some(Arc::new(BertEmbedder::load(&config.model_dir_or_default())?))),
-        EmbeddingProvider::Auto => {
-            let dir = config.model_dir_or_default();
-            if dir.join("model.safetensors").is_file() {
-                Ok(Some(Arc::new(BertEmbedder::load(&dir)?)))
-            } else {
-                tracing::info!(
-                    model_dir = %dir.display(),
-                    "no embedding model found: keyword search only (run scripts/fetch-test-model.sh to enable semantic search)"
-                );
-                Ok(None)
-            }
-        }
+        #[cfg(not(feature = "bert"))]
+        EmbeddingProvider::Bert => Err(not_built_in(&config.model_dir_or_default(), "bert")),
+        EmbeddingProvider::Auto => auto(config),
+        #[cfg(feature = "http")]
         EmbeddingProvider::OpenAi => Ok(Some(Arc::new(
             HttpEmbedder::connect(config.url.clone(), config.model.clone(), config.api_key(), config.dim).await?,
         ))),
+        #[cfg(not(feature = "http"))]
+        EmbeddingProvider::OpenAi => Err(not_built_in(std::path::Path::new(&config.url), "http")),
     }
 }
 
+/// `auto`: the local model when its files are in the model dir, else keyword search only.
+#[cfg(feature = "bert")]
+fn auto(config: &EmbeddingConfig) -> Result<Option<Arc<dyn Embedder>>, EmbedError> {
+    let dir = config.model_dir_or_default();
+    if dir.join("model.safetensors").is_file() {
+        Ok(Some(Arc::new(BertEmbedder::load(&dir)?)))
+    } else {
+        tracing::info!(
+            model_dir = %dir.display(),
+            "no embedding model found: keyword search only (run scripts/fetch-test-model.sh to enable semantic search)"
+        );
+        Ok(None)
+    }
+}
+
+/// `auto` in a build without the local model: keyword search only.
+#[cfg(not(feature = "bert"))]
+fn auto(_: &EmbeddingConfig) -> Result<Option<Arc<dyn Embedder>>, EmbedError> {
+    tracing::info!("built without the `bert` feature: keyword search only");
+    Ok(None)
+}
+
+/// The error for a provider this build lacks (`StorageConfig::validate` refuses it first).
+#[cfg(any(not(feature = "bert"), not(feature = "http")))]
+fn not_built_in(place: &std::path::Path, feature: &str) -> EmbedError {
+    EmbedError::Model {
+        path: place.display().to_string(),
+        reason: format!("this build has no `{feature}` support (build with the `{feature}` cargo feature)"),
+    }
+}
+
+#[cfg(any(feature = "bert", feature = "http"))]
 /// L2-normalise in place (a zero vector stays zero).
 pub(crate) fn normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -3,11 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::error::Result;
-use crate::store::{CollectionSpec, Payload, Point, VectorStore};
+use crate::store::{CollectionSpec, Payload, Point, StoreError, VectorStore};
 
-/// Small records about the store itself.
-pub(crate) const META: &str = "store_meta";
+use crate::names::META;
 const EMBEDDING_ID: uuid::Uuid = uuid::Uuid::from_u128(0x656d_6265_6464_696e_675f_6d6f_6465_6c31);
 
 /// Model id, dimension and vector slot of the store's dense vectors.
@@ -34,7 +32,7 @@ fn spec() -> CollectionSpec {
 ///
 /// # Errors
 /// Store errors.
-pub(crate) async fn load(store: &dyn VectorStore) -> Result<Option<EmbeddingRecord>> {
+pub(crate) async fn load(store: &dyn VectorStore) -> Result<Option<EmbeddingRecord>, StoreError> {
     store.ensure_collection(&spec()).await?;
     let records = store.retrieve(META, vec![EMBEDDING_ID], false).await?;
     Ok(records
@@ -46,7 +44,7 @@ pub(crate) async fn load(store: &dyn VectorStore) -> Result<Option<EmbeddingReco
 ///
 /// # Errors
 /// Store errors.
-pub(crate) async fn save(store: &dyn VectorStore, record: &EmbeddingRecord) -> Result<()> {
+pub(crate) async fn save(store: &dyn VectorStore, record: &EmbeddingRecord) -> Result<(), StoreError> {
     store.ensure_collection(&spec()).await?;
     let payload: Payload = match json!(record) {
         serde_json::Value::Object(map) => map,

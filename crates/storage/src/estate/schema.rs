@@ -13,14 +13,13 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::model::AWSResource;
-use crate::chat::schema::KEYWORDS_VECTOR;
 use crate::crypto::{SealContext, Sealer};
 use crate::embed::KeywordEncoder;
 use crate::error::{Result, StorageError};
+use crate::names::KEYWORDS_VECTOR;
 use crate::store::{CollectionSpec, DenseSpec, IndexKind, Payload, Point, Record, SparseSpec, VectorData};
 
-/// The estate collection.
-pub(crate) const ESTATE: &str = "aws_estate";
+pub(crate) use crate::names::ESTATE;
 
 /// Clear and keyed payload keys.
 pub(crate) mod field {

@@ -8,10 +8,10 @@ use super::intent::{self, Check, Constraint, Verdict};
 use super::query::{EstateQuery, Field, Pattern, TagPattern, Test};
 use super::schema::{self, field, ESTATE};
 use super::storage::{invalid, str_of, EstateStorage, ResourceFilter, ResourceHit, FACET_LIMIT};
-use crate::chat::schema::KEYWORDS_VECTOR;
-use crate::chat::SearchMode;
 use crate::error::Result;
 use crate::fusion;
+use crate::names::KEYWORDS_VECTOR;
+use crate::search_mode::{effective_mode, SearchMode};
 use crate::store::{Condition, FieldValue, Filter, PointId, QueryRequest, VectorData};
 
 impl EstateStorage {
@@ -38,7 +38,7 @@ impl EstateStorage {
         limit: usize,
         mode: SearchMode,
     ) -> Result<Vec<ResourceHit>> {
-        let mode = crate::chat::effective_mode(mode, self.dense.is_some())?;
+        let mode = effective_mode(mode, self.dense.is_some())?;
         let parsed = EstateQuery::parse(query).map_err(|e| invalid("query", e.to_string()))?;
         let limit = limit.clamp(1, 10_000);
         let mut store_filter = self.base_filter(filter);

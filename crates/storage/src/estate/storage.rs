@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 use super::model::AWSResource;
 use super::schema::{self, field, Keys, ESTATE};
 use super::tags::DICTIONARY_COLLECTION;
-use crate::chat::schema::KEYWORDS_VECTOR;
 use crate::clock::now_ms;
 use crate::crypto::Sealer;
 use crate::embed::{DenseSpace, KeywordEncoder};
 use crate::error::{Result, StorageError};
+use crate::names::KEYWORDS_VECTOR;
 use crate::progress::{self, report, Phase, ProgressFn};
 use crate::store::{
     CollectionSpec, Condition, FieldValue, Filter, Payload, Point, PointId, PointVectors, ScrollPage, ScrollRequest,

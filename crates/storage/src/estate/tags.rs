@@ -12,7 +12,7 @@ use crate::crypto::SealContext;
 use crate::error::{Result, StorageError};
 use crate::store::{Payload, Point};
 
-pub(super) const DICTIONARY_COLLECTION: &str = "store_meta";
+pub(super) use crate::names::META as DICTIONARY_COLLECTION;
 const DICTIONARY_FIELD: &str = "estate_tag_dictionary";
 const DICTIONARY_ID: uuid::Uuid = uuid::Uuid::from_u128(0x6573_7461_7465_5f74_6167_5f64_6963_7431);
 

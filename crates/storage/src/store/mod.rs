@@ -12,10 +12,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+mod config;
 #[cfg(any(test, feature = "backend"))]
 pub mod conformance;
 pub mod embedded;
 
+pub use config::StoreConfig;
 pub use embedded::{EmbeddedOptions, EmbeddedStore, DEFAULT_MIN_FREE_BYTES};
 
 /// Point ids are UUIDs.

@@ -115,3 +115,38 @@ async fn a_shared_service_serves_two_tasks_and_refuses_every_call_after_shutdown
     again.shutdown().await.unwrap();
     drop(s);
 }
+
+/// Built without `s3`: a configured S3 target is refused at open, naming the feature, and
+/// nothing is created.
+#[cfg(not(feature = "s3"))]
+#[tokio::test]
+async fn a_configured_s3_target_without_the_s3_feature_is_a_config_error() {
+    let t = TestStore::new();
+    let mut config = t.config();
+    config.backup.s3 = Some(cloudops_storage_service::S3Config::new("backups"));
+    let err = cloudops_storage_service::StorageService::open(config)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), cloudops_storage_service::ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("`s3`"), "{err}");
+    assert!(!t.data_dir().exists(), "the refused open created the store");
+}
+
+/// Built without `bert`: asking for the local model is refused at open, naming the feature;
+/// `auto` falls back to keyword search.
+#[cfg(not(feature = "bert"))]
+#[tokio::test]
+async fn the_local_model_without_the_bert_feature_is_a_config_error_and_auto_is_keyword_only() {
+    let t = TestStore::new();
+    let mut config = t.config();
+    config.embedding.provider = cloudops_storage_service::EmbeddingProvider::Bert;
+    let err = cloudops_storage_service::StorageService::open(config.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), cloudops_storage_service::ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("`bert`"), "{err}");
+    config.embedding.provider = cloudops_storage_service::EmbeddingProvider::Auto;
+    let s = cloudops_storage_service::StorageService::open(config).await.unwrap();
+    assert!(s.health().await.unwrap().embedding_model.is_none());
+    s.shutdown().await.unwrap();
+}

@@ -19,6 +19,7 @@ async fn restore(config: &StorageConfig, target: RestoreTarget) -> Result<Restor
     StorageService::restore_backup(config, &options, &no_progress).await
 }
 
+#[cfg(feature = "s3")]
 /// Restore `target` from the S3 target.
 async fn restore_s3(config: &StorageConfig, target: RestoreTarget) -> Result<RestoreReport, StorageError> {
     let options = RestoreOptions { target, from_s3: true };
@@ -382,6 +383,7 @@ async fn archives_hold_no_plaintext() {
     s.shutdown().await.unwrap();
 }
 
+#[cfg(feature = "s3")]
 /// The S3 server's coordinates, from scripts/test.sh (Garage on loopback). Outside CI the S3
 /// tests skip with a reason when none runs; under CI=true that is a failure.
 fn s3_env() -> Option<(String, String)> {
@@ -402,6 +404,7 @@ fn s3_env() -> Option<(String, String)> {
     }
 }
 
+#[cfg(feature = "s3")]
 fn with_s3(t: &TestStore, endpoint: &str, bucket: &str) -> cloudops_storage_service::StorageConfig {
     let mut config = t.config();
     let mut s3 = cloudops_storage_service::S3Config::new(bucket);
@@ -412,6 +415,7 @@ fn with_s3(t: &TestStore, endpoint: &str, bucket: &str) -> cloudops_storage_serv
     config
 }
 
+#[cfg(feature = "s3")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_upload_multipart_and_restore_from_s3() {
     let Some((endpoint, bucket)) = s3_env() else { return };
@@ -451,6 +455,7 @@ async fn s3_upload_multipart_and_restore_from_s3() {
     s.shutdown().await.unwrap();
 }
 
+#[cfg(feature = "s3")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_remote_object_leaves_live_data_untouched() {
     let Some((endpoint, bucket)) = s3_env() else { return };
@@ -496,6 +501,7 @@ async fn missing_remote_object_leaves_live_data_untouched() {
     assert_eq!(state(&s, "alice").await, before);
 }
 
+#[cfg(feature = "s3")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_retries_a_failing_target_until_it_recovers_then_skips_when_unchanged() {
     let Some((endpoint, _)) = s3_env() else { return };

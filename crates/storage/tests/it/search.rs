@@ -2,14 +2,21 @@
 //! and hybrid search scoped per user, the background indexer, vector rotation, model changes
 //! and reindex, the OpenAI-compatible endpoint, and prompt context.
 
+// Without the `bert` feature the model tests and their helpers are compiled out.
+#![cfg_attr(not(feature = "bert"), allow(unused_imports, dead_code))]
+
 use std::sync::Arc;
 
 use cloudops_storage_service::store::{EmbeddedStore, VectorData, VectorStore};
+#[cfg(feature = "bert")]
+use cloudops_storage_service::BertEmbedder;
+use cloudops_storage_service::Embedder;
+#[cfg(feature = "http")]
+use cloudops_storage_service::HttpEmbedder;
 use cloudops_storage_service::{
     ArchivedFilter, ContextOptions, ConversationStatus, ConversationUpdate, ImportedConversation, NewMessage, Role,
     SearchMode, SearchOptions,
 };
-use cloudops_storage_service::{BertEmbedder, Embedder, HttpEmbedder};
 use cloudops_storage_service::{ErrorKind, StorageService};
 use serde_json::{json, Value};
 
@@ -40,6 +47,7 @@ async fn conversation(service: &StorageService, user: &str, title: &str, message
     ctx
 }
 
+#[cfg(feature = "bert")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bert_matches_sentence_transformers_reference_vectors() {
     let Some(dir) = test_model_dir() else { return };
@@ -268,6 +276,7 @@ async fn semantic_and_hybrid_search_find_paraphrases_per_user() {
     s.shutdown().await.unwrap();
 }
 
+#[cfg(feature = "bert")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_vectors_are_rotated_and_scores_are_unchanged() {
     let Some(model) = test_model_dir() else { return };
@@ -464,6 +473,7 @@ async fn another_model_is_refused_until_reindex() {
     s.shutdown().await.unwrap();
 }
 
+#[cfg(feature = "bert")]
 /// A minimal OpenAI-compatible server answering with real vectors from the BERT model; its
 /// first answer is a 503 so the client's retry is exercised.
 async fn embeddings_server(bert: Arc<BertEmbedder>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
@@ -536,6 +546,7 @@ async fn embeddings_server(bert: Arc<BertEmbedder>) -> (String, Arc<std::sync::a
     (url, requests)
 }
 
+#[cfg(all(feature = "bert", feature = "http"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_compatible_endpoint_serves_search_and_fails_clearly_when_down() {
     let Some(model) = test_model_dir() else { return };

@@ -1,0 +1,87 @@
+//! `[embedding]`: which embedder makes dense vectors.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Which embedder makes dense vectors (`[embedding] provider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    /// `bert` when the model folder holds a model, else `none` (the default).
+    #[default]
+    Auto,
+    /// A local sentence-transformers BERT-family model folder.
+    Bert,
+    /// An OpenAI-compatible `/v1/embeddings` endpoint.
+    OpenAi,
+    /// Keyword search only.
+    None,
+}
+
+impl std::str::FromStr for EmbeddingProvider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(EmbeddingProvider::Auto),
+            "bert" => Ok(EmbeddingProvider::Bert),
+            "openai" => Ok(EmbeddingProvider::OpenAi),
+            "none" => Ok(EmbeddingProvider::None),
+            _ => Err("use auto, bert, openai or none".into()),
+        }
+    }
+}
+
+/// Embedding settings (`[embedding]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingConfig {
+    /// Which embedder. Default: auto.
+    pub provider: EmbeddingProvider,
+    /// Model folder for `bert`. Default: `$XDG_CACHE_HOME/cloudops-storage/models/all-MiniLM-L6-v2`
+    /// (where `scripts/fetch-test-model.sh` puts the test model).
+    pub model_dir: Option<PathBuf>,
+    /// Endpoint for `openai`, e.g. `http://localhost:11434/v1`.
+    pub url: String,
+    /// Model name sent to the endpoint.
+    pub model: String,
+    /// Environment variable holding the endpoint's API key (never stored in the file).
+    pub api_key_env: String,
+    /// Vector dimension of the endpoint's model; probed with one request when unset.
+    pub dim: Option<usize>,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        EmbeddingConfig {
+            provider: EmbeddingProvider::Auto,
+            model_dir: None,
+            url: "http://localhost:11434/v1".into(),
+            model: "nomic-embed-text".into(),
+            api_key_env: "OPENAI_API_KEY".into(),
+            dim: None,
+        }
+    }
+}
+
+impl EmbeddingConfig {
+    /// The model folder in effect.
+    pub fn model_dir_or_default(&self) -> PathBuf {
+        self.model_dir.clone().unwrap_or_else(default_model_dir)
+    }
+
+    /// The API key from `api_key_env`, if set.
+    pub fn api_key(&self) -> Option<String> {
+        std::env::var(&self.api_key_env).ok().filter(|k| !k.is_empty())
+    }
+}
+
+/// `$CLOUDOPS_MODEL_CACHE` or `$XDG_CACHE_HOME/cloudops-storage/models`, + `all-MiniLM-L6-v2`.
+pub fn default_model_dir() -> PathBuf {
+    let cache = std::env::var_os("CLOUDOPS_MODEL_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("cloudops-storage/models")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cloudops-storage/models")))
+        .unwrap_or_else(|| PathBuf::from("models"));
+    cache.join("all-MiniLM-L6-v2")
+}
