@@ -74,21 +74,15 @@ async fn execute(cmd: &EstateCommand, service: &StorageService, out: Output) -> 
         }
         EstateCommand::Stats { by } => {
             let all = ResourceFilter::default();
-            let fields: Vec<(String, StatsBy)> = match by.as_deref() {
-                None => vec![
-                    ("service".into(), StatsBy::Service),
-                    ("type".into(), StatsBy::ResourceType),
-                    ("region".into(), StatsBy::Region),
-                    ("account".into(), StatsBy::Account),
-                    ("state".into(), StatsBy::State),
-                ],
-                Some(f) => vec![(f.to_string(), stats_by(f)?)],
+            let fields: Vec<StatsBy> = match by.as_deref() {
+                None => StatsBy::OVERVIEW.to_vec(),
+                Some(f) => vec![f.parse().map_err(|e| anyhow::anyhow!("--by {e}"))?],
             };
             let total = estate.count(&all).await?;
             let mut table = serde_json::Map::new();
-            for (name, by) in &fields {
+            for by in &fields {
                 let rows = estate.stats(by, &all).await?;
-                table.insert(name.clone(), json!(rows.into_iter().collect::<Vec<_>>()));
+                table.insert(by.name(), json!(rows.into_iter().collect::<Vec<_>>()));
             }
             out.emit(&json!({ "total": total, "by": table }), |_| {
                 println!("{total} live resource(s)");
@@ -103,20 +97,6 @@ async fn execute(cmd: &EstateCommand, service: &StorageService, out: Output) -> 
             })
         }
     }
-}
-
-fn stats_by(field: &str) -> anyhow::Result<StatsBy> {
-    Ok(match field {
-        "service" => StatsBy::Service,
-        "type" | "resourcetype" | "resource_type" => StatsBy::ResourceType,
-        "region" => StatsBy::Region,
-        "account" | "account_id" => StatsBy::Account,
-        "state" => StatsBy::State,
-        other => match other.strip_prefix("tag:") {
-            Some(key) if !key.is_empty() => StatsBy::Tag(key.to_string()),
-            _ => anyhow::bail!("--by {other}: use service, type, region, account, state or tag:KEY"),
-        },
-    })
 }
 
 fn print_file(r: &FileReport) {

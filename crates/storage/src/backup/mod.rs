@@ -170,7 +170,7 @@ pub(crate) struct BackupSite<'a> {
     pub(crate) min_free_bytes: u64,
 }
 
-/// What [`restore`] restores, and from where. JSON: `{"target": "latest", "from_s3": false}`;
+/// What a restore ([`crate::StorageService::restore_backup`]) restores, and from where. JSON: `{"target": "latest", "from_s3": false}`;
 /// omitted fields take these defaults; unknown fields are an error.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -423,7 +423,8 @@ impl BackupManager {
         let now = (self.clock)();
         let name = manifest::backup_name(now);
         let dir = self.dir();
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let folder = dir.clone();
+        blocking(move || std::fs::create_dir_all(&folder).map_err(io_err(&folder))).await?;
         let live = self.data_dir.join(QDRANT_DIR);
         let data_dir = self.data_dir.clone();
         let reserve = self.min_free_bytes;
@@ -514,7 +515,8 @@ impl BackupManager {
     /// The first check that fails, as a [`BackupError`].
     pub async fn verify(&self, name: Option<&str>) -> Result<Manifest, BackupError> {
         let target = name.map_or(RestoreTarget::Latest, |n| RestoreTarget::Named(n.to_string()));
-        let mut manifest = choose(&self.list()?, &target)?;
+        let folder = self.dir();
+        let mut manifest = blocking(move || choose(&manifest::list(&folder)?, &target)).await?;
         let (data_dir, dir, keys, reserve) = (
             self.data_dir.clone(),
             self.dir(),
@@ -528,7 +530,8 @@ impl BackupManager {
         })
         .await?;
         manifest.verified_at_ms = Some((self.clock)());
-        manifest::write(&self.dir(), &manifest)?;
+        let (dir, verified) = (self.dir(), manifest.clone());
+        blocking(move || manifest::write(&dir, &verified)).await?;
         Ok(manifest)
     }
 
@@ -538,7 +541,13 @@ impl BackupManager {
     /// # Errors
     /// I/O and target errors.
     pub async fn prune(&self, dry_run: bool) -> Result<PruneReport, BackupError> {
-        let mut report = self.prune_local(dry_run)?;
+        let (dir, now, keep_days, keep_last) = (
+            self.dir(),
+            (self.clock)(),
+            self.retention.local_keep_days,
+            self.retention.keep_last,
+        );
+        let mut report = blocking(move || prune_local(&dir, now, keep_days, keep_last, dry_run)).await?;
         if let (Some(s3), Some(cfg)) = (&self.s3, &self.retention.s3) {
             let remote = s3.list().await?;
             let removed = retention::prunable(&remote, (self.clock)(), cfg.keep_days, self.retention.keep_last);
@@ -551,39 +560,41 @@ impl BackupManager {
         }
         Ok(report)
     }
+}
 
-    fn prune_local(&self, dry_run: bool) -> Result<PruneReport, BackupError> {
-        let all = self.list()?;
-        let removed = retention::prunable(
-            &all,
-            (self.clock)(),
-            self.retention.local_keep_days,
-            self.retention.keep_last,
-        );
-        let kept = all
-            .iter()
-            .map(|m| m.name.clone())
-            .filter(|n| !removed.contains(n))
-            .collect();
-        if !dry_run {
-            let dir = self.dir();
-            for name in &removed {
-                for path in [manifest::archive_path(&dir, name), manifest::manifest_path(&dir, name)] {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io_err(&path)(e)),
-                    }
+/// Local retention: delete the backups in `dir` older than `keep_days` at `now`, never the
+/// newest `keep_last`.
+fn prune_local(
+    dir: &Path,
+    now: i64,
+    keep_days: u32,
+    keep_last: usize,
+    dry_run: bool,
+) -> Result<PruneReport, BackupError> {
+    let all = manifest::list(dir)?;
+    let removed = retention::prunable(&all, now, keep_days, keep_last);
+    let kept = all
+        .iter()
+        .map(|m| m.name.clone())
+        .filter(|n| !removed.contains(n))
+        .collect();
+    if !dry_run {
+        for name in &removed {
+            for path in [manifest::archive_path(dir, name), manifest::manifest_path(dir, name)] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err(&path)(e)),
                 }
             }
         }
-        Ok(PruneReport {
-            removed,
-            kept,
-            removed_remote: Vec::new(),
-            dry_run,
-        })
     }
+    Ok(PruneReport {
+        removed,
+        kept,
+        removed_remote: Vec::new(),
+        dry_run,
+    })
 }
 
 fn choose(all: &[Manifest], target: &RestoreTarget) -> Result<Manifest, BackupError> {
@@ -729,15 +740,22 @@ pub(crate) async fn restore(
         )?;
         report(progress, Phase::RestoreDownload, 0, STEPS);
         let download = data_dir.join(format!(".download-{}", manifest.name));
-        std::fs::create_dir_all(&download).map_err(io_err(&download))?;
+        let folder = download.clone();
+        blocking(move || std::fs::create_dir_all(&folder).map_err(io_err(&folder))).await?;
         if let Err(e) = s3.fetch(&manifest.name, &download).await {
-            let _ = std::fs::remove_dir_all(&download);
+            let folder = download.clone();
+            let _ = blocking(move || {
+                let _ = std::fs::remove_dir_all(&folder);
+                Ok(())
+            })
+            .await;
             return Err(e);
         }
         (download.clone(), manifest, Some(download))
     } else {
         let dir = snapshots_dir(&data_dir, &store_id);
-        let manifest = choose(&manifest::list(&dir)?, &target)?;
+        let folder = dir.clone();
+        let manifest = blocking(move || choose(&manifest::list(&folder)?, &target)).await?;
         (dir, manifest, None)
     };
     let reserve = site.min_free_bytes;

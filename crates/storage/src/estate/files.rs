@@ -74,7 +74,7 @@ impl ImportReport {
 }
 
 impl EstateStorage {
-    /// Import AWS CLI output files (formats in [`super::import`]). A file that cannot be
+    /// Import AWS CLI output files (`ec2 describe-instances`, `rds describe-db-instances`, `s3api list-buckets`, `lambda list-functions`, `resourcegroupstaggingapi get-resources`, `resource-explorer-2 search`, or our JSON / JSON Lines; see [`SourceFormat`]). A file that cannot be
     /// used is reported, not an error; with `options.sync`, one unusable file refuses the
     /// whole import. Progress: [`Phase::ImportResources`] per file without sync,
     /// [`Phase::SyncResources`] per listing with it.

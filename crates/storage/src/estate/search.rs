@@ -15,11 +15,11 @@ use crate::search_mode::{effective_mode, SearchMode};
 use crate::store::{Condition, FieldValue, Filter, PointId, QueryRequest, VectorData};
 
 impl EstateStorage {
-    /// Search with the query language of [`EstateQuery`] plus `filter`: hybrid over the free
+    /// Search with the estate query language (`region:us-east-1 service:rds tag:env=prod -state:stopped`, free text ranked; `a,b` for OR, a trailing `*` for a prefix) plus `filter`: hybrid over the free
     /// text, filter-only when there is none.
     ///
     /// # Errors
-    /// [`StorageError::InvalidInput`] for a malformed query (naming the bad token); store,
+    /// [`crate::StorageError::InvalidInput`] for a malformed query (naming the bad token); store,
     /// crypto and embedding errors.
     pub async fn search(&self, query: &str, filter: &ResourceFilter, limit: usize) -> Result<Vec<ResourceHit>> {
         self.search_in_mode(query, filter, limit, SearchMode::Hybrid).await
@@ -29,7 +29,7 @@ impl EstateStorage {
     /// (hybrid, the default; keyword when no embedding model is configured).
     ///
     /// # Errors
-    /// As [`EstateStorage::search`]; [`StorageError::InvalidInput`] for semantic search
+    /// As [`EstateStorage::search`]; [`crate::StorageError::InvalidInput`] for semantic search
     /// without an embedding model.
     pub async fn search_in_mode(
         &self,

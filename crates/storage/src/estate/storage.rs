@@ -122,6 +122,49 @@ pub enum StatsBy {
     Tag(String),
 }
 
+impl StatsBy {
+    /// The fields `stats` reports when none is named: service, type, region, account, state.
+    pub const OVERVIEW: [StatsBy; 5] = [
+        StatsBy::Service,
+        StatsBy::ResourceType,
+        StatsBy::Region,
+        StatsBy::Account,
+        StatsBy::State,
+    ];
+
+    /// The name of this field (`tag:KEY` for a tag), as [`str::parse`] reads it.
+    pub fn name(&self) -> String {
+        match self {
+            StatsBy::Service => "service".into(),
+            StatsBy::ResourceType => "type".into(),
+            StatsBy::Region => "region".into(),
+            StatsBy::Account => "account".into(),
+            StatsBy::State => "state".into(),
+            StatsBy::Tag(key) => format!("tag:{key}"),
+        }
+    }
+}
+
+impl std::str::FromStr for StatsBy {
+    type Err = String;
+
+    /// `service`, `type` (or `resource_type`), `region`, `account` (or `account_id`),
+    /// `state`, or `tag:KEY`.
+    fn from_str(field: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(match field {
+            "service" => StatsBy::Service,
+            "type" | "resourcetype" | "resource_type" => StatsBy::ResourceType,
+            "region" => StatsBy::Region,
+            "account" | "account_id" => StatsBy::Account,
+            "state" => StatsBy::State,
+            other => match other.strip_prefix("tag:") {
+                Some(key) if !key.is_empty() => StatsBy::Tag(key.to_string()),
+                _ => return Err(format!("{other}: use service, type, region, account, state or tag:KEY")),
+            },
+        })
+    }
+}
+
 /// The AWS estate of every account the user imported.
 #[derive(Clone)]
 pub struct EstateStorage {

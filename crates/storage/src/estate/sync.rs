@@ -17,7 +17,7 @@ impl EstateStorage {
     /// are untouched.
     ///
     /// # Errors
-    /// [`StorageError::InvalidInput`] for a resource outside the scope or an empty account;
+    /// [`crate::StorageError::InvalidInput`] for a resource outside the scope or an empty account;
     /// store, crypto and embedding errors.
     pub async fn sync(&self, scope: &SyncScope, resources: Vec<AWSResource>) -> Result<SyncReport> {
         self.sync_with_progress(scope, resources, &progress::ignore).await
@@ -97,7 +97,7 @@ impl EstateStorage {
         })
     }
 
-    /// Delete tombstones older than `retention_ms` (default [`TOMBSTONE_RETENTION_MS`]).
+    /// Delete tombstones older than `retention_ms` (default [`crate::TOMBSTONE_RETENTION_MS`]).
     ///
     /// # Errors
     /// Store errors.

@@ -46,6 +46,18 @@ fn requests_deserialise_with_omitted_fields_and_reject_unknown_ones() {
     assert_eq!(from::<StatsBy>(json!("service")), StatsBy::Service);
     assert_eq!(from::<StatsBy>(json!({"tag": "env"})), StatsBy::Tag("env".into()));
     assert_eq!(from::<RestoreTarget>(json!("latest")), RestoreTarget::Latest);
+    let r: cloudops_storage_service::RestoreOptions = from(json!({"from_s3": true}));
+    assert_eq!((r.target, r.from_s3), (RestoreTarget::Latest, true));
+    let r: cloudops_storage_service::RestoreOptions = from(json!({"target": {"at": 1764460800000i64}}));
+    assert_eq!((r.target, r.from_s3), (RestoreTarget::At(1_764_460_800_000), false));
+    assert!(serde_json::from_value::<cloudops_storage_service::RestoreOptions>(json!({"form_s3": true})).is_err());
+    // The CLI's `--by` words parse to the same fields, and name themselves back.
+    for by in StatsBy::OVERVIEW {
+        assert_eq!(by.name().parse::<StatsBy>(), Ok(by.clone()));
+    }
+    assert_eq!("tag:env".parse::<StatsBy>(), Ok(StatsBy::Tag("env".into())));
+    assert_eq!("resource_type".parse::<StatsBy>(), Ok(StatsBy::ResourceType));
+    assert!("tag:".parse::<StatsBy>().is_err());
     assert_eq!(from::<RestoreTarget>(json!({"at": 5})), RestoreTarget::At(5));
 }
 

@@ -10,6 +10,9 @@
 mod convert;
 mod journal;
 mod lock;
+mod maintenance;
+mod shard;
+mod space;
 mod sparse;
 
 use std::collections::HashMap;
@@ -43,8 +46,10 @@ impl Default for EmbeddedOptions {
     }
 }
 
-use self::convert::ConvertError;
 use self::journal::{Journal, WriteOp, CHECKPOINT_BYTES};
+use self::maintenance::paused_checkpoint;
+use self::shard::{apply, create_shard, ensure_schema, Shard};
+use self::space::{check_space, SpaceGuard};
 use super::{
     CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, PointVectors, QueryRequest,
     Record, ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorStore,
@@ -53,45 +58,9 @@ use super::{
 const BACKEND: &str = "qdrant-edge";
 /// How long `close` waits for calls in flight before it keeps the data-dir lock.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-/// Points written to a collection between two background optimisations.
-const COMPACT_AFTER_POINTS: u64 = 5_000;
 /// Folder under the data dir holding one sub-folder per collection.
 pub const QDRANT_DIR: &str = "qdrant";
 const EDGE_CONFIG_FILE: &str = "edge_config.json";
-
-struct Shard {
-    name: String,
-    edge: qe::EdgeShard,
-    /// Serialises updates and flushes of this shard (journal order is apply order).
-    writer: Mutex<()>,
-    /// Held while the optimiser runs; flushes (checkpoints, snapshots) take it before the
-    /// writer lock, because `EdgeShard::flush` panics when the optimiser holds the segment
-    /// lock. Writers do not take it: qdrant's optimiser works on proxied segments while
-    /// updates go on, as in the server.
-    maintenance: Mutex<()>,
-    /// Points written since the last optimisation (see [`COMPACT_AFTER_POINTS`]).
-    written_since_optimize: std::sync::atomic::AtomicU64,
-    /// A background optimisation is running.
-    compacting: std::sync::atomic::AtomicBool,
-}
-
-impl Shard {
-    fn engine_err(&self, operation: &'static str) -> impl Fn(ConvertError) -> StoreError + '_ {
-        move |source| StoreError::Backend {
-            backend: BACKEND,
-            collection: self.name.clone(),
-            operation,
-            source,
-        }
-    }
-
-    fn update(&self, operation: &'static str, op: qe::UpdateOperation) -> Result<(), StoreError> {
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        self.edge
-            .update(op)
-            .map_err(|e| (self.engine_err(operation))(Box::new(e)))
-    }
-}
 
 /// The embedded qdrant-edge store.
 pub struct EmbeddedStore {
@@ -294,67 +263,6 @@ impl EmbeddedStore {
         Ok(())
     }
 
-    /// Start a background optimisation of `collection` once [`COMPACT_AFTER_POINTS`] points were
-    /// written to it. qdrant-edge never optimises by itself, and its appendable segment's
-    /// sparse posting lists cost O(list length) per inserted token (each insert walks the
-    /// whole list to the left to update `max_next_weight`): at 100k messages an append took
-    /// 2 ms instead of 0.2 ms. Optimising moves points into immutable segments and leaves a
-    /// small appendable one. Writers go on while it runs (on the other core); checkpoints wait.
-    fn compact_if_due(&self, collection: &str, points: u64) {
-        use std::sync::atomic::Ordering;
-        let Ok(shard) = self.shard(collection) else {
-            return;
-        };
-        let written = shard.written_since_optimize.fetch_add(points, Ordering::Relaxed) + points;
-        if written < COMPACT_AFTER_POINTS || shard.compacting.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let result = {
-                let _m = shard.maintenance.lock().unwrap_or_else(|p| p.into_inner());
-                shard.written_since_optimize.store(0, Ordering::Relaxed);
-                shard.edge.optimize()
-            };
-            match result {
-                Ok(_) => tracing::debug!(
-                    collection = %shard.name,
-                    ms = started.elapsed().as_millis() as u64,
-                    "background compaction done"
-                ),
-                Err(e) => tracing::warn!(collection = %shard.name, error = %e, "background compaction failed"),
-            }
-            shard.compacting.store(false, Ordering::SeqCst);
-        });
-    }
-
-    /// Flush every shard and empty the journal, with all writers paused.
-    async fn checkpoint(&self) -> Result<(), StoreError> {
-        let shards = self.all_shards()?;
-        let journal = self.journal.clone();
-        Self::blocking(move || paused_checkpoint(&shards, &journal, |_| Ok(()))).await
-    }
-
-    /// The journal-size checkpoint: skipped (tried again at the next write) while a
-    /// compaction runs, because a flush must wait for it and the writer would stall for
-    /// the whole compaction. The journal grows past its threshold meanwhile, nothing else.
-    async fn checkpoint_unless_compacting(&self) -> Result<(), StoreError> {
-        let shards = self.all_shards()?;
-        let journal = self.journal.clone();
-        Self::blocking(move || {
-            let mut maintenance = Vec::with_capacity(shards.len());
-            for shard in &shards {
-                match shard.maintenance.try_lock() {
-                    Ok(guard) => maintenance.push(guard),
-                    Err(std::sync::TryLockError::Poisoned(p)) => maintenance.push(p.into_inner()),
-                    Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
-                }
-            }
-            checkpoint_locked(&shards, &journal, |_| Ok(()))
-        })
-        .await
-    }
-
     async fn on_shard<T, F>(&self, collection: &str, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&Shard) -> Result<T, StoreError> + Send + 'static,
@@ -365,210 +273,9 @@ impl EmbeddedStore {
     }
 }
 
-/// The free-space reserve, checked with `statvfs` only when the bytes written since the last
-/// check could have used up a quarter of the headroom above it.
-#[derive(Debug)]
-struct SpaceGuard {
-    path: PathBuf,
-    reserve: u64,
-    /// Bytes that may still be journaled before the next `statvfs`.
-    budget: std::sync::atomic::AtomicI64,
-    /// Journal size at the last `spend`, to turn sizes into deltas.
-    last_journal: std::sync::atomic::AtomicU64,
-}
-
-impl SpaceGuard {
-    fn new(path: PathBuf, reserve: u64) -> Self {
-        SpaceGuard {
-            path,
-            reserve,
-            budget: std::sync::atomic::AtomicI64::new(0),
-            last_journal: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-
-    fn check(&self) -> Result<(), StoreError> {
-        use std::sync::atomic::Ordering::Relaxed;
-        if self.budget.load(Relaxed) > 0 {
-            return Ok(());
-        }
-        check_space(&self.path, self.reserve)?;
-        let free = crate::disk::disk_free_bytes(&self.path).unwrap_or(0);
-        // The engine writes a few times what the journal does: re-check well before the reserve.
-        let headroom = free.saturating_sub(self.reserve) / 8;
-        self.budget.store(i64::try_from(headroom).unwrap_or(i64::MAX), Relaxed);
-        Ok(())
-    }
-
-    /// Account for the journal having grown to `journal_bytes`.
-    fn spend(&self, journal_bytes: u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let last = self.last_journal.swap(journal_bytes, Relaxed);
-        let delta = journal_bytes.saturating_sub(last).max(4096);
-        self.budget.fetch_sub(i64::try_from(delta).unwrap_or(i64::MAX), Relaxed);
-    }
-}
-
-/// With every writer paused: flush all shards, empty the journal, then run `then` before
-/// writers resume.
-fn paused_checkpoint<T>(
-    shards: &[Arc<Shard>],
-    journal: &Mutex<Journal>,
-    then: impl FnOnce(&[Arc<Shard>]) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    // Lock order everywhere: maintenance, then writer.
-    let _maintenance: Vec<_> = shards
-        .iter()
-        .map(|s| s.maintenance.lock().unwrap_or_else(|p| p.into_inner()))
-        .collect();
-    checkpoint_locked(shards, journal, then)
-}
-
-/// The checkpoint itself, once the caller holds every shard's maintenance lock.
-fn checkpoint_locked<T>(
-    shards: &[Arc<Shard>],
-    journal: &Mutex<Journal>,
-    then: impl FnOnce(&[Arc<Shard>]) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    let _writers: Vec<_> = shards
-        .iter()
-        .map(|s| s.writer.lock().unwrap_or_else(|p| p.into_inner()))
-        .collect();
-    let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
-    for shard in shards {
-        shard.edge.flush();
-    }
-    journal.truncate()?;
-    then(shards)
-}
-
 /// Take the data-dir lock without opening the store (offline maintenance such as restore).
 pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<DirLock, StoreError> {
     DirLock::acquire(data_dir)
-}
-
-/// Refuse to go on when the file system holding `path` is below the reserve.
-fn check_space(path: &Path, reserve: u64) -> Result<(), StoreError> {
-    match crate::disk::disk_free_bytes(path) {
-        Some(free) if free < reserve => Err(StoreError::DiskFull {
-            path: path.display().to_string(),
-            free_bytes: free,
-            reserve_bytes: reserve,
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Create a fresh shard for `spec` under `root`.
-fn create_shard(root: &Path, spec: &CollectionSpec) -> Result<Arc<Shard>, StoreError> {
-    let path = root.join(&spec.name);
-    let io = |source| StoreError::Io {
-        action: "creating collection folder",
-        path: path.display().to_string(),
-        source,
-    };
-    // A folder without a config is debris of an interrupted creation: start it over.
-    if path.exists() {
-        std::fs::remove_dir_all(&path).map_err(io)?;
-    }
-    std::fs::create_dir_all(&path).map_err(io)?;
-    let edge = qe::EdgeShard::new(&path, convert::edge_config(&spec.dense, &spec.sparse)).map_err(|e| {
-        StoreError::Backend {
-            backend: BACKEND,
-            collection: spec.name.clone(),
-            operation: "create collection",
-            source: Box::new(e),
-        }
-    })?;
-    Ok(Arc::new(Shard {
-        name: spec.name.clone(),
-        edge,
-        writer: Mutex::new(()),
-        written_since_optimize: Default::default(),
-        maintenance: Mutex::new(()),
-        compacting: Default::default(),
-    }))
-}
-
-/// Apply one write to a shard; the caller holds its writer lock.
-fn apply(shard: &Shard, op: WriteOp) -> Result<(), StoreError> {
-    let (operation, update) = match op {
-        WriteOp::Upsert(points) => {
-            let points = points
-                .into_iter()
-                .map(convert::point)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(shard.engine_err("upsert"))?;
-            (
-                "upsert",
-                qe::UpdateOperation::PointOperation(qe::PointOperations::UpsertPoints(
-                    qe::PointInsertOperations::PointsList(points),
-                )),
-            )
-        }
-        WriteOp::UpdateVectors(points) => (
-            "update vectors",
-            convert::update_vectors(points).map_err(shard.engine_err("update vectors"))?,
-        ),
-        WriteOp::SetPayload { ids, payload } => (
-            "set payload",
-            qe::UpdateOperation::PayloadOperation(qe::PayloadOps::SetPayload(qe::SetPayloadOp {
-                payload: qe::Payload(payload),
-                points: Some(ids.into_iter().map(convert::point_id).collect()),
-                filter: None,
-                key: None,
-            })),
-        ),
-        WriteOp::Delete(ids) => (
-            "delete",
-            qe::UpdateOperation::PointOperation(qe::PointOperations::DeletePoints {
-                ids: ids.into_iter().map(convert::point_id).collect(),
-            }),
-        ),
-        WriteOp::DeleteByFilter(filter) => {
-            let filter = convert::filter(&filter).map_err(shard.engine_err("delete by filter"))?;
-            (
-                "delete by filter",
-                qe::UpdateOperation::PointOperation(qe::PointOperations::DeletePointsByFilter(filter)),
-            )
-        }
-    };
-    shard
-        .edge
-        .update(update)
-        .map_err(|e| (shard.engine_err(operation))(Box::new(e)))
-}
-
-fn ensure_schema(shard: &Shard, spec: &CollectionSpec) -> Result<(), StoreError> {
-    let (dense_known, sparse_known) = {
-        let config = shard.edge.config();
-        (
-            config.vectors.keys().cloned().collect::<Vec<_>>(),
-            config.sparse_vectors.keys().cloned().collect::<Vec<_>>(),
-        )
-    };
-    for d in spec.dense.iter().filter(|d| !dense_known.contains(&d.name)) {
-        let op = convert::create_dense_vector(d).map_err(shard.engine_err("add vector"))?;
-        shard.update("add vector", op)?;
-    }
-    for s in spec.sparse.iter().filter(|s| !sparse_known.contains(&s.name)) {
-        let op = convert::create_sparse_vector(s).map_err(shard.engine_err("add vector"))?;
-        shard.update("add vector", op)?;
-    }
-    let indexed: Vec<String> = shard.edge.info().payload_schema.keys().map(|k| k.to_string()).collect();
-    for (field, kind) in &spec.indexes {
-        if indexed.iter().any(|k| k == field) {
-            continue;
-        }
-        let schema = convert::index_schema(*kind).map_err(shard.engine_err("create index"))?;
-        let field_name = convert::json_path(field).map_err(shard.engine_err("create index"))?;
-        let op = qe::UpdateOperation::FieldIndexOperation(qe::FieldIndexOperations::CreateIndex(qe::CreateIndex {
-            field_name,
-            field_schema: Some(schema),
-        }));
-        shard.update("create index", op)?;
-    }
-    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -853,6 +560,7 @@ fn stats_of(shards: &[Arc<Shard>]) -> Result<Vec<CollectionStats>, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use super::maintenance::COMPACT_AFTER_POINTS;
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
