@@ -17,16 +17,18 @@ use cloudops_storage_service::{HistoryRange, NewMessage, Role};
 /// The engine's folder under the data dir (collections and journal; not keys or backups).
 const ENGINE_DIR: &str = "qdrant";
 
-/// Bytes of the regular files under `dir` (0 when it cannot be read).
+/// Bytes allocated on disk by the files under `dir` (the engine's sparse, preallocated files
+/// count only for what they occupy); 0 when it cannot be read.
 fn dir_size(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|entry| match entry.file_type() {
             Ok(t) if t.is_dir() => dir_size(&entry.path()),
-            Ok(t) if t.is_file() => entry.metadata().map_or(0, |m| m.len()),
-            _ => 0,
+            Ok(_) => entry.metadata().map_or(0, |m| m.blocks() * 512),
+            Err(_) => 0,
         })
         .sum()
 }
