@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 use super::BackupError;
 use crate::store::CollectionStats;
 
+/// Largest manifest read, in bytes (a real one is under 2 KiB).
+pub(crate) const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
+/// Latest creation time a manifest may claim: the last millisecond of year 9999.
+const MAX_CREATED_AT_MS: i64 = 253_402_300_799_999;
+
 /// Version of the archive format described by a manifest.
 pub(crate) const ARCHIVE_FORMAT: u32 = 1;
 
@@ -42,8 +47,63 @@ pub struct Manifest {
 impl Manifest {
     /// Total points in the backup.
     pub fn points(&self) -> u64 {
-        self.collections.iter().map(|c| c.points).sum()
+        self.collections
+            .iter()
+            .fold(0u64, |sum, c| sum.saturating_add(c.points))
     }
+
+    /// Accept a manifest read from `file_stem` (a file or object named `{file_stem}.json`)
+    /// for the store `store_id`, or say why not. A manifest is outside input (a planted or
+    /// edited file, a foreign bucket): its name is joined into paths, so it must have exactly
+    /// the form this code writes, and its time must be the one its name carries.
+    ///
+    /// # Errors
+    /// The reason, for the warning that skips it.
+    pub(crate) fn check(&self, file_stem: &str, store_id: &uuid::Uuid) -> Result<(), String> {
+        if !is_backup_name(&self.name) {
+            return Err(format!(
+                "its name {:?} is not of the form YYYYMMDDTHHMMSSZ-xxxxxxxx",
+                self.name
+            ));
+        }
+        if self.name != file_stem {
+            return Err(format!("it names {:?} but is stored as {file_stem:?}", self.name));
+        }
+        if self.store_id != *store_id {
+            return Err(format!("it belongs to store {}, not {store_id}", self.store_id));
+        }
+        if !(0..=MAX_CREATED_AT_MS).contains(&self.created_at_ms)
+            || !self.name.starts_with(&crate::clock::compact_utc(self.created_at_ms))
+        {
+            return Err(format!(
+                "its creation time {} is not the time its name carries",
+                self.created_at_ms
+            ));
+        }
+        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("its checksum is not a SHA-256 in hex".into());
+        }
+        let total = self
+            .collections
+            .iter()
+            .try_fold(0u64, |sum, c| sum.checked_add(c.points));
+        if total.is_none() || self.archive_bytes.checked_add(self.data_bytes).is_none() {
+            return Err("its counts or sizes overflow".into());
+        }
+        Ok(())
+    }
+}
+
+/// `{YYYYMMDDTHHMMSSZ}-{8 lowercase hex}`, exactly as [`backup_name`] makes them.
+pub(crate) fn is_backup_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 25
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+        && b[16] == b'-'
+        && b[17..].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// File of the archive named `name` in `dir`.
@@ -77,8 +137,9 @@ pub(super) fn write(dir: &Path, manifest: &Manifest) -> Result<(), BackupError> 
     Ok(())
 }
 
-/// Every manifest in `dir`, oldest first. Unreadable manifests are skipped with a warning.
-pub(super) fn list(dir: &Path) -> Result<Vec<Manifest>, BackupError> {
+/// Every manifest of store `store_id` in `dir`, oldest first. Unreadable manifests, and
+/// manifests [`Manifest::check`] refuses, are skipped with a warning saying why.
+pub(super) fn list(dir: &Path, store_id: &uuid::Uuid) -> Result<Vec<Manifest>, BackupError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -97,13 +158,33 @@ pub(super) fn list(dir: &Path) -> Result<Vec<Manifest>, BackupError> {
         if !is_manifest {
             continue;
         }
-        match std::fs::read(&path).map(|b| serde_json::from_slice::<Manifest>(&b)) {
-            Ok(Ok(m)) => out.push(m),
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match read_bounded(&path).map(|b| serde_json::from_slice::<Manifest>(&b)) {
+            Ok(Ok(m)) => match m.check(&stem, store_id) {
+                Ok(()) => out.push(m),
+                Err(reason) => tracing::warn!(path = %path.display(), reason, "backup manifest refused"),
+            },
             _ => tracing::warn!(path = %path.display(), "unreadable backup manifest skipped"),
         }
     }
     out.sort_by(|a, b| (a.created_at_ms, &a.name).cmp(&(b.created_at_ms, &b.name)));
     Ok(out)
+}
+
+/// A manifest file's bytes, refusing one larger than [`MAX_MANIFEST_BYTES`].
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(std::io::Error::other("larger than any manifest"));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -116,5 +197,17 @@ mod tests {
         let b = backup_name(1_700_000_001_000);
         assert!(a.starts_with("20231114T221320Z-"), "{a}");
         assert!(a < b);
+        assert!(is_backup_name(&a), "{a}");
+        for bad in [
+            "",
+            "x/../../../home/user",
+            "/etc",
+            "20231114T221320Z-0123456",
+            "20231114T221320Z-0123456G",
+            "20231114T221320Z-01234567/..",
+            "20231114T221320Z-ABCDEF01",
+        ] {
+            assert!(!is_backup_name(bad), "{bad}");
+        }
     }
 }

@@ -505,7 +505,7 @@ impl BackupManager {
     /// # Errors
     /// I/O errors reading the folder.
     pub fn list(&self) -> Result<Vec<Manifest>, BackupError> {
-        manifest::list(&self.dir())
+        manifest::list(&self.dir(), &self.store_id)
     }
 
     /// Prove a backup restorable without touching live data: checksum, decrypt, unpack, open
@@ -515,8 +515,8 @@ impl BackupManager {
     /// The first check that fails, as a [`BackupError`].
     pub async fn verify(&self, name: Option<&str>) -> Result<Manifest, BackupError> {
         let target = name.map_or(RestoreTarget::Latest, |n| RestoreTarget::Named(n.to_string()));
-        let folder = self.dir();
-        let mut manifest = blocking(move || choose(&manifest::list(&folder)?, &target)).await?;
+        let (folder, store_id) = (self.dir(), self.store_id);
+        let mut manifest = blocking(move || choose(&manifest::list(&folder, &store_id)?, &target)).await?;
         let (data_dir, dir, keys, reserve) = (
             self.data_dir.clone(),
             self.dir(),
@@ -541,13 +541,14 @@ impl BackupManager {
     /// # Errors
     /// I/O and target errors.
     pub async fn prune(&self, dry_run: bool) -> Result<PruneReport, BackupError> {
-        let (dir, now, keep_days, keep_last) = (
+        let (dir, store_id, now, keep_days, keep_last) = (
             self.dir(),
+            self.store_id,
             (self.clock)(),
             self.retention.local_keep_days,
             self.retention.keep_last,
         );
-        let mut report = blocking(move || prune_local(&dir, now, keep_days, keep_last, dry_run)).await?;
+        let mut report = blocking(move || prune_local(&dir, &store_id, now, keep_days, keep_last, dry_run)).await?;
         if let (Some(s3), Some(cfg)) = (&self.s3, &self.retention.s3) {
             let remote = s3.list().await?;
             let removed = retention::prunable(&remote, (self.clock)(), cfg.keep_days, self.retention.keep_last);
@@ -566,12 +567,13 @@ impl BackupManager {
 /// newest `keep_last`.
 fn prune_local(
     dir: &Path,
+    store_id: &uuid::Uuid,
     now: i64,
     keep_days: u32,
     keep_last: usize,
     dry_run: bool,
 ) -> Result<PruneReport, BackupError> {
-    let all = manifest::list(dir)?;
+    let all = manifest::list(dir, store_id)?;
     let removed = retention::prunable(&all, now, keep_days, keep_last);
     let kept = all
         .iter()
@@ -734,15 +736,20 @@ pub(crate) async fn restore(
         let s3_config = site.backup.s3.as_ref().ok_or(BackupError::NoRemote)?;
         let s3 = S3Target::new(s3_config, &store_id).await?;
         let manifest = choose(&s3.list().await?, &target)?;
-        ensure_space(
-            &data_dir,
-            manifest.archive_bytes + manifest.data_bytes + site.min_free_bytes,
-        )?;
+        let needed = manifest
+            .archive_bytes
+            .checked_add(manifest.data_bytes)
+            .and_then(|n| n.checked_add(site.min_free_bytes))
+            .ok_or_else(|| BackupError::Corrupt {
+                name: manifest.name.clone(),
+                reason: "the manifest's sizes overflow".into(),
+            })?;
+        ensure_space(&data_dir, needed)?;
         report(progress, Phase::RestoreDownload, 0, STEPS);
         let download = data_dir.join(format!(".download-{}", manifest.name));
         let folder = download.clone();
         blocking(move || std::fs::create_dir_all(&folder).map_err(io_err(&folder))).await?;
-        if let Err(e) = s3.fetch(&manifest.name, &download).await {
+        if let Err(e) = s3.fetch(&manifest, &download).await {
             let folder = download.clone();
             let _ = blocking(move || {
                 let _ = std::fs::remove_dir_all(&folder);
@@ -755,7 +762,7 @@ pub(crate) async fn restore(
     } else {
         let dir = snapshots_dir(&data_dir, &store_id);
         let folder = dir.clone();
-        let manifest = blocking(move || choose(&manifest::list(&folder)?, &target)).await?;
+        let manifest = blocking(move || choose(&manifest::list(&folder, &store_id)?, &target)).await?;
         (dir, manifest, None)
     };
     let reserve = site.min_free_bytes;

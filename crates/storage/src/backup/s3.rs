@@ -12,6 +12,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use tokio::io::AsyncReadExt as _;
 
+use super::manifest::MAX_MANIFEST_BYTES;
 use super::{BackupError, Manifest, S3Config};
 
 /// Part size of multipart uploads.
@@ -20,6 +21,7 @@ const PART_BYTES: usize = 8 * 1024 * 1024;
 /// An S3 bucket holding one store's backups.
 pub struct S3Target {
     client: aws_sdk_s3::Client,
+    store_id: uuid::Uuid,
     bucket: String,
     prefix: String,
 }
@@ -66,6 +68,7 @@ impl S3Target {
             .build();
         Ok(S3Target {
             client: aws_sdk_s3::Client::from_conf(s3),
+            store_id: *store_id,
             bucket: config.bucket.clone(),
             prefix: format!("{}/{}", config.prefix.trim_end_matches('/'), store_id),
         })
@@ -240,9 +243,16 @@ impl S3Target {
         }
         let mut out = Vec::new();
         for key in keys {
-            let bytes = self.get_bytes(&key).await?;
+            let stem = key.rsplit('/').next().unwrap_or_default().trim_end_matches(".json");
+            let Some(bytes) = self.get_bounded(&key, MAX_MANIFEST_BYTES).await? else {
+                tracing::warn!(key, "remote backup manifest refused: larger than any manifest");
+                continue;
+            };
             match serde_json::from_slice::<Manifest>(&bytes) {
-                Ok(m) => out.push(m),
+                Ok(m) => match m.check(stem, &self.store_id) {
+                    Ok(()) => out.push(m),
+                    Err(reason) => tracing::warn!(key, reason, "remote backup manifest refused"),
+                },
                 Err(_) => tracing::warn!(key, "unreadable remote manifest skipped"),
             }
         }
@@ -250,7 +260,8 @@ impl S3Target {
         Ok(out)
     }
 
-    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BackupError> {
+    /// An object's bytes, or `None` when it is larger than `limit` (never read past it).
+    async fn get_bounded(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, BackupError> {
         let out = self
             .client
             .get_object()
@@ -259,15 +270,26 @@ impl S3Target {
             .send()
             .await
             .map_err(|e| target_err("download", key, e))?;
-        let data = out.body.collect().await.map_err(|e| target_err("download", key, e))?;
-        Ok(data.into_bytes().to_vec())
+        if out
+            .content_length()
+            .is_some_and(|n| u64::try_from(n).map_or(true, |n| n > limit))
+        {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        let mut body = out.body.into_async_read().take(limit + 1);
+        body.read_to_end(&mut bytes)
+            .await
+            .map_err(|e| target_err("download", key, e))?;
+        Ok((bytes.len() as u64 <= limit).then_some(bytes))
     }
 
     /// Download a backup's archive into `dir`; returns its path.
     ///
     /// # Errors
     /// [`BackupError::Target`] (a missing object included) and I/O errors.
-    pub async fn fetch(&self, name: &str, dir: &Path) -> Result<PathBuf, BackupError> {
+    pub(crate) async fn fetch(&self, manifest: &Manifest, dir: &Path) -> Result<PathBuf, BackupError> {
+        let name = &manifest.name;
         let key = self.key(&format!("{name}.cosb"));
         let out = self
             .client
@@ -277,14 +299,34 @@ impl S3Target {
             .send()
             .await
             .map_err(|e| target_err("download", &key, e))?;
+        let too_big = |found: u64| BackupError::Corrupt {
+            name: name.clone(),
+            reason: format!(
+                "the stored archive has {found} bytes or more, the manifest says {}",
+                manifest.archive_bytes
+            ),
+        };
+        if let Some(n) = out.content_length() {
+            let n = u64::try_from(n).unwrap_or(0);
+            if n != manifest.archive_bytes {
+                return Err(too_big(n));
+            }
+        }
         let path = dir.join(format!("{name}.cosb"));
         let io = |e| BackupError::Io {
             path: path.display().to_string(),
             source: e,
         };
         let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
-        let mut body = out.body.into_async_read();
-        tokio::io::copy(&mut body, &mut file).await.map_err(io)?;
+        // Never more than the manifest's size (plus one byte to notice a longer object).
+        let mut body = out
+            .body
+            .into_async_read()
+            .take(manifest.archive_bytes.saturating_add(1));
+        let copied = tokio::io::copy(&mut body, &mut file).await.map_err(io)?;
+        if copied > manifest.archive_bytes {
+            return Err(too_big(copied));
+        }
         file.sync_all().await.map_err(io)?;
         Ok(path)
     }

@@ -34,7 +34,7 @@ impl S3Target {
         match self.never {}
     }
 
-    pub(crate) async fn fetch(&self, _: &str, _: &Path) -> Result<PathBuf, BackupError> {
+    pub(crate) async fn fetch(&self, _: &Manifest, _: &Path) -> Result<PathBuf, BackupError> {
         match self.never {}
     }
 

@@ -587,3 +587,156 @@ async fn restore_into_a_data_dir_without_a_store_is_a_clear_error_and_creates_no
     assert_eq!(err.kind(), ErrorKind::NotInitialized);
     assert!(!t.data_dir().exists(), "restore created the data dir");
 }
+
+/// A copy of `manifest` (as JSON) with `edit` applied, written as `{file}.json` in `dir`.
+fn plant(dir: &Path, file: &str, manifest: &serde_json::Value, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut m = manifest.clone();
+    edit(&mut m);
+    std::fs::write(dir.join(format!("{file}.json")), m.to_string()).unwrap();
+}
+
+/// Everything under `dir`, relative, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut all: Vec<String> = crate::common::all_files(dir)
+        .into_iter()
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    all.sort();
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_manifests_are_refused_and_nothing_outside_the_data_dir_is_touched() {
+    let t = TestStore::new();
+    let victim = t.dir.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("precious.txt"), "keep me").unwrap();
+    let s = t.open().await;
+    let ctx = s.chat.create_conversation("alice", "t", json!({})).await.unwrap();
+    s.chat.append(&ctx, NewMessage::new(Role::User, "kept")).await.unwrap();
+    let real = s.backup.create_snapshot().await.unwrap();
+    let before = state(&s, "alice").await;
+    let dir = s.backup.dir();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{}.json", real.name))).unwrap()).unwrap();
+    let traversal = "x/../../../victim";
+    // Names the code never writes, a name that is not its file's, a foreign store, a time
+    // that is not the name's, absurd sizes: each refused when listed.
+    plant(&dir, "evil-traversal", &json, |m| m["name"] = traversal.into());
+    plant(&dir, "evil-absolute", &json, |m| {
+        m["name"] = victim.display().to_string().into()
+    });
+    plant(&dir, "20991231T235959Z-0123abcd", &json, |m| {
+        m["name"] = json["name"].clone()
+    });
+    plant(&dir, "20991231T235958Z-0123abcd", &json, |m| {
+        m["name"] = "20991231T235958Z-0123abcd".into();
+        m["store_id"] = uuid::Uuid::new_v4().to_string().into();
+        m["created_at_ms"] = 4_102_444_798_000i64.into();
+    });
+    plant(&dir, "20991231T235957Z-0123abcd", &json, |m| {
+        m["name"] = "20991231T235957Z-0123abcd".into();
+        m["created_at_ms"] = i64::MAX.into();
+    });
+    plant(&dir, "20991231T235956Z-0123abcd", &json, |m| {
+        m["name"] = "20991231T235956Z-0123abcd".into();
+        m["created_at_ms"] = 4_102_444_796_000i64.into();
+        m["archive_bytes"] = u64::MAX.into();
+        m["data_bytes"] = u64::MAX.into();
+    });
+    let listed: Vec<String> = s.backup.list().unwrap().into_iter().map(|m| m.name).collect();
+    assert_eq!(listed, vec![real.name.clone()], "only the real backup is listed");
+    let err = s.backup.verify(Some(traversal)).await.unwrap_err();
+    assert!(matches!(err, BackupError::NotFound(_)), "{err}");
+    s.shutdown().await.unwrap();
+
+    // Restoring by the planted name: a clear error; "latest" is the real backup.
+    let outside_before = tree(t.dir.path());
+    let err = restore(&t.config(), RestoreTarget::Named(traversal.into()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backup, "{err}");
+    assert!(err.to_string().contains("no backup"), "{err}");
+    assert_eq!(tree(t.dir.path()), outside_before, "a refused restore changed files");
+    assert_eq!(std::fs::read_to_string(victim.join("precious.txt")).unwrap(), "keep me");
+
+    // Forged counts in the real manifest: the restore checks them and keeps the live data.
+    plant(&dir, &real.name, &json, |m| {
+        m["collections"][0]["points"] = 999_999.into()
+    });
+    let err = restore(&t.config(), RestoreTarget::Latest).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CorruptBackup, "{err}");
+    let s = t.open().await;
+    assert_eq!(state(&s, "alice").await, before, "live data changed");
+    s.shutdown().await.unwrap();
+    assert!(victim.join("precious.txt").exists());
+}
+
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_remote_manifests_are_refused() {
+    let Some((endpoint, bucket)) = s3_env() else { return };
+    let t = TestStore::new();
+    let victim = t.dir.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("precious.txt"), "keep me").unwrap();
+    let config = with_s3(&t, &endpoint, &bucket);
+    let s = StorageService::open(config.clone()).await.unwrap();
+    let ctx = s.chat.create_conversation("alice", "t", json!({})).await.unwrap();
+    s.chat.append(&ctx, NewMessage::new(Role::User, "kept")).await.unwrap();
+    let real = s.backup.run_cycle().await.unwrap();
+    let s3 = config.backup.s3.clone().unwrap();
+    let prefix = format!("{}/{}", s3.prefix, s.key_status().store_id);
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("garage"))
+        .load()
+        .await;
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(true)
+            .build(),
+    );
+    let put = |key: String, body: Vec<u8>| {
+        let client = client.clone();
+        let bucket = bucket.clone();
+        async move {
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key(key)
+                .body(body.into())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let mut evil = serde_json::to_value(&real).unwrap();
+    evil["name"] = format!("x/../../../{}", victim.display()).into();
+    evil["created_at_ms"] = (real.created_at_ms + 1).into();
+    put(
+        format!("{prefix}/20991231T235959Z-0123abcd.json"),
+        evil.to_string().into_bytes(),
+    )
+    .await;
+    // A manifest larger than any real one is not even read whole.
+    put(
+        format!("{prefix}/20991231T235958Z-0123abcd.json"),
+        vec![b' '; 2 * 1024 * 1024],
+    )
+    .await;
+    let listed: Vec<String> = s
+        .backup
+        .list_remote()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(listed, vec![real.name.clone()]);
+    s.shutdown().await.unwrap();
+    std::fs::remove_dir_all(s.backup.dir()).unwrap();
+    let report = restore_s3(&config, RestoreTarget::Latest).await.unwrap();
+    assert_eq!(report.backup.name, real.name);
+    assert_eq!(std::fs::read_to_string(victim.join("precious.txt")).unwrap(), "keep me");
+}
