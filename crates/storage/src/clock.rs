@@ -39,6 +39,7 @@ pub(crate) fn parse_utc(text: &str) -> Option<i64> {
     let t: Vec<i64> = time.split(':').map(str::parse).collect::<Result<_, _>>().ok()?;
     let valid = d.len() == 3
         && t.len() == 3
+        && (0..=9999).contains(&d[0])
         && (1..=12).contains(&d[1])
         && (1..=31).contains(&d[2])
         && (0..24).contains(&t[0])
@@ -85,6 +86,9 @@ mod tests {
         assert_eq!(parse_utc("1700000000000"), Some(1_700_000_000_000));
         assert_eq!(parse_utc("2023-13-01T00:00:00Z"), None);
         assert_eq!(parse_utc("yesterday"), None);
+        // Absurd years are refused, not overflowed.
+        assert_eq!(parse_utc("99999999999999-01-01T00:00:00Z"), None);
+        assert_eq!(parse_utc("-5-01-01T00:00:00Z"), None);
         for ms in [0, 951_782_400_000, 1_709_164_800_000, 4_102_444_800_000] {
             let text = format_utc(ms).replace(' ', "T");
             assert_eq!(parse_utc(&text), Some(ms), "{text}");

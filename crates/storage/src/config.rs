@@ -136,11 +136,13 @@ pub enum ConfigKey {
     EmbeddingUrl,
     /// `embedding.model` / `CLOUDOPS_EMBEDDING_MODEL`
     EmbeddingModel,
+    /// `embedding.allow_insecure_http` / `CLOUDOPS_EMBEDDING_ALLOW_INSECURE_HTTP`
+    EmbeddingAllowInsecureHttp,
 }
 
 impl ConfigKey {
     /// Every key.
-    pub const ALL: [ConfigKey; 18] = [
+    pub const ALL: [ConfigKey; 19] = [
         ConfigKey::DataDir,
         ConfigKey::KeySource,
         ConfigKey::KeyFile,
@@ -159,6 +161,7 @@ impl ConfigKey {
         ConfigKey::EmbeddingModelDir,
         ConfigKey::EmbeddingUrl,
         ConfigKey::EmbeddingModel,
+        ConfigKey::EmbeddingAllowInsecureHttp,
     ];
 
     /// The dotted name used in TOML.
@@ -182,6 +185,7 @@ impl ConfigKey {
             ConfigKey::EmbeddingModelDir => "embedding.model_dir",
             ConfigKey::EmbeddingUrl => "embedding.url",
             ConfigKey::EmbeddingModel => "embedding.model",
+            ConfigKey::EmbeddingAllowInsecureHttp => "embedding.allow_insecure_http",
         }
     }
 
@@ -206,6 +210,7 @@ impl ConfigKey {
             ConfigKey::EmbeddingModelDir => "CLOUDOPS_EMBEDDING_MODEL_DIR",
             ConfigKey::EmbeddingUrl => "CLOUDOPS_EMBEDDING_URL",
             ConfigKey::EmbeddingModel => "CLOUDOPS_EMBEDDING_MODEL",
+            ConfigKey::EmbeddingAllowInsecureHttp => "CLOUDOPS_EMBEDDING_ALLOW_INSECURE_HTTP",
         }
     }
 }
@@ -292,6 +297,11 @@ impl StorageConfig {
             ConfigKey::EmbeddingModelDir => self.embedding.model_dir = Some(PathBuf::from(value)),
             ConfigKey::EmbeddingUrl => self.embedding.url = value.to_string(),
             ConfigKey::EmbeddingModel => self.embedding.model = value.to_string(),
+            ConfigKey::EmbeddingAllowInsecureHttp => {
+                self.embedding.allow_insecure_http = value
+                    .parse()
+                    .map_err(|_| invalid("not true or false", "give true or false"))?;
+            }
         }
         Ok(())
     }
@@ -359,6 +369,17 @@ impl StorageConfig {
                     "remove [backup.s3], or build with the default features",
                 ));
             }
+        }
+        if self.embedding.provider == EmbeddingProvider::OpenAi
+            && !self.embedding.allow_insecure_http
+            && crate::embed::sends_clear_text_off_this_machine(&self.embedding.url)
+        {
+            return Err(invalid(
+                ConfigKey::EmbeddingUrl,
+                self.embedding.url.clone(),
+                "plain http to another machine would send message text in clear",
+                "use https, a loopback address, or set embedding.allow_insecure_http = true",
+            ));
         }
         let missing = match self.embedding.provider {
             EmbeddingProvider::Bert if cfg!(not(feature = "bert")) => Some("bert"),
@@ -517,6 +538,26 @@ pub fn default_data_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn plain_http_to_another_machine_needs_permission() {
+        let build = |url: &str, allow: &str| {
+            StorageConfig::builder()
+                .with_data_dir("/tmp/cloudops-config-test")
+                .with_config(ConfigKey::EmbeddingProvider, "openai")
+                .with_config(ConfigKey::EmbeddingUrl, url)
+                .with_config(ConfigKey::EmbeddingAllowInsecureHttp, allow)
+                .build()
+                .and_then(|c| c.validate())
+        };
+        let err = build("http://10.0.0.5:11434/v1", "false").unwrap_err();
+        assert!(err.to_string().contains("allow_insecure_http"), "{err}");
+        assert!(build("http://10.0.0.5:11434/v1", "true").is_ok());
+        assert!(build("http://127.0.0.1:11434/v1", "false").is_ok());
+        assert!(build("https://embeddings.example.com/v1", "false").is_ok());
+        assert!(build("http://10.0.0.5/v1", "yes").is_err(), "not a boolean");
+    }
 
     #[test]
     fn file_then_settings_precedence() {

@@ -49,6 +49,9 @@ pub struct EmbeddingConfig {
     pub api_key_env: String,
     /// Vector dimension of the endpoint's model; probed with one request when unset.
     pub dim: Option<usize>,
+    /// Allow plain `http://` to a host other than this machine (message text then travels
+    /// in clear). Default: false; loopback and `https://` need no permission.
+    pub allow_insecure_http: bool,
 }
 
 impl Default for EmbeddingConfig {
@@ -60,6 +63,7 @@ impl Default for EmbeddingConfig {
             model: "nomic-embed-text".into(),
             api_key_env: "OPENAI_API_KEY".into(),
             dim: None,
+            allow_insecure_http: false,
         }
     }
 }

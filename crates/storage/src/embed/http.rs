@@ -54,7 +54,9 @@ struct Item {
 
 impl HttpEmbedder {
     /// An embedder for `model` at `url` (the base URL, e.g. `http://localhost:11434/v1`, or the
-    /// full `/embeddings` URL). Without `dim`, one probe request learns it.
+    /// full `/embeddings` URL). Without `dim`, one probe request learns it. Message text goes
+    /// to `url` as is: the configuration refuses plain `http://` to another machine unless
+    /// `embedding.allow_insecure_http` says so, but a caller building this directly decides.
     ///
     /// # Errors
     /// [`EmbedError::Endpoint`] when the probe fails; [`EmbedError::Model`] for a bad URL.

@@ -101,6 +101,23 @@ pub(crate) async fn from_config(config: &EmbeddingConfig) -> Result<Option<Arc<d
     }
 }
 
+/// Whether `url` is plain HTTP to a host other than this machine (loopback addresses and
+/// `localhost` are this machine; anything unparsable counts as remote).
+pub(crate) fn sends_clear_text_off_this_machine(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback =
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    !loopback
+}
+
 /// `auto`: the local model when its files are in the model dir, else keyword search only.
 #[cfg(feature = "bert")]
 fn auto(config: &EmbeddingConfig) -> Result<Option<Arc<dyn Embedder>>, EmbedError> {
@@ -138,5 +155,33 @@ pub(crate) fn normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+#[cfg(test)]
+mod clear_text_tests {
+    use super::sends_clear_text_off_this_machine as remote_http;
+
+    #[test]
+    fn only_plain_http_to_another_host_counts() {
+        for local in [
+            "http://localhost:11434/v1",
+            "http://127.0.0.1:8080/v1",
+            "http://127.3.4.5/v1",
+            "http://[::1]:8080/v1",
+            "https://api.example.com/v1",
+            "https://10.0.0.5/v1",
+        ] {
+            assert!(!remote_http(local), "{local}");
+        }
+        for remote in [
+            "http://10.0.0.5:11434/v1",
+            "http://api.example.com/v1",
+            "http://localhost.example.com/v1",
+            "http://user@evil.example/v1",
+            "http://[2001:db8::1]/v1",
+        ] {
+            assert!(remote_http(remote), "{remote}");
+        }
     }
 }

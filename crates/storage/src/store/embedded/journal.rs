@@ -83,6 +83,9 @@ impl Journal {
     /// Entries written since the last checkpoint, up to the first torn or corrupt one.
     pub(super) fn replay(&self) -> Result<Vec<Entry>, StoreError> {
         let file = File::open(&self.path).map_err(self.io("reading journal"))?;
+        // A length read from disk is trusted only as far as the file reaches: a damaged or
+        // planted header never makes replay allocate more than the file holds.
+        let mut left = file.metadata().map_err(self.io("reading journal"))?.len();
         let mut reader = BufReader::new(file);
         let mut entries = Vec::new();
         loop {
@@ -90,10 +93,13 @@ impl Journal {
             if reader.read_exact(&mut header).is_err() {
                 break;
             }
-            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            left = left.saturating_sub(8);
+            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
             let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-            let mut body = vec![0u8; len];
-            if reader.read_exact(&mut body).is_err() || crc32fast::hash(&body) != crc {
+            let fits = u64::from(len) <= left;
+            left = left.saturating_sub(u64::from(len));
+            let mut body = if fits { vec![0u8; len as usize] } else { Vec::new() };
+            if !fits || reader.read_exact(&mut body).is_err() || crc32fast::hash(&body) != crc {
                 tracing::warn!(
                     replayed = entries.len(),
                     "journal ends in a torn entry (an unacknowledged write); ignoring it"
@@ -158,6 +164,21 @@ mod tests {
         let entries = j.replay().unwrap();
         assert_eq!(entries.len(), 1);
         assert!(matches!(&entries[0].op, WriteOp::Delete(ids) if ids[0] == uuid::Uuid::from_u128(1)));
+    }
+
+    #[test]
+    fn a_length_past_the_end_of_the_file_stops_replay_without_allocating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append("c", &WriteOp::Delete(vec![uuid::Uuid::from_u128(1)])).unwrap();
+        let mut bytes = std::fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
+        // A header claiming a 4 GiB entry, and a few bytes after it.
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(b"{}");
+        std::fs::write(dir.path().join(JOURNAL_FILE), &bytes).unwrap();
+        let entries = Journal::open(dir.path()).unwrap().replay().unwrap();
+        assert_eq!(entries.len(), 1, "the good entry before it is kept");
     }
 
     #[test]
