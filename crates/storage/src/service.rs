@@ -125,6 +125,13 @@ impl StorageService {
                     path: dir.display().to_string(),
                 });
             }
+            if !exists && holds_collections(dir) {
+                // New keys would make every stored record unreadable: refuse, keep the data.
+                return Err(StorageError::Crypto(crate::crypto::CryptoError::Envelope {
+                    path: dir.join(crate::crypto::ENVELOPE_FILE).display().to_string(),
+                    reason: "is missing, but the data dir holds collections sealed under it; refusing to create new keys (the data would become unreadable): put keys.json back from a copy of the data dir, or restore the store from a backup".into(),
+                }));
+            }
             create_private_dir(dir)?;
             // The lock comes first, so two processes can never both create keys.
             let store = EmbeddedStore::open_with(
@@ -443,6 +450,15 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| StorageError::io("creating data dir", dir, e))
+}
+
+/// Whether the engine folder under `data_dir` holds any collection.
+fn holds_collections(data_dir: &std::path::Path) -> bool {
+    std::fs::read_dir(data_dir.join(crate::store::embedded::QDRANT_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_type().is_ok_and(|t| t.is_dir()))
 }
 
 /// The parts of `config` backups use.

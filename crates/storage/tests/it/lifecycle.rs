@@ -29,6 +29,36 @@ async fn missing_store_is_not_created_without_permission() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_keys_json_is_missing_is_refused_not_given_new_keys() {
+    let t = TestStore::new();
+    let s = t.open().await;
+    let ctx = s.chat.create_conversation("alice", "t", json!({})).await.unwrap();
+    s.chat.append(&ctx, NewMessage::new(Role::User, "kept")).await.unwrap();
+    s.shutdown().await.unwrap();
+    let keys = t.data_dir().join("keys.json");
+    let saved = std::fs::read(&keys).unwrap();
+    std::fs::remove_file(&keys).unwrap();
+
+    // The app's default (create_if_missing) must not paper over the loss with new keys.
+    let err = StorageService::open(t.config()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Crypto, "{err}");
+    assert!(
+        err.to_string().contains("keys.json") && err.to_string().contains("refusing"),
+        "{err}"
+    );
+    assert!(!keys.exists(), "new keys were written");
+
+    // Put back, everything reads again.
+    std::fs::write(&keys, saved).unwrap();
+    let s = t.open().await;
+    assert_eq!(
+        s.chat.get_history(&ctx, HistoryRange::All).await.unwrap()[0].content,
+        "kept"
+    );
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_collections_keys_and_disk() {
     let t = TestStore::new();
     let s = t.open().await;
