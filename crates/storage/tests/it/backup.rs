@@ -405,6 +405,21 @@ fn s3_env() -> Option<(String, String)> {
 }
 
 #[cfg(feature = "s3")]
+/// An SDK client of the test's S3 server, to change the bucket behind the store's back.
+async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("garage"))
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+#[cfg(feature = "s3")]
 fn with_s3(t: &TestStore, endpoint: &str, bucket: &str) -> cloudops_storage_service::StorageConfig {
     let mut config = t.config();
     let mut s3 = cloudops_storage_service::S3Config::new(bucket);
@@ -470,16 +485,7 @@ async fn missing_remote_object_leaves_live_data_untouched() {
     // or a lifecycle rule might).
     let s3 = config.backup.s3.clone().unwrap();
     let key = format!("{}/{}/{}.cosb", s3.prefix, s.key_status().store_id, m.name);
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&endpoint)
-        .region(aws_config::Region::new("garage"))
-        .load()
-        .await;
-    let client = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(true)
-            .build(),
-    );
+    let client = s3_client(&endpoint).await;
     client.delete_object().bucket(&bucket).key(&key).send().await.unwrap();
     assert_eq!(
         s.backup.list_remote().await.unwrap().len(),
@@ -687,16 +693,7 @@ async fn planted_remote_manifests_are_refused() {
     let real = s.backup.run_cycle().await.unwrap();
     let s3 = config.backup.s3.clone().unwrap();
     let prefix = format!("{}/{}", s3.prefix, s.key_status().store_id);
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&endpoint)
-        .region(aws_config::Region::new("garage"))
-        .load()
-        .await;
-    let client = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(true)
-            .build(),
-    );
+    let client = s3_client(&endpoint).await;
     let put = |key: String, body: Vec<u8>| {
         let client = client.clone();
         let bucket = bucket.clone();
