@@ -136,11 +136,15 @@ pub(crate) enum BackupCommand {
         #[arg(long)]
         upload: bool,
     },
-    /// List backups (local, or with --remote those in S3).
+    /// List backups (local, or with --remote those in S3; --remote also works on a machine
+    /// with no store yet, listing every store's backups in the bucket).
     List {
         /// List the S3 target's backups.
         #[arg(long)]
         remote: bool,
+        /// With --remote and no local store: only this store's backups.
+        #[arg(long, value_name = "UUID", requires = "remote")]
+        store_id: Option<String>,
     },
     /// Prove a backup restorable without touching live data (default: the newest).
     Verify {
@@ -162,6 +166,16 @@ pub(crate) enum BackupCommand {
         /// Download it from the configured S3 target.
         #[arg(long)]
         from_s3: bool,
+        /// Disaster recovery into an empty data dir: the recovery kit file (or a file holding
+        /// just the recovery key). The keys are then wrapped under this machine's --key-source.
+        #[arg(long, value_name = "FILE", conflicts_with = "recovery_key", requires = "from_s3")]
+        recovery_key_file: Option<PathBuf>,
+        /// `-`: read the recovery key from stdin (never pass the key itself as an argument).
+        #[arg(long, value_name = "-", value_parser = ["-"], requires = "from_s3")]
+        recovery_key: Option<String>,
+        /// The store to restore when the bucket holds several (see `backup list --remote`).
+        #[arg(long, value_name = "UUID")]
+        store_id: Option<String>,
     },
     /// Delete backups past retention, locally and in S3 (never the newest).
     Prune {
@@ -358,5 +372,14 @@ pub(crate) enum KeysCommand {
         /// Key file of the target source (with --to file).
         #[arg(long, value_name = "PATH")]
         to_key_file: Option<PathBuf>,
+    },
+    /// Issue a new recovery kit: the key that restores this store's backups on a new machine.
+    /// The previous kit stops opening the store and later backups; earlier backups keep
+    /// opening with the kit that was current when they were taken.
+    RecoveryKit {
+        /// Write the kit to this new file (mode 0600; an existing file is never replaced)
+        /// instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }

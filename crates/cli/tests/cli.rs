@@ -931,3 +931,127 @@ fn estate_sync_takes_every_page_tombstones_the_missing_and_shows_them_on_request
         human.stdout
     );
 }
+
+/// S3 settings of the test's Garage bucket (scripts/test.sh) under a prefix of this test's
+/// own, or `None` (skip) outside CI when no S3 server runs.
+fn s3_settings(label: &str) -> Option<Vec<(&'static str, String)>> {
+    match (
+        std::env::var("CLOUDOPS_TEST_S3_ENDPOINT"),
+        std::env::var("CLOUDOPS_TEST_S3_BUCKET"),
+    ) {
+        (Ok(endpoint), Ok(bucket)) => {
+            let unique = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            Some(vec![
+                ("CLOUDOPS_BACKUP_S3_BUCKET", bucket),
+                ("CLOUDOPS_BACKUP_S3_ENDPOINT", endpoint),
+                ("CLOUDOPS_BACKUP_S3_REGION", "garage".into()),
+                (
+                    "CLOUDOPS_BACKUP_S3_PREFIX",
+                    format!("cli-{label}-{}-{unique}", std::process::id()),
+                ),
+            ])
+        }
+        _ => {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but no S3 server");
+            eprintln!("SKIPPED: no S3 server (run scripts/test.sh, which starts Garage)");
+            None
+        }
+    }
+}
+
+#[test]
+fn init_hands_out_a_recovery_kit_that_restores_the_store_on_a_new_machine() {
+    let Some(s3) = s3_settings("dr") else { return };
+    let with_s3 = |c: &mut Command| {
+        for (k, v) in &s3 {
+            c.env(k, v);
+        }
+    };
+    let old = Env::new();
+    let init = old.run(&["--json", "init"]).ok().json();
+    let init_key = init["recovery_kit"]["recovery_key"].as_str().unwrap().to_string();
+    assert_eq!(init_key.len(), 65, "{init_key}");
+    let again = old.run(&["init"]).ok();
+    assert!(again.stdout.contains("recovery    issued"), "{}", again.stdout);
+    assert!(!again.stdout.contains(&init_key), "a kit is shown once");
+
+    // A new kit into a file: 0600, never over an existing file; the init kit stops working.
+    let kit_file = old.dir.path().join("recovery-kit.txt");
+    let kit_arg = kit_file.display().to_string();
+    old.run(&["keys", "recovery-kit", "--out", &kit_arg]).ok();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&kit_file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let kit_text = std::fs::read_to_string(&kit_file).unwrap();
+    assert!(kit_text.contains("recovery key") && !kit_text.contains(&init_key));
+    let refused = old.run(&["keys", "recovery-kit", "--out", &kit_arg]).failed();
+    assert!(refused.stderr.contains("exists"), "{}", refused.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&kit_file).unwrap(),
+        kit_text,
+        "kit file replaced"
+    );
+    let status = old.run(&["status"]).ok();
+    assert!(status.stdout.contains("recovery kit issued"), "{}", status.stdout);
+
+    let ctx = new_conversation(&old, "alice");
+    old.run(&["chat", "add", &ctx, "--role", "user", "remember the NAT gateway"])
+        .ok();
+    old.run_with(&["--json", "backup", "now", "--upload"], with_s3).ok();
+    std::fs::remove_dir_all(old.data_dir()).unwrap();
+    std::fs::remove_file(old.dir.path().join("keys/master.key")).unwrap();
+
+    // The new machine: no store, no key; the bucket lists without one.
+    let new = Env::new();
+    let listed = new
+        .run_with(&["--json", "backup", "list", "--remote"], with_s3)
+        .ok()
+        .json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    // The replaced (init) kit, typed on stdin: a clear error, nothing written.
+    let wrong = new
+        .run_stdin_with(
+            &["--json", "backup", "restore", "--from-s3", "--recovery-key", "-"],
+            init_key.as_bytes(),
+            with_s3,
+        )
+        .failed();
+    assert!(wrong.stderr.contains("wrong_key"), "{}", wrong.stderr);
+    assert!(!new.data_dir().exists(), "a refused restore wrote the data dir");
+    let swap = if &init_key[10..11] == "X" { "Y" } else { "X" };
+    let typo = format!("{}{swap}{}", &init_key[..10], &init_key[11..]);
+    let mistyped = new
+        .run_stdin_with(
+            &["backup", "restore", "--from-s3", "--recovery-key", "-"],
+            typo.as_bytes(),
+            with_s3,
+        )
+        .failed();
+    assert!(
+        mistyped.stderr.contains("not a valid recovery key"),
+        "{}",
+        mistyped.stderr
+    );
+
+    let restored = new
+        .run_with(
+            &[
+                "--json",
+                "backup",
+                "restore",
+                "--from-s3",
+                "--recovery-key-file",
+                &kit_arg,
+            ],
+            with_s3,
+        )
+        .ok()
+        .json();
+    assert_eq!(restored["keys"]["key_source"], "file", "{restored}");
+    assert!(new.dir.path().join("keys/master.key").exists());
+    assert_eq!(history_len(&new, &ctx), 1);
+    let status = new.run(&["status"]).ok();
+    assert!(status.stdout.contains("recovery kit issued"), "{}", status.stdout);
+}

@@ -246,7 +246,9 @@ impl StorageError {
     fn kind_of_crypto(e: &CryptoError) -> ErrorKind {
         match e {
             CryptoError::KeySourceUnavailable { .. } => ErrorKind::KeySourceUnavailable,
-            CryptoError::WrongKey { .. } => ErrorKind::WrongKey,
+            CryptoError::WrongKey { .. }
+            | CryptoError::WrongRecoveryKey { .. }
+            | CryptoError::BadRecoveryKey { .. } => ErrorKind::WrongKey,
             CryptoError::Tampered { .. } => ErrorKind::Tampered,
             _ => ErrorKind::Crypto,
         }

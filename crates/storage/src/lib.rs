@@ -62,7 +62,7 @@ pub use config::{
     EmbeddingProvider, KeyConfig, KeySourceKind, StorageConfig, StorageConfigBuilder, StoreConfig, CONFIG_FILE_NAME,
     DEFAULT_KEY_ENV_VAR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PASSPHRASE_ENV_VAR,
 };
-pub use crypto::KeyStatus;
+pub use crypto::{KeyStatus, RecoveryKey, RecoveryKit, WrappedKeys};
 pub use service::{Health, ReindexReport, StorageService};
 pub use store::CollectionStats;
 

@@ -65,6 +65,9 @@ pub struct Health {
     pub key_source: KeySourceKind,
     /// Where the key lives.
     pub key_location: String,
+    /// When the recovery kit was issued; `None`: there is none, so backups cannot be
+    /// restored on another machine.
+    pub recovery_kit_created_at_ms: Option<i64>,
     /// Collections with their point counts.
     pub collections: Vec<CollectionStats>,
     /// Free bytes on the data dir's file system.
@@ -227,6 +230,31 @@ impl StorageService {
         Ok(status)
     }
 
+    /// Issue a new recovery kit for this store: the data keys are wrapped a second time under
+    /// the new recovery key, which opens this store's backups on any machine (see
+    /// [`RestoreOptions::recovery_key`](crate::RestoreOptions)). A previous kit stops opening
+    /// the store and the backups taken from now on; backups taken before keep opening with
+    /// the kit that was current then. The key is returned once and never stored in clear.
+    ///
+    /// # Errors
+    /// Crypto errors from the key source or the envelope (nothing changes then).
+    pub async fn issue_recovery_kit(&self) -> Result<crate::crypto::RecoveryKit> {
+        if self.shut_down.load(Ordering::SeqCst) {
+            return Err(StorageError::ShutDown);
+        }
+        let dir = self.config.data_dir.clone();
+        let mut keys_config = self.config.keys.clone();
+        keys_config.source = self.key_status().key_source;
+        let (key, status) =
+            run_blocking(move || crypto::issue_recovery_key(&dir, &keys_config).map_err(StorageError::from)).await?;
+        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = status.clone();
+        Ok(crate::crypto::RecoveryKit {
+            store_id: status.store_id,
+            created_at_ms: status.recovery_kit_created_at_ms.unwrap_or_else(crate::clock::now_ms),
+            key,
+        })
+    }
+
     /// A health report.
     ///
     /// # Errors
@@ -260,6 +288,7 @@ impl StorageService {
             store_id: keys.store_id,
             key_source: keys.key_source,
             key_location: keys.key_location,
+            recovery_kit_created_at_ms: keys.recovery_kit_created_at_ms,
             collections,
             disk_free_bytes: free,
             data_dir_bytes: used,
@@ -339,6 +368,19 @@ impl StorageService {
         progress: crate::progress::ProgressFn<'_>,
     ) -> Result<crate::backup::RestoreReport> {
         Ok(crate::backup::restore(&backup_site(config), options, progress).await?)
+    }
+
+    /// The backups in the S3 bucket of `config`, without opening (or needing) a store: for
+    /// a new machine choosing what to restore. Of `store_id`, or of every store in the bucket.
+    /// Checked for form only; a restore authenticates the one it opens.
+    ///
+    /// # Errors
+    /// Kind `backup` without `[backup.s3]` or when the bucket fails.
+    pub async fn list_remote_backups(
+        config: &StorageConfig,
+        store_id: Option<uuid::Uuid>,
+    ) -> Result<Vec<crate::backup::Manifest>> {
+        Ok(crate::backup::list_remote_unopened(&backup_site(config), store_id).await?)
     }
 
     /// Compact and index every collection (qdrant-edge's optimizers), then checkpoint.

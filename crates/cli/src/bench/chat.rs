@@ -262,7 +262,7 @@ pub(crate) async fn run_chat_bench(
         &config,
         &cloudops_storage_service::RestoreOptions {
             target: cloudops_storage_service::RestoreTarget::Named(backup.name.clone()),
-            from_s3: false,
+            ..Default::default()
         },
         &cloudops_storage_service::no_progress,
     )

@@ -1,22 +1,41 @@
 //! `backup now|list|verify|restore|prune`.
 
-use cloudops_storage_service::{Manifest, RestoreOptions, RestoreTarget};
-use cloudops_storage_service::{StorageConfig, StorageService};
+use std::path::Path;
+
+use anyhow::Context as _;
+use cloudops_storage_service::{ErrorKind, Manifest, RecoveryKey, RestoreOptions, RestoreTarget};
+use cloudops_storage_service::{StorageConfig, StorageError, StorageService};
 
 use crate::args::BackupCommand;
 use crate::output::{self, Output};
 
 pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output) -> anyhow::Result<()> {
-    if let BackupCommand::Restore { at, name, from_s3, .. } = cmd {
+    if let BackupCommand::Restore {
+        at,
+        name,
+        from_s3,
+        recovery_key_file,
+        recovery_key,
+        store_id,
+        ..
+    } = cmd
+    {
         // Restore works on a closed store: it takes the data-dir lock itself.
         let target = match (at, name) {
             (Some(at), _) => RestoreTarget::At(parse_time(at)?),
             (_, Some(name)) => RestoreTarget::Named(name.clone()),
             _ => RestoreTarget::Latest,
         };
+        let recovery_key = match (recovery_key_file, recovery_key) {
+            (Some(file), _) => Some(read_recovery_key_file(file)?),
+            (None, Some(_)) => Some(read_recovery_key_stdin()?),
+            (None, None) => None,
+        };
         let options = RestoreOptions {
             target,
             from_s3: *from_s3,
+            recovery_key,
+            store_id: store_id.as_deref().map(parse_store_id).transpose()?,
         };
         let bar = out.progress("restoring");
         let report = StorageService::restore_backup(&config, &options, &|p| bar.report(p)).await;
@@ -35,7 +54,44 @@ pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output)
                     previous.display()
                 );
             }
+            if let Some(keys) = &r.keys {
+                println!(
+                    "store {} now opens with this machine's key source: {} ({})",
+                    keys.store_id, keys.key_source, keys.key_location
+                );
+                if keys.recovery_kit_created_at_ms.is_some() {
+                    println!("the recovery kit you used keeps working for this store");
+                }
+            }
         });
+    }
+    if let BackupCommand::List { remote: true, store_id } = cmd {
+        // On a new machine there is no store yet: list the bucket without one.
+        let store_id = store_id.as_deref().map(parse_store_id).transpose()?;
+        match StorageService::open(config.clone()).await {
+            Ok(service) => {
+                let all = service.backup.list_remote().await;
+                service.shutdown().await?;
+                return out.emit(&all?, |all| print_list(all, "s3"));
+            }
+            Err(e) if e.kind() == ErrorKind::NotInitialized => {
+                let all = StorageService::list_remote_backups(&config, store_id).await?;
+                return out.emit(&all, |all| {
+                    print_list(all, "s3");
+                    for id in all
+                        .iter()
+                        .map(|m| m.store_id)
+                        .collect::<std::collections::BTreeSet<_>>()
+                    {
+                        println!("store {id}");
+                    }
+                    println!(
+                        "(no store here: listed as the bucket holds them; a restore authenticates the backup it opens)"
+                    );
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     let service = StorageService::open(config).await?;
     let result = execute(cmd, &service, out).await;
@@ -65,13 +121,9 @@ async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> 
                 }
             })
         }
-        BackupCommand::List { remote } => {
-            let (all, place) = if *remote {
-                (service.backup.list_remote().await?, "s3")
-            } else {
-                (service.backup.list()?, "local")
-            };
-            out.emit(&all, |all| print_list(all, place))
+        BackupCommand::List { .. } => {
+            let all = service.backup.list()?;
+            out.emit(&all, |all| print_list(all, "local"))
         }
         BackupCommand::Daemon => {
             let interval = service.config().backup.interval();
@@ -134,6 +186,31 @@ fn print_list(all: &[Manifest], place: &str) {
         "{}",
         output::table(&["NAME", "CREATED", "SIZE", "POINTS", "WHERE", "LAST VERIFIED"], rows)
     );
+}
+
+fn parse_store_id(text: &str) -> anyhow::Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(text).with_context(|| format!("--store-id {text:?} is not a store id (a UUID)"))
+}
+
+/// The recovery key from a kit file (or a file holding just the key).
+fn read_recovery_key_file(path: &Path) -> anyhow::Result<RecoveryKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the recovery kit {}", path.display()))?;
+    Ok(RecoveryKey::parse(&text).map_err(StorageError::from)?)
+}
+
+/// The recovery key typed or piped on stdin (one line, or a whole kit).
+fn read_recovery_key_stdin() -> anyhow::Result<RecoveryKey> {
+    use std::io::{IsTerminal as _, Read as _};
+    if std::io::stdin().is_terminal() {
+        eprintln!("recovery key: ");
+    }
+    let mut text = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut text)
+        .context("cannot read the recovery key from stdin")?;
+    Ok(RecoveryKey::parse(&text).map_err(StorageError::from)?)
 }
 
 /// Unix milliseconds, or `YYYY-MM-DDTHH:MM:SS[Z]` (UTC).

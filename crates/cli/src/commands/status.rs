@@ -1,17 +1,46 @@
 //! `init` and `status`.
 
-use cloudops_storage_service::{Health, StorageConfig, StorageService};
+use cloudops_storage_service::{Health, RecoveryKit, StorageConfig, StorageService};
 
 use crate::output::{self, Output};
 
+/// What `init` reports: the store's health and, when it had none, its new recovery kit.
+#[derive(serde::Serialize)]
+struct Initialized {
+    #[serde(flatten)]
+    health: Health,
+    /// Issued by this `init` (shown once); `None` when the store already had one.
+    recovery_kit: Option<RecoveryKit>,
+}
+
 pub(crate) async fn init(config: StorageConfig, out: Output) -> anyhow::Result<()> {
     let service = StorageService::open(config).await?;
-    let health = service.health().await?;
+    let kit = match service.key_status().recovery_kit_created_at_ms {
+        None => service.issue_recovery_kit().await.map(Some),
+        Some(_) => Ok(None),
+    };
+    let health = service.health().await;
     service.shutdown().await?;
-    out.emit(&health, |h| {
+    let report = Initialized {
+        health: health?,
+        recovery_kit: kit?,
+    };
+    out.emit(&report, |r| {
+        let h = &r.health;
         println!("Store ready in {}", h.data_dir.display());
         println!("  store id    {}", h.store_id);
         println!("  key source  {} ({})", h.key_source, h.key_location);
+        match &r.recovery_kit {
+            Some(kit) => {
+                println!();
+                println!("{}", kit.document());
+                println!("This recovery kit is shown once and not stored anywhere: save it now.");
+            }
+            None => println!(
+                "  recovery    {}",
+                super::keys::recovery_line(h.recovery_kit_created_at_ms)
+            ),
+        }
     })
 }
 
@@ -35,6 +64,10 @@ pub(crate) fn print_health(h: &Health) {
     );
     println!("store id     {}", h.store_id);
     println!("key source   {} ({})", h.key_source, h.key_location);
+    println!(
+        "recovery kit {}",
+        super::keys::recovery_line(h.recovery_kit_created_at_ms)
+    );
     println!("size on disk {}", output::bytes(h.data_dir_bytes));
     if let Some(free) = h.disk_free_bytes {
         println!("disk free    {}", output::bytes(free));

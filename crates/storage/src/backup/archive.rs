@@ -453,5 +453,16 @@ mod tests {
             read_archive(&out, &other, |_| Some([6u8; 32]), &id, "n"),
             Err(BackupError::Corrupt { .. })
         ));
+        // One flipped bit anywhere after the header fails authentication.
+        let mut bytes = std::fs::read(&out).unwrap();
+        let middle = HEADER_LEN + (bytes.len() - HEADER_LEN) / 2;
+        bytes[middle] ^= 1;
+        std::fs::write(&out, &bytes).unwrap();
+        let flipped = dir.path().join("flipped");
+        std::fs::create_dir_all(&flipped).unwrap();
+        assert!(matches!(
+            read_archive(&out, &flipped, |_| Some(key), &id, "n"),
+            Err(BackupError::Corrupt { .. })
+        ));
     }
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::BackupError;
+use crate::crypto::{BackupKeys, WrappedKeys};
 use crate::store::CollectionStats;
 
 /// Largest manifest read, in bytes (a real one is under 2 KiB).
@@ -15,7 +16,8 @@ const MAX_CREATED_AT_MS: i64 = 253_402_300_799_999;
 /// Version of the archive format described by a manifest.
 pub(crate) const ARCHIVE_FORMAT: u32 = 1;
 
-/// Describes one backup. Holds no secret and no plaintext.
+/// Describes one backup. Holds no secret and no plaintext; authenticated (every field) with
+/// an HMAC under a subkey of the data key, so an edited manifest is refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// `{YYYYMMDDTHHMMSSZ}-{short id}`: sorts by time.
@@ -42,6 +44,15 @@ pub struct Manifest {
     pub writer_pause_ms: f64,
     /// When a `verify` last proved it restorable, unix ms.
     pub verified_at_ms: Option<i64>,
+    /// The store's key envelope at backup time (data keys wrapped, never clear), so the
+    /// backup opens on another machine with the recovery key. Absent in backups made before
+    /// this existed.
+    #[serde(default)]
+    pub keys: Option<WrappedKeys>,
+    /// HMAC-SHA256 of every other field, hex. Empty in manifests made before this existed
+    /// (those are refused: nothing proves they were not edited).
+    #[serde(default)]
+    pub mac: String,
 }
 
 impl Manifest {
@@ -90,8 +101,81 @@ impl Manifest {
         if total.is_none() || self.archive_bytes.checked_add(self.data_bytes).is_none() {
             return Err("its counts or sizes overflow".into());
         }
+        if self.keys.as_ref().is_some_and(|k| k.store_id() != self.store_id) {
+            return Err("the keys it carries belong to another store".into());
+        }
         Ok(())
     }
+
+    /// Set [`Manifest::mac`] over every other field, with the manifest subkey of `key_id`.
+    ///
+    /// # Errors
+    /// [`BackupError::UnknownKey`] when `keys` lacks that data key.
+    pub(crate) fn seal(&mut self, keys: &BackupKeys) -> Result<(), BackupError> {
+        let key = keys
+            .manifest_key(self.key_id)
+            .ok_or(BackupError::UnknownKey { key_id: self.key_id })?;
+        let mac = self.mac_over(key).map_err(|reason| BackupError::Corrupt {
+            name: self.name.clone(),
+            reason,
+        })?;
+        self.mac = hex(&hmac::Mac::finalize(mac).into_bytes());
+        Ok(())
+    }
+
+    /// Check [`Manifest::mac`] with `keys`, or say why the manifest is refused.
+    ///
+    /// # Errors
+    /// The reason: no MAC (an older version wrote it), a data key these keys lack, or a MAC
+    /// that does not match (the manifest was edited, or belongs to other keys).
+    pub(crate) fn authenticate(&self, keys: &BackupKeys) -> Result<(), String> {
+        use hmac::Mac as _;
+        if self.mac.is_empty() {
+            return Err(
+                "it carries no authentication code (written by an older version); restore it with that version".into(),
+            );
+        }
+        let key = keys
+            .manifest_key(self.key_id)
+            .ok_or_else(|| format!("it names data key {}, which these keys do not hold", self.key_id))?;
+        let tag = unhex(&self.mac).ok_or("its authentication code is not hex")?;
+        self.mac_over(key)?.verify_slice(&tag).map_err(|_| {
+            "its authentication code does not match: it was edited, or was made with other keys".to_string()
+        })
+    }
+
+    fn mac_over(&self, key: &[u8; 32]) -> Result<hmac::Hmac<sha2::Sha256>, String> {
+        use hmac::Mac as _;
+        // serde_json writes struct fields in declaration order, so the bytes are stable; the
+        // one float goes in as whole microseconds, because parsing JSON floats may differ
+        // from the written value in the last bit.
+        let unsealed = Manifest {
+            mac: String::new(),
+            writer_pause_ms: 0.0,
+            ..self.clone()
+        };
+        let mut body = serde_json::to_vec(&unsealed).map_err(|e| format!("it cannot be encoded: {e}"))?;
+        body.extend_from_slice(&((self.writer_pause_ms * 1e3).round() as i64).to_be_bytes());
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(b"cloudops-storage/backup-manifest/v1\0");
+        mac.update(&body);
+        Ok(mac)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
 }
 
 /// `{YYYYMMDDTHHMMSSZ}-{8 lowercase hex}`, exactly as [`backup_name`] makes them.
@@ -172,6 +256,19 @@ pub(super) fn list(dir: &Path, store_id: &uuid::Uuid) -> Result<Vec<Manifest>, B
     }
     out.sort_by(|a, b| (a.created_at_ms, &a.name).cmp(&(b.created_at_ms, &b.name)));
     Ok(out)
+}
+
+/// The manifests of `all` that `keys` authenticate; the others are skipped with a warning.
+pub(super) fn authentic(all: Vec<Manifest>, keys: &BackupKeys) -> Vec<Manifest> {
+    all.into_iter()
+        .filter(|m| match m.authenticate(keys) {
+            Ok(()) => true,
+            Err(reason) => {
+                tracing::warn!(backup = %m.name, reason, "backup manifest refused");
+                false
+            }
+        })
+        .collect()
 }
 
 /// A manifest file's bytes, refusing one larger than [`MAX_MANIFEST_BYTES`].

@@ -13,6 +13,7 @@
 
 mod archive;
 mod manifest;
+mod restore;
 mod retention;
 #[cfg(feature = "s3")]
 mod s3;
@@ -29,6 +30,7 @@ use serde::Serialize;
 
 pub use manifest::Manifest;
 pub(crate) use manifest::ARCHIVE_FORMAT;
+pub(crate) use restore::{list_remote_unopened, restore};
 pub use s3::S3Target;
 pub use s3_config::S3Config;
 pub(crate) use scheduler::AutoBackup;
@@ -109,11 +111,25 @@ pub enum BackupError {
         /// The SDK's explanation.
         message: String,
     },
-    /// There is no store (no keys) in the data dir to restore into.
-    #[error("no store in {path}: run `cloudops-storage init` first")]
+    /// There is no store (no keys) in the data dir, and the restore cannot make one.
+    #[error("no store in {path}: run `cloudops-storage init` first, or restore a backup from S3 into it with the recovery key (`backup restore --from-s3 --recovery-key-file FILE`)")]
     NotInitialized {
         /// The data dir.
         path: String,
+    },
+    /// A recovery-key restore was asked for into a data dir that already holds a store.
+    #[error("{path} already holds a store: restore into it without a recovery key (its own key opens its backups), or restore with the recovery key into an empty data dir")]
+    StoreExists {
+        /// The data dir.
+        path: String,
+    },
+    /// The bucket holds backups of several stores and none was chosen.
+    #[error("the bucket holds backups of {count} stores ({stores}); choose one with --store-id")]
+    AmbiguousStore {
+        /// How many stores.
+        count: usize,
+        /// Their ids.
+        stores: String,
     },
     /// This build lacks a part the configuration asks for.
     #[error("this build has no {feature} support (build with the `{feature}` cargo feature)")]
@@ -170,8 +186,10 @@ pub(crate) struct BackupSite<'a> {
     pub(crate) min_free_bytes: u64,
 }
 
-/// What a restore ([`crate::StorageService::restore_backup`]) restores, and from where. JSON: `{"target": "latest", "from_s3": false}`;
-/// omitted fields take these defaults; unknown fields are an error.
+/// What a restore ([`crate::StorageService::restore_backup`]) restores, and from where. JSON:
+/// `{"target": "latest", "from_s3": true, "recovery_key": "…", "store_id": null}`; omitted
+/// fields take these defaults; unknown fields are an error. The recovery key is read from JSON
+/// but never written back out.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RestoreOptions {
@@ -179,6 +197,14 @@ pub struct RestoreOptions {
     pub target: RestoreTarget,
     /// Download it from the S3 target instead of the local folder.
     pub from_s3: bool,
+    /// Disaster recovery: restore into an empty data dir (no store, no key) with the store's
+    /// recovery key; the data keys are then wrapped under this machine's key source. Without
+    /// it, a restore into an empty data dir tries the configured key source on the backup's
+    /// keys (a passphrase, key file or variable you still have).
+    #[serde(skip_serializing)]
+    pub recovery_key: Option<crate::crypto::RecoveryKey>,
+    /// Which store's backups, when the bucket holds several (restore into an empty data dir).
+    pub store_id: Option<uuid::Uuid>,
 }
 
 /// What `restore` did.
@@ -188,6 +214,8 @@ pub struct RestoreReport {
     pub backup: Manifest,
     /// Where the replaced live data was kept.
     pub previous_data: Option<PathBuf>,
+    /// Restored into an empty data dir: the keys installed under this machine's key source.
+    pub keys: Option<crate::crypto::KeyStatus>,
     /// Time taken, ms.
     pub elapsed_ms: f64,
 }
@@ -344,7 +372,8 @@ impl BackupManager {
     /// # Errors
     /// [`BackupError::NoRemote`] or [`BackupError::Target`].
     pub async fn list_remote(&self) -> Result<Vec<Manifest>, BackupError> {
-        self.s3.as_ref().ok_or(BackupError::NoRemote)?.list().await
+        let all = self.s3.as_ref().ok_or(BackupError::NoRemote)?.list().await?;
+        Ok(manifest::authentic(all, &self.keys))
     }
 
     /// One scheduled cycle: back up, upload when S3 is configured, prune.
@@ -464,7 +493,10 @@ impl BackupManager {
         let (staging, dir, name) = (staging.to_path_buf(), dir.to_path_buf(), name.to_string());
         let keys = self.keys.clone();
         let store_id = self.store_id;
+        let data_dir = self.data_dir.clone();
         blocking(move || {
+            // The envelope as it is now (with the current recovery wrap) travels with the backup.
+            let wrapped = crate::crypto::wrapped_keys(&data_dir)?;
             let key_id = keys.active_key_id;
             let key = keys.key(key_id).ok_or(BackupError::UnknownKey { key_id })?;
             let tmp = dir.join(format!(".{name}.cosb.tmp"));
@@ -475,7 +507,7 @@ impl BackupManager {
                     return Err(e);
                 }
             };
-            let manifest = Manifest {
+            let mut manifest = Manifest {
                 name: name.clone(),
                 store_id,
                 created_at_ms: now,
@@ -486,9 +518,16 @@ impl BackupManager {
                 key_id,
                 format: ARCHIVE_FORMAT,
                 app_version: env!("CARGO_PKG_VERSION").to_string(),
-                writer_pause_ms: info.writer_pause_ms,
+                // Whole microseconds: the value reads back from JSON exactly.
+                writer_pause_ms: (info.writer_pause_ms * 1e3).round() / 1e3,
                 verified_at_ms: None,
+                keys: Some(wrapped),
+                mac: String::new(),
             };
+            if let Err(e) = manifest.seal(&keys) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
             let target = manifest::archive_path(&dir, &name);
             std::fs::rename(&tmp, &target).map_err(io_err(&target))?;
             if let Err(e) = manifest::write(&dir, &manifest) {
@@ -505,7 +544,10 @@ impl BackupManager {
     /// # Errors
     /// I/O errors reading the folder.
     pub fn list(&self) -> Result<Vec<Manifest>, BackupError> {
-        manifest::list(&self.dir(), &self.store_id)
+        Ok(manifest::authentic(
+            manifest::list(&self.dir(), &self.store_id)?,
+            &self.keys,
+        ))
     }
 
     /// Prove a backup restorable without touching live data: checksum, decrypt, unpack, open
@@ -515,8 +557,8 @@ impl BackupManager {
     /// The first check that fails, as a [`BackupError`].
     pub async fn verify(&self, name: Option<&str>) -> Result<Manifest, BackupError> {
         let target = name.map_or(RestoreTarget::Latest, |n| RestoreTarget::Named(n.to_string()));
-        let (folder, store_id) = (self.dir(), self.store_id);
-        let mut manifest = blocking(move || choose(&manifest::list(&folder, &store_id)?, &target)).await?;
+        let this = self.clone();
+        let mut manifest = blocking(move || choose(&this.list()?, &target)).await?;
         let (data_dir, dir, keys, reserve) = (
             self.data_dir.clone(),
             self.dir(),
@@ -530,6 +572,7 @@ impl BackupManager {
         })
         .await?;
         manifest.verified_at_ms = Some((self.clock)());
+        manifest.seal(&self.keys)?;
         let (dir, verified) = (self.dir(), manifest.clone());
         blocking(move || manifest::write(&dir, &verified)).await?;
         Ok(manifest)
@@ -541,16 +584,16 @@ impl BackupManager {
     /// # Errors
     /// I/O and target errors.
     pub async fn prune(&self, dry_run: bool) -> Result<PruneReport, BackupError> {
-        let (dir, store_id, now, keep_days, keep_last) = (
-            self.dir(),
-            self.store_id,
+        let (this, now, keep_days, keep_last) = (
+            self.clone(),
             (self.clock)(),
             self.retention.local_keep_days,
             self.retention.keep_last,
         );
-        let mut report = blocking(move || prune_local(&dir, &store_id, now, keep_days, keep_last, dry_run)).await?;
+        let mut report =
+            blocking(move || prune_local(&this.dir(), this.list()?, now, keep_days, keep_last, dry_run)).await?;
         if let (Some(s3), Some(cfg)) = (&self.s3, &self.retention.s3) {
-            let remote = s3.list().await?;
+            let remote = self.list_remote().await?;
             let removed = retention::prunable(&remote, (self.clock)(), cfg.keep_days, self.retention.keep_last);
             if !dry_run {
                 for name in &removed {
@@ -563,17 +606,17 @@ impl BackupManager {
     }
 }
 
-/// Local retention: delete the backups in `dir` older than `keep_days` at `now`, never the
-/// newest `keep_last`.
+/// Local retention: of the (authenticated) backups `all` in `dir`, delete those older than
+/// `keep_days` at `now`, never the newest `keep_last`. Manifests that fail authentication are
+/// never counted, so a forged "newest" cannot push a real backup out.
 fn prune_local(
     dir: &Path,
-    store_id: &uuid::Uuid,
+    all: Vec<Manifest>,
     now: i64,
     keep_days: u32,
     keep_last: usize,
     dry_run: bool,
 ) -> Result<PruneReport, BackupError> {
-    let all = manifest::list(dir, store_id)?;
     let removed = retention::prunable(&all, now, keep_days, keep_last);
     let kept = all
         .iter()
@@ -689,158 +732,5 @@ fn remove_previous(data_dir: &Path) {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
-    }
-}
-
-/// Restore a backup into a store that is **not open** (this takes the data-dir lock):
-/// verify and unpack it aside, check it, then swap it with the live collections atomically.
-/// Any failure leaves the live data untouched. Reopen the service afterwards.
-///
-/// # Errors
-/// `Store(Locked)` while the store is open elsewhere; crypto errors for a wrong key; every
-/// [`BackupError`] that `verify` can return.
-/// From S3 (`from_s3`), the backup is downloaded first, then checked and swapped the same
-/// way. Progress: [`Phase::RestoreDownload`], [`Phase::RestoreCheck`], [`Phase::RestoreSwap`],
-/// counting steps.
-///
-/// # Errors
-/// [`BackupError::NotInitialized`] when the data dir holds no store; `Store(Locked)` while
-/// the store is open elsewhere; crypto errors for a wrong key; every [`BackupError`] that
-/// `verify` can return; from S3, also [`BackupError::NoRemote`] and [`BackupError::Target`].
-pub(crate) async fn restore(
-    site: &BackupSite<'_>,
-    options: &RestoreOptions,
-    progress: ProgressFn<'_>,
-) -> Result<RestoreReport, BackupError> {
-    const STEPS: u64 = 3;
-    let (target, from_s3) = (options.target.clone(), options.from_s3);
-    let started = std::time::Instant::now();
-    let data_dir = site.data_dir.to_path_buf();
-    if !crate::crypto::keys_exist(&data_dir) {
-        return Err(BackupError::NotInitialized {
-            path: data_dir.display().to_string(),
-        });
-    }
-    let (lock, unlocked) = {
-        let (data_dir, keys_config) = (data_dir.clone(), site.keys.clone());
-        blocking(move || {
-            let lock = crate::store::embedded::lock_data_dir(&data_dir)?;
-            let unlocked = crate::crypto::open_keys(&data_dir, &keys_config)?;
-            Ok((lock, unlocked))
-        })
-        .await?
-    };
-    let store_id = unlocked.status.store_id;
-    let keys = unlocked.backup_keys();
-    let (dir, manifest, download) = if from_s3 {
-        let s3_config = site.backup.s3.as_ref().ok_or(BackupError::NoRemote)?;
-        let s3 = S3Target::new(s3_config, &store_id).await?;
-        let manifest = choose(&s3.list().await?, &target)?;
-        let needed = manifest
-            .archive_bytes
-            .checked_add(manifest.data_bytes)
-            .and_then(|n| n.checked_add(site.min_free_bytes))
-            .ok_or_else(|| BackupError::Corrupt {
-                name: manifest.name.clone(),
-                reason: "the manifest's sizes overflow".into(),
-            })?;
-        ensure_space(&data_dir, needed)?;
-        report(progress, Phase::RestoreDownload, 0, STEPS);
-        let download = data_dir.join(format!(".download-{}", manifest.name));
-        let folder = download.clone();
-        blocking(move || std::fs::create_dir_all(&folder).map_err(io_err(&folder))).await?;
-        if let Err(e) = s3.fetch(&manifest, &download).await {
-            let folder = download.clone();
-            let _ = blocking(move || {
-                let _ = std::fs::remove_dir_all(&folder);
-                Ok(())
-            })
-            .await;
-            return Err(e);
-        }
-        (download.clone(), manifest, Some(download))
-    } else {
-        let dir = snapshots_dir(&data_dir, &store_id);
-        let folder = dir.clone();
-        let manifest = blocking(move || choose(&manifest::list(&folder, &store_id)?, &target)).await?;
-        (dir, manifest, None)
-    };
-    let reserve = site.min_free_bytes;
-    report(progress, Phase::RestoreCheck, 1, STEPS);
-    let checked = blocking(move || {
-        let unpacked = unpack_and_check(&data_dir, &dir, &manifest, &keys, reserve, ".restore-")?;
-        Ok((unpacked, data_dir, manifest))
-    })
-    .await;
-    let result = match checked {
-        Ok(checked) => {
-            report(progress, Phase::RestoreSwap, 2, STEPS);
-            swap_in(lock, checked, started).await
-        }
-        Err(e) => Err(e),
-    };
-    if let Some(download) = download {
-        let _ = blocking(move || {
-            let _ = std::fs::remove_dir_all(download);
-            Ok(())
-        })
-        .await;
-    }
-    if result.is_ok() {
-        report(progress, Phase::RestoreSwap, STEPS, STEPS);
-    }
-    result
-}
-
-/// Swap the checked, unpacked backup with the live collections (the old ones are kept aside
-/// until the next backup), holding the data-dir lock.
-async fn swap_in(
-    lock: crate::store::embedded::DirLock,
-    (unpacked, data_dir, manifest): (PathBuf, PathBuf, Manifest),
-    started: std::time::Instant,
-) -> Result<RestoreReport, BackupError> {
-    blocking(move || {
-        let _lock = lock;
-        let live = data_dir.join(QDRANT_DIR);
-        let incoming = unpacked.join(QDRANT_DIR);
-        let previous = if live.exists() {
-            exchange(&incoming, &live).map_err(io_err(&live))?;
-            let kept = data_dir.join(format!("{PREVIOUS_PREFIX}{}", crate::clock::now_ms()));
-            std::fs::rename(&unpacked, &kept).map_err(io_err(&kept))?;
-            Some(kept)
-        } else {
-            std::fs::rename(&incoming, &live).map_err(io_err(&live))?;
-            let _ = std::fs::remove_dir_all(&unpacked);
-            None
-        };
-        tracing::info!(backup = %manifest.name, "restored");
-        Ok(RestoreReport {
-            backup: manifest,
-            previous_data: previous,
-            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
-        })
-    })
-    .await
-}
-
-/// Atomically exchange two paths (Linux `renameat2(RENAME_EXCHANGE)`).
-fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt as _;
-    let ca = std::ffi::CString::new(a.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    let cb = std::ffi::CString::new(b.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them like rename(2).
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }

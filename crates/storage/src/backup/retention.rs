@@ -36,6 +36,8 @@ mod tests {
             app_version: String::new(),
             writer_pause_ms: 0.0,
             verified_at_ms: None,
+            keys: None,
+            mac: String::new(),
         }
     }
 

@@ -74,6 +74,43 @@ impl S3Target {
         })
     }
 
+    /// Ids of the stores with backups under the configured prefix (from the object keys).
+    ///
+    /// # Errors
+    /// [`BackupError::Target`].
+    pub(crate) async fn store_ids(config: &S3Config) -> Result<Vec<uuid::Uuid>, BackupError> {
+        let any = S3Target::new(config, &uuid::Uuid::nil()).await?;
+        let root = format!("{}/", config.prefix.trim_end_matches('/'));
+        let mut ids = Vec::new();
+        let mut token = None;
+        loop {
+            let page = any
+                .client
+                .list_objects_v2()
+                .bucket(&any.bucket)
+                .prefix(&root)
+                .delimiter("/")
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| target_err("list", &root, e))?;
+            ids.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix())
+                    .filter_map(|p| p.strip_prefix(&root))
+                    .filter_map(|p| uuid::Uuid::parse_str(p.trim_end_matches('/')).ok()),
+            );
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated().unwrap_or(false) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
     fn key(&self, file: &str) -> String {
         format!("{}/{file}", self.prefix)
     }

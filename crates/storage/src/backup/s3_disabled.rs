@@ -26,6 +26,10 @@ impl S3Target {
         Err(BackupError::NotBuiltIn { feature: "s3" })
     }
 
+    pub(crate) async fn store_ids(_: &S3Config) -> Result<Vec<uuid::Uuid>, BackupError> {
+        Err(BackupError::NotBuiltIn { feature: "s3" })
+    }
+
     pub(crate) async fn put(&self, _: &Path, _: &Manifest) -> Result<(), BackupError> {
         match self.never {}
     }

@@ -3,6 +3,10 @@
 //! Only wrapped keys are on disk. A KEK rotation first writes an envelope holding both the old
 //! and the new wrap, then commits the new KEK to its source, then drops the old wrap: a crash at
 //! any point leaves an envelope that one of the two KEKs opens.
+//!
+//! With a recovery kit, the data keys are wrapped a second time under a KEK derived from the
+//! recovery key ([`RecoveryKey`]); every backup carries the whole envelope ([`WrappedKeys`]),
+//! so a backup can be opened on another machine with the recovery key alone.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,13 +23,14 @@ use zeroize::Zeroizing;
 use super::config::{KeyConfig, KeySourceKind};
 use super::key_source::{KdfParams, KeySource};
 use super::keyring::{DataKey, SecretKey};
+use super::recovery::RecoveryKey;
 use super::CryptoError;
 
 /// File name of the envelope inside the data dir.
 pub(crate) const ENVELOPE_FILE: &str = "keys.json";
 const FORMAT: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct EnvelopeFile {
     format: u32,
     store_id: uuid::Uuid,
@@ -33,10 +38,42 @@ struct EnvelopeFile {
     active_key_id: u32,
     kek_rotated_at_ms: Option<i64>,
     wraps: Vec<Wrap>,
+    /// The data keys wrapped under the recovery key's KEK; absent until a kit is issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recovery: Option<RecoveryWrap>,
+}
+
+/// The data keys wrapped by the KEK derived from the recovery key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct RecoveryWrap {
+    /// Fingerprint of the recovery KEK.
+    kek_id: String,
+    /// When this recovery key was issued (unix ms).
+    created_at_ms: i64,
+    deks: Vec<WrappedDek>,
+}
+
+/// A store's key envelope as every backup carries it: the data keys wrapped under the KEK
+/// and, with a recovery kit, under the recovery key. It never holds a clear key; a backup
+/// authenticates it with its manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WrappedKeys(EnvelopeFile);
+
+impl WrappedKeys {
+    /// The store these keys belong to.
+    pub fn store_id(&self) -> uuid::Uuid {
+        self.0.store_id
+    }
+
+    /// When the recovery key that opens them was issued, if one was.
+    pub fn recovery_kit_created_at_ms(&self) -> Option<i64> {
+        self.0.recovery.as_ref().map(|r| r.created_at_ms)
+    }
 }
 
 /// The data keys wrapped by one KEK.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Wrap {
     key_source: KeySourceKind,
     /// Fingerprint of the KEK (a hash; reveals nothing about it), to pick the right wrap.
@@ -45,7 +82,7 @@ struct Wrap {
     deks: Vec<WrappedDek>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct WrappedDek {
     key_id: u32,
     /// base64(nonce ‖ ciphertext ‖ tag)
@@ -77,6 +114,9 @@ pub struct KeyStatus {
     pub created_at_ms: i64,
     /// Last KEK rotation (unix ms), if any.
     pub kek_rotated_at_ms: Option<i64>,
+    /// When the current recovery kit was issued (unix ms); `None`: there is none, and a
+    /// backup cannot be restored on another machine.
+    pub recovery_kit_created_at_ms: Option<i64>,
 }
 
 pub(crate) fn envelope_path(data_dir: &Path) -> PathBuf {
@@ -110,6 +150,7 @@ pub(crate) fn create(data_dir: &Path, config: &KeyConfig) -> Result<UnlockedKeys
             kdf: new.kdf.clone(),
             deks: vec![wrap_dek(&new.kek, &store_id, key_id, &dek)?],
         }],
+        recovery: None,
     };
     // Commit the KEK to its source first: an envelope nobody can open is worse than a stray key.
     source.commit(&store_id, &new)?;
@@ -164,6 +205,137 @@ pub(crate) fn rotate_kek(data_dir: &Path, current: &KeyConfig, to: &KeyConfig) -
     Ok(status(&envelope, &new_source))
 }
 
+/// Issue a new recovery key: wrap the data keys under it (replacing the previous recovery
+/// wrap, so the old key stops opening this store and its later backups), write the envelope,
+/// and read it back to prove the new key opens it. Backups taken before keep the wrap they
+/// carry and still open with the key that was current then.
+pub(crate) fn issue_recovery_key(data_dir: &Path, config: &KeyConfig) -> Result<(RecoveryKey, KeyStatus), CryptoError> {
+    let mut envelope = read(data_dir)?;
+    let source = KeySource::new(config);
+    let (_, deks) = unlock(&envelope, &source)?;
+    let key = RecoveryKey::generate();
+    let kek = key.kek(&envelope.store_id);
+    envelope.recovery = Some(RecoveryWrap {
+        kek_id: kek_id(&kek),
+        created_at_ms: now_ms(),
+        deks: deks
+            .iter()
+            .map(|d| wrap_dek(&kek, &envelope.store_id, d.key_id, d.secret()))
+            .collect::<Result<_, _>>()?,
+    });
+    write(data_dir, &envelope)?;
+    let written = read(data_dir)?;
+    if written != envelope || unlock_recovery(&written, &key)?.len() != deks.len() {
+        return Err(CryptoError::Envelope {
+            path: envelope_path(data_dir).display().to_string(),
+            reason: "reading the envelope back after writing the recovery wrap gave something else".into(),
+        });
+    }
+    tracing::info!(store_id = %envelope.store_id, "recovery key issued");
+    Ok((key, status(&envelope, &source)))
+}
+
+/// Check that `config`'s source can hold a KEK for `store_id`, before work that needs it.
+pub(crate) fn probe_source(config: &KeyConfig, store_id: &uuid::Uuid) -> Result<(), CryptoError> {
+    KeySource::new(config).probe(store_id)
+}
+
+/// The envelope of the store in `data_dir`, for a backup to carry.
+pub(crate) fn wrapped_keys(data_dir: &Path) -> Result<WrappedKeys, CryptoError> {
+    read(data_dir).map(WrappedKeys)
+}
+
+/// Unlock the keys a backup carries: with the recovery key when one is given, else with the
+/// configured key source (a passphrase, key file or variable the owner still has).
+pub(crate) fn unlock_wrapped(
+    keys: &WrappedKeys,
+    recovery: Option<&RecoveryKey>,
+    config: &KeyConfig,
+) -> Result<UnlockedKeys, CryptoError> {
+    let envelope = &keys.0;
+    let source = KeySource::new(config);
+    let data_keys = match recovery {
+        Some(key) => unlock_recovery(envelope, key)?,
+        None => unlock(envelope, &source)?.1,
+    };
+    Ok(UnlockedKeys {
+        active_key_id: envelope.active_key_id,
+        data_keys,
+        status: status(envelope, &source),
+    })
+}
+
+/// Make `keys` (from a backup, unlocked as `unlocked`) this data dir's envelope, the data
+/// keys wrapped under a new KEK from `config`'s source (committed to it and read back first);
+/// the recovery wrap is kept. Refuses when the data dir already has an envelope.
+pub(crate) fn install(
+    data_dir: &Path,
+    keys: &WrappedKeys,
+    unlocked: &UnlockedKeys,
+    config: &KeyConfig,
+) -> Result<KeyStatus, CryptoError> {
+    if exists(data_dir) {
+        return Err(CryptoError::Envelope {
+            path: envelope_path(data_dir).display().to_string(),
+            reason: "already exists; refusing to replace the keys of a store".into(),
+        });
+    }
+    let store_id = keys.0.store_id;
+    let source = KeySource::new(config);
+    source.probe(&store_id)?;
+    let new = source.create_kek(false)?;
+    let deks = unlocked
+        .data_keys
+        .iter()
+        .map(|d| wrap_dek(&new.kek, &store_id, d.key_id, d.secret()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envelope = EnvelopeFile {
+        wraps: vec![Wrap {
+            key_source: source.kind(),
+            kek_id: kek_id(&new.kek),
+            kdf: new.kdf.clone(),
+            deks,
+        }],
+        kek_rotated_at_ms: Some(now_ms()),
+        ..keys.0.clone()
+    };
+    source.commit(&store_id, &new)?;
+    write(data_dir, &envelope)?;
+    // Prove this machine's source opens what was written before anyone relies on it.
+    let reopened = unlock(&read(data_dir)?, &source)?.1;
+    if reopened.len() != unlocked.data_keys.len() {
+        return Err(CryptoError::Envelope {
+            path: envelope_path(data_dir).display().to_string(),
+            reason: "reading the installed envelope back gave other keys".into(),
+        });
+    }
+    tracing::info!(store_id = %store_id, source = %source.kind(), "restored keys installed under this machine's key source");
+    Ok(status(&envelope, &source))
+}
+
+fn unlock_recovery(envelope: &EnvelopeFile, key: &RecoveryKey) -> Result<Vec<DataKey>, CryptoError> {
+    let wrap = envelope.recovery.as_ref().ok_or_else(|| CryptoError::NoRecoveryKit {
+        what: format!("store {}", envelope.store_id),
+    })?;
+    let kek = key.kek(&envelope.store_id);
+    if kek_id(&kek) != wrap.kek_id {
+        return Err(CryptoError::WrongRecoveryKey {
+            hint: format!(
+                "it is not the recovery key of store {} issued {} UTC (a recovery kit issued later does not open what was backed up before it)",
+                envelope.store_id,
+                crate::clock::format_utc(wrap.created_at_ms)
+            ),
+        });
+    }
+    wrap.deks
+        .iter()
+        .map(|w| {
+            let secret = unwrap_dek(&kek, &envelope.store_id, w)?;
+            Ok(DataKey::new(w.key_id, secret, &envelope.store_id))
+        })
+        .collect()
+}
+
 fn unlock(envelope: &EnvelopeFile, source: &KeySource) -> Result<(usize, Vec<DataKey>), CryptoError> {
     let candidates: Vec<usize> = (0..envelope.wraps.len())
         .filter(|i| envelope.wraps[*i].key_source == source.kind())
@@ -209,6 +381,7 @@ fn status(envelope: &EnvelopeFile, source: &KeySource) -> KeyStatus {
         data_keys: envelope.wraps.first().map(|w| w.deks.len()).unwrap_or(0),
         created_at_ms: envelope.created_at_ms,
         kek_rotated_at_ms: envelope.kek_rotated_at_ms,
+        recovery_kit_created_at_ms: envelope.recovery.as_ref().map(|r| r.created_at_ms),
     }
 }
 

@@ -80,6 +80,24 @@ pub enum CryptoError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A recovery key as typed cannot be a recovery key (length, alphabet or checksum).
+    #[error("that is not a valid recovery key: {reason}")]
+    BadRecoveryKey {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A well-formed recovery key that does not open these keys.
+    #[error("wrong recovery key: {hint}")]
+    WrongRecoveryKey {
+        /// What it failed to open, and what to check.
+        hint: String,
+    },
+    /// The keys hold no recovery wrap (the store never had a recovery kit).
+    #[error("{what} has no recovery kit: it cannot be opened with a recovery key (run `cloudops-storage keys recovery-kit` on the machine that holds the store)")]
+    NoRecoveryKit {
+        /// The store or backup.
+        what: String,
+    },
     /// Key derivation or key-file handling failed.
     #[error("{0}")]
     Key(String),

@@ -18,6 +18,8 @@ pub(crate) enum Purpose {
     VectorProtection,
     /// Encrypting backup archives.
     Backup,
+    /// Authenticating backup manifests.
+    BackupManifest,
 }
 
 impl Purpose {
@@ -27,6 +29,7 @@ impl Purpose {
             Purpose::KeywordIndex => b"cloudops-storage/v1/keyword-index",
             Purpose::VectorProtection => b"cloudops-storage/v1/vector-protection",
             Purpose::Backup => b"cloudops-storage/v1/backup",
+            Purpose::BackupManifest => b"cloudops-storage/v1/backup-manifest",
         }
     }
 }

@@ -8,16 +8,21 @@ mod envelope;
 mod error;
 mod key_source;
 mod keyring;
+mod recovery;
 mod seal;
 
 pub use config::{default_key_file, KeyConfig, KeySourceKind, DEFAULT_KEY_ENV_VAR, DEFAULT_PASSPHRASE_ENV_VAR};
-pub use envelope::KeyStatus;
 pub(crate) use envelope::ENVELOPE_FILE;
+pub use envelope::{KeyStatus, WrappedKeys};
 pub use error::CryptoError;
 pub(crate) use keyring::Purpose;
+pub use recovery::{RecoveryKey, RecoveryKit};
 pub(crate) use seal::{SealContext, Sealer};
 
-pub(crate) use envelope::{create as create_keys, exists as keys_exist, open as open_keys, rotate_kek, UnlockedKeys};
+pub(crate) use envelope::{
+    create as create_keys, exists as keys_exist, install as install_keys, issue_recovery_key, open as open_keys,
+    probe_source, rotate_kek, unlock_wrapped, wrapped_keys, UnlockedKeys,
+};
 
 impl UnlockedKeys {
     /// The subkey for `purpose` of the active data key.
@@ -48,16 +53,22 @@ pub(crate) fn test_sealer() -> Sealer {
     Sealer::new(&[key], 1)
 }
 
-/// Backup subkeys of every data key, by key id.
+/// Backup subkeys of every data key, by key id: one encrypts archives, one authenticates
+/// manifests.
 pub(crate) struct BackupKeys {
     pub(crate) active_key_id: u32,
-    keys: std::collections::HashMap<u32, keyring::SecretKey>,
+    keys: std::collections::HashMap<u32, (keyring::SecretKey, keyring::SecretKey)>,
 }
 
 impl BackupKeys {
-    /// The subkey of data key `key_id`.
+    /// The archive subkey of data key `key_id`.
     pub(crate) fn key(&self, key_id: u32) -> Option<[u8; 32]> {
-        self.keys.get(&key_id).map(|k| **k)
+        self.keys.get(&key_id).map(|(k, _)| **k)
+    }
+
+    /// The manifest-authentication subkey of data key `key_id`.
+    pub(crate) fn manifest_key(&self, key_id: u32) -> Option<&[u8; 32]> {
+        self.keys.get(&key_id).map(|(_, k)| &**k)
     }
 }
 
@@ -77,7 +88,7 @@ impl UnlockedKeys {
             keys: self
                 .data_keys
                 .iter()
-                .map(|k| (k.key_id, k.subkey(Purpose::Backup)))
+                .map(|k| (k.key_id, (k.subkey(Purpose::Backup), k.subkey(Purpose::BackupManifest))))
                 .collect(),
         }
     }

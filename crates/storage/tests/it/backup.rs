@@ -15,14 +15,21 @@ use crate::common::{files_containing, now_ms, TestStore};
 
 /// Restore `target` from the local folder.
 async fn restore(config: &StorageConfig, target: RestoreTarget) -> Result<RestoreReport, StorageError> {
-    let options = RestoreOptions { target, from_s3: false };
+    let options = RestoreOptions {
+        target,
+        ..Default::default()
+    };
     StorageService::restore_backup(config, &options, &no_progress).await
 }
 
 #[cfg(feature = "s3")]
 /// Restore `target` from the S3 target.
 async fn restore_s3(config: &StorageConfig, target: RestoreTarget) -> Result<RestoreReport, StorageError> {
-    let options = RestoreOptions { target, from_s3: true };
+    let options = RestoreOptions {
+        target,
+        from_s3: true,
+        ..Default::default()
+    };
     StorageService::restore_backup(config, &options, &no_progress).await
 }
 
@@ -138,7 +145,7 @@ async fn round_trip_restores_exactly_the_backed_up_state() {
     let seen = std::sync::Mutex::new(Vec::new());
     let options = RestoreOptions {
         target: RestoreTarget::Named(name),
-        from_s3: false,
+        ..Default::default()
     };
     let report = StorageService::restore_backup(&t.config(), &options, &|p| seen.lock().unwrap().push(p.phase))
         .await
@@ -281,6 +288,16 @@ async fn damaged_archives_and_wrong_keys_leave_live_data_untouched() {
             "authentication",
         ),
     ];
+    // A forged checksum is an edit of the manifest: its authentication code refuses it, so
+    // nothing is restored and the live data stays (the archive's own AEAD, which would catch
+    // the damage next, is tested in `backup/archive.rs`).
+    let cases = cases.into_iter().map(|(what, damage, forge, kind, words)| {
+        if forge {
+            (what, damage, forge, ErrorKind::Backup, "no backup found")
+        } else {
+            (what, damage, forge, kind, words)
+        }
+    });
     for (what, damage, forge, kind, words) in cases {
         let mut bytes = good.clone();
         damage(&mut bytes);
@@ -303,14 +320,15 @@ async fn damaged_archives_and_wrong_keys_leave_live_data_untouched() {
     assert!(err.to_string().contains("missing"), "{err}");
     std::fs::write(&archive, &good).unwrap();
 
-    // A manifest that disagrees with the archive's contents (count mismatch).
+    // A manifest edited to disagree with the archive's contents (count mismatch) is refused
+    // by its authentication code before anything is unpacked.
     let mut m: serde_json::Value = serde_json::from_slice(&good_manifest).unwrap();
     let n = m["collections"][1]["points"].as_u64().unwrap();
     m["collections"][1]["points"] = json!(n + 1);
     std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
     let err = restore(&t.config(), RestoreTarget::Latest).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::CorruptBackup, "{err}");
-    assert!(err.to_string().contains("the manifest says"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Backup, "{err}");
+    assert!(err.to_string().contains("no backup found"), "{err}");
     std::fs::write(&manifest, &good_manifest).unwrap();
 
     // Not enough disk for the unpacked copy (a reserve larger than the disk).
@@ -386,7 +404,7 @@ async fn archives_hold_no_plaintext() {
 #[cfg(feature = "s3")]
 /// The S3 server's coordinates, from scripts/test.sh (Garage on loopback). Outside CI the S3
 /// tests skip with a reason when none runs; under CI=true that is a failure.
-fn s3_env() -> Option<(String, String)> {
+pub(crate) fn s3_env() -> Option<(String, String)> {
     match (
         std::env::var("CLOUDOPS_TEST_S3_ENDPOINT"),
         std::env::var("CLOUDOPS_TEST_S3_BUCKET"),
@@ -420,7 +438,7 @@ async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
 }
 
 #[cfg(feature = "s3")]
-fn with_s3(t: &TestStore, endpoint: &str, bucket: &str) -> cloudops_storage_service::StorageConfig {
+pub(crate) fn with_s3(t: &TestStore, endpoint: &str, bucket: &str) -> cloudops_storage_service::StorageConfig {
     let mut config = t.config();
     let mut s3 = cloudops_storage_service::S3Config::new(bucket);
     s3.endpoint = Some(endpoint.to_string());
@@ -666,16 +684,40 @@ async fn planted_manifests_are_refused_and_nothing_outside_the_data_dir_is_touch
     assert_eq!(tree(t.dir.path()), outside_before, "a refused restore changed files");
     assert_eq!(std::fs::read_to_string(victim.join("precious.txt")).unwrap(), "keep me");
 
-    // Forged counts in the real manifest: the restore checks them and keeps the live data.
-    plant(&dir, &real.name, &json, |m| {
-        m["collections"][0]["points"] = 999_999.into()
-    });
-    let err = restore(&t.config(), RestoreTarget::Latest).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::CorruptBackup, "{err}");
-    let s = t.open().await;
-    assert_eq!(state(&s, "alice").await, before, "live data changed");
-    s.shutdown().await.unwrap();
+    // Edits of the real manifest that keep its form (forged counts, a creation time moved
+    // within the second its name carries): its authentication code refuses each, nothing is
+    // restored, the live data stays.
+    let created = real.created_at_ms;
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
+        (
+            "forged counts",
+            Box::new(|m| m["collections"][0]["points"] = 999_999.into()),
+        ),
+        (
+            "moved creation time",
+            Box::new(move |m| m["created_at_ms"] = (created - created % 1000 + (created + 1) % 1000).into()),
+        ),
+        ("dropped authentication code", Box::new(|m| m["mac"] = "".into())),
+    ];
+    for (what, edit) in edits {
+        plant(&dir, &real.name, &json, edit);
+        let err = restore(&t.config(), RestoreTarget::Latest).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Backup, "{what}: {err}");
+        assert!(err.to_string().contains("no backup"), "{what}: {err}");
+        let s = t.open().await;
+        assert_eq!(state(&s, "alice").await, before, "{what}: live data changed");
+        assert!(s.backup.list().unwrap().is_empty(), "{what}: listed");
+        s.shutdown().await.unwrap();
+    }
     assert!(victim.join("precious.txt").exists());
+    // The untouched manifest is accepted again.
+    std::fs::write(
+        dir.join(format!("{}.json", real.name)),
+        serde_json::to_vec(&json).unwrap(),
+    )
+    .unwrap();
+    restore(&t.config(), RestoreTarget::Latest).await.unwrap();
 }
 
 #[cfg(feature = "s3")]

@@ -12,6 +12,7 @@ mod estate_import;
 mod eval;
 mod lifecycle;
 mod migrate;
+mod recovery;
 mod search;
 mod security;
 

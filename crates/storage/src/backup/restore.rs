@@ -1,0 +1,374 @@
+//! Restore: into the store of this data dir, or — disaster recovery — into an empty data dir
+//! on a new machine, from the bucket alone with the store's recovery key.
+//!
+//! Either way the backup is chosen among manifests the keys authenticate, downloaded (from
+//! S3), unpacked aside, opened and counted, and only then swapped with the live collections in
+//! one atomic exchange. Nothing is written before the keys open the chosen backup, and any
+//! failure leaves the live data (or the empty data dir) as it was.
+
+use std::path::{Path, PathBuf};
+
+use super::manifest::{self, Manifest};
+use super::{
+    blocking, choose, ensure_space, io_err, snapshots_dir, unpack_and_check, BackupError, BackupSite, RestoreOptions,
+    RestoreReport, RestoreTarget, S3Target, PREVIOUS_PREFIX,
+};
+use crate::crypto::{self, CryptoError, KeyConfig, RecoveryKey, UnlockedKeys, WrappedKeys};
+use crate::progress::{report, Phase, ProgressFn};
+use crate::store::embedded::{lock_data_dir, DirLock, QDRANT_DIR};
+
+const STEPS: u64 = 3;
+
+/// Where the chosen archive is.
+enum Origin {
+    /// The local snapshots folder.
+    Local(PathBuf),
+    /// The bucket.
+    Remote(S3Target),
+}
+
+/// A backup chosen for restore, with the keys that open it.
+struct Chosen {
+    manifest: Manifest,
+    unlocked: UnlockedKeys,
+    origin: Origin,
+    /// Set when restoring into an empty data dir: the keys to install afterwards.
+    install: Option<WrappedKeys>,
+}
+
+/// Restore a backup into a store that is **not open** (this takes the data-dir lock). With
+/// a store in the data dir, its own keys choose and open the backup (local or S3). With an
+/// empty data dir, the backup comes from S3 and is opened with `options.recovery_key` (or the
+/// configured key source), and its keys are then installed under this machine's key source.
+/// Progress: [`Phase::RestoreDownload`], [`Phase::RestoreCheck`], [`Phase::RestoreSwap`].
+///
+/// # Errors
+/// [`BackupError::NotInitialized`] for an empty data dir without `from_s3`;
+/// [`BackupError::StoreExists`] for a recovery key given with a store present;
+/// `Store(Locked)` while the store is open elsewhere; crypto errors for a wrong key or
+/// recovery key (nothing written); every [`BackupError`] that `verify` can return; from S3,
+/// also [`BackupError::NoRemote`], [`BackupError::AmbiguousStore`] and [`BackupError::Target`].
+pub(crate) async fn restore(
+    site: &BackupSite<'_>,
+    options: &RestoreOptions,
+    progress: ProgressFn<'_>,
+) -> Result<RestoreReport, BackupError> {
+    let started = std::time::Instant::now();
+    let data_dir = site.data_dir.to_path_buf();
+    let (lock, chosen) = if crypto::keys_exist(&data_dir) {
+        choose_for_store(site, options).await?
+    } else {
+        choose_for_new_machine(site, options).await?
+    };
+    let manifest = chosen.manifest.clone();
+    let (dir, download) = match &chosen.origin {
+        Origin::Local(dir) => (dir.clone(), None),
+        Origin::Remote(s3) => {
+            let download = download(site, s3, &manifest, progress).await?;
+            (download.clone(), Some(download))
+        }
+    };
+    report(progress, Phase::RestoreCheck, 1, STEPS);
+    let reserve = site.min_free_bytes;
+    let checked = blocking(move || {
+        let keys = chosen.unlocked.backup_keys();
+        let unpacked = unpack_and_check(&data_dir, &dir, &chosen.manifest, &keys, reserve, ".restore-")?;
+        Ok((lock, unpacked, data_dir, chosen))
+    })
+    .await;
+    let swapped = match checked {
+        Ok((lock, unpacked, data_dir, chosen)) => {
+            report(progress, Phase::RestoreSwap, 2, STEPS);
+            let keys_config = site.keys.clone();
+            blocking(move || {
+                let _lock: DirLock = lock;
+                let previous = swap_in(&unpacked, &data_dir)?;
+                let installed = match &chosen.install {
+                    Some(wrapped) => Some(crypto::install_keys(
+                        &data_dir,
+                        wrapped,
+                        &chosen.unlocked,
+                        &keys_config,
+                    )?),
+                    None => None,
+                };
+                tracing::info!(backup = %chosen.manifest.name, "restored");
+                Ok((previous, installed))
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    if let Some(download) = download {
+        let _ = blocking(move || {
+            let _ = std::fs::remove_dir_all(download);
+            Ok(())
+        })
+        .await;
+    }
+    let (previous_data, keys) = swapped?;
+    report(progress, Phase::RestoreSwap, STEPS, STEPS);
+    Ok(RestoreReport {
+        backup: manifest,
+        previous_data,
+        keys,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// The data dir holds a store: lock it, open its keys, choose among the backups they
+/// authenticate.
+async fn choose_for_store(site: &BackupSite<'_>, options: &RestoreOptions) -> Result<(DirLock, Chosen), BackupError> {
+    let data_dir = site.data_dir.to_path_buf();
+    if options.recovery_key.is_some() {
+        return Err(BackupError::StoreExists {
+            path: data_dir.display().to_string(),
+        });
+    }
+    let keys_config = site.keys.clone();
+    let (lock, unlocked) = blocking(move || {
+        let lock = lock_data_dir(&data_dir)?;
+        let unlocked = crypto::open_keys(&data_dir, &keys_config)?;
+        Ok((lock, unlocked))
+    })
+    .await?;
+    let store_id = unlocked.status.store_id;
+    let keys = unlocked.backup_keys();
+    let (manifest, origin) = if options.from_s3 {
+        let s3 = S3Target::new(site.backup.s3.as_ref().ok_or(BackupError::NoRemote)?, &store_id).await?;
+        let all = manifest::authentic(s3.list().await?, &keys);
+        (choose(&all, &options.target)?, Origin::Remote(s3))
+    } else {
+        let dir = snapshots_dir(site.data_dir, &store_id);
+        let folder = dir.clone();
+        let target = options.target.clone();
+        let manifest = blocking(move || {
+            let all = manifest::authentic(manifest::list(&folder, &store_id)?, &keys);
+            choose(&all, &target)
+        })
+        .await?;
+        (manifest, Origin::Local(dir))
+    };
+    let chosen = Chosen {
+        manifest,
+        unlocked,
+        origin,
+        install: None,
+    };
+    Ok((lock, chosen))
+}
+
+/// The data dir is empty (a new machine): find the store in the bucket, open its backups
+/// with the recovery key (or the configured source), choose, and only then take the lock.
+async fn choose_for_new_machine(
+    site: &BackupSite<'_>,
+    options: &RestoreOptions,
+) -> Result<(DirLock, Chosen), BackupError> {
+    let path = site.data_dir.display().to_string();
+    if !options.from_s3 {
+        return Err(BackupError::NotInitialized { path });
+    }
+    let s3_config = site.backup.s3.as_ref().ok_or(BackupError::NoRemote)?;
+    let store_id = match options.store_id {
+        Some(id) => id,
+        None => only_store(S3Target::store_ids(s3_config).await?)?,
+    };
+    let s3 = S3Target::new(s3_config, &store_id).await?;
+    let all = s3.list().await?;
+    let (manifest, unlocked) = open_and_choose(all, &options.target, options.recovery_key.as_ref(), site.keys)?;
+    let install = manifest.keys.clone();
+    let (data_dir, keys_config) = (site.data_dir.to_path_buf(), site.keys.clone());
+    let lock = blocking(move || {
+        // This machine's key source must be usable before anything is downloaded.
+        crypto::probe_source(&keys_config, &store_id)?;
+        create_private_dir(&data_dir)?;
+        let lock = lock_data_dir(&data_dir)?;
+        if crypto::keys_exist(&data_dir) {
+            return Err(BackupError::StoreExists {
+                path: data_dir.display().to_string(),
+            });
+        }
+        Ok(lock)
+    })
+    .await?;
+    let chosen = Chosen {
+        manifest,
+        unlocked,
+        origin: Origin::Remote(s3),
+        install,
+    };
+    Ok((lock, chosen))
+}
+
+fn only_store(stores: Vec<uuid::Uuid>) -> Result<uuid::Uuid, BackupError> {
+    match stores.as_slice() {
+        [] => Err(BackupError::NotFound("the bucket holds no backups".into())),
+        [one] => Ok(*one),
+        many => Err(BackupError::AmbiguousStore {
+            count: many.len(),
+            stores: many.iter().map(uuid::Uuid::to_string).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+/// Open every manifest's keys with `recovery` (or `config`'s source), keep those whose keys
+/// authenticate them, and choose `target` among them. When the backup `target` names does not
+/// open (or, for the newest, a newer one does not), that is the error: a restore never falls
+/// back silently to older data than was asked for.
+fn open_and_choose(
+    all: Vec<Manifest>,
+    target: &RestoreTarget,
+    recovery: Option<&RecoveryKey>,
+    config: &KeyConfig,
+) -> Result<(Manifest, UnlockedKeys), BackupError> {
+    let mut opened: Vec<(Manifest, UnlockedKeys)> = Vec::new();
+    let mut refused: Vec<(Manifest, CryptoError)> = Vec::new();
+    for m in all {
+        let unlocked = match &m.keys {
+            Some(keys) => crypto::unlock_wrapped(keys, recovery, config),
+            None => Err(CryptoError::NoRecoveryKit {
+                what: format!("backup {} (made before backups carried their keys)", m.name),
+            }),
+        };
+        match unlocked {
+            Ok(unlocked) => match m.authenticate(&unlocked.backup_keys()) {
+                Ok(()) => opened.push((m, unlocked)),
+                Err(reason) => tracing::warn!(backup = %m.name, reason, "backup manifest refused"),
+            },
+            Err(e) => refused.push((m, e)),
+        }
+    }
+    let openable: Vec<Manifest> = opened.iter().map(|(m, _)| m.clone()).collect();
+    let unopened: Vec<Manifest> = refused.iter().map(|(m, _)| m.clone()).collect();
+    let mut key_error = |wanted: &Manifest| -> BackupError {
+        let index = refused.iter().position(|(m, _)| m.name == wanted.name).unwrap_or(0);
+        match refused.swap_remove(index).1 {
+            CryptoError::WrongRecoveryKey { hint } => CryptoError::WrongRecoveryKey {
+                hint: format!("backup {}: {hint}", wanted.name),
+            }
+            .into(),
+            other => other.into(),
+        }
+    };
+    match choose(&openable, target) {
+        Ok(found) => {
+            if *target == RestoreTarget::Latest {
+                if let Some(newer) = unopened.iter().rfind(|m| m.created_at_ms > found.created_at_ms) {
+                    tracing::warn!(newest = %newer.name, opens = %found.name, "the key does not open the newest backup");
+                    return Err(key_error(newer));
+                }
+            }
+            let index = opened.iter().position(|(m, _)| m.name == found.name).unwrap_or(0);
+            Ok(opened.swap_remove(index))
+        }
+        Err(not_found) => match choose(&unopened, target) {
+            Ok(wanted) => Err(key_error(&wanted)),
+            Err(_) => Err(not_found),
+        },
+    }
+}
+
+/// Download `manifest`'s archive into a folder this restore creates in the data dir.
+async fn download(
+    site: &BackupSite<'_>,
+    s3: &S3Target,
+    manifest: &Manifest,
+    progress: ProgressFn<'_>,
+) -> Result<PathBuf, BackupError> {
+    let data_dir = site.data_dir.to_path_buf();
+    let needed = manifest
+        .archive_bytes
+        .checked_add(manifest.data_bytes)
+        .and_then(|n| n.checked_add(site.min_free_bytes))
+        .ok_or_else(|| BackupError::Corrupt {
+            name: manifest.name.clone(),
+            reason: "the manifest's sizes overflow".into(),
+        })?;
+    ensure_space(&data_dir, needed)?;
+    report(progress, Phase::RestoreDownload, 0, STEPS);
+    let folder = data_dir.join(format!(".download-{}", manifest.name));
+    let created = folder.clone();
+    blocking(move || std::fs::create_dir_all(&created).map_err(io_err(&created))).await?;
+    if let Err(e) = s3.fetch(manifest, &folder).await {
+        let _ = blocking(move || {
+            let _ = std::fs::remove_dir_all(&folder);
+            Ok(())
+        })
+        .await;
+        return Err(e);
+    }
+    Ok(folder)
+}
+
+/// Swap the checked, unpacked backup with the live collections; the old ones are kept aside
+/// until the next backup. Returns where.
+fn swap_in(unpacked: &Path, data_dir: &Path) -> Result<Option<PathBuf>, BackupError> {
+    let live = data_dir.join(QDRANT_DIR);
+    let incoming = unpacked.join(QDRANT_DIR);
+    if live.exists() {
+        exchange(&incoming, &live).map_err(io_err(&live))?;
+        let kept = data_dir.join(format!("{PREVIOUS_PREFIX}{}", crate::clock::now_ms()));
+        std::fs::rename(unpacked, &kept).map_err(io_err(&kept))?;
+        Ok(Some(kept))
+    } else {
+        std::fs::rename(&incoming, &live).map_err(io_err(&live))?;
+        let _ = std::fs::remove_dir_all(unpacked);
+        Ok(None)
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), BackupError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err(dir))
+}
+
+/// Manifests in the bucket without a local store or key (`backup list --remote` on a new
+/// machine): of `store_id`, or of every store there. They are checked for form only: nothing
+/// here can authenticate them until a restore opens them with a key.
+///
+/// # Errors
+/// [`BackupError::NoRemote`] without `[backup.s3]`; [`BackupError::Target`].
+pub(crate) async fn list_remote_unopened(
+    site: &BackupSite<'_>,
+    store_id: Option<uuid::Uuid>,
+) -> Result<Vec<Manifest>, BackupError> {
+    let s3_config = site.backup.s3.as_ref().ok_or(BackupError::NoRemote)?;
+    let stores = match store_id {
+        Some(id) => vec![id],
+        None => S3Target::store_ids(s3_config).await?,
+    };
+    let mut all = Vec::new();
+    for id in stores {
+        all.extend(S3Target::new(s3_config, &id).await?.list().await?);
+    }
+    Ok(all)
+}
+
+/// Atomically exchange two paths (Linux `renameat2(RENAME_EXCHANGE)`).
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let ca = std::ffi::CString::new(a.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let cb = std::ffi::CString::new(b.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them like rename(2).
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -1,0 +1,302 @@
+//! Disaster recovery: recovery kits, and a store restored on a new machine from the bucket
+//! and the recovery key alone (real Garage server, started by scripts/test.sh).
+
+use cloudops_storage_service::{ErrorKind, RecoveryKey, StorageService};
+use serde_json::json;
+
+use crate::common::TestStore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_kit_is_issued_on_request_and_replaced_by_the_next() {
+    let t = TestStore::new();
+    let s = t.open().await;
+    assert_eq!(
+        s.key_status().recovery_kit_created_at_ms,
+        None,
+        "a new store has no kit"
+    );
+    assert_eq!(s.health().await.unwrap().recovery_kit_created_at_ms, None);
+    let first = s.issue_recovery_kit().await.unwrap();
+    assert_eq!(first.store_id, s.key_status().store_id);
+    assert_eq!(s.key_status().recovery_kit_created_at_ms, Some(first.created_at_ms));
+    let second = s.issue_recovery_kit().await.unwrap();
+    assert_ne!(first.key, second.key);
+    assert_eq!(RecoveryKey::parse(&second.document()).unwrap(), second.key);
+    s.shutdown().await.unwrap();
+
+    // The key never reaches the disk in clear, and the store still opens with its own key.
+    let revealed = second.key.reveal();
+    for needle in [revealed.as_str(), &revealed.replace('-', "")] {
+        assert!(
+            crate::common::files_containing(&t.data_dir(), needle.as_bytes()).is_empty(),
+            "recovery key on disk"
+        );
+    }
+    let s = t.open().await;
+    assert_eq!(s.key_status().recovery_kit_created_at_ms, Some(second.created_at_ms));
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_key_restore_needs_an_empty_data_dir_and_the_bucket() {
+    let t = TestStore::new();
+    let s = t.open().await;
+    let kit = s.issue_recovery_kit().await.unwrap();
+    s.shutdown().await.unwrap();
+    let options = cloudops_storage_service::RestoreOptions {
+        from_s3: true,
+        recovery_key: Some(kit.key.clone()),
+        ..Default::default()
+    };
+    let err = StorageService::restore_backup(&t.config(), &options, &cloudops_storage_service::no_progress)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already holds a store"), "{err}");
+
+    let empty = TestStore::new();
+    let local = cloudops_storage_service::RestoreOptions {
+        recovery_key: Some(kit.key.clone()),
+        ..Default::default()
+    };
+    let err = StorageService::restore_backup(&empty.config(), &local, &cloudops_storage_service::no_progress)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotInitialized, "{err}");
+    assert!(err.to_string().contains("--from-s3"), "{err}");
+    assert!(!empty.data_dir().exists(), "a refused restore created the data dir");
+
+    // JSON requests (the Tauri plugin's) carry the key as text; it is never written back out.
+    let text = json!({"from_s3": true, "recovery_key": kit.document()});
+    let parsed: cloudops_storage_service::RestoreOptions = serde_json::from_value(text).unwrap();
+    let echoed = serde_json::to_string(&parsed).unwrap();
+    assert!(!echoed.contains("recovery_key"), "{echoed}");
+    let typo = json!({"recovery_key": "0000-1111"});
+    let err = serde_json::from_value::<cloudops_storage_service::RestoreOptions>(typo).unwrap_err();
+    assert!(err.to_string().contains("not a valid recovery key"), "{err}");
+}
+
+#[cfg(feature = "s3")]
+mod disaster {
+    use cloudops_storage_service::{
+        no_progress, AWSResource, ErrorKind, HistoryRange, KeySourceKind, NewMessage, ResourceFilter, RestoreOptions,
+        RestoreReport, RestoreTarget, Role, SearchOptions, StorageConfig, StorageError, StorageService,
+    };
+    use serde_json::json;
+
+    use crate::backup::{s3_env, with_s3};
+    use crate::common::TestStore;
+
+    /// Everything a user would check after a restore, as comparable JSON.
+    async fn everything(s: &StorageService) -> serde_json::Value {
+        let mut users = Vec::new();
+        for user in ["alice", "bob"] {
+            let mut conversations = s.chat.all_conversations(user).await.unwrap();
+            conversations.sort_by(|a, b| a.context_id.cmp(&b.context_id));
+            let mut histories = Vec::new();
+            for c in &conversations {
+                histories.push(s.chat.get_history(&c.context_id, HistoryRange::All).await.unwrap());
+            }
+            let search = s
+                .chat
+                .search_conversations(user, "bill spike", &SearchOptions::default())
+                .await
+                .unwrap();
+            users.push(json!({
+                "conversations": serde_json::to_value(&conversations).unwrap(),
+                "histories": serde_json::to_value(&histories).unwrap(),
+                "search": serde_json::to_value(&search).unwrap(),
+            }));
+        }
+        let resources = s.estate.list(&ResourceFilter::default(), 100).await.unwrap();
+        let hits = s
+            .estate
+            .search("production database", &ResourceFilter::default(), 10)
+            .await
+            .unwrap();
+        json!({
+            "users": users,
+            "resources": serde_json::to_value(&resources).unwrap(),
+            "estate_search": serde_json::to_value(&hits).unwrap(),
+        })
+    }
+
+    fn resource(kind: &str, id: &str, name: &str) -> AWSResource {
+        let (service, _) = kind.split_once(':').unwrap();
+        AWSResource {
+            resource_type: kind.into(),
+            identifier: id.into(),
+            account_id: "123456789012".into(),
+            region: "eu-west-1".into(),
+            service: service.into(),
+            name: Some(name.into()),
+            state: Some("available".into()),
+            tags: Some([("env".to_string(), "production".to_string())].into()),
+            ..AWSResource::default()
+        }
+    }
+
+    async fn restore(
+        config: &StorageConfig,
+        target: RestoreTarget,
+        key: &cloudops_storage_service::RecoveryKey,
+    ) -> Result<RestoreReport, StorageError> {
+        let options = RestoreOptions {
+            target,
+            from_s3: true,
+            recovery_key: Some(key.clone()),
+            store_id: None,
+        };
+        StorageService::restore_backup(config, &options, &no_progress).await
+    }
+
+    /// A random base64 KEK for the env source.
+    fn random_key() -> String {
+        use base64::Engine as _;
+        use rand::RngCore as _;
+        let mut b = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut b);
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+
+    /// A new machine: an empty folder, the same bucket, another key source (a variable).
+    fn new_machine(old: &StorageConfig) -> (TestStore, StorageConfig) {
+        let t = TestStore::new();
+        let var = format!("COS_TEST_DR_KEY_{}", uuid::Uuid::new_v4().simple());
+        std::env::set_var(&var, random_key());
+        let mut config = t.config();
+        config.keys.source = KeySourceKind::Env;
+        config.keys.env_var = var;
+        config.backup.s3 = old.backup.s3.clone();
+        (t, config)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_comes_back_on_a_new_machine_from_the_bucket_and_the_recovery_key() {
+        let Some((endpoint, bucket)) = s3_env() else { return };
+        let old = TestStore::new();
+        let config = with_s3(&old, &endpoint, &bucket);
+        let s = StorageService::open(config.clone()).await.unwrap();
+        let kit_then = s.issue_recovery_kit().await.unwrap();
+        let bill = s
+            .chat
+            .create_conversation("alice", "Bill spike in March", json!({"pinned": true}))
+            .await
+            .unwrap();
+        s.chat
+            .append(&bill, NewMessage::new(Role::User, "Why did the bill spike?"))
+            .await
+            .unwrap();
+        s.chat
+            .append(
+                &bill,
+                NewMessage::new(Role::Assistant, "NAT gateway data processing doubled."),
+            )
+            .await
+            .unwrap();
+        let rds = s
+            .chat
+            .create_conversation("alice", "RDS sizing", json!({}))
+            .await
+            .unwrap();
+        s.chat
+            .append(&rds, NewMessage::new(Role::User, "Is db.r6g.large enough?"))
+            .await
+            .unwrap();
+        let bob = s
+            .chat
+            .create_conversation("bob", "Lambda timeouts", json!({}))
+            .await
+            .unwrap();
+        s.chat
+            .append(&bob, NewMessage::new(Role::User, "The bill spike came from retries"))
+            .await
+            .unwrap();
+        for r in [
+            resource("rds:db", "orders-prod", "orders production database"),
+            resource("ec2:instance", "i-0abc", "web server"),
+            resource("s3:bucket", "logs-prod", "access logs"),
+        ] {
+            s.estate.upsert_resource(r).await.unwrap();
+        }
+        let first = s.backup.backup_now(true, &no_progress).await.unwrap();
+        let at_first = everything(&s).await;
+        assert!(at_first["resources"].as_array().unwrap().len() == 3);
+
+        // After the first backup: more data, and the recovery kit is replaced.
+        s.chat
+            .append(&rds, NewMessage::new(Role::Assistant, "Yes, at 40% CPU."))
+            .await
+            .unwrap();
+        let kit_now = s.issue_recovery_kit().await.unwrap();
+        let second = s.backup.backup_now(true, &no_progress).await.unwrap();
+        let at_second = everything(&s).await;
+        assert_ne!(at_first, at_second);
+        s.shutdown().await.unwrap();
+
+        // The machine is lost: data dir and key file both gone.
+        std::fs::remove_dir_all(old.data_dir()).unwrap();
+        std::fs::remove_file(old.key_file()).unwrap();
+
+        // A new machine lists the bucket without any store or key.
+        let (new, new_config) = new_machine(&config);
+        let listed: Vec<String> = StorageService::list_remote_backups(&new_config, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(listed, vec![first.name.clone(), second.name.clone()]);
+
+        // A wrong recovery key (another store's) is a clear error and writes nothing.
+        let stranger = TestStore::new();
+        let other = stranger.open().await;
+        let wrong = other.issue_recovery_kit().await.unwrap().key;
+        other.shutdown().await.unwrap();
+        let err = restore(&new_config, RestoreTarget::Latest, &wrong).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WrongKey, "{err}");
+        assert!(err.to_string().contains("wrong recovery key"), "{err}");
+        assert!(!new.data_dir().exists(), "a refused restore wrote to the new machine");
+
+        // The kit replaced after the first backup does not open the newest one: an error that
+        // says so, not a silent restore of older data.
+        let err = restore(&new_config, RestoreTarget::Latest, &kit_then.key)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WrongKey, "{err}");
+        assert!(err.to_string().contains(&second.name), "{err}");
+        assert!(!new.data_dir().exists());
+
+        // The current kit restores the newest backup: everything is back, under the new key source.
+        let report = restore(&new_config, RestoreTarget::Latest, &kit_now.key).await.unwrap();
+        assert_eq!(report.backup.name, second.name);
+        let keys = report.keys.expect("keys installed");
+        assert_eq!(keys.key_source, KeySourceKind::Env);
+        assert_eq!(keys.recovery_kit_created_at_ms, Some(kit_now.created_at_ms));
+        let s = StorageService::open(new_config.clone()).await.unwrap();
+        assert_eq!(everything(&s).await, at_second);
+        // It keeps working: a new message, a new backup to the same place.
+        s.chat
+            .append(&bill, NewMessage::new(Role::User, "after the disaster"))
+            .await
+            .unwrap();
+        let third = s.backup.backup_now(true, &no_progress).await.unwrap();
+        assert_eq!(third.store_id, first.store_id);
+        s.shutdown().await.unwrap();
+        assert!(!new.key_file().exists(), "the env source needs no key file");
+
+        // The backup taken before the kit was replaced restores with the kit current then.
+        let (older, older_config) = new_machine(&config);
+        let err = restore(&older_config, RestoreTarget::Named(first.name.clone()), &kit_now.key)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WrongKey, "{err}");
+        let report = restore(&older_config, RestoreTarget::Named(first.name.clone()), &kit_then.key)
+            .await
+            .unwrap();
+        assert_eq!(report.backup.name, first.name);
+        let s = StorageService::open(older_config).await.unwrap();
+        assert_eq!(everything(&s).await, at_first);
+        s.shutdown().await.unwrap();
+        drop(older);
+    }
+}
