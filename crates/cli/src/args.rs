@@ -21,6 +21,10 @@ pub(crate) struct Cli {
     /// Key file for `--key-source file` (env: CLOUDOPS_KEY_FILE).
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) key_file: Option<PathBuf>,
+    /// `--key-source passphrase`: read the passphrase from this file descriptor (0: stdin)
+    /// instead of $CLOUDOPS_PASSPHRASE, e.g. `--passphrase-fd 3 3<secret.txt`.
+    #[arg(long, global = true, value_name = "FD")]
+    pub(crate) passphrase_fd: Option<u32>,
     /// Print stable JSON on stdout instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,

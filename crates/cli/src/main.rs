@@ -68,7 +68,23 @@ fn config(cli: &Cli, create_if_missing: bool) -> anyhow::Result<StorageConfig> {
     if let Some(file) = &cli.key_file {
         builder = builder.with_config(ConfigKey::KeyFile, file.display().to_string());
     }
-    Ok(builder.build()?)
+    let mut config = builder.build()?;
+    if let Some(fd) = cli.passphrase_fd {
+        config.keys.passphrase = Some(read_passphrase_fd(fd)?);
+    }
+    Ok(config)
+}
+
+/// The passphrase from file descriptor `fd` (the first line; at most 64 KiB read).
+fn read_passphrase_fd(fd: u32) -> anyhow::Result<cloudops_storage_service::Passphrase> {
+    use std::io::Read as _;
+    let path = format!("/dev/fd/{fd}");
+    let mut text = String::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
+        .map_err(|e| anyhow::anyhow!("--passphrase-fd {fd}: cannot read the passphrase: {e}"))?;
+    // Moved, not copied: the library wipes it when dropped.
+    Ok(cloudops_storage_service::Passphrase::new(text))
 }
 
 fn report(err: &anyhow::Error, out: Output) -> ExitCode {

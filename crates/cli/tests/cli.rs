@@ -1055,3 +1055,36 @@ fn init_hands_out_a_recovery_kit_that_restores_the_store_on_a_new_machine() {
     let status = new.run(&["status"]).ok();
     assert!(status.stdout.contains("recovery kit issued"), "{}", status.stdout);
 }
+
+#[test]
+fn a_passphrase_read_from_stdin_opens_the_store_and_a_wrong_one_does_not() {
+    let env = Env::new();
+    let passphrase = |c: &mut Command| {
+        c.env("CLOUDOPS_KEY_SOURCE", "passphrase");
+    };
+    let init = env
+        .run_stdin_with(
+            &["--json", "--passphrase-fd", "0", "init"],
+            b"correct horse battery staple\n",
+            passphrase,
+        )
+        .ok()
+        .json();
+    assert_eq!(init["key_source"], "passphrase");
+    env.run_stdin_with(
+        &["--passphrase-fd", "0", "status"],
+        b"correct horse battery staple\n",
+        passphrase,
+    )
+    .ok();
+    let wrong = env
+        .run_stdin_with(
+            &["--json", "--passphrase-fd", "0", "status"],
+            b"wrong horse battery staple\n",
+            passphrase,
+        )
+        .failed();
+    assert!(wrong.stderr.contains("wrong_key"), "{}", wrong.stderr);
+    let missing = env.run_with(&["status"], passphrase).failed();
+    assert!(missing.stderr.contains("CLOUDOPS_PASSPHRASE"), "{}", missing.stderr);
+}

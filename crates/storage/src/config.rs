@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backup::BackupConfig;
 pub use crate::chat::{ChatConfig, DEFAULT_MAX_MESSAGE_BYTES};
-pub use crate::crypto::{default_key_file, KeyConfig, KeySourceKind, DEFAULT_KEY_ENV_VAR, DEFAULT_PASSPHRASE_ENV_VAR};
+pub use crate::crypto::{
+    default_key_file, KeyConfig, KeySourceKind, Passphrase, DEFAULT_KEY_ENV_VAR, DEFAULT_PASSPHRASE_ENV_VAR,
+};
 pub use crate::embed::{default_model_dir, EmbeddingConfig, EmbeddingProvider};
 pub use crate::store::StoreConfig;
 

@@ -1,4 +1,5 @@
-//! Disk usage of the data dir: free space on its file system and bytes it occupies.
+//! Disk usage of the data dir (free space on its file system, bytes it occupies) and the
+//! private files and folders the store writes (`0600` / `0700`).
 
 use std::path::Path;
 
@@ -37,4 +38,34 @@ pub(crate) fn home_dir() -> std::path::PathBuf {
     std::env::var_os("HOME")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::PathBuf::from("."))
+}
+
+/// Create (or truncate) a file readable and writable by its owner only.
+pub(crate) fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Create a folder and its missing parents, each `0700`.
+pub(crate) fn private_dir_all(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
+/// Make the data dir `0700` when it exists with group or other access (it holds sealed data,
+/// backups and key envelopes: only its owner may list or enter it). Returns the mode it had
+/// when it was changed.
+pub(crate) fn tighten_dir(path: &Path) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700 | 0o700))?;
+    Ok(Some(mode))
 }

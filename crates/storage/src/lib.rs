@@ -59,8 +59,8 @@ pub mod store;
 // The service, its life cycle and configuration.
 pub use config::{
     default_data_dir, default_key_file, default_model_dir, ChatConfig, ConfigError, ConfigKey, EmbeddingConfig,
-    EmbeddingProvider, KeyConfig, KeySourceKind, StorageConfig, StorageConfigBuilder, StoreConfig, CONFIG_FILE_NAME,
-    DEFAULT_KEY_ENV_VAR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PASSPHRASE_ENV_VAR,
+    EmbeddingProvider, KeyConfig, KeySourceKind, Passphrase, StorageConfig, StorageConfigBuilder, StoreConfig,
+    CONFIG_FILE_NAME, DEFAULT_KEY_ENV_VAR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PASSPHRASE_ENV_VAR,
 };
 pub use crypto::{KeyStatus, RecoveryKey, RecoveryKit, WrappedKeys};
 pub use service::{Health, ReindexReport, StorageService};

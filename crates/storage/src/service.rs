@@ -482,16 +482,23 @@ async fn check_embedder(
     }
 }
 
+/// Create the data dir `0700`, or tighten an existing one with group or other access.
 fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    if dir.is_dir() {
-        return Ok(());
+    if !dir.is_dir() {
+        return crate::disk::private_dir_all(dir).map_err(|e| StorageError::io("creating data dir", dir, e));
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| StorageError::io("creating data dir", dir, e))
+    match crate::disk::tighten_dir(dir) {
+        Ok(Some(was)) => {
+            tracing::warn!(data_dir = %dir.display(), was = format!("{was:o}"), "data dir was readable by others; made it 0700");
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(StorageError::io(
+            "making the data dir private (0700; it had group or other access)",
+            dir,
+            e,
+        )),
+    }
 }
 
 /// Whether the engine folder under `data_dir` holds any collection.

@@ -136,7 +136,7 @@ pub(super) fn write_archive(
     header.push(FORMAT);
     header.extend_from_slice(&key_id.to_be_bytes());
     header.extend_from_slice(&prefix);
-    let file = File::create(out).map_err(io)?;
+    let file = crate::disk::private_file(out).map_err(io)?;
     let mut hashing = Hashing {
         inner: BufWriter::new(file),
         hasher: Sha256::new(),
@@ -336,11 +336,11 @@ pub(super) fn read_archive(
         }
         let target = dest.join(&rel);
         match entry.header().entry_type() {
-            tar::EntryType::Directory => std::fs::create_dir_all(&target).map_err(io)?,
+            tar::EntryType::Directory => crate::disk::private_dir_all(&target).map_err(io)?,
             // The builder writes files with holes as GNU sparse entries; reading yields the zeros.
             tar::EntryType::Regular | tar::EntryType::GNUSparse | tar::EntryType::Continuous => {
                 if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(io)?;
+                    crate::disk::private_dir_all(parent).map_err(io)?;
                 }
                 written += write_sparse(&mut entry, &target).map_err(io)?;
             }
@@ -356,7 +356,7 @@ pub(super) fn read_archive(
 /// Write `reader` to `path`, seeking over all-zero 64 KiB blocks so they stay holes.
 fn write_sparse(reader: &mut impl Read, path: &Path) -> std::io::Result<u64> {
     use std::os::unix::fs::FileExt as _;
-    let file = File::create(path)?;
+    let file = crate::disk::private_file(path)?;
     let mut buf = vec![0u8; CHUNK];
     let mut offset = 0u64;
     let mut written = 0u64;

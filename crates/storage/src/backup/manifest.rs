@@ -215,8 +215,11 @@ pub(super) fn write(dir: &Path, manifest: &Manifest) -> Result<(), BackupError> 
     };
     let tmp = dir.join(format!(".{}.json.tmp", manifest.name));
     let json = serde_json::to_vec_pretty(manifest).map_err(|e| io(std::io::Error::other(e)))?;
-    std::fs::write(&tmp, json).map_err(io)?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+    {
+        use std::io::Write as _;
+        let mut file = crate::disk::private_file(&tmp).map_err(io)?;
+        file.write_all(&json).and_then(|()| file.sync_all()).map_err(io)?;
+    }
     std::fs::rename(&tmp, &path).map_err(io)?;
     Ok(())
 }

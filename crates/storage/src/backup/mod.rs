@@ -453,7 +453,7 @@ impl BackupManager {
         let name = manifest::backup_name(now);
         let dir = self.dir();
         let folder = dir.clone();
-        blocking(move || std::fs::create_dir_all(&folder).map_err(io_err(&folder))).await?;
+        blocking(move || crate::disk::private_dir_all(&folder).map_err(io_err(&folder))).await?;
         let live = self.data_dir.join(QDRANT_DIR);
         let data_dir = self.data_dir.clone();
         let reserve = self.min_free_bytes;
@@ -687,7 +687,7 @@ fn unpack_and_check(
     if target.exists() {
         std::fs::remove_dir_all(&target).map_err(io_err(&target))?;
     }
-    std::fs::create_dir_all(&target).map_err(io_err(&target))?;
+    crate::disk::private_dir_all(&target).map_err(io_err(&target))?;
     let checked = (|| {
         archive::read_archive(&archive, &target, |id| keys.key(id), &manifest.store_id, &manifest.name)?;
         let store = EmbeddedStore::open_with(

@@ -288,7 +288,7 @@ async fn download(
     report(progress, Phase::RestoreDownload, 0, STEPS);
     let folder = data_dir.join(format!(".download-{}", manifest.name));
     let created = folder.clone();
-    blocking(move || std::fs::create_dir_all(&created).map_err(io_err(&created))).await?;
+    blocking(move || crate::disk::private_dir_all(&created).map_err(io_err(&created))).await?;
     if let Err(e) = s3.fetch(manifest, &folder).await {
         let _ = blocking(move || {
             let _ = std::fs::remove_dir_all(&folder);
@@ -318,15 +318,7 @@ fn swap_in(unpacked: &Path, data_dir: &Path) -> Result<Option<PathBuf>, BackupEr
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), BackupError> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_err(dir))
+    crate::disk::private_dir_all(dir).map_err(io_err(dir))
 }
 
 /// Manifests in the bucket without a local store or key (`backup list --remote` on a new

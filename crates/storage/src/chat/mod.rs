@@ -362,14 +362,14 @@ impl ChatStorage {
             check_title(&title)?;
             payload.insert(
                 CF::Title.as_str().into(),
-                schema::seal_title(context_id, &title, &self.sealer)?,
+                schema::seal_title(context_id, &conversation.user_id, &title, &self.sealer)?,
             );
             conversation.title = title;
         }
         if let Some(metadata) = update.metadata {
             payload.insert(
                 CF::Metadata.as_str().into(),
-                schema::seal_conversation_metadata(context_id, &metadata, &self.sealer)?,
+                schema::seal_conversation_metadata(context_id, &conversation.user_id, &metadata, &self.sealer)?,
             );
             conversation.metadata = metadata;
         }

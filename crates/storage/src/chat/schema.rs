@@ -147,12 +147,42 @@ pub(crate) fn conversation_point_id(context_id: &str) -> uuid::Uuid {
 
 const CONTEXT_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c6f_7564_6f70_735f_6368_6174_5f63_7478);
 
-fn ctx(collection: &'static str, point_id: uuid::Uuid, field: &'static str) -> SealContext<'static> {
+fn ctx<'a>(
+    collection: &'static str,
+    point_id: uuid::Uuid,
+    field: &'static str,
+    bound: &'a [(&'a str, &'a str)],
+) -> SealContext<'a> {
     SealContext {
         collection,
         point_id,
         field,
+        bound,
     }
+}
+
+/// The clear fields a conversation's sealed fields are bound to (who owns it).
+fn conversation_bound<'a>(user_id: &'a str, context_id: &'a str) -> [(&'static str, &'a str); 2] {
+    [
+        (ConversationField::UserId.as_str(), user_id),
+        (ConversationField::ContextId.as_str(), context_id),
+    ]
+}
+
+/// The clear fields a message's sealed fields are bound to: whose it is, where it sits and
+/// who said it (so an edit cannot move it to another user or turn it into a system prompt).
+fn message_bound<'a>(
+    user_id: &'a str,
+    context_id: &'a str,
+    role: &'a str,
+    index: &'a str,
+) -> [(&'static str, &'a str); 4] {
+    [
+        (MessageField::UserId.as_str(), user_id),
+        (MessageField::ContextId.as_str(), context_id),
+        (MessageField::Role.as_str(), role),
+        (MessageField::MessageIndex.as_str(), index),
+    ]
 }
 
 /// A conversation as a point.
@@ -170,13 +200,14 @@ pub(crate) fn conversation_to_point(c: &Conversation, sealer: &Sealer) -> Result
     payload.insert(F::UpdatedAt.as_str().into(), json!(c.updated_at));
     payload.insert(F::MessageCount.as_str().into(), json!(c.message_count));
     payload.insert(F::Status.as_str().into(), json!(c.status.as_str()));
+    let bound = conversation_bound(&c.user_id, &c.context_id);
     payload.insert(
         F::Title.as_str().into(),
-        json!(sealer.seal_str(ctx(CONVERSATIONS, id, F::Title.as_str()), &c.title)?),
+        json!(sealer.seal_str(ctx(CONVERSATIONS, id, F::Title.as_str(), &bound), &c.title)?),
     );
     payload.insert(
         F::Metadata.as_str().into(),
-        json!(sealer.seal_str(ctx(CONVERSATIONS, id, F::Metadata.as_str()), &meta)?),
+        json!(sealer.seal_str(ctx(CONVERSATIONS, id, F::Metadata.as_str(), &bound), &meta)?),
     );
     Ok(Point {
         id,
@@ -189,10 +220,11 @@ pub(crate) fn conversation_to_point(c: &Conversation, sealer: &Sealer) -> Result
 ///
 /// # Errors
 /// Sealing errors.
-pub(crate) fn seal_title(context_id: &str, title: &str, sealer: &Sealer) -> Result<Value> {
+pub(crate) fn seal_title(context_id: &str, user_id: &str, title: &str, sealer: &Sealer) -> Result<Value> {
     let id = conversation_point_id(context_id);
+    let bound = conversation_bound(user_id, context_id);
     Ok(json!(sealer.seal_str(
-        ctx(CONVERSATIONS, id, ConversationField::Title.as_str()),
+        ctx(CONVERSATIONS, id, ConversationField::Title.as_str(), &bound),
         title
     )?))
 }
@@ -201,11 +233,17 @@ pub(crate) fn seal_title(context_id: &str, title: &str, sealer: &Sealer) -> Resu
 ///
 /// # Errors
 /// Sealing errors.
-pub(crate) fn seal_conversation_metadata(context_id: &str, metadata: &Value, sealer: &Sealer) -> Result<Value> {
+pub(crate) fn seal_conversation_metadata(
+    context_id: &str,
+    user_id: &str,
+    metadata: &Value,
+    sealer: &Sealer,
+) -> Result<Value> {
     let id = conversation_point_id(context_id);
+    let bound = conversation_bound(user_id, context_id);
     let meta = serde_json::to_string(metadata).unwrap_or_else(|_| "null".into());
     Ok(json!(sealer.seal_str(
-        ctx(CONVERSATIONS, id, ConversationField::Metadata.as_str()),
+        ctx(CONVERSATIONS, id, ConversationField::Metadata.as_str(), &bound),
         &meta
     )?))
 }
@@ -217,14 +255,19 @@ pub(crate) fn seal_conversation_metadata(context_id: &str, metadata: &Value, sea
 pub(crate) fn conversation_from_record(r: &Record, sealer: &Sealer) -> Result<Conversation> {
     use ConversationField as F;
     let p = Fields::new(CONVERSATIONS, r);
-    let title = sealer.open_str(ctx(CONVERSATIONS, r.id, F::Title.as_str()), p.str(F::Title.as_str())?)?;
+    let (user_id, context_id) = (p.str(F::UserId.as_str())?, p.str(F::ContextId.as_str())?);
+    let bound = conversation_bound(user_id, context_id);
+    let title = sealer.open_str(
+        ctx(CONVERSATIONS, r.id, F::Title.as_str(), &bound),
+        p.str(F::Title.as_str())?,
+    )?;
     let meta = sealer.open_str(
-        ctx(CONVERSATIONS, r.id, F::Metadata.as_str()),
+        ctx(CONVERSATIONS, r.id, F::Metadata.as_str(), &bound),
         p.str(F::Metadata.as_str())?,
     )?;
     Ok(Conversation {
-        context_id: p.str(F::ContextId.as_str())?.to_string(),
-        user_id: p.str(F::UserId.as_str())?.to_string(),
+        context_id: context_id.to_string(),
+        user_id: user_id.to_string(),
         title,
         metadata: serde_json::from_str(&meta).map_err(|e| p.corrupt(format!("metadata is not JSON: {e}")))?,
         created_at: p.i64(F::CreatedAt.as_str())?,
@@ -249,15 +292,17 @@ pub(crate) fn message_to_point(m: &Message, keywords: VectorData, sealer: &Seale
     payload.insert(F::MessageIndex.as_str().into(), json!(m.message_index));
     payload.insert(F::Role.as_str().into(), json!(m.role.as_str()));
     payload.insert(F::CreatedAt.as_str().into(), json!(m.created_at));
+    let index = m.message_index.to_string();
+    let bound = message_bound(&m.user_id, &m.context_id, m.role.as_str(), &index);
     payload.insert(
         F::Content.as_str().into(),
-        json!(sealer.seal_str(ctx(MESSAGES, m.id, F::Content.as_str()), &m.content)?),
+        json!(sealer.seal_str(ctx(MESSAGES, m.id, F::Content.as_str(), &bound), &m.content)?),
     );
     if let Some(meta) = &m.metadata {
         let text = serde_json::to_string(meta).unwrap_or_else(|_| "null".into());
         payload.insert(
             F::Metadata.as_str().into(),
-            json!(sealer.seal_str(ctx(MESSAGES, m.id, F::Metadata.as_str()), &text)?),
+            json!(sealer.seal_str(ctx(MESSAGES, m.id, F::Metadata.as_str(), &bound), &text)?),
         );
     }
     Ok(Point {
@@ -274,20 +319,27 @@ pub(crate) fn message_to_point(m: &Message, keywords: VectorData, sealer: &Seale
 pub(crate) fn message_from_record(r: &Record, sealer: &Sealer) -> Result<Message> {
     use MessageField as F;
     let p = Fields::new(MESSAGES, r);
-    let content = sealer.open_str(ctx(MESSAGES, r.id, F::Content.as_str()), p.str(F::Content.as_str())?)?;
+    let (user_id, context_id) = (p.str(F::UserId.as_str())?, p.str(F::ContextId.as_str())?);
+    let (role, message_index) = (p.str(F::Role.as_str())?, p.u64(F::MessageIndex.as_str())?);
+    let index = message_index.to_string();
+    let bound = message_bound(user_id, context_id, role, &index);
+    let content = sealer.open_str(
+        ctx(MESSAGES, r.id, F::Content.as_str(), &bound),
+        p.str(F::Content.as_str())?,
+    )?;
     let metadata = match r.payload.get(F::Metadata.as_str()) {
         Some(Value::String(sealed)) => {
-            let text = sealer.open_str(ctx(MESSAGES, r.id, F::Metadata.as_str()), sealed)?;
+            let text = sealer.open_str(ctx(MESSAGES, r.id, F::Metadata.as_str(), &bound), sealed)?;
             Some(serde_json::from_str(&text).map_err(|e| p.corrupt(format!("metadata is not JSON: {e}")))?)
         }
         _ => None,
     };
     Ok(Message {
         id: r.id,
-        context_id: p.str(F::ContextId.as_str())?.to_string(),
-        user_id: p.str(F::UserId.as_str())?.to_string(),
-        message_index: p.u64(F::MessageIndex.as_str())?,
-        role: p.str(F::Role.as_str())?.parse::<Role>().map_err(|e| p.corrupt(e))?,
+        context_id: context_id.to_string(),
+        user_id: user_id.to_string(),
+        message_index,
+        role: role.parse::<Role>().map_err(|e| p.corrupt(e))?,
         content,
         metadata,
         created_at: p.i64(F::CreatedAt.as_str())?,

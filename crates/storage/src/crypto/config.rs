@@ -72,6 +72,35 @@ pub struct KeyConfig {
     pub env_var: String,
     /// Environment variable for the `passphrase` source. Default: `CLOUDOPS_PASSPHRASE`.
     pub passphrase_env_var: String,
+    /// The passphrase itself, when the application read it from stdin, a file descriptor or
+    /// a prompt; it then takes precedence over `passphrase_env_var`. Never read from or
+    /// written to a config file.
+    #[serde(skip)]
+    pub passphrase: Option<Passphrase>,
+}
+
+/// A passphrase held in memory (wiped on drop, never printed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Passphrase(zeroize::Zeroizing<String>);
+
+impl Passphrase {
+    /// Wrap a passphrase: its first line (a pipe or a file ends it with a line break).
+    pub fn new(text: impl Into<String>) -> Self {
+        let mut text = zeroize::Zeroizing::new(text.into());
+        let first_line = text.split(['\n', '\r']).next().map_or(0, str::len);
+        text.truncate(first_line);
+        Passphrase(text)
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(…)")
+    }
 }
 
 impl std::fmt::Debug for KeyConfig {
@@ -82,6 +111,7 @@ impl std::fmt::Debug for KeyConfig {
             .field("file", &self.file)
             .field("env_var", &self.env_var)
             .field("passphrase_env_var", &self.passphrase_env_var)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "(given)"))
             .finish()
     }
 }
@@ -93,6 +123,7 @@ impl Default for KeyConfig {
             file: None,
             env_var: DEFAULT_KEY_ENV_VAR.to_string(),
             passphrase_env_var: DEFAULT_PASSPHRASE_ENV_VAR.to_string(),
+            passphrase: None,
         }
     }
 }

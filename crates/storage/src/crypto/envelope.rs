@@ -349,10 +349,10 @@ fn unlock(envelope: &EnvelopeFile, source: &KeySource) -> Result<(usize, Vec<Dat
     }
     for index in candidates {
         let wrap = &envelope.wraps[index];
-        let kek = source.load_kek(&envelope.store_id, wrap.kdf.as_ref())?;
-        if kek_id(&kek) != wrap.kek_id {
+        let keks = source.load_keks(&envelope.store_id, wrap.kdf.as_ref())?;
+        let Some(kek) = keks.into_iter().find(|k| kek_id(k) == wrap.kek_id) else {
             continue;
-        }
+        };
         let deks = wrap
             .deks
             .iter()

@@ -3,9 +3,6 @@
 //! Each source either yields a KEK or fails with [`CryptoError::KeySourceUnavailable`] naming
 //! the alternatives. Nothing ever falls back to another source on its own.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use rand::RngCore;
@@ -13,8 +10,25 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::config::{KeyConfig, KeySourceKind};
+use super::key_file::{self, KeyFileError};
 use super::keyring::SecretKey;
 use super::CryptoError;
+
+/// Argon2id memory cost of new passphrase wraps: 64 MiB (OWASP's first recommendation).
+const ARGON2_M_COST_KIB: u32 = 64 * 1024;
+/// Argon2id passes of new passphrase wraps.
+const ARGON2_T_COST: u32 = 3;
+/// Argon2id lanes of new passphrase wraps.
+const ARGON2_P_COST: u32 = 1;
+const _: () = assert!(
+    ARGON2_M_COST_KIB >= 64 * 1024 && ARGON2_T_COST >= 3,
+    "new passphrase wraps use at least 64 MiB and 3 passes"
+);
+/// Bounds on stored parameters (older stores used 19 MiB and 2 passes, still accepted).
+const MIN_M_COST_KIB: u32 = 8 * 1024;
+const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
+const MAX_T_COST: u32 = 64;
+const MAX_P_COST: u32 = 16;
 
 /// Keychain service name under which KEKs are stored (account = store id).
 pub(crate) const KEYCHAIN_SERVICE: &str = "cloudops-storage";
@@ -80,32 +94,40 @@ impl KeySource {
         }
     }
 
-    /// The KEK of an existing store.
-    pub(crate) fn load_kek(&self, store_id: &uuid::Uuid, kdf: Option<&KdfParams>) -> Result<SecretKey, CryptoError> {
+    /// The candidate KEKs of an existing store (a key file may hold several; the envelope's
+    /// fingerprint picks the store's own).
+    pub(crate) fn load_keks(
+        &self,
+        store_id: &uuid::Uuid,
+        kdf: Option<&KdfParams>,
+    ) -> Result<Vec<SecretKey>, CryptoError> {
         match self.kind {
             KeySourceKind::Env => {
                 let value = std::env::var(&self.config.env_var)
                     .map_err(|_| self.unavailable(format!("${} is not set", self.config.env_var)))?;
-                decode_key(&value).map_err(|r| self.unavailable(format!("${} {r}", self.config.env_var)))
+                let key = decode_key(&value).map_err(|r| self.unavailable(format!("${} {r}", self.config.env_var)))?;
+                Ok(vec![key])
             }
             KeySourceKind::File => {
                 let path = self.config.key_file();
-                read_key_file(&path).map_err(|e| match e {
+                key_file::read(&path).map_err(|e| match e {
                     KeyFileError::Missing => self.unavailable(format!("key file {} does not exist", path.display())),
                     KeyFileError::Other(e) => e,
                 })
             }
             KeySourceKind::Passphrase => {
                 let kdf = kdf.ok_or_else(|| CryptoError::Key("passphrase-wrapped key has no KDF parameters".into()))?;
-                let pass = self.passphrase(&self.config.passphrase_env_var)?;
-                derive_from_passphrase(&pass, kdf)
+                let pass = self.current_passphrase()?;
+                Ok(vec![derive_from_passphrase(&pass, kdf)?])
             }
-            KeySourceKind::Keychain => {
-                let entry = self.keychain_entry(store_id)?;
-                let value = entry.get_password().map_err(|e| self.keychain_error(e, store_id))?;
-                decode_key(&value).map_err(|r| CryptoError::Key(format!("keychain entry for store {store_id} {r}")))
-            }
+            KeySourceKind::Keychain => Ok(vec![self.keychain_kek(store_id)?]),
         }
+    }
+
+    fn keychain_kek(&self, store_id: &uuid::Uuid) -> Result<SecretKey, CryptoError> {
+        let entry = self.keychain_entry(store_id)?;
+        let value = Zeroizing::new(entry.get_password().map_err(|e| self.keychain_error(e, store_id))?);
+        decode_key(&value).map_err(|r| CryptoError::Key(format!("keychain entry for store {store_id} {r}")))
     }
 
     /// Make a new KEK. `replacing` is true when this source already holds the current KEK
@@ -124,17 +146,19 @@ impl KeySource {
                 Ok(NewKek { kek, kdf: None })
             }
             KeySourceKind::Passphrase => {
-                let var = format!("{}{suffix}", self.config.passphrase_env_var);
-                let pass = self.passphrase(&var)?;
+                let pass = if replacing {
+                    self.passphrase(&format!("{}_NEW", self.config.passphrase_env_var))?
+                } else {
+                    self.current_passphrase()?
+                };
                 let mut salt = [0u8; 16];
                 rand::thread_rng().fill_bytes(&mut salt);
-                let defaults = argon2::Params::default();
                 let kdf = KdfParams {
                     algorithm: "argon2id".into(),
                     salt: B64.encode(salt),
-                    m_cost_kib: defaults.m_cost(),
-                    t_cost: defaults.t_cost(),
-                    p_cost: defaults.p_cost(),
+                    m_cost_kib: ARGON2_M_COST_KIB,
+                    t_cost: ARGON2_T_COST,
+                    p_cost: ARGON2_P_COST,
                 };
                 let kek = derive_from_passphrase(&pass, &kdf)?;
                 Ok(NewKek { kek, kdf: Some(kdf) })
@@ -143,8 +167,12 @@ impl KeySource {
                 if self.kind == KeySourceKind::File && !replacing {
                     // An existing key file is reused (one key file can serve several stores).
                     let path = self.config.key_file();
-                    match read_key_file(&path) {
-                        Ok(kek) => return Ok(NewKek { kek, kdf: None }),
+                    match key_file::read(&path) {
+                        Ok(keys) => {
+                            if let Some(kek) = keys.into_iter().next() {
+                                return Ok(NewKek { kek, kdf: None });
+                            }
+                        }
                         Err(KeyFileError::Missing) => {}
                         Err(KeyFileError::Other(e)) => return Err(e),
                     }
@@ -156,16 +184,28 @@ impl KeySource {
         }
     }
 
-    /// Store a new KEK in the source, where the source holds keys (file, keychain).
+    /// Store a new KEK in the source, where the source holds keys (file, keychain), and read
+    /// it back: a key store that drops writes (a mock keychain, a full disk) fails here,
+    /// before anything depends on the key.
     pub(crate) fn commit(&self, store_id: &uuid::Uuid, new: &NewKek) -> Result<(), CryptoError> {
         match self.kind {
-            KeySourceKind::File => write_key_file(&self.config.key_file(), &new.kek),
+            // Added beside the keys other stores may use; never replacing one.
+            KeySourceKind::File => key_file::add(&self.config.key_file(), &new.kek),
             KeySourceKind::Keychain => {
                 let entry = self.keychain_entry(store_id)?;
                 let encoded = Zeroizing::new(B64.encode(new.kek.as_slice()));
                 entry
                     .set_password(&encoded)
-                    .map_err(|e| self.keychain_error(e, store_id))
+                    .map_err(|e| self.keychain_error(e, store_id))?;
+                match self.keychain_kek(store_id) {
+                    Ok(back) if *back == *new.kek => Ok(()),
+                    Ok(_) => Err(self.unavailable(format!(
+                        "the keychain returned another key for store {store_id} right after saving one"
+                    ))),
+                    Err(e) => Err(self.unavailable(format!(
+                        "the keychain did not keep the key it was given for store {store_id} ({e})"
+                    ))),
+                }
             }
             KeySourceKind::Env | KeySourceKind::Passphrase => Ok(()),
         }
@@ -184,12 +224,20 @@ impl KeySource {
         }
     }
 
+    /// The current passphrase: the one the application handed over (read from stdin or a file
+    /// descriptor), else the configured environment variable.
+    fn current_passphrase(&self) -> Result<Zeroizing<String>, CryptoError> {
+        match &self.config.passphrase {
+            Some(given) => {
+                checked_passphrase(given.expose().to_string(), "the given passphrase").map_err(|r| self.unavailable(r))
+            }
+            None => self.passphrase(&self.config.passphrase_env_var),
+        }
+    }
+
     fn passphrase(&self, var: &str) -> Result<Zeroizing<String>, CryptoError> {
         let pass = std::env::var(var).map_err(|_| self.unavailable(format!("${var} is not set")))?;
-        if pass.chars().count() < 8 {
-            return Err(self.unavailable(format!("${var} is shorter than 8 characters")));
-        }
-        Ok(Zeroizing::new(pass))
+        checked_passphrase(pass, &format!("${var}")).map_err(|r| self.unavailable(r))
     }
 
     fn keychain_entry(&self, store_id: &uuid::Uuid) -> Result<keyring::Entry, CryptoError> {
@@ -223,7 +271,16 @@ fn alternatives(kind: KeySourceKind, config: &KeyConfig) -> String {
         .join("; ")
 }
 
-fn decode_key(value: &str) -> Result<SecretKey, String> {
+fn checked_passphrase(pass: String, what: &str) -> Result<Zeroizing<String>, String> {
+    let pass = Zeroizing::new(pass);
+    if pass.chars().count() < 8 {
+        return Err(format!("{what} is shorter than 8 characters"));
+    }
+    Ok(pass)
+}
+
+/// A base64 32-byte key.
+pub(super) fn decode_key(value: &str) -> Result<SecretKey, String> {
     let bytes = Zeroizing::new(B64.decode(value.trim()).map_err(|_| "is not base64".to_string())?);
     if bytes.len() != 32 {
         return Err(format!("must hold 32 bytes, found {}", bytes.len()));
@@ -236,6 +293,17 @@ fn decode_key(value: &str) -> Result<SecretKey, String> {
 fn derive_from_passphrase(pass: &str, kdf: &KdfParams) -> Result<SecretKey, CryptoError> {
     if kdf.algorithm != "argon2id" {
         return Err(CryptoError::Key(format!("unsupported KDF `{}`", kdf.algorithm)));
+    }
+    // Stored parameters are outside input: a huge memory cost would exhaust the machine, a
+    // tiny one would make the passphrase cheap to guess.
+    if !(MIN_M_COST_KIB..=MAX_M_COST_KIB).contains(&kdf.m_cost_kib)
+        || !(1..=MAX_T_COST).contains(&kdf.t_cost)
+        || !(1..=MAX_P_COST).contains(&kdf.p_cost)
+    {
+        return Err(CryptoError::Key(format!(
+            "refusing stored Argon2id parameters m={} KiB, t={}, p={} (accepted: m {MIN_M_COST_KIB}..={MAX_M_COST_KIB} KiB, t 1..={MAX_T_COST}, p 1..={MAX_P_COST})",
+            kdf.m_cost_kib, kdf.t_cost, kdf.p_cost
+        )));
     }
     let salt = B64
         .decode(&kdf.salt)
@@ -250,67 +318,6 @@ fn derive_from_passphrase(pass: &str, kdf: &KdfParams) -> Result<SecretKey, Cryp
     Ok(key)
 }
 
-enum KeyFileError {
-    Missing,
-    Other(CryptoError),
-}
-
-fn read_key_file(path: &Path) -> Result<SecretKey, KeyFileError> {
-    use std::os::unix::fs::MetadataExt as _;
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(KeyFileError::Missing),
-        Err(e) => {
-            return Err(KeyFileError::Other(CryptoError::Key(format!(
-                "cannot read key file {}: {e}",
-                path.display()
-            ))))
-        }
-    };
-    let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyFileError::Other(CryptoError::InsecureKeyFile {
-            path: path.display().to_string(),
-            mode,
-        }));
-    }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        KeyFileError::Other(CryptoError::Key(format!(
-            "cannot read key file {}: {e}",
-            path.display()
-        )))
-    })?);
-    decode_key(&text).map_err(|r| KeyFileError::Other(CryptoError::Key(format!("key file {} {r}", path.display()))))
-}
-
-/// Write a key file atomically with mode 0600 (parent created 0700).
-fn write_key_file(path: &Path, key: &SecretKey) -> Result<(), CryptoError> {
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-    let err =
-        |what: &str, e: std::io::Error| CryptoError::Key(format!("cannot {what} key file {}: {e}", path.display()));
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(|e| err("create the folder of", e))?;
-    }
-    let tmp: PathBuf = path.with_extension("key.tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| err("write", e))?;
-    let encoded = Zeroizing::new(B64.encode(key.as_slice()));
-    file.write_all(encoded.as_bytes()).map_err(|e| err("write", e))?;
-    file.write_all(b"\n").map_err(|e| err("write", e))?;
-    file.sync_all().map_err(|e| err("sync", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| err("install", e))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,17 +330,26 @@ mod tests {
     }
 
     #[test]
-    fn key_file_round_trip_and_permission_check() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/master.key");
-        let key = Zeroizing::new([3u8; 32]);
-        write_key_file(&path, &key).unwrap();
-        assert_eq!(*read_key_file(&path).ok().unwrap(), [3u8; 32]);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(
-            read_key_file(&path),
-            Err(KeyFileError::Other(CryptoError::InsecureKeyFile { .. }))
-        ));
+    fn absurd_stored_argon2_parameters_are_refused_before_any_work() {
+        let kdf = |m: u32, t: u32, p: u32| KdfParams {
+            algorithm: "argon2id".into(),
+            salt: B64.encode([1u8; 16]),
+            m_cost_kib: m,
+            t_cost: t,
+            p_cost: p,
+        };
+        for (m, t, p) in [
+            (u32::MAX, 3, 1),
+            (8, 3, 1),
+            (65_536, 0, 1),
+            (65_536, 1_000_000, 1),
+            (65_536, 3, 255),
+        ] {
+            let err = derive_from_passphrase("correct horse", &kdf(m, t, p)).unwrap_err();
+            assert!(err.to_string().contains("refusing stored Argon2id"), "{err}");
+        }
+        // The parameters new wraps get are accepted.
+        let key = derive_from_passphrase("correct horse", &kdf(ARGON2_M_COST_KIB, ARGON2_T_COST, ARGON2_P_COST));
+        assert!(key.is_ok());
     }
 }

@@ -6,12 +6,15 @@
 mod config;
 mod envelope;
 mod error;
+mod key_file;
 mod key_source;
 mod keyring;
 mod recovery;
 mod seal;
 
-pub use config::{default_key_file, KeyConfig, KeySourceKind, DEFAULT_KEY_ENV_VAR, DEFAULT_PASSPHRASE_ENV_VAR};
+pub use config::{
+    default_key_file, KeyConfig, KeySourceKind, Passphrase, DEFAULT_KEY_ENV_VAR, DEFAULT_PASSPHRASE_ENV_VAR,
+};
 pub(crate) use envelope::ENVELOPE_FILE;
 pub use envelope::{KeyStatus, WrappedKeys};
 pub use error::CryptoError;

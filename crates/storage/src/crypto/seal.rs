@@ -2,7 +2,11 @@
 //!
 //! A sealed field is `base64(version ‖ key_id ‖ nonce(12) ‖ ciphertext ‖ tag)`. The AAD binds
 //! the ciphertext to `collection ‖ point_id ‖ field`, so a value copied into another record or
-//! another field fails authentication instead of decrypting into the wrong place.
+//! another field fails authentication instead of decrypting into the wrong place. Version 2
+//! also binds the record's clear fields that decide who sees it and how it is used (a
+//! message's user, conversation, role and index; a resource's account, region and type): an
+//! edit of one of them through the engine fails authentication on read. Version 1 fields
+//! (written before) still open, without that binding, until they are rewritten.
 
 use std::collections::HashMap;
 
@@ -15,13 +19,16 @@ use rand::RngCore;
 use super::keyring::{DataKey, Purpose};
 use super::CryptoError;
 
-/// Version byte of the sealed-field format.
-const FORMAT_VERSION: u8 = 1;
+/// Version byte of the sealed-field format written now (clear fields bound).
+const FORMAT_VERSION: u8 = 2;
+/// The first format: collection, point and field bound; still read.
+const FORMAT_V1: u8 = 1;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 
-/// Where a sealed value lives; all three parts are authenticated.
+/// Where a sealed value lives, and the clear fields of its record it is bound to; all of it
+/// is authenticated.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SealContext<'a> {
     /// Collection name.
@@ -30,6 +37,8 @@ pub(crate) struct SealContext<'a> {
     pub(crate) point_id: uuid::Uuid,
     /// Payload field name.
     pub(crate) field: &'a str,
+    /// Clear fields of the record bound to the value, as (name, value) in a fixed order.
+    pub(crate) bound: &'a [(&'a str, &'a str)],
 }
 
 /// Seals and opens fields with the content subkeys of every known data key.
@@ -69,7 +78,7 @@ impl Sealer {
             .ok_or_else(|| CryptoError::Key(format!("active data key {} is not loaded", self.active_key_id)))?;
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
-        let aad = aad(ctx);
+        let aad = aad(ctx, FORMAT_VERSION);
         let ciphertext = cipher
             .encrypt(
                 Nonce::from_slice(&nonce),
@@ -109,10 +118,11 @@ impl Sealer {
         if bytes.len() < HEADER_LEN + TAG_LEN {
             return Err(malformed("too short"));
         }
-        if bytes[0] != FORMAT_VERSION {
+        let version = bytes[0];
+        if version != FORMAT_VERSION && version != FORMAT_V1 {
             return Err(CryptoError::UnsupportedVersion {
                 field: ctx.field.to_string(),
-                version: bytes[0],
+                version,
             });
         }
         let key_id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
@@ -121,7 +131,7 @@ impl Sealer {
             key_id,
         })?;
         let nonce = Nonce::from_slice(&bytes[5..HEADER_LEN]);
-        let aad = aad(ctx);
+        let aad = aad(ctx, version);
         cipher
             .decrypt(
                 nonce,
@@ -148,14 +158,28 @@ impl Sealer {
     }
 }
 
-/// `collection ‖ 0 ‖ point_id (16 bytes) ‖ field`: the collection name cannot contain NUL,
-/// and the id has a fixed length, so the encoding is unambiguous.
-fn aad(ctx: SealContext<'_>) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(ctx.collection.len() + 17 + ctx.field.len());
+/// Version 1: `collection ‖ 0 ‖ point_id (16 bytes) ‖ field`: the collection name cannot
+/// contain NUL, and the id has a fixed length, so the encoding is unambiguous. Version 2
+/// prefixes the field with its length and appends each bound clear field as
+/// `len(name) ‖ name ‖ len(value) ‖ value` (u32 big-endian lengths).
+fn aad(ctx: SealContext<'_>, version: u8) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(ctx.collection.len() + 21 + ctx.field.len() + 64);
     aad.extend_from_slice(ctx.collection.as_bytes());
     aad.push(0);
     aad.extend_from_slice(ctx.point_id.as_bytes());
-    aad.extend_from_slice(ctx.field.as_bytes());
+    if version == FORMAT_V1 {
+        aad.extend_from_slice(ctx.field.as_bytes());
+        return aad;
+    }
+    let mut part = |bytes: &[u8]| {
+        aad.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        aad.extend_from_slice(bytes);
+    };
+    part(ctx.field.as_bytes());
+    for (name, value) in ctx.bound {
+        part(name.as_bytes());
+        part(value.as_bytes());
+    }
     aad
 }
 
@@ -174,7 +198,47 @@ mod tests {
             collection: "c",
             point_id: uuid::Uuid::from_u128(id),
             field,
+            bound: &[("user_id", "alice"), ("role", "user")],
         }
+    }
+
+    #[test]
+    fn an_edited_bound_clear_field_fails_and_version_1_still_opens() {
+        let s = sealer(1);
+        let a = s.seal_str(ctx("content", 1), "hello").unwrap();
+        for bound in [
+            &[("user_id", "mallory"), ("role", "user")][..],
+            &[("user_id", "alice"), ("role", "system")][..],
+            &[("user_id", "alice")][..],
+            &[("user_id", "alice"), ("role", "user"), ("x", "")][..],
+        ] {
+            let edited = SealContext {
+                bound,
+                ..ctx("content", 1)
+            };
+            assert!(
+                matches!(s.open(edited, &a), Err(CryptoError::Tampered { .. })),
+                "{bound:?}"
+            );
+        }
+        // A field written in the first format (no binding) still opens.
+        let c = ctx("content", 1);
+        let cipher = s.ciphers.get(&1).unwrap();
+        let nonce = [7u8; NONCE_LEN];
+        let ct = cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: b"old".as_slice(),
+                    aad: &aad(c, FORMAT_V1),
+                },
+            )
+            .unwrap();
+        let mut raw = vec![FORMAT_V1];
+        raw.extend_from_slice(&1u32.to_be_bytes());
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&ct);
+        assert_eq!(s.open_str(c, &B64.encode(&raw)).unwrap(), "old");
     }
 
     #[test]

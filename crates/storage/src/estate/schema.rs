@@ -176,6 +176,11 @@ pub(crate) fn resource_to_point(r: &AWSResource, keys: &Keys<'_>, sealer: &Seale
     payload.insert(SOURCES.into(), json!(r.sources));
     let sealed = sealed_values(r);
     let mut canonical = String::new();
+    let bound = [
+        (ACCOUNT_ID, r.account_id.as_str()),
+        (REGION, r.region.as_str()),
+        (RESOURCE_TYPE, r.resource_type.as_str()),
+    ];
     for (name, text) in &sealed {
         canonical.push_str(text);
         canonical.push('\u{0}');
@@ -183,6 +188,7 @@ pub(crate) fn resource_to_point(r: &AWSResource, keys: &Keys<'_>, sealer: &Seale
             collection: ESTATE,
             point_id: id,
             field: name,
+            bound: &bound,
         };
         payload.insert((*name).into(), json!(sealer.seal_str(ctx, text)?));
     }
@@ -219,11 +225,20 @@ fn open_field(rec: &Record, sealer: &Sealer, name: &str) -> Result<String> {
         .get(name)
         .and_then(Value::as_str)
         .ok_or_else(|| corrupt(rec, format!("sealed field `{name}` is missing")))?;
+    // The clear fields that scope a resource are bound to its sealed fields: editing one
+    // through the engine makes every sealed field fail authentication.
+    let clear = |key: &str| rec.payload.get(key).and_then(Value::as_str).unwrap_or_default();
+    let bound = [
+        (field::ACCOUNT_ID, clear(field::ACCOUNT_ID)),
+        (field::REGION, clear(field::REGION)),
+        (field::RESOURCE_TYPE, clear(field::RESOURCE_TYPE)),
+    ];
     Ok(sealer.open_str(
         SealContext {
             collection: ESTATE,
             point_id: rec.id,
             field: name,
+            bound: &bound,
         },
         sealed,
     )?)

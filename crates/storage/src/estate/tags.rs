@@ -77,5 +77,6 @@ fn dictionary_ctx() -> SealContext<'static> {
         collection: DICTIONARY_COLLECTION,
         point_id: DICTIONARY_ID,
         field: DICTIONARY_FIELD,
+        bound: &[],
     }
 }

@@ -325,3 +325,241 @@ async fn corrupt_key_envelope_is_reported_and_data_untouched() {
     std::fs::write(&envelope, good).unwrap();
     t.open().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_key_file_both_open_after_one_rotates() {
+    let t = TestStore::new();
+    let shared = t.key_file();
+    let config_for = |name: &str| {
+        let mut config = t.config();
+        config.data_dir = t.dir.path().join(name);
+        config.keys.file = Some(shared.clone());
+        config
+    };
+    let (a, b) = (config_for("a"), config_for("b"));
+    let mut contexts = Vec::new();
+    for config in [&a, &b] {
+        let s = StorageService::open(config.clone()).await.unwrap();
+        let ctx = s.chat.create_conversation("u", "t", json!({})).await.unwrap();
+        s.chat.append(&ctx, NewMessage::new(Role::User, "kept")).await.unwrap();
+        s.shutdown().await.unwrap();
+        contexts.push(ctx);
+    }
+    let s = StorageService::open(a.clone()).await.unwrap();
+    s.rotate_kek(a.keys.clone()).await.unwrap();
+    s.shutdown().await.unwrap();
+    let lines = std::fs::read_to_string(&shared).unwrap().lines().count();
+    assert_eq!(lines, 2, "the rotation added a key beside the shared one");
+    for (config, ctx) in [(&a, &contexts[0]), (&b, &contexts[1])] {
+        let s = StorageService::open(config.clone()).await.unwrap();
+        assert_eq!(
+            s.chat.get_history(ctx, HistoryRange::All).await.unwrap()[0].content,
+            "kept"
+        );
+        s.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_inits_on_a_new_key_file_lose_no_store() {
+    let t = TestStore::new();
+    let shared = t.key_file();
+    let opens: Vec<_> = (0..4)
+        .map(|i| {
+            let mut config = t.config();
+            config.data_dir = t.dir.path().join(format!("store-{i}"));
+            config.keys.file = Some(shared.clone());
+            tokio::spawn(async move {
+                let s = StorageService::open(config.clone()).await.unwrap();
+                s.shutdown().await.unwrap();
+                config
+            })
+        })
+        .collect();
+    for open in opens {
+        let config = open.await.unwrap();
+        let s = StorageService::open(config)
+            .await
+            .expect("every store opens with the shared file");
+        s.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passphrase_given_in_memory_uses_strong_argon2_and_refuses_tampered_parameters() {
+    let t = TestStore::new();
+    let mut config = t.config();
+    config.keys.source = KeySourceKind::Passphrase;
+    config.keys.passphrase_env_var = format!("CLOUDOPS_TEST_UNSET_{}", uuid::Uuid::new_v4().simple());
+    config.keys.passphrase = Some(cloudops_storage_service::Passphrase::new(
+        "correct horse battery staple\n",
+    ));
+    let s = StorageService::open(config.clone()).await.unwrap();
+    s.shutdown().await.unwrap();
+    let envelope_path = t.data_dir().join("keys.json");
+    let mut envelope: serde_json::Value = serde_json::from_slice(&std::fs::read(&envelope_path).unwrap()).unwrap();
+    let kdf = envelope["wraps"][0]["kdf"].clone();
+    assert_eq!(kdf["algorithm"], "argon2id");
+    assert!(kdf["m_cost_kib"].as_u64().unwrap() >= 64 * 1024, "{kdf}");
+    assert!(kdf["t_cost"].as_u64().unwrap() >= 3, "{kdf}");
+    // Without the in-memory passphrase (and no variable set) the source is unavailable.
+    let mut without = config.clone();
+    without.keys.passphrase = None;
+    let err = StorageService::open(without).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::KeySourceUnavailable, "{err}");
+    // A stored memory cost of 4 TiB would take the machine down: refused before any work.
+    envelope["wraps"][0]["kdf"]["m_cost_kib"] = json!(u32::MAX);
+    std::fs::write(&envelope_path, serde_json::to_vec(&envelope).unwrap()).unwrap();
+    let err = StorageService::open(config).await.unwrap_err();
+    assert!(err.to_string().contains("refusing stored Argon2id parameters"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_dir_and_backup_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let t = TestStore::new();
+    std::fs::create_dir_all(t.data_dir()).unwrap();
+    std::fs::set_permissions(t.data_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = t.open().await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&t.data_dir()), 0o700, "an open data dir is made private");
+    let ctx = s.chat.create_conversation("u", "t", json!({})).await.unwrap();
+    s.chat.append(&ctx, NewMessage::new(Role::User, "x")).await.unwrap();
+    let m = s.backup.create_snapshot().await.unwrap();
+    let dir = s.backup.dir();
+    for file in [format!("{}.cosb", m.name), format!("{}.json", m.name)] {
+        assert_eq!(mode(&dir.join(&file)), 0o600, "{file}");
+    }
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&t.data_dir().join("keys.json")), 0o600);
+    s.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_file_reached_through_a_symlink_is_refused() {
+    let t = TestStore::new();
+    two_messages(&t).await;
+    let link = t.dir.path().join("link.key");
+    std::os::unix::fs::symlink(t.key_file(), &link).unwrap();
+    let mut config = t.config();
+    config.keys.file = Some(link);
+    let err = StorageService::open(config).await.unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+}
+
+/// Open the raw engine (the service must be closed) and let `edit` change the payload of
+/// every record of `collection` (it returns whether it changed the record).
+async fn rewrite_records(
+    t: &TestStore,
+    collection: &str,
+    mut edit: impl FnMut(&mut serde_json::Map<String, serde_json::Value>) -> bool,
+) {
+    let store = EmbeddedStore::open(&t.data_dir()).unwrap();
+    let page = store
+        .scroll(
+            collection,
+            ScrollRequest {
+                limit: 100,
+                ..ScrollRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut changed = Vec::new();
+    for mut record in page.records {
+        if edit(&mut record.payload) {
+            changed.push(Point {
+                id: record.id,
+                vectors: Default::default(),
+                payload: record.payload,
+            });
+        }
+    }
+    assert!(!changed.is_empty(), "nothing was edited in {collection}");
+    store.upsert(collection, changed).await.unwrap();
+    store.flush().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_fields_edited_through_the_engine_are_detected_as_tampering() {
+    // A message turned into a system prompt, moved to another user, renumbered, or moved to
+    // another conversation: each fails authentication on read.
+    for (field, value) in [
+        ("role", json!("system")),
+        ("user_id", json!("mallory")),
+        ("message_index", json!(7)),
+    ] {
+        let t = TestStore::new();
+        let ctx = two_messages(&t).await;
+        rewrite_first_message(&t, |payload, _| {
+            payload.insert(field.into(), value.clone());
+        })
+        .await;
+        let s = t.open().await;
+        let err = s.chat.get_history(&ctx, HistoryRange::All).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Tampered, "{field}: {err}");
+        s.shutdown().await.unwrap();
+    }
+    let t = TestStore::new();
+    let ctx = two_messages(&t).await;
+    let other = {
+        let s = t.open().await;
+        let other = s.chat.create_conversation("u", "other", json!({})).await.unwrap();
+        s.shutdown().await.unwrap();
+        other
+    };
+    rewrite_first_message(&t, |payload, _| {
+        payload.insert("context_id".into(), json!(other));
+    })
+    .await;
+    let s = t.open().await;
+    let err = s.chat.get_history(&other, HistoryRange::All).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tampered, "moved message: {err}");
+    s.shutdown().await.unwrap();
+
+    // A conversation handed to another user.
+    rewrite_records(&t, "chat_conversations", |payload| {
+        let mine = payload["context_id"] == json!(ctx);
+        if mine {
+            payload.insert("user_id".into(), json!("mallory"));
+        }
+        mine
+    })
+    .await;
+    let s = t.open().await;
+    let err = s.chat.all_conversations("mallory").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tampered, "moved conversation: {err}");
+    s.shutdown().await.unwrap();
+
+    // An estate resource moved to another region, account or type.
+    for field in ["region", "account_id", "resource_type"] {
+        let t = TestStore::new();
+        let s = t.open().await;
+        s.estate
+            .upsert_resource(cloudops_storage_service::AWSResource {
+                resource_type: "rds:db".into(),
+                identifier: "orders".into(),
+                account_id: "123456789012".into(),
+                region: "eu-west-1".into(),
+                service: "rds".into(),
+                name: Some("orders production database".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        s.shutdown().await.unwrap();
+        rewrite_records(&t, "aws_estate", |payload| {
+            payload.insert(field.into(), json!("edited"));
+            true
+        })
+        .await;
+        let s = t.open().await;
+        let err = s
+            .estate
+            .list(&cloudops_storage_service::ResourceFilter::default(), 10)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Tampered, "{field}: {err}");
+        s.shutdown().await.unwrap();
+    }
+}

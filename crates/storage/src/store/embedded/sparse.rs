@@ -13,7 +13,7 @@ use std::path::Path;
 pub(super) fn copy_sparse(src: &Path, dst: &Path) -> std::io::Result<u64> {
     let input = File::open(src)?;
     let len = input.metadata()?.len();
-    let output = File::create(dst)?;
+    let output = crate::disk::private_file(dst)?;
     output.set_len(len)?;
     let fd = input.as_raw_fd();
     let mut copied = 0u64;
@@ -52,7 +52,7 @@ pub(super) fn copy_sparse(src: &Path, dst: &Path) -> std::io::Result<u64> {
 
 /// Copy the folder `src` into `dst` (created), recursively, keeping holes.
 pub(super) fn copy_dir_sparse(src: &Path, dst: &Path) -> std::io::Result<u64> {
-    std::fs::create_dir_all(dst)?;
+    crate::disk::private_dir_all(dst)?;
     let mut copied = 0;
     for entry in std::fs::read_dir(src)? {
         let entry = entry?;
