@@ -46,6 +46,8 @@ mod estate;
 mod fusion;
 mod migrate;
 mod names;
+#[cfg(test)]
+mod parser_props;
 mod progress;
 mod search_mode;
 mod service;

@@ -50,6 +50,9 @@ impl std::fmt::Debug for StorageService {
     }
 }
 
+/// Wraps the engine after it is opened (fault injection in tests).
+type StoreWrapper = Box<dyn FnOnce(Arc<dyn VectorStore>) -> Arc<dyn VectorStore> + Send>;
+
 /// A health report: what `status` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct Health {
@@ -92,7 +95,21 @@ impl StorageService {
     /// `Store(Locked)` when another process owns the data dir; crypto errors when the key
     /// source is unavailable or holds the wrong key.
     pub async fn open(config: StorageConfig) -> Result<Self> {
-        Self::open_inner(config, OpenMode::Normal, None).await
+        Self::open_inner(config, OpenMode::Normal, None, None).await
+    }
+
+    /// Open with the engine wrapped by `wrap` (a fault-injecting wrapper in tests). The real
+    /// store is opened, locked and unlocked as usual; every call then goes through the wrapper.
+    ///
+    /// # Errors
+    /// As [`StorageService::open`].
+    #[cfg(feature = "backend")]
+    #[doc(hidden)]
+    pub async fn open_with_store_wrapper(
+        config: StorageConfig,
+        wrap: impl FnOnce(Arc<dyn VectorStore>) -> Arc<dyn VectorStore> + Send + 'static,
+    ) -> Result<Self> {
+        Self::open_inner(config, OpenMode::Normal, None, Some(Box::new(wrap))).await
     }
 
     /// Open with this embedder instead of the one `[embedding]` configures (`None`: keyword
@@ -101,7 +118,7 @@ impl StorageService {
     /// # Errors
     /// As [`StorageService::open`].
     pub async fn open_with_embedder(config: StorageConfig, embedder: Option<Arc<dyn Embedder>>) -> Result<Self> {
-        Self::open_inner(config, OpenMode::Normal, Some(embedder)).await
+        Self::open_inner(config, OpenMode::Normal, Some(embedder), None).await
     }
 
     /// Open for `reindex`: a store indexed with another model opens with the configured one,
@@ -110,13 +127,14 @@ impl StorageService {
     /// # Errors
     /// As [`StorageService::open`]; [`StorageError::InvalidInput`] when no embedder is configured.
     pub async fn open_for_reindex(config: StorageConfig) -> Result<Self> {
-        Self::open_inner(config, OpenMode::Reindex, None).await
+        Self::open_inner(config, OpenMode::Reindex, None, None).await
     }
 
     async fn open_inner(
         config: StorageConfig,
         mode: OpenMode,
         embedder: Option<Option<Arc<dyn Embedder>>>,
+        wrap_store: Option<StoreWrapper>,
     ) -> Result<Self> {
         config.validate()?;
         let cfg = config.clone();
@@ -152,7 +170,10 @@ impl StorageService {
             Ok((store, unlocked))
         })
         .await?;
-        let store: Arc<dyn VectorStore> = Arc::new(store);
+        let mut store: Arc<dyn VectorStore> = Arc::new(store);
+        if let Some(wrap) = wrap_store {
+            store = wrap(store);
+        }
         let sealer = Arc::new(unlocked.sealer());
         let keywords = Arc::new(KeywordEncoder::new(&*unlocked.active_subkey(Purpose::KeywordIndex)?));
         let embedder = match embedder {

@@ -198,6 +198,28 @@ pub(crate) fn rotate_kek(data_dir: &Path, current: &KeyConfig, to: &KeyConfig) -
     envelope.wraps = vec![old_wrap, new_wrap.clone()];
     write(data_dir, &envelope)?;
     new_source.commit(&envelope.store_id, &new)?;
+    // Prove the new KEK, as its source now gives it back, opens the new wrap on disk before
+    // the old wrap is dropped: a source that lost the key leaves the old one working. (An env
+    // or passphrase source rotated in place gives the new secret under `<VAR>_NEW` until the
+    // owner moves it, so there the proof is the wrap just made from it.)
+    let in_place_variable =
+        current.source == to.source && matches!(to.source, KeySourceKind::Env | KeySourceKind::Passphrase);
+    let on_disk = read(data_dir)?;
+    let only_new = EnvelopeFile {
+        wraps: vec![new_wrap.clone()],
+        ..on_disk
+    };
+    let reopened = if in_place_variable {
+        deks.len()
+    } else {
+        unlock(&only_new, &new_source)?.1.len()
+    };
+    if reopened != deks.len() {
+        return Err(CryptoError::Envelope {
+            path: envelope_path(data_dir).display().to_string(),
+            reason: "the new key-encryption key does not open every data key; the old one still does".into(),
+        });
+    }
     envelope.wraps = vec![new_wrap];
     envelope.kek_rotated_at_ms = Some(now_ms());
     write(data_dir, &envelope)?;

@@ -56,6 +56,27 @@ pub(crate) fn test_sealer() -> Sealer {
     Sealer::new(&[key], 1)
 }
 
+/// Backup subkeys of a fixed test key, for unit tests of manifests.
+#[cfg(test)]
+pub(crate) fn test_backup_keys() -> BackupKeys {
+    let key = keyring::DataKey::new(1, zeroize::Zeroizing::new([9u8; 32]), &uuid::Uuid::nil());
+    UnlockedKeys {
+        active_key_id: 1,
+        data_keys: vec![key],
+        status: KeyStatus {
+            store_id: uuid::Uuid::nil(),
+            key_source: KeySourceKind::Env,
+            key_location: String::new(),
+            active_key_id: 1,
+            data_keys: 1,
+            created_at_ms: 0,
+            kek_rotated_at_ms: None,
+            recovery_kit_created_at_ms: None,
+        },
+    }
+    .backup_keys()
+}
+
 /// Backup subkeys of every data key, by key id: one encrypts archives, one authenticates
 /// manifests.
 pub(crate) struct BackupKeys {

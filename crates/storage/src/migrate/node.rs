@@ -138,7 +138,7 @@ async fn import_dir(
 }
 
 /// Parse and check one file completely; the error says what is wrong with it.
-fn parse_file(path: &Path, user: Option<&str>) -> std::result::Result<ImportedConversation, String> {
+pub(crate) fn parse_file(path: &Path, user: Option<&str>) -> std::result::Result<ImportedConversation, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("unreadable: {e}"))?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(format!("larger than {MAX_FILE_BYTES} bytes"));

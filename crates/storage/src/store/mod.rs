@@ -16,6 +16,7 @@ mod config;
 #[cfg(any(test, feature = "backend"))]
 pub mod conformance;
 pub mod embedded;
+pub mod faulty;
 
 pub use config::StoreConfig;
 pub use embedded::{EmbeddedOptions, EmbeddedStore, DEFAULT_MIN_FREE_BYTES};

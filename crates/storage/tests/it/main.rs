@@ -10,6 +10,7 @@ mod estate_eval;
 mod estate_files;
 mod estate_import;
 mod eval;
+mod faults;
 mod lifecycle;
 mod migrate;
 mod recovery;

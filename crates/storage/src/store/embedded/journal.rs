@@ -181,6 +181,33 @@ mod tests {
         assert_eq!(entries.len(), 1, "the good entry before it is kept");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// Any bytes in the journal file, alone or after good entries: replay keeps a prefix
+        /// of whole entries and never panics or allocates a length read from disk.
+        #[test]
+        fn arbitrary_journal_bytes_replay_cleanly(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            good in 0usize..3,
+        ) {
+            let dir = tempfile::tempdir().map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let mut j = Journal::open(dir.path()).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            for i in 0..good {
+                let _ = j.append("c", &WriteOp::Delete(vec![uuid::Uuid::from_u128(i as u128)]));
+            }
+            drop(j);
+            let path = dir.path().join(JOURNAL_FILE);
+            let mut bytes = std::fs::read(&path).unwrap_or_default();
+            bytes.extend_from_slice(&junk);
+            std::fs::write(&path, &bytes).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            // Junk after whole entries is a torn tail: the entries before it are kept.
+            let j = Journal::open(dir.path()).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let entries = j.replay().map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            proptest::prop_assert!(entries.len() >= good, "{} of {good} good entries kept", entries.len());
+        }
+    }
+
     #[test]
     fn truncate_empties() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,171 @@
+//! A store wrapper for tests that fails chosen operations, as object_store's and SQLite's test
+//! harnesses do: the real store underneath does everything else, so a test can show that a
+//! failure in the middle of an append, a sync or a snapshot leaves the store readable with
+//! nothing acknowledged lost. Not a mock: every call that is not failed reaches the real engine.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::{
+    CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, PointVectors, QueryRequest,
+    Record, ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorStore,
+};
+
+/// An operation that can be made to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    /// [`VectorStore::upsert`].
+    Upsert,
+    /// [`VectorStore::set_payload`].
+    SetPayload,
+    /// [`VectorStore::update_vectors`].
+    UpdateVectors,
+    /// [`VectorStore::delete`] and [`VectorStore::delete_by_filter`].
+    Delete,
+    /// [`VectorStore::flush`].
+    Flush,
+    /// [`VectorStore::snapshot`].
+    Snapshot,
+}
+
+/// One planned failure: the call of `op` (on `collection`, if set) after `skip` such calls
+/// succeeded fails with an injected I/O error, without reaching the engine.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// Which operation.
+    pub op: FaultOp,
+    /// Only on this collection (`None`: any).
+    pub collection: Option<String>,
+    /// How many matching calls succeed first.
+    pub skip: usize,
+}
+
+/// Wraps a real store and fails the planned calls.
+pub struct FaultyStore {
+    inner: Arc<dyn VectorStore>,
+    plan: Mutex<Vec<Fault>>,
+    injected: Mutex<Vec<(FaultOp, String)>>,
+}
+
+impl std::fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (with injected faults)", self.inner)
+    }
+}
+
+impl FaultyStore {
+    /// Wrap `inner`; nothing fails until [`FaultyStore::fail`] plans it.
+    pub fn new(inner: Arc<dyn VectorStore>) -> Arc<Self> {
+        Arc::new(FaultyStore {
+            inner,
+            plan: Mutex::new(Vec::new()),
+            injected: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Plan a failure.
+    pub fn fail(&self, fault: Fault) {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner()).push(fault);
+    }
+
+    /// The failures injected so far: (operation, collection).
+    pub fn injected(&self) -> Vec<(FaultOp, String)> {
+        self.injected.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn check(&self, op: FaultOp, collection: &str) -> Result<(), StoreError> {
+        let mut plan = self.plan.lock().unwrap_or_else(|p| p.into_inner());
+        let matching = plan
+            .iter_mut()
+            .position(|f| f.op == op && f.collection.as_deref().is_none_or(|c| c == collection));
+        let Some(index) = matching else { return Ok(()) };
+        if plan[index].skip > 0 {
+            plan[index].skip -= 1;
+            return Ok(());
+        }
+        plan.remove(index);
+        self.injected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((op, collection.to_string()));
+        tracing::debug!(?op, collection, "injected store fault");
+        Err(StoreError::Io {
+            action: "injected fault in",
+            path: collection.to_string(),
+            source: std::io::Error::other(format!("injected {op:?} failure")),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl VectorStore for FaultyStore {
+    async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<(), StoreError> {
+        self.inner.ensure_collection(spec).await
+    }
+    async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), StoreError> {
+        self.check(FaultOp::Upsert, collection)?;
+        self.inner.upsert(collection, points).await
+    }
+    async fn update_vectors(&self, collection: &str, points: Vec<PointVectors>) -> Result<(), StoreError> {
+        self.check(FaultOp::UpdateVectors, collection)?;
+        self.inner.update_vectors(collection, points).await
+    }
+    async fn set_payload(&self, collection: &str, ids: Vec<PointId>, payload: Payload) -> Result<(), StoreError> {
+        self.check(FaultOp::SetPayload, collection)?;
+        self.inner.set_payload(collection, ids, payload).await
+    }
+    async fn delete(&self, collection: &str, ids: Vec<PointId>) -> Result<(), StoreError> {
+        self.check(FaultOp::Delete, collection)?;
+        self.inner.delete(collection, ids).await
+    }
+    async fn delete_by_filter(&self, collection: &str, filter: Filter) -> Result<(), StoreError> {
+        self.check(FaultOp::Delete, collection)?;
+        self.inner.delete_by_filter(collection, filter).await
+    }
+    async fn retrieve(
+        &self,
+        collection: &str,
+        ids: Vec<PointId>,
+        with_vectors: bool,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.inner.retrieve(collection, ids, with_vectors).await
+    }
+    async fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage, StoreError> {
+        self.inner.scroll(collection, request).await
+    }
+    async fn query(&self, collection: &str, request: QueryRequest) -> Result<Vec<Hit>, StoreError> {
+        self.inner.query(collection, request).await
+    }
+    async fn count(&self, collection: &str, filter: Option<Filter>) -> Result<u64, StoreError> {
+        self.inner.count(collection, filter).await
+    }
+    async fn facet(
+        &self,
+        collection: &str,
+        field: &str,
+        filter: Option<Filter>,
+        limit: usize,
+    ) -> Result<Vec<(FieldValue, u64)>, StoreError> {
+        self.inner.facet(collection, field, filter, limit).await
+    }
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.check(FaultOp::Flush, "")?;
+        self.inner.flush().await
+    }
+    async fn optimize(&self, collection: &str) -> Result<(), StoreError> {
+        self.inner.optimize(collection).await
+    }
+    async fn stats(&self) -> Result<Vec<CollectionStats>, StoreError> {
+        self.inner.stats().await
+    }
+    async fn snapshot(&self, dest: &Path) -> Result<SnapshotInfo, StoreError> {
+        self.check(FaultOp::Snapshot, "")?;
+        self.inner.snapshot(dest).await
+    }
+    fn write_count(&self) -> u64 {
+        self.inner.write_count()
+    }
+    async fn close(&self) -> Result<(), StoreError> {
+        self.inner.close().await
+    }
+}
