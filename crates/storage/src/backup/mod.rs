@@ -657,7 +657,16 @@ fn choose(all: &[Manifest], target: &RestoreTarget) -> Result<Manifest, BackupEr
     })
 }
 
-/// Checksum, decrypt and unpack `manifest`'s archive into `<data_dir>/<prefix><name>/`, open
+/// Create a new, uniquely named `0700` folder `<dir>/<prefix>XXXXXX` and return its path.
+fn new_private_folder(dir: &Path, prefix: &str) -> Result<PathBuf, BackupError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(dir)
+        .map(tempfile::TempDir::keep)
+        .map_err(io_err(dir))
+}
+
+/// Checksum, decrypt and unpack `manifest`'s archive into `<data_dir>/<prefix><name>-XXXXXX/`, open
 /// every collection there and compare counts. Returns the folder (holding `qdrant/`).
 fn unpack_and_check(
     data_dir: &Path,
@@ -682,12 +691,9 @@ fn unpack_and_check(
             actual,
         });
     }
-    ensure_space(data_dir, manifest.data_bytes + reserve)?;
-    let target = data_dir.join(format!("{prefix}{}", manifest.name));
-    if target.exists() {
-        std::fs::remove_dir_all(&target).map_err(io_err(&target))?;
-    }
-    crate::disk::private_dir_all(&target).map_err(io_err(&target))?;
+    ensure_space(data_dir, manifest.data_bytes.saturating_add(reserve))?;
+    // A new folder of our own (0700, a name nobody else chose): only it is ever removed.
+    let target = new_private_folder(data_dir, &format!("{prefix}{}-", manifest.name))?;
     let checked = (|| {
         archive::read_archive(&archive, &target, |id| keys.key(id), &manifest.store_id, &manifest.name)?;
         let store = EmbeddedStore::open_with(

@@ -286,9 +286,8 @@ async fn download(
         })?;
     ensure_space(&data_dir, needed)?;
     report(progress, Phase::RestoreDownload, 0, STEPS);
-    let folder = data_dir.join(format!(".download-{}", manifest.name));
-    let created = folder.clone();
-    blocking(move || crate::disk::private_dir_all(&created).map_err(io_err(&created))).await?;
+    let prefix = format!(".download-{}-", manifest.name);
+    let folder = blocking(move || super::new_private_folder(&data_dir, &prefix)).await?;
     if let Err(e) = s3.fetch(manifest, &folder).await {
         let _ = blocking(move || {
             let _ = std::fs::remove_dir_all(&folder);

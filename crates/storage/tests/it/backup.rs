@@ -517,10 +517,13 @@ async fn missing_remote_object_leaves_live_data_untouched() {
         err.to_string().contains("download") && err.to_string().contains(&m.name),
         "{err}"
     );
-    assert!(
-        !t.data_dir().join(format!(".download-{}", m.name)).exists(),
-        "no partial download left"
-    );
+    let leftovers: Vec<String> = std::fs::read_dir(t.data_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".download-") || n.starts_with(".restore-"))
+        .collect();
+    assert!(leftovers.is_empty(), "partial download left: {leftovers:?}");
     let s = StorageService::open(config).await.unwrap();
     assert_eq!(state(&s, "alice").await, before);
 }
@@ -711,13 +714,21 @@ async fn planted_manifests_are_refused_and_nothing_outside_the_data_dir_is_touch
         s.shutdown().await.unwrap();
     }
     assert!(victim.join("precious.txt").exists());
-    // The untouched manifest is accepted again.
+    // The untouched manifest is accepted again. A folder someone placed where older versions
+    // unpacked (`.restore-<name>`) is not the restore's to remove: it stays.
     std::fs::write(
         dir.join(format!("{}.json", real.name)),
         serde_json::to_vec(&json).unwrap(),
     )
     .unwrap();
+    let planted = t.data_dir().join(format!(".restore-{}", real.name));
+    std::fs::create_dir_all(&planted).unwrap();
+    std::fs::write(planted.join("precious.txt"), "keep me").unwrap();
     restore(&t.config(), RestoreTarget::Latest).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(planted.join("precious.txt")).unwrap(),
+        "keep me"
+    );
 }
 
 #[cfg(feature = "s3")]
