@@ -3,10 +3,34 @@
 
 /// Every command the plugin registers; the permission files are generated from this list.
 const COMMANDS: &[&str] = &[
+    // chat
     "create_conversation",
     "append",
     "get_history",
     "list_conversations",
+    "rename",
+    "archive",
+    "delete_conversation",
+    "erase_user",
+    "search_conversations",
+    "context_for_prompt",
+    "import_node",
+    // estate
+    "import_files",
+    "upsert_resources",
+    "search",
+    "get",
+    "stats",
+    "sync",
+    // backup
+    "backup_now",
+    "list_backups",
+    "verify_backup",
+    "restore_backup",
+    "backup_status",
+    // keys and health
+    "key_status",
+    "rotate_key",
     "health",
 ];
 

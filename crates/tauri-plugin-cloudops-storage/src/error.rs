@@ -23,6 +23,12 @@ pub enum Error {
     },
 }
 
+impl From<cloudops_storage_service::BackupError> for Error {
+    fn from(e: cloudops_storage_service::BackupError) -> Self {
+        Error::Storage(e.into())
+    }
+}
+
 impl Error {
     /// The stable kind string JavaScript branches on.
     pub fn kind(&self) -> &'static str {

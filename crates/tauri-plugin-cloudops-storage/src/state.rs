@@ -3,28 +3,53 @@
 
 use std::sync::Arc;
 
-use cloudops_storage_service::{StorageConfig, StorageService};
+use cloudops_storage_service::{ProgressFn, RestoreOptions, RestoreReport, StorageConfig, StorageService};
 
 use crate::error::{Error, Result};
 
 /// The plugin's state: the open service, or why it is not open.
 pub struct Storage {
-    service: tokio::sync::RwLock<std::result::Result<Arc<StorageService>, (&'static str, String)>>,
+    config: StorageConfig,
+    service: tokio::sync::RwLock<Opened>,
+}
+
+/// The service, or the kind and message of why it did not open.
+type Opened = std::result::Result<Arc<StorageService>, (&'static str, String)>;
+
+async fn open(config: StorageConfig) -> Opened {
+    match StorageService::open(config).await {
+        Ok(s) => Ok(Arc::new(s)),
+        Err(e) => {
+            tracing::error!(error = %e, "cloudops-storage did not open");
+            Err((e.kind().as_str(), e.to_string()))
+        }
+    }
 }
 
 impl Storage {
     /// Open the store described by `config`; a failure is kept and reported by every command.
     pub(crate) async fn open(config: StorageConfig) -> Self {
-        let service = match StorageService::open(config).await {
-            Ok(s) => Ok(Arc::new(s)),
-            Err(e) => {
-                tracing::error!(error = %e, "cloudops-storage did not open");
-                Err((e.kind().as_str(), e.to_string()))
-            }
-        };
+        let service = open(config.clone()).await;
         Storage {
+            config,
             service: tokio::sync::RwLock::new(service),
         }
+    }
+
+    /// Close the service, restore a backup into its data dir, and open it again. Commands
+    /// that arrive meanwhile wait (the state is locked for writing); the store is reopened
+    /// whether the restore worked or not (a failed restore leaves the live data as it was).
+    ///
+    /// # Errors
+    /// The restore's error, after reopening.
+    pub(crate) async fn restore(&self, options: &RestoreOptions, progress: ProgressFn<'_>) -> Result<RestoreReport> {
+        let mut state = self.service.write().await;
+        if let Ok(service) = &*state {
+            service.shutdown().await?;
+        }
+        let report = StorageService::restore_backup(&self.config, options, progress).await;
+        *state = open(self.config.clone()).await;
+        Ok(report?)
     }
 
     /// The open service, for one command.

@@ -29,6 +29,9 @@ fn plugin_acl() -> BTreeMap<String, Manifest> {
     BTreeMap::from([("cloudops-storage".to_string(), Manifest::new(files, None))])
 }
 
+/// A channel id as `new Channel()` in the page sends it (messages go to the mock webview).
+const CHANNEL: &str = "__CHANNEL__:7";
+
 struct TestApp {
     dir: tempfile::TempDir,
     app: App<MockRuntime>,
@@ -188,4 +191,108 @@ fn a_second_instance_on_the_same_store_gets_a_clear_locked_error_not_a_crash() {
     // The first instance is unaffected.
     assert!(first.invoke("health", json!({})).is_ok());
     drop(first.app);
+}
+
+#[test]
+fn estate_backup_and_key_commands_answer_through_ipc() {
+    let t = app(&[
+        "cloudops-storage:default",
+        "cloudops-storage:estate-write",
+        "cloudops-storage:backup",
+        "cloudops-storage:allow-restore-backup",
+    ]);
+    let resource = |id: &str, name: &str| {
+        json!({
+            "resource_type": "rds:db", "identifier": id, "account_id": "123456789012",
+            "region": "eu-west-1", "service": "rds", "name": name,
+            "tags": {"env": "production"},
+        })
+    };
+    let upserted = t
+        .invoke(
+            "upsert_resources",
+            json!({"resources": [resource("orders", "orders database"), resource("logs", "log archive")]}),
+        )
+        .unwrap();
+    assert_eq!(upserted["added"], 2, "{upserted}");
+    let hits = t.invoke("search", json!({"query": "orders", "limit": 5})).unwrap();
+    assert_eq!(hits[0]["resource"]["identifier"], "orders", "{hits}");
+    let stats = t.invoke("stats", json!({"by": "region"})).unwrap();
+    assert_eq!(stats, json!([["eu-west-1", 2]]));
+    let bad = t.invoke("stats", json!({"by": "colour"})).unwrap_err();
+    assert_eq!(bad["kind"], "invalid_input", "{bad}");
+    let got = t
+        .invoke("get", json!({"keyOrArn": "123456789012/eu-west-1/rds:db/orders"}))
+        .unwrap();
+    assert_eq!(got["name"], "orders database");
+    let missing = t
+        .invoke("get", json!({"keyOrArn": "123456789012/eu-west-1/rds:db/none"}))
+        .unwrap_err();
+    assert_eq!(missing["kind"], "not_found", "{missing}");
+    let synced = t
+        .invoke(
+            "sync",
+            json!({
+                "scope": {"account_id": "123456789012"},
+                "resources": [resource("orders", "orders database")],
+                "onProgress": CHANNEL,
+            }),
+        )
+        .unwrap();
+    assert_eq!(synced["tombstoned"], 1, "{synced}");
+
+    // Backups: take one, list it, restore it while the page keeps writing.
+    let ctx = t
+        .invoke("create_conversation", json!({"userId": "alice", "title": "t"}))
+        .unwrap()["context_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.invoke(
+        "append",
+        json!({"contextId": ctx, "message": {"role": "user", "content": "before"}}),
+    )
+    .unwrap();
+    let backup = t.invoke("backup_now", json!({"onProgress": CHANNEL})).unwrap();
+    let listed = t.invoke("list_backups", json!({})).unwrap();
+    assert_eq!(listed[0]["name"], backup["name"]);
+    t.invoke(
+        "append",
+        json!({"contextId": ctx, "message": {"role": "user", "content": "after"}}),
+    )
+    .unwrap();
+    let writer = {
+        let window = t.window.clone();
+        let ctx = ctx.clone();
+        std::thread::spawn(move || {
+            (0..5)
+                .map(|_| {
+                    invoke(&window, "get_history", json!({"contextId": ctx, "range": {"last": 10}}))
+                        .map(|h| h.as_array().map_or(0, Vec::len))
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let restored = t
+        .invoke(
+            "restore_backup",
+            json!({"options": {"target": {"named": backup["name"]}}, "onProgress": CHANNEL}),
+        )
+        .unwrap();
+    assert_eq!(restored["backup"]["name"], backup["name"]);
+    for read in writer.join().unwrap() {
+        let n = read.expect("a command during the restore waits and answers");
+        assert!(n == 1 || n == 2, "{n} messages");
+    }
+    let history = t.invoke("get_history", json!({"contextId": ctx})).unwrap();
+    assert_eq!(
+        history.as_array().unwrap().len(),
+        1,
+        "the restore brought back the backed-up state"
+    );
+    let status = t.invoke("key_status", json!({})).unwrap();
+    assert_eq!(status["key_source"], "file");
+    // Key rotation was not granted to this window.
+    let refused = t.invoke("rotate_key", json!({})).unwrap_err();
+    assert!(refused.to_string().contains("not allowed"), "{refused}");
 }

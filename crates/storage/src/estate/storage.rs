@@ -69,8 +69,10 @@ pub struct UpsertReport {
     pub unchanged: u64,
 }
 
-/// The part of the estate a sync covers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// The part of the estate a sync covers. JSON: `{"account_id": "…", "regions": null,
+/// "resource_types": ["ec2:instance"]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SyncScope {
     /// The account listed.
     pub account_id: String,
