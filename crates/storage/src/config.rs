@@ -411,6 +411,7 @@ impl StorageConfig {
 /// Builds a [`StorageConfig`] from defaults, a TOML file, the environment and explicit settings.
 #[derive(Debug, Default)]
 pub struct StorageConfigBuilder {
+    base: Option<StorageConfig>,
     file: Option<PathBuf>,
     use_env: bool,
     settings: Vec<(ConfigKey, String)>,
@@ -421,6 +422,13 @@ impl StorageConfigBuilder {
     /// Read this TOML file (it must exist). Without it, `<data_dir>/config.toml` is read when present.
     pub fn with_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.file = Some(path.into());
+        self
+    }
+
+    /// Start from this configuration (for example an app's own settings) instead of a file;
+    /// the environment and explicit settings still apply over it.
+    pub fn with_base(mut self, config: StorageConfig) -> Self {
+        self.base = Some(config);
         self
     }
 
@@ -469,9 +477,10 @@ impl StorageConfigBuilder {
         };
         // The data dir decides where the implicit config file lives, so resolve it first.
         let early_dir = explicit(ConfigKey::DataDir).or_else(|| env(ConfigKey::DataDir));
-        let mut config = match &self.file {
-            Some(path) => read_file(path)?,
-            None => {
+        let mut config = match (&self.base, &self.file) {
+            (Some(base), _) => base.clone(),
+            (None, Some(path)) => read_file(path)?,
+            (None, None) => {
                 let dir = early_dir.clone().map(PathBuf::from).unwrap_or_else(default_data_dir);
                 let implicit = dir.join(CONFIG_FILE_NAME);
                 if implicit.exists() {

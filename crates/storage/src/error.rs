@@ -81,6 +81,7 @@ pub enum StorageError {
 /// A stable classification of [`StorageError`], for JSON output and matching; serialises as
 /// its snake_case name ([`ErrorKind::as_str`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS), ts(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// Invalid configuration.

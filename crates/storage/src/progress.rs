@@ -5,6 +5,7 @@ use serde::Serialize;
 
 /// What a long operation is doing now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Phase {
@@ -34,6 +35,7 @@ pub enum Phase {
 
 /// How far a long operation got. `done` never exceeds `total`; `total` may be 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Progress {
     /// What is being done.
     pub phase: Phase,

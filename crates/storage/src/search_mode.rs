@@ -6,6 +6,7 @@ use crate::error::{Result, StorageError};
 
 /// How to match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     /// Keyed BM25 over message words and identifiers.

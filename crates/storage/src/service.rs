@@ -55,6 +55,7 @@ type StoreWrapper = Box<dyn FnOnce(Arc<dyn VectorStore>) -> Arc<dyn VectorStore>
 
 /// A health report: what `status` prints.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Health {
     /// True when the store answered.
     pub store_reachable: bool,

@@ -1,9 +1,7 @@
-//! Errors as JavaScript sees them: `{ "kind": "...", "message": "..." }`, with the library's
-//! stable kinds (`not_found`, `invalid_input`, `locked`, `wrong_key`, ...) plus `unavailable`
-//! when the store could not be opened at start-up.
+//! Errors as JavaScript sees them: `{ "kind": "...", "message": "..." }` ([`ErrorPayload`]),
+//! with the library's stable kinds (`not_found`, `invalid_input`, `locked`, `wrong_key`, ...).
 
-use cloudops_storage_service::StorageError;
-use serde::ser::SerializeStruct as _;
+use cloudops_storage_service::{ErrorKind, StorageError};
 
 /// What a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +15,7 @@ pub enum Error {
     #[error("the store is not available: {message}")]
     Unavailable {
         /// Kind of the error that kept it closed.
-        kind: &'static str,
+        kind: ErrorKind,
         /// Its message.
         message: String,
     },
@@ -30,21 +28,31 @@ impl From<cloudops_storage_service::BackupError> for Error {
 }
 
 impl Error {
-    /// The stable kind string JavaScript branches on.
-    pub fn kind(&self) -> &'static str {
+    /// The stable kind JavaScript branches on.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Storage(e) => e.kind().as_str(),
-            Error::Unavailable { kind, .. } => kind,
+            Error::Storage(e) => e.kind(),
+            Error::Unavailable { kind, .. } => *kind,
         }
     }
 }
 
+/// A failed command as the page receives it (the rejection value of `invoke`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+pub struct ErrorPayload {
+    /// Stable kind to branch on.
+    pub kind: ErrorKind,
+    /// Human-readable reason, with the fix when there is one.
+    pub message: String,
+}
+
 impl serde::Serialize for Error {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Error", 2)?;
-        st.serialize_field("kind", self.kind())?;
-        st.serialize_field("message", &self.to_string())?;
-        st.end()
+        ErrorPayload {
+            kind: self.kind(),
+            message: self.to_string(),
+        }
+        .serialize(s)
     }
 }
 

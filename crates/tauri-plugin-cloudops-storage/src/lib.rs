@@ -10,43 +10,78 @@
 //!     .run(tauri::generate_context!())
 //!     .expect("error while running tauri application");
 //! ```
+//!
+//! Settings come, in rising precedence, from `plugins."cloudops-storage"` in
+//! `tauri.conf.json` (the keys of the service's `config.toml`, as JSON), the `CLOUDOPS_*`
+//! environment, and [`Builder::config`]. The data dir defaults to
+//! `<app data dir>/cloudops-storage`.
 
+mod bindings;
 mod commands;
 mod error;
+mod events;
 mod state;
+
+use std::time::Duration;
 
 use cloudops_storage_service::StorageConfig;
 use tauri::plugin::TauriPlugin;
 use tauri::{Manager, RunEvent, Runtime};
 
-pub use error::{Error, Result};
+pub use bindings::typescript_bindings;
+pub use error::{Error, ErrorPayload, Result};
+pub use events::{StorageEvent, EVENT};
 pub use state::Storage;
 
 /// The plugin's name: commands are `plugin:cloudops-storage|<command>`.
 pub const PLUGIN_NAME: &str = "cloudops-storage";
 
+/// How often background state is checked for [`StorageEvent`]s by default.
+pub const DEFAULT_EVENT_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Configures the plugin.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Builder {
     config: Option<StorageConfig>,
+    event_interval: Duration,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            config: None,
+            event_interval: DEFAULT_EVENT_INTERVAL,
+        }
+    }
 }
 
 impl Builder {
-    /// Defaults: the store in `<app data dir>/cloudops-storage`, settings from `CLOUDOPS_*`.
+    /// Defaults: settings from `tauri.conf.json` and `CLOUDOPS_*`, the store in
+    /// `<app data dir>/cloudops-storage`.
     pub fn new() -> Self {
         Builder::default()
     }
 
-    /// Use this configuration instead (data dir, key source, embedding, backups).
+    /// Use this configuration instead of `tauri.conf.json` and the environment.
     pub fn config(mut self, config: StorageConfig) -> Self {
         self.config = Some(config);
         self
     }
 
+    /// How often background state (backup results, pending embeddings) is checked for
+    /// events. Default: [`DEFAULT_EVENT_INTERVAL`].
+    pub fn event_interval(mut self, every: Duration) -> Self {
+        self.event_interval = every;
+        self
+    }
+
     /// The plugin.
-    pub fn build<R: Runtime>(self) -> TauriPlugin<R> {
-        let configured = self.config;
-        tauri::plugin::Builder::new(PLUGIN_NAME)
+    pub fn build<R: Runtime>(self) -> TauriPlugin<R, Option<serde_json::Value>> {
+        let Builder {
+            config: configured,
+            event_interval,
+        } = self;
+        tauri::plugin::Builder::<R, Option<serde_json::Value>>::new(PLUGIN_NAME)
             .invoke_handler(tauri::generate_handler![
                 commands::chat::create_conversation,
                 commands::chat::append,
@@ -74,13 +109,14 @@ impl Builder {
                 commands::rotate_key,
                 commands::health,
             ])
-            .setup(move |app, _api| {
+            .setup(move |app, api| {
                 let config = match configured {
                     Some(config) => config,
-                    None => default_config(app)?,
+                    None => app_config(app, api.config().as_ref())?,
                 };
                 let storage = tauri::async_runtime::block_on(Storage::open(config));
                 app.manage(storage);
+                events::watch(app.clone(), event_interval);
                 Ok(())
             })
             .on_event(|app, event| {
@@ -95,17 +131,29 @@ impl Builder {
 }
 
 /// The plugin with its defaults.
-pub fn init<R: Runtime>() -> TauriPlugin<R> {
+pub fn init<R: Runtime>() -> TauriPlugin<R, Option<serde_json::Value>> {
     Builder::new().build()
 }
 
-fn default_config<R: Runtime>(
+/// The configuration from `tauri.conf.json` (when present) and the environment, with the
+/// data dir defaulting to the app's.
+fn app_config<R: Runtime>(
     app: &tauri::AppHandle<R>,
+    from_conf: Option<&serde_json::Value>,
 ) -> std::result::Result<StorageConfig, Box<dyn std::error::Error>> {
-    let data_dir = app.path().app_data_dir()?.join(PLUGIN_NAME);
+    let mut conf = from_conf.cloned().unwrap_or_else(|| serde_json::json!({}));
+    let Some(fields) = conf.as_object_mut() else {
+        return Err(format!("plugins.{PLUGIN_NAME} in tauri.conf.json must be an object").into());
+    };
+    if !fields.contains_key("data_dir") {
+        let dir = app.path().app_data_dir()?.join(PLUGIN_NAME);
+        fields.insert("data_dir".into(), serde_json::Value::String(dir.display().to_string()));
+    }
+    let base: StorageConfig =
+        serde_json::from_value(conf).map_err(|e| format!("plugins.{PLUGIN_NAME} in tauri.conf.json: {e}"))?;
     Ok(StorageConfig::builder()
+        .with_base(base)
         .with_env()
-        .with_data_dir(data_dir)
         .with_create_if_missing(true)
         .build()?)
 }

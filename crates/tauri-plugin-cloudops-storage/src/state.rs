@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cloudops_storage_service::{ProgressFn, RestoreOptions, RestoreReport, StorageConfig, StorageService};
+use cloudops_storage_service::{ErrorKind, ProgressFn, RestoreOptions, RestoreReport, StorageConfig, StorageService};
 
 use crate::error::{Error, Result};
 
@@ -11,17 +11,18 @@ use crate::error::{Error, Result};
 pub struct Storage {
     config: StorageConfig,
     service: tokio::sync::RwLock<Opened>,
+    shut_down: std::sync::atomic::AtomicBool,
 }
 
 /// The service, or the kind and message of why it did not open.
-type Opened = std::result::Result<Arc<StorageService>, (&'static str, String)>;
+type Opened = std::result::Result<Arc<StorageService>, (ErrorKind, String)>;
 
 async fn open(config: StorageConfig) -> Opened {
     match StorageService::open(config).await {
         Ok(s) => Ok(Arc::new(s)),
         Err(e) => {
             tracing::error!(error = %e, "cloudops-storage did not open");
-            Err((e.kind().as_str(), e.to_string()))
+            Err((e.kind(), e.to_string()))
         }
     }
 }
@@ -33,6 +34,7 @@ impl Storage {
         Storage {
             config,
             service: tokio::sync::RwLock::new(service),
+            shut_down: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -60,7 +62,7 @@ impl Storage {
         match &*self.service.read().await {
             Ok(s) => Ok(s.clone()),
             Err((kind, message)) => Err(Error::Unavailable {
-                kind,
+                kind: *kind,
                 message: message.clone(),
             }),
         }
@@ -68,10 +70,21 @@ impl Storage {
 
     /// Flush and close the store (on app exit). Commands after it get `shut_down` errors.
     pub(crate) async fn shutdown(&self) {
+        self.shut_down.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Ok(service) = &*self.service.read().await {
             if let Err(e) = service.shutdown().await {
                 tracing::error!(error = %e, "cloudops-storage did not shut down cleanly");
             }
         }
+    }
+
+    /// Whether [`Storage::shutdown`] ran (the app is exiting).
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The configuration the service was opened with.
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
     }
 }

@@ -19,6 +19,7 @@ pub(crate) const ARCHIVE_FORMAT: u32 = 1;
 /// Describes one backup. Holds no secret and no plaintext; authenticated (every field) with
 /// an HMAC under a subkey of the data key, so an edited manifest is refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Manifest {
     /// `{YYYYMMDDTHHMMSSZ}-{short id}`: sorts by time.
     pub name: String,
@@ -48,6 +49,7 @@ pub struct Manifest {
     /// backup opens on another machine with the recovery key. Absent in backups made before
     /// this existed.
     #[serde(default)]
+    #[cfg_attr(feature = "typescript", ts(type = "unknown"))]
     pub keys: Option<WrappedKeys>,
     /// HMAC-SHA256 of every other field, hex. Empty in manifests made before this existed
     /// (those are refused: nothing proves they were not edited).

@@ -163,6 +163,7 @@ pub enum BackupError {
 
 /// Which backup to restore. JSON: `"latest"`, `{"at": 1764460800000}`, `{"named": "…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum RestoreTarget {
     /// The newest.
@@ -191,6 +192,7 @@ pub(crate) struct BackupSite<'a> {
 /// fields take these defaults; unknown fields are an error. The recovery key is read from JSON
 /// but never written back out.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct RestoreOptions {
     /// Which backup (default: the newest).
@@ -202,6 +204,7 @@ pub struct RestoreOptions {
     /// it, a restore into an empty data dir tries the configured key source on the backup's
     /// keys (a passphrase, key file or variable you still have).
     #[serde(skip_serializing)]
+    #[cfg_attr(feature = "typescript", ts(as = "Option<String>", optional))]
     pub recovery_key: Option<crate::crypto::RecoveryKey>,
     /// Which store's backups, when the bucket holds several (restore into an empty data dir).
     pub store_id: Option<uuid::Uuid>,
@@ -209,6 +212,7 @@ pub struct RestoreOptions {
 
 /// What `restore` did.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct RestoreReport {
     /// The backup restored.
     pub backup: Manifest,

@@ -15,6 +15,7 @@ const FIRST_RETRY: Duration = Duration::from_secs(30);
 
 /// What the scheduler last did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct BackupStatus {
     /// Whether the scheduler runs.
     pub scheduled: bool,

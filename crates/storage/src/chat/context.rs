@@ -27,6 +27,7 @@ const MAX_MESSAGE_CHARS: usize = 1200;
 /// Options of [`ChatStorage::context_for_prompt`]. From JSON, omitted fields take their
 /// defaults; unknown fields are an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct ContextOptions {
     /// Most pairs. Default: 5 (as the Node.js module).
@@ -46,6 +47,7 @@ impl Default for ContextOptions {
 
 /// One user→assistant exchange from an earlier conversation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct ContextPair {
     /// Conversation it came from.
     pub context_id: String,
@@ -71,6 +73,7 @@ pub struct ContextPair {
 
 /// The pairs chosen for a prompt.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct PromptContext {
     /// Pairs, best first.
     pub pairs: Vec<ContextPair>,

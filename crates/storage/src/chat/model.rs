@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// The human.
@@ -45,6 +46,7 @@ impl std::str::FromStr for Role {
 
 /// Whether a conversation is in the main list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum ConversationStatus {
     /// Shown in the main list.
@@ -77,6 +79,7 @@ impl std::str::FromStr for ConversationStatus {
 
 /// A persisted chat session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Conversation {
     /// Id of the conversation (a UUID for new ones).
     pub context_id: String,
@@ -98,6 +101,7 @@ pub struct Conversation {
 
 /// A message to append.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct NewMessage {
     /// Author role.
     pub role: Role,
@@ -105,6 +109,7 @@ pub struct NewMessage {
     pub content: String,
     /// Optional metadata (sealed at rest).
     #[serde(default)]
+    #[cfg_attr(feature = "typescript", ts(optional))]
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -121,6 +126,7 @@ impl NewMessage {
 
 /// A stored message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Message {
     /// Point id.
     pub id: uuid::Uuid,
@@ -145,6 +151,7 @@ pub struct Message {
 /// JSON: `"all"`, `{"last": 5}`, `{"before": {"index": 40, "limit": 20}}`,
 /// `{"after": {"index": 40, "limit": 20}}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum HistoryRange {
     /// Every message.
@@ -180,6 +187,7 @@ pub struct ConversationUpdate {
 
 /// One page of a user's conversations, newest activity first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct ConversationPage {
     /// The conversations.
     pub conversations: Vec<Conversation>,
@@ -189,6 +197,7 @@ pub struct ConversationPage {
 
 /// What a hard delete removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct DeleteReceipt {
     /// The user whose data was deleted.
     pub user_id: String,

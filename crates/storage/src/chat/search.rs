@@ -29,6 +29,7 @@ const MAX_ARCHIVED: usize = 10_000;
 
 /// Which conversations to search by status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum ArchivedFilter {
     /// Active and archived (default).
@@ -43,6 +44,7 @@ pub enum ArchivedFilter {
 /// Options of [`ChatStorage::search_conversations`]. From JSON, every field may be omitted
 /// (its default applies); unknown fields are an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct SearchOptions {
     /// Matching mode. Default: hybrid.
@@ -77,6 +79,7 @@ impl Default for SearchOptions {
 
 /// A matching message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct MessageHit {
     /// Message id.
     pub message_id: uuid::Uuid,
@@ -96,6 +99,7 @@ pub struct MessageHit {
 
 /// A conversation with its matching messages, best first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct ConversationHit {
     /// Conversation id.
     pub context_id: String,
@@ -113,6 +117,7 @@ pub struct ConversationHit {
 
 /// What a search found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct SearchResults {
     /// The mode actually used (hybrid becomes keyword without an embedder).
     pub mode: SearchMode,

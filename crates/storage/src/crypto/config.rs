@@ -11,6 +11,7 @@ pub const DEFAULT_KEY_ENV_VAR: &str = "CLOUDOPS_KEY";
 pub const DEFAULT_PASSPHRASE_ENV_VAR: &str = "CLOUDOPS_PASSPHRASE";
 /// Where the key-encryption key comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum KeySourceKind {
     /// The OS keychain (Secret Service, macOS Keychain, Windows Credential Manager).
@@ -61,6 +62,7 @@ impl FromStr for KeySourceKind {
 
 /// Key management settings (`[keys]`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields, default)]
 pub struct KeyConfig {
     /// Where the key-encryption key comes from. Default: `keychain`.

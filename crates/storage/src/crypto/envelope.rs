@@ -99,6 +99,7 @@ pub(crate) struct UnlockedKeys {
 
 /// What `keys status` reports. Holds no secret.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct KeyStatus {
     /// The store's id.
     pub store_id: uuid::Uuid,

@@ -10,6 +10,7 @@ const EMBEDDING_ID: uuid::Uuid = uuid::Uuid::from_u128(0x656d_6265_6464_696e_675
 
 /// Model id, dimension and vector slot of the store's dense vectors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct EmbeddingRecord {
     /// Embedder model id.
     pub model_id: String,

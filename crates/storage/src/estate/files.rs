@@ -21,6 +21,7 @@ const STEP: usize = 1000;
 
 /// What happened to one file of [`EstateStorage::import_files`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct FileReport {
     /// The file as given.
     pub path: PathBuf,
@@ -47,6 +48,7 @@ pub struct FileReport {
 
 /// What one listing of a `sync` import did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct ListingSync {
     /// The files (pages) the listing was read from.
     pub files: Vec<PathBuf>,
@@ -59,6 +61,7 @@ pub struct ListingSync {
 
 /// The result of [`EstateStorage::import_files`]. JSON: `{"files": [...], "syncs": [...]}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct ImportReport {
     /// One report per file, in the order given.
     pub files: Vec<FileReport>,

@@ -18,6 +18,7 @@ use super::storage::SyncScope;
 
 /// The AWS CLI command (or our format) a file came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceFormat {
     /// `aws resourcegroupstaggingapi get-resources`
@@ -67,6 +68,7 @@ impl SourceFormat {
 /// Values the files do not carry, and whether the files are complete listings to sync.
 /// From JSON, omitted fields are `null`/`false`; unknown fields are an error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct ImportOptions {
     /// Account of resources whose source has no ARN or owner (S3 buckets).
@@ -82,6 +84,7 @@ pub struct ImportOptions {
 
 /// One problem in a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct ImportIssue {
     /// JSON path of the bad record (`$.Reservations[0].Instances[1]`).
     pub path: String,

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 /// Who is looking at the estate, with what session.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct UserContext {
     /// IAM user name.
@@ -19,6 +20,7 @@ pub struct UserContext {
 
 /// What the current principal may do to a resource.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct IAMPermissions {
     /// Allowed actions (`ec2:StopInstances`, ...).
@@ -31,6 +33,7 @@ pub struct IAMPermissions {
 
 /// Operational constraints of a resource.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct ResourceConstraints {
     /// It can be stopped.
@@ -49,6 +52,7 @@ pub struct ResourceConstraints {
 /// One resource of the estate. Optional fields are `None` when the source did not say:
 /// merging never lets a missing field clear what another source set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct AWSResource {
     /// Resource Explorer style type: `ec2:instance`, `rds:db`, `s3:bucket`, `lambda:function`.

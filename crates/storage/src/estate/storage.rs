@@ -40,6 +40,7 @@ pub const LAST_SYNCED_RESOLUTION_MS: i64 = 3600 * 1000;
 /// From JSON, omitted fields match everything (`tags` is a list of `[key, value]` pairs);
 /// unknown fields are an error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct ResourceFilter {
     /// `rds:db`, ...
@@ -60,6 +61,7 @@ pub struct ResourceFilter {
 
 /// What an upsert did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct UpsertReport {
     /// New resources.
     pub added: u64,
@@ -72,6 +74,7 @@ pub struct UpsertReport {
 /// The part of the estate a sync covers. JSON: `{"account_id": "…", "regions": null,
 /// "resource_types": ["ec2:instance"]}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct SyncScope {
     /// The account listed.
@@ -84,6 +87,7 @@ pub struct SyncScope {
 
 /// What a sync did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct SyncReport {
     /// New resources.
     pub added: u64,
@@ -97,6 +101,7 @@ pub struct SyncReport {
 
 /// A search result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct ResourceHit {
     /// The resource.
     pub resource: AWSResource,

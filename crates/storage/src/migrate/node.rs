@@ -27,6 +27,7 @@ const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One file that could not be imported, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct FailedFile {
     /// The file.
     pub path: PathBuf,
@@ -36,6 +37,7 @@ pub struct FailedFile {
 
 /// What a migration did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct NodeImportReport {
     /// Files imported as new conversations.
     pub imported: u64,

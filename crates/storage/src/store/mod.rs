@@ -351,6 +351,7 @@ pub struct Hit {
 
 /// Counts of one collection, for health reports.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct CollectionStats {
     /// Name.
     pub name: String,

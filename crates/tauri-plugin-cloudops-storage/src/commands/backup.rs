@@ -2,25 +2,49 @@
 
 use cloudops_storage_service::{BackupStatus, Manifest, Progress, RestoreOptions, RestoreReport};
 use tauri::ipc::Channel;
-use tauri::State;
+use tauri::{AppHandle, Runtime, State};
 
 use crate::error::Result;
+use crate::events::{emit, StorageEvent};
 use crate::state::Storage;
 
-/// Take a backup now (and upload it with `upload: true`).
+/// Take a backup now (and upload it with `upload: true`); the result is also sent as a
+/// `backup_finished` or `backup_failed` event, as a scheduled backup's is.
 #[tauri::command]
-pub(crate) async fn backup_now(
+pub(crate) async fn backup_now<R: Runtime>(
+    app: AppHandle<R>,
     storage: State<'_, Storage>,
     upload: Option<bool>,
     on_progress: Channel<Progress>,
 ) -> Result<Manifest> {
     let progress = super::forward(&on_progress);
-    Ok(storage
-        .service()
-        .await?
-        .backup
-        .backup_now(upload.unwrap_or(false), &progress)
-        .await?)
+    let service = storage.service().await?;
+    let result = service.backup.backup_now(upload.unwrap_or(false), &progress).await;
+    let at_ms = now_ms();
+    match &result {
+        Ok(m) => emit(
+            &app,
+            StorageEvent::BackupFinished {
+                name: m.name.clone(),
+                at_ms,
+            },
+        ),
+        Err(e) => emit(
+            &app,
+            StorageEvent::BackupFailed {
+                error: e.to_string(),
+                at_ms,
+            },
+        ),
+    }
+    Ok(result?)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Local backups (or, with `remote: true`, those in S3), oldest first.
