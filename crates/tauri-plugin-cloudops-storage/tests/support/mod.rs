@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
-use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::ipc::{CallbackFn, InvokeBody, InvokeResponseBody};
 use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
 use tauri::{App, Manager as _, WebviewWindow};
@@ -30,13 +31,19 @@ pub(crate) fn plugin_acl() -> BTreeMap<String, Manifest> {
     BTreeMap::from([("cloudops-storage".to_string(), Manifest::new(files, None))])
 }
 
-/// A channel id as `new Channel()` in the page sends it (messages go to the mock webview).
+/// A channel id as `new Channel()` in the page sends it.
 pub(crate) const CHANNEL: &str = "__CHANNEL__:7";
+/// Its number.
+pub(crate) const CHANNEL_ID: u32 = 7;
+
+/// Messages the commands sent to the page's channels: `(channel id, message)`, in order.
+pub(crate) type ChannelLog = Arc<Mutex<Vec<(u32, Value)>>>;
 
 pub(crate) struct TestApp {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) app: App<MockRuntime>,
     pub(crate) window: WebviewWindow<MockRuntime>,
+    pub(crate) channels: ChannelLog,
 }
 
 /// A file-key, keyword-only configuration of a store in `dir`.
@@ -59,10 +66,33 @@ pub(crate) fn app_with(
     config: cloudops_storage_service::StorageConfig,
     permissions: &[&str],
 ) -> (App<MockRuntime>, WebviewWindow<MockRuntime>) {
+    let (app, window, _) = app_logging_channels(
+        tauri_plugin_cloudops_storage::Builder::new().config(config),
+        permissions,
+    );
+    (app, window)
+}
+
+/// An app with the plugin from `plugin`, its window granted `permissions`, and a log of what
+/// the commands send on the page's channels (the mock webview runs no script, so the
+/// channel interceptor records each message where the page's `onmessage` would get it).
+pub(crate) fn app_logging_channels(
+    plugin: tauri_plugin_cloudops_storage::Builder,
+    permissions: &[&str],
+) -> (App<MockRuntime>, WebviewWindow<MockRuntime>, ChannelLog) {
     let mut context = mock_context(noop_assets());
     *context.runtime_authority_mut() = tauri::ipc::RuntimeAuthority::new(plugin_acl(), Resolved::default());
+    let channels = ChannelLog::default();
+    let log = channels.clone();
     let app = mock_builder()
-        .plugin(tauri_plugin_cloudops_storage::Builder::new().config(config).build())
+        .channel_interceptor(move |_webview, channel, _index, body| {
+            if let InvokeResponseBody::Json(json) = body {
+                let message = serde_json::from_str(json).unwrap_or(Value::Null);
+                log.lock().unwrap().push((channel.0, message));
+            }
+            true
+        })
+        .plugin(plugin.build())
         .build(context)
         .unwrap();
     let capability = json!({
@@ -74,14 +104,20 @@ pub(crate) fn app_with(
     let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
         .unwrap();
-    (app, window)
+    (app, window, channels)
 }
 
 /// An app with the plugin on a store in a temp dir, its window granted `permissions`.
 pub(crate) fn app(permissions: &[&str]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let (app, window) = app_with(config_in(dir.path()), permissions);
-    TestApp { dir, app, window }
+    let plugin = tauri_plugin_cloudops_storage::Builder::new().config(config_in(dir.path()));
+    let (app, window, channels) = app_logging_channels(plugin, permissions);
+    TestApp {
+        dir,
+        app,
+        window,
+        channels,
+    }
 }
 
 /// Invoke `plugin:cloudops-storage|<cmd>` with JSON `args`; the JSON result or error.
@@ -104,5 +140,13 @@ pub(crate) fn invoke(window: &WebviewWindow<MockRuntime>, cmd: &str, args: Value
 impl TestApp {
     pub(crate) fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
         invoke(&self.window, cmd, args)
+    }
+
+    /// The messages sent on channel `id` so far (and forget them).
+    pub(crate) fn take_channel(&self, id: u32) -> Vec<Value> {
+        let mut log = self.channels.lock().unwrap();
+        let (taken, kept) = log.drain(..).partition(|(channel, _)| *channel == id);
+        *log = kept;
+        taken.into_iter().map(|(_, m)| m).collect()
     }
 }
