@@ -68,8 +68,10 @@ impl Storage {
         }
     }
 
-    /// Flush and close the store (on app exit). Commands after it get `shut_down` errors.
-    pub(crate) async fn shutdown(&self) {
+    /// Flush and close the store, releasing its data dir. The plugin calls it on
+    /// `RunEvent::Exit`; call it yourself to close the store earlier (an app that ends without
+    /// running its event loop). Commands after it get `shut_down` errors.
+    pub async fn shutdown(&self) {
         self.shut_down.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Ok(service) = &*self.service.read().await {
             if let Err(e) = service.shutdown().await {

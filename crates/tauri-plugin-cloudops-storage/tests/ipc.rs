@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::json;
 
-use support::{app, app_with, config_in, invoke, CHANNEL};
+use support::{app, app_with, config_in, invoke, TestApp, CHANNEL};
 
 #[test]
 fn chat_commands_round_trip_through_ipc() {
@@ -197,4 +197,68 @@ fn estate_backup_and_key_commands_answer_through_ipc() {
     // Key rotation was not granted to this window.
     let refused = t.invoke("rotate_key", json!({})).unwrap_err();
     assert!(refused.to_string().contains("not allowed"), "{refused}");
+}
+
+/// Shut the plugin's store down (what `RunEvent::Exit` does) and drop the app.
+fn close(app: tauri::App<tauri::test::MockRuntime>) {
+    use tauri::Manager as _;
+    tauri::async_runtime::block_on(app.state::<tauri_plugin_cloudops_storage::Storage>().shutdown());
+}
+
+/// The file called `name` under `dir`, at any depth.
+fn find_file(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+        let path = entry.path();
+        if path.is_dir() {
+            find_file(&path, name)
+        } else {
+            (path.file_name()? == name).then_some(path)
+        }
+    })
+}
+
+#[test]
+fn each_failure_kind_reaches_the_page_with_its_kind() {
+    let t = app(&["cloudops-storage:default", "cloudops-storage:backup"]);
+    // backup: uploading with no S3 target.
+    let no_target = t
+        .invoke("backup_now", json!({"upload": true, "onProgress": CHANNEL}))
+        .unwrap_err();
+    assert_eq!(no_target["kind"], "backup", "{no_target}");
+    assert!(
+        no_target["message"].as_str().unwrap().contains("no S3 target"),
+        "{no_target}"
+    );
+    // corrupt_backup: one flipped byte in the archive.
+    let backup = t.invoke("backup_now", json!({"onProgress": CHANNEL})).unwrap();
+    let name = backup["name"].as_str().unwrap();
+    let archive = find_file(t.dir.path(), &format!("{name}.cosb")).expect("the archive");
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&archive, bytes).unwrap();
+    let corrupt = t.invoke("verify_backup", json!({"name": name})).unwrap_err();
+    assert_eq!(corrupt["kind"], "corrupt_backup", "{corrupt}");
+    let TestApp { dir, app: first, .. } = t;
+    close(first);
+
+    // wrong_key: the key file of another store.
+    let other = tempfile::tempdir().unwrap();
+    close(app_with(config_in(other.path()), &[]).0);
+    std::fs::copy(other.path().join("master.key"), dir.path().join("master.key")).unwrap();
+    let (reopened, window) = app_with(config_in(dir.path()), &["cloudops-storage:default"]);
+    let wrong = invoke(&window, "health", json!({})).unwrap_err();
+    assert_eq!(wrong["kind"], "wrong_key", "{wrong}");
+    close(reopened);
+
+    // key_source_unavailable: no key file at all.
+    std::fs::remove_file(dir.path().join("master.key")).unwrap();
+    let (reopened, window) = app_with(config_in(dir.path()), &["cloudops-storage:default"]);
+    let unavailable = invoke(&window, "list_conversations", json!({"userId": "alice"})).unwrap_err();
+    assert_eq!(unavailable["kind"], "key_source_unavailable", "{unavailable}");
+    assert!(
+        unavailable["message"].as_str().unwrap().contains("master.key"),
+        "the message names the file: {unavailable}"
+    );
+    drop(reopened);
 }
