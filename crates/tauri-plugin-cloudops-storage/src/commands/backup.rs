@@ -20,20 +20,19 @@ pub(crate) async fn backup_now<R: Runtime>(
     let progress = super::forward(&on_progress);
     let service = storage.service().await?;
     let result = service.backup.backup_now(upload.unwrap_or(false), &progress).await;
-    let at_ms = now_ms();
     match &result {
         Ok(m) => emit(
             &app,
             StorageEvent::BackupFinished {
                 name: m.name.clone(),
-                at_ms,
+                at_ms: m.created_at_ms,
             },
         ),
         Err(e) => emit(
             &app,
             StorageEvent::BackupFailed {
                 error: e.to_string(),
-                at_ms,
+                at_ms: now_ms(),
             },
         ),
     }

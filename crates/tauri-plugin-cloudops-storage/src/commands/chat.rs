@@ -71,12 +71,7 @@ pub(crate) async fn rename(storage: State<'_, Storage>, context_id: String, titl
         title: Some(title),
         ..ConversationUpdate::default()
     };
-    Ok(storage
-        .service()
-        .await?
-        .chat
-        .update_conversation(&context_id, update)
-        .await?)
+    update_conversation(&storage, &context_id, update).await
 }
 
 /// Archive a conversation (or bring it back with `archived: false`).
@@ -95,11 +90,15 @@ pub(crate) async fn archive(
         status: Some(status),
         ..ConversationUpdate::default()
     };
+    update_conversation(&storage, &context_id, update).await
+}
+
+async fn update_conversation(storage: &Storage, context_id: &str, update: ConversationUpdate) -> Result<Conversation> {
     Ok(storage
         .service()
         .await?
         .chat
-        .update_conversation(&context_id, update)
+        .update_conversation(context_id, update)
         .await?)
 }
 
