@@ -21,6 +21,14 @@ pub(crate) struct Cli {
     /// Key file for `--key-source file` (env: CLOUDOPS_KEY_FILE).
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) key_file: Option<PathBuf>,
+    /// Where the collections live: `embedded` (in this process, the default) or `remote` (a
+    /// Qdrant server or cluster; env: CLOUDOPS_STORE_MODE).
+    #[arg(long = "store", global = true, value_name = "MODE", value_parser = ["embedded", "remote"])]
+    pub(crate) store_mode: Option<String>,
+    /// gRPC URL of the Qdrant server for `--store remote`, e.g. http://127.0.0.1:6334 (env:
+    /// CLOUDOPS_STORE_URL; the API key comes from $CLOUDOPS_STORE_API_KEY or the keychain).
+    #[arg(long = "store-url", visible_alias = "url", global = true, value_name = "URL")]
+    pub(crate) store_url: Option<String>,
     /// `--key-source passphrase`: read the passphrase from this file descriptor (0: stdin)
     /// instead of $CLOUDOPS_PASSPHRASE, e.g. `--passphrase-fd 3 3<secret.txt`.
     #[arg(long, global = true, value_name = "FD")]

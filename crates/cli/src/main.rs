@@ -68,6 +68,12 @@ fn config(cli: &Cli, create_if_missing: bool) -> anyhow::Result<StorageConfig> {
     if let Some(file) = &cli.key_file {
         builder = builder.with_config(ConfigKey::KeyFile, file.display().to_string());
     }
+    if let Some(mode) = &cli.store_mode {
+        builder = builder.with_config(ConfigKey::StoreMode, mode);
+    }
+    if let Some(url) = &cli.store_url {
+        builder = builder.with_config(ConfigKey::StoreUrl, url);
+    }
     let mut config = builder.build()?;
     if let Some(fd) = cli.passphrase_fd {
         config.keys.passphrase = Some(read_passphrase_fd(fd)?);

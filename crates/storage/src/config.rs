@@ -116,6 +116,20 @@ pub enum ConfigKey {
     MaxMessageBytes,
     /// `store.min_free_bytes` / `CLOUDOPS_MIN_FREE_BYTES`
     MinFreeBytes,
+    /// `store.mode` / `CLOUDOPS_STORE_MODE`
+    StoreMode,
+    /// `store.url` / `CLOUDOPS_STORE_URL`
+    StoreUrl,
+    /// `store.api_key_env` / `CLOUDOPS_STORE_API_KEY_ENV`
+    StoreApiKeyEnv,
+    /// `store.tls` / `CLOUDOPS_STORE_TLS`
+    StoreTls,
+    /// `store.timeout_seconds` / `CLOUDOPS_STORE_TIMEOUT_SECONDS`
+    StoreTimeoutSeconds,
+    /// `store.collection_prefix` / `CLOUDOPS_STORE_COLLECTION_PREFIX`
+    StoreCollectionPrefix,
+    /// `store.replication_factor` / `CLOUDOPS_STORE_REPLICATION_FACTOR`
+    StoreReplicationFactor,
     /// `backup.local_keep_days` / `CLOUDOPS_BACKUP_LOCAL_KEEP_DAYS`
     BackupLocalKeepDays,
     /// `backup.keep_last` / `CLOUDOPS_BACKUP_KEEP_LAST`
@@ -144,7 +158,7 @@ pub enum ConfigKey {
 
 impl ConfigKey {
     /// Every key.
-    pub const ALL: [ConfigKey; 19] = [
+    pub const ALL: [ConfigKey; 26] = [
         ConfigKey::DataDir,
         ConfigKey::KeySource,
         ConfigKey::KeyFile,
@@ -152,6 +166,13 @@ impl ConfigKey {
         ConfigKey::PassphraseEnvVar,
         ConfigKey::MaxMessageBytes,
         ConfigKey::MinFreeBytes,
+        ConfigKey::StoreMode,
+        ConfigKey::StoreUrl,
+        ConfigKey::StoreApiKeyEnv,
+        ConfigKey::StoreTls,
+        ConfigKey::StoreTimeoutSeconds,
+        ConfigKey::StoreCollectionPrefix,
+        ConfigKey::StoreReplicationFactor,
         ConfigKey::BackupLocalKeepDays,
         ConfigKey::BackupKeepLast,
         ConfigKey::BackupIntervalMinutes,
@@ -176,6 +197,13 @@ impl ConfigKey {
             ConfigKey::PassphraseEnvVar => "keys.passphrase_env_var",
             ConfigKey::MaxMessageBytes => "chat.max_message_bytes",
             ConfigKey::MinFreeBytes => "store.min_free_bytes",
+            ConfigKey::StoreMode => "store.mode",
+            ConfigKey::StoreUrl => "store.url",
+            ConfigKey::StoreApiKeyEnv => "store.api_key_env",
+            ConfigKey::StoreTls => "store.tls",
+            ConfigKey::StoreTimeoutSeconds => "store.timeout_seconds",
+            ConfigKey::StoreCollectionPrefix => "store.collection_prefix",
+            ConfigKey::StoreReplicationFactor => "store.replication_factor",
             ConfigKey::BackupLocalKeepDays => "backup.local_keep_days",
             ConfigKey::BackupKeepLast => "backup.keep_last",
             ConfigKey::BackupIntervalMinutes => "backup.interval_minutes",
@@ -201,6 +229,13 @@ impl ConfigKey {
             ConfigKey::PassphraseEnvVar => "CLOUDOPS_PASSPHRASE_ENV_VAR",
             ConfigKey::MaxMessageBytes => "CLOUDOPS_MAX_MESSAGE_BYTES",
             ConfigKey::MinFreeBytes => "CLOUDOPS_MIN_FREE_BYTES",
+            ConfigKey::StoreMode => "CLOUDOPS_STORE_MODE",
+            ConfigKey::StoreUrl => "CLOUDOPS_STORE_URL",
+            ConfigKey::StoreApiKeyEnv => "CLOUDOPS_STORE_API_KEY_ENV",
+            ConfigKey::StoreTls => "CLOUDOPS_STORE_TLS",
+            ConfigKey::StoreTimeoutSeconds => "CLOUDOPS_STORE_TIMEOUT_SECONDS",
+            ConfigKey::StoreCollectionPrefix => "CLOUDOPS_STORE_COLLECTION_PREFIX",
+            ConfigKey::StoreReplicationFactor => "CLOUDOPS_STORE_REPLICATION_FACTOR",
             ConfigKey::BackupLocalKeepDays => "CLOUDOPS_BACKUP_LOCAL_KEEP_DAYS",
             ConfigKey::BackupKeepLast => "CLOUDOPS_BACKUP_KEEP_LAST",
             ConfigKey::BackupIntervalMinutes => "CLOUDOPS_BACKUP_INTERVAL_MINUTES",
@@ -269,6 +304,61 @@ impl StorageConfig {
                 self.store.min_free_bytes = value
                     .parse()
                     .map_err(|_| invalid("not a whole number", "give a size in bytes, e.g. 67108864"))?;
+            }
+            ConfigKey::StoreMode => {
+                self.store.mode = value.parse().map_err(|e: String| invalid("unknown store mode", &e))?;
+            }
+            ConfigKey::StoreUrl => {
+                if value.trim().is_empty() {
+                    return Err(invalid(
+                        "is empty",
+                        "give the server's gRPC URL, e.g. http://127.0.0.1:6334",
+                    ));
+                }
+                self.store.url = Some(value.to_string());
+            }
+            ConfigKey::StoreApiKeyEnv => {
+                if value.trim().is_empty() {
+                    return Err(invalid(
+                        "is empty",
+                        "give the name of an environment variable, e.g. QDRANT_API_KEY",
+                    ));
+                }
+                self.store.api_key_env = value.to_string();
+            }
+            ConfigKey::StoreTls => {
+                self.store.tls = Some(
+                    value
+                        .parse()
+                        .map_err(|_| invalid("not true or false", "give true or false"))?,
+                );
+            }
+            ConfigKey::StoreTimeoutSeconds => {
+                let seconds: u64 = value
+                    .parse()
+                    .map_err(|_| invalid("not a whole number of seconds", "give e.g. 30"))?;
+                if seconds == 0 {
+                    return Err(invalid("must be at least 1", "give e.g. 30"));
+                }
+                self.store.timeout_seconds = seconds;
+            }
+            ConfigKey::StoreCollectionPrefix => {
+                if !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                    return Err(invalid(
+                        "may only hold letters, digits, `_` and `-`",
+                        "give e.g. team_ops_",
+                    ));
+                }
+                self.store.collection_prefix = value.to_string();
+            }
+            ConfigKey::StoreReplicationFactor => {
+                let n: u32 = value
+                    .parse()
+                    .map_err(|_| invalid("not a whole number", "give e.g. 2 on a 3-node cluster"))?;
+                if n == 0 {
+                    return Err(invalid("must be at least 1", "give e.g. 2 on a 3-node cluster"));
+                }
+                self.store.replication_factor = n;
             }
             ConfigKey::BackupLocalKeepDays => {
                 self.backup.local_keep_days = value
@@ -351,6 +441,24 @@ impl StorageConfig {
                     var.clone(),
                     "is not a valid environment variable name",
                     "use a name like CLOUDOPS_KEY",
+                ));
+            }
+        }
+        if self.store.mode == crate::store::StoreMode::Remote {
+            if self.store.url.as_deref().is_none_or(|u| u.trim().is_empty()) {
+                return Err(invalid(
+                    ConfigKey::StoreUrl,
+                    String::new(),
+                    "is missing while store.mode is remote",
+                    "set store.url (CLOUDOPS_STORE_URL) to the server's gRPC URL, e.g. http://127.0.0.1:6334",
+                ));
+            }
+            if cfg!(not(feature = "remote")) {
+                return Err(invalid(
+                    ConfigKey::StoreMode,
+                    "remote".into(),
+                    "this build has no remote store (the `remote` cargo feature is off)",
+                    "use store.mode = \"embedded\", or build with the default features",
                 ));
             }
         }

@@ -57,6 +57,7 @@ mod store;
 #[cfg(feature = "backend")]
 #[doc(hidden)]
 pub mod store;
+mod store_open;
 
 // The service, its life cycle and configuration.
 pub use config::{
@@ -66,7 +67,7 @@ pub use config::{
 };
 pub use crypto::{KeyStatus, RecoveryKey, RecoveryKit, WrappedKeys};
 pub use service::{Health, ReindexReport, StorageService};
-pub use store::CollectionStats;
+pub use store::{CollectionStats, StoreMode};
 
 // Errors: every call returns a `StorageError`, with a stable `ErrorKind`.
 pub use backup::BackupError;

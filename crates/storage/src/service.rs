@@ -15,7 +15,7 @@ use crate::disk::{dir_size, disk_free_bytes};
 use crate::embed::{self, DenseSpace, EmbedError, Embedder, EmbeddingRecord, KeywordEncoder};
 use crate::error::{Result, StorageError};
 use crate::estate::EstateStorage;
-use crate::store::{CollectionStats, EmbeddedOptions, EmbeddedStore, VectorStore};
+use crate::store::{CollectionStats, VectorStore};
 
 /// The service is shared across tasks and threads (`Arc<StorageService>`) for the life of an
 /// application: checked at compile time.
@@ -138,40 +138,7 @@ impl StorageService {
         wrap_store: Option<StoreWrapper>,
     ) -> Result<Self> {
         config.validate()?;
-        let cfg = config.clone();
-        let (store, unlocked) = run_blocking(move || -> Result<_> {
-            let dir = &cfg.data_dir;
-            let exists = crypto::keys_exist(dir);
-            if !exists && !cfg.create_if_missing {
-                return Err(StorageError::NotInitialized {
-                    path: dir.display().to_string(),
-                });
-            }
-            if !exists && holds_collections(dir) {
-                // New keys would make every stored record unreadable: refuse, keep the data.
-                return Err(StorageError::Crypto(crate::crypto::CryptoError::Envelope {
-                    path: dir.join(crate::crypto::ENVELOPE_FILE).display().to_string(),
-                    reason: "is missing, but the data dir holds collections sealed under it; refusing to create new keys (the data would become unreadable): put keys.json back from a copy of the data dir, or restore the store from a backup".into(),
-                }));
-            }
-            create_private_dir(dir)?;
-            // The lock comes first, so two processes can never both create keys.
-            let store = EmbeddedStore::open_with(
-                dir,
-                EmbeddedOptions {
-                    min_free_bytes: cfg.store.min_free_bytes,
-                },
-            )?;
-            let unlocked = if crypto::keys_exist(dir) {
-                crypto::open_keys(dir, &cfg.keys)?
-            } else {
-                tracing::info!(data_dir = %dir.display(), source = %cfg.keys.source, "creating a new store");
-                crypto::create_keys(dir, &cfg.keys)?
-            };
-            Ok((store, unlocked))
-        })
-        .await?;
-        let mut store: Arc<dyn VectorStore> = Arc::new(store);
+        let (mut store, unlocked) = crate::store_open::open_store_and_keys(&config).await?;
         if let Some(wrap) = wrap_store {
             store = wrap(store);
         }
@@ -505,7 +472,7 @@ async fn check_embedder(
 }
 
 /// Create the data dir `0700`, or tighten an existing one with group or other access.
-fn create_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
         return crate::disk::private_dir_all(dir).map_err(|e| StorageError::io("creating data dir", dir, e));
     }
@@ -524,14 +491,6 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 /// Whether the engine folder under `data_dir` holds any collection.
-fn holds_collections(data_dir: &std::path::Path) -> bool {
-    std::fs::read_dir(data_dir.join(crate::store::embedded::QDRANT_DIR))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-}
-
 /// The parts of `config` backups use.
 fn backup_site(config: &StorageConfig) -> crate::backup::BackupSite<'_> {
     crate::backup::BackupSite {
@@ -539,5 +498,6 @@ fn backup_site(config: &StorageConfig) -> crate::backup::BackupSite<'_> {
         keys: &config.keys,
         backup: &config.backup,
         min_free_bytes: config.store.min_free_bytes,
+        store: &config.store,
     }
 }

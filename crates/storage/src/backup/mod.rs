@@ -185,6 +185,8 @@ pub(crate) struct BackupSite<'a> {
     pub(crate) backup: &'a BackupConfig,
     /// Free space kept on the data dir's file system.
     pub(crate) min_free_bytes: u64,
+    /// Where the collections live (a restore in remote mode writes into the server).
+    pub(crate) store: &'a crate::store::StoreConfig,
 }
 
 /// What a restore ([`crate::StorageService::restore_backup`]) restores, and from where. JSON:

@@ -77,6 +77,33 @@ pub(crate) async fn restore(
     })
     .await;
     let swapped = match checked {
+        Ok((lock, unpacked, data_dir, chosen)) if site.store.mode == crate::store::StoreMode::Remote => {
+            report(progress, Phase::RestoreSwap, 2, STEPS);
+            let previous = into_server(site.store, &unpacked, &data_dir).await;
+            let installed = match (&previous, &chosen.install) {
+                (Ok(_), Some(wrapped)) => {
+                    let (data_dir, wrapped, keys_config) = (data_dir.clone(), wrapped.clone(), site.keys.clone());
+                    Some(
+                        blocking(move || {
+                            Ok(crypto::install_keys(
+                                &data_dir,
+                                &wrapped,
+                                &chosen.unlocked,
+                                &keys_config,
+                            )?)
+                        })
+                        .await,
+                    )
+                }
+                _ => None,
+            };
+            drop(lock);
+            match (previous, installed) {
+                (Ok(previous), Some(Ok(keys))) => Ok((previous, Some(keys))),
+                (Ok(previous), None) => Ok((previous, None)),
+                (_, Some(Err(e))) | (Err(e), _) => Err(e),
+            }
+        }
         Ok((lock, unpacked, data_dir, chosen)) => {
             report(progress, Phase::RestoreSwap, 2, STEPS);
             let keys_config = site.keys.clone();
@@ -314,6 +341,72 @@ fn swap_in(unpacked: &Path, data_dir: &Path) -> Result<Option<PathBuf>, BackupEr
         let _ = std::fs::remove_dir_all(unpacked);
         Ok(None)
     }
+}
+
+/// Remote mode: replace this store's collections on the server with the unpacked backup. The
+/// server's current collections are first exported into `<data_dir>/.previous-<ms>/` (kept
+/// like the embedded store's replaced data); then each collection is dropped and copied from
+/// the backup. A failure part-way leaves the backup unpacked and the export in place: run the
+/// restore again.
+#[cfg(feature = "remote")]
+async fn into_server(
+    store: &crate::store::StoreConfig,
+    unpacked: &Path,
+    data_dir: &Path,
+) -> Result<Option<PathBuf>, BackupError> {
+    use crate::store::remote::{RemoteOptions, RemoteStore};
+    use crate::store::{EmbeddedOptions, EmbeddedStore, VectorStore};
+
+    let config = store.clone();
+    let options = blocking(move || Ok(RemoteOptions::from_config(&config)?)).await?;
+    let server = RemoteStore::connect(options).await?;
+    let kept = data_dir.join(format!("{PREVIOUS_PREFIX}{}", crate::clock::now_ms()));
+    let existing = server.stats().await?;
+    let previous = if existing.is_empty() {
+        None
+    } else {
+        server.snapshot(&kept).await?;
+        Some(kept)
+    };
+    let source = unpacked.to_path_buf();
+    let backup = blocking(move || {
+        Ok(EmbeddedStore::open_with(
+            &source,
+            EmbeddedOptions { min_free_bytes: 0 },
+        )?)
+    })
+    .await?;
+    let result = async {
+        for collection in &existing {
+            server.drop_collection(&collection.name).await?;
+        }
+        let quiet = |_: &str, _: u64, _: u64| {};
+        crate::store::copy::copy_all(&backup, &server, &quiet).await
+    }
+    .await;
+    backup.close().await?;
+    server.close().await?;
+    result?;
+    let unpacked = unpacked.to_path_buf();
+    blocking(move || {
+        let _ = std::fs::remove_dir_all(&unpacked);
+        Ok(())
+    })
+    .await?;
+    tracing::info!(?previous, "restored into the Qdrant server");
+    Ok(previous)
+}
+
+#[cfg(not(feature = "remote"))]
+async fn into_server(
+    _store: &crate::store::StoreConfig,
+    _unpacked: &Path,
+    _data_dir: &Path,
+) -> Result<Option<PathBuf>, BackupError> {
+    Err(BackupError::Store(crate::store::StoreError::Unsupported {
+        backend: "this build",
+        operation: "restore into a Qdrant server (cargo feature `remote`)",
+    }))
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), BackupError> {

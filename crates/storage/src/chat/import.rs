@@ -18,8 +18,6 @@ use crate::error::{Result, StorageError};
 /// Messages written per store call.
 const WRITE_BATCH: usize = 256;
 
-const MESSAGE_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6d73_675f_696d_706f_7274_5f76_315f_6964);
-
 /// A conversation to import with its messages in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportedConversation {
@@ -81,10 +79,7 @@ impl ChatStorage {
         let mut points = Vec::with_capacity(import.messages.len().min(WRITE_BATCH));
         for (index, (role, content, created_at, metadata)) in import.messages.into_iter().enumerate() {
             let message = Message {
-                id: uuid::Uuid::new_v5(
-                    &MESSAGE_NAMESPACE,
-                    format!("{}/{index}", conversation.context_id).as_bytes(),
-                ),
+                id: schema::message_point_id(&conversation.context_id, index as u64),
                 context_id: conversation.context_id.clone(),
                 user_id: conversation.user_id.clone(),
                 message_index: index as u64,

@@ -416,31 +416,78 @@ impl ChatStorage {
         if state.deleted {
             return Err(not_found(context_id));
         }
-        let stored = Message {
-            id: uuid::Uuid::new_v4(),
-            context_id: context_id.to_string(),
-            user_id: state.user_id.clone(),
-            message_index: state.next_index,
-            role: message.role,
-            content: message.content,
-            metadata: message.metadata,
-            created_at: now_ms(),
+        let created_at = now_ms();
+        let keywords = self.keywords.document(&message.content);
+        // Claim the next index: its point id is derived from it, and only one writer (of any
+        // process sharing the store) can insert a given id. A loser moves past every index
+        // already taken and tries again.
+        let stored = loop {
+            let candidate = Message {
+                id: schema::message_point_id(context_id, state.next_index),
+                context_id: context_id.to_string(),
+                user_id: state.user_id.clone(),
+                message_index: state.next_index,
+                role: message.role,
+                content: message.content.clone(),
+                metadata: message.metadata.clone(),
+                created_at,
+            };
+            let point = schema::message_to_point(&candidate, keywords.clone(), &self.sealer)?;
+            if self.store.insert_if_absent(MESSAGES, point).await? {
+                break candidate;
+            }
+            let taken = self.last_index(context_id).await?.map_or(0, |i| i + 1);
+            tracing::debug!(
+                context_id,
+                index = state.next_index,
+                next = taken,
+                "index taken by another writer"
+            );
+            state.next_index = taken.max(state.next_index + 1);
         };
-        let keywords = self.keywords.document(&stored.content);
-        let point = schema::message_to_point(&stored, keywords, &self.sealer)?;
-        self.store.upsert(MESSAGES, vec![point]).await?;
         state.next_index += 1;
         self.queue_for_embedding([stored.id]);
         // The message is stored and journaled: it is acknowledged even if the conversation's
         // summary cannot be updated now; the next `load_state` repairs count and time from
         // the messages themselves.
         if let Err(e) = self
-            .touch_conversation(context_id, state.next_index, stored.created_at)
+            .advance_conversation(context_id, state.next_index, stored.created_at)
             .await
         {
             tracing::warn!(context_id, error = %e, "message stored; conversation summary left for repair");
         }
         Ok(stored)
+    }
+
+    /// Index of the conversation's last stored message.
+    async fn last_index(&self, context_id: &str) -> Result<Option<u64>> {
+        let last = self
+            .store
+            .scroll(MESSAGES, in_index_order(context_id, Direction::Desc, None, 1))
+            .await?;
+        Ok(last
+            .records
+            .first()
+            .and_then(|r| r.payload.get(MF::MessageIndex.as_str()))
+            .and_then(Value::as_u64))
+    }
+
+    /// Raise the conversation's count and time after an append; a writer that already raised
+    /// them further (another process) is not undone: compare-and-set on the count.
+    async fn advance_conversation(&self, context_id: &str, message_count: u64, updated_at: i64) -> Result<()> {
+        let mut payload = crate::store::Payload::new();
+        payload.insert(CF::UpdatedAt.as_str().into(), json!(updated_at));
+        payload.insert(CF::MessageCount.as_str().into(), json!(message_count));
+        let behind =
+            Filter::must(Condition::HasId(vec![schema::conversation_point_id(context_id)])).and(Condition::Range(
+                CF::MessageCount.as_str().into(),
+                crate::store::Range {
+                    lt: Some(message_count as f64),
+                    ..crate::store::Range::default()
+                },
+            ));
+        self.store.set_payload_by_filter(CONVERSATIONS, behind, payload).await?;
+        Ok(())
     }
 
     async fn touch_conversation(&self, context_id: &str, message_count: u64, updated_at: i64) -> Result<()> {

@@ -145,6 +145,16 @@ pub(crate) fn conversation_point_id(context_id: &str) -> uuid::Uuid {
     uuid::Uuid::parse_str(context_id).unwrap_or_else(|_| uuid::Uuid::new_v5(&CONTEXT_NAMESPACE, context_id.as_bytes()))
 }
 
+/// Namespace of message point ids (the value the Node.js import used first, kept so imported
+/// and appended messages share one id scheme).
+const MESSAGE_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6d73_675f_696d_706f_7274_5f76_315f_6964);
+
+/// Point id of message `index` of a conversation. Deterministic, so writers racing for one
+/// index (two processes on one server) collide on one id and exactly one insert wins.
+pub(crate) fn message_point_id(context_id: &str, index: u64) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&MESSAGE_NAMESPACE, format!("{context_id}/{index}").as_bytes())
+}
+
 const CONTEXT_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c6f_7564_6f70_735f_6368_6174_5f63_7478);
 
 fn ctx<'a>(

@@ -75,6 +75,28 @@ pub async fn upsert_retrieve_roundtrip(store: &dyn VectorStore, name: &str) {
     assert!(got[1].vectors.contains_key("dense") && got[0].vectors.is_empty());
 }
 
+/// `describe` gives back the spec the collection was ensured with (slots and index kinds).
+pub async fn describe_returns_the_spec(store: &dyn VectorStore, name: &str) {
+    let mut wanted = spec(name);
+    store.ensure_collection(&wanted).await.unwrap();
+    let mut got = store.describe(name).await.unwrap();
+    wanted.indexes.sort_by(|a, b| a.0.cmp(&b.0));
+    got.indexes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, wanted);
+    // A slot added later (another embedding model) is described too.
+    wanted.dense.push(DenseSpec {
+        name: "other".into(),
+        dim: 3,
+    });
+    store.ensure_collection(&wanted).await.unwrap();
+    let got = store.describe(name).await.unwrap();
+    assert_eq!(got.dense, wanted.dense);
+    assert!(matches!(
+        store.describe(&format!("{name}_missing")).await,
+        Err(crate::store::StoreError::NoSuchCollection(_))
+    ));
+}
+
 /// Upserting the same id replaces the point; set_payload merges keys.
 pub async fn upsert_overwrites_and_set_payload_merges(store: &dyn VectorStore, name: &str) {
     store.ensure_collection(&spec(name)).await.unwrap();
@@ -95,6 +117,91 @@ pub async fn upsert_overwrites_and_set_payload_merges(store: &dyn VectorStore, n
         .unwrap();
     assert_eq!(got[0].payload["n"], json!(100));
     assert_eq!(got[0].payload["tag"], json!("changed"));
+}
+
+/// `insert_if_absent` writes only a new id; of many racing callers for one id exactly one
+/// wins. `set_payload_by_filter` changes only the points the filter matches (compare-and-set).
+pub async fn insert_if_absent_and_conditional_set(store: &dyn VectorStore, name: &str) {
+    store.ensure_collection(&spec(name)).await.unwrap();
+    assert!(store.insert_if_absent(name, point(1, "a", true)).await.unwrap());
+    let mut other = point(1, "b", false);
+    other.payload.insert("n".into(), json!(999));
+    assert!(!store.insert_if_absent(name, other).await.unwrap());
+    let kept = store
+        .retrieve(name, vec![uuid::Uuid::from_u128(2)], true)
+        .await
+        .unwrap();
+    assert_eq!(kept[0].payload["user"], json!("a"), "the first insert is kept");
+    assert!(kept[0].vectors.contains_key("dense"));
+    // Racing inserts of one id, each with its own payload: one winner.
+    let wins = futures_join_all((0..8).map(|i| {
+        let mut p = point(50, "race", false);
+        p.payload.insert("writer".into(), json!(i));
+        store.insert_if_absent(name, p)
+    }))
+    .await;
+    assert_eq!(wins.into_iter().filter(|w| *w.as_ref().unwrap()).count(), 1);
+    // Compare-and-set: only where n is still below 5.
+    store
+        .upsert(name, (10..13).map(|i| point(i, "a", false)).collect())
+        .await
+        .unwrap();
+    let mut set = super::Payload::new();
+    set.insert("tag".into(), json!("cas"));
+    store
+        .set_payload_by_filter(
+            name,
+            Filter::must(Condition::HasId(vec![
+                uuid::Uuid::from_u128(12),
+                uuid::Uuid::from_u128(2),
+            ]))
+            .and(Condition::Range(
+                "n".into(),
+                Range {
+                    lt: Some(5.0),
+                    ..Range::default()
+                },
+            )),
+            set,
+        )
+        .await
+        .unwrap();
+    let got = store
+        .retrieve(name, vec![uuid::Uuid::from_u128(2), uuid::Uuid::from_u128(12)], false)
+        .await
+        .unwrap();
+    assert_eq!(got[0].payload["tag"], json!("cas"), "n = 1 < 5: set");
+    assert_eq!(got[1].payload["tag"], json!("odd"), "n = 11: untouched");
+}
+
+/// Run futures concurrently on the current task (no extra dependency).
+async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let futures: Vec<_> = futures.map(Box::pin).collect();
+    let mut results = Vec::with_capacity(futures.len());
+    let mut pending: Vec<_> = futures.into_iter().map(Some).collect();
+    let mut outputs: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all_done = true;
+        for (slot, out) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *out = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all_done = false,
+                }
+            }
+        }
+        if all_done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    results.extend(outputs.into_iter().flatten());
+    results
 }
 
 /// Delete by ids and by filter remove exactly what they name.
@@ -253,7 +360,9 @@ pub async fn closed_store_refuses_every_call(store: &dyn VectorStore, name: &str
 /// Run every check, each on its own collection, then the close check (which closes the store).
 pub async fn run_all(store: &dyn VectorStore, prefix: &str) {
     upsert_retrieve_roundtrip(store, &format!("{prefix}_roundtrip")).await;
+    describe_returns_the_spec(store, &format!("{prefix}_describe")).await;
     upsert_overwrites_and_set_payload_merges(store, &format!("{prefix}_overwrite")).await;
+    insert_if_absent_and_conditional_set(store, &format!("{prefix}_insert")).await;
     delete_by_ids_and_filter(store, &format!("{prefix}_delete")).await;
     scroll_filter_order_by_pages(store, &format!("{prefix}_scroll")).await;
     queries_honour_filter(store, &format!("{prefix}_query")).await;

@@ -14,9 +14,9 @@ use super::{
 /// An operation that can be made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultOp {
-    /// [`VectorStore::upsert`].
+    /// [`VectorStore::upsert`] and [`VectorStore::insert_if_absent`].
     Upsert,
-    /// [`VectorStore::set_payload`].
+    /// [`VectorStore::set_payload`] and [`VectorStore::set_payload_by_filter`].
     SetPayload,
     /// [`VectorStore::update_vectors`].
     UpdateVectors,
@@ -114,6 +114,19 @@ impl VectorStore for FaultyStore {
         self.check(FaultOp::SetPayload, collection)?;
         self.inner.set_payload(collection, ids, payload).await
     }
+    async fn insert_if_absent(&self, collection: &str, point: Point) -> Result<bool, StoreError> {
+        self.check(FaultOp::Upsert, collection)?;
+        self.inner.insert_if_absent(collection, point).await
+    }
+    async fn set_payload_by_filter(
+        &self,
+        collection: &str,
+        filter: Filter,
+        payload: Payload,
+    ) -> Result<(), StoreError> {
+        self.check(FaultOp::SetPayload, collection)?;
+        self.inner.set_payload_by_filter(collection, filter, payload).await
+    }
     async fn delete(&self, collection: &str, ids: Vec<PointId>) -> Result<(), StoreError> {
         self.check(FaultOp::Delete, collection)?;
         self.inner.delete(collection, ids).await
@@ -157,6 +170,9 @@ impl VectorStore for FaultyStore {
     }
     async fn stats(&self) -> Result<Vec<CollectionStats>, StoreError> {
         self.inner.stats().await
+    }
+    async fn describe(&self, collection: &str) -> Result<super::CollectionSpec, StoreError> {
+        self.inner.describe(collection).await
     }
     async fn snapshot(&self, dest: &Path) -> Result<SnapshotInfo, StoreError> {
         self.check(FaultOp::Snapshot, "")?;

@@ -2,7 +2,7 @@
 //!
 //! [`VectorStore`] is deliberately small: what chat and estate storage need, nothing more.
 //! Request and result types here are our own, so engine types never leak out of a backend
-//! module (`embedded` for qdrant-edge; a remote qdrant-client backend can be added beside it).
+//! module (`embedded` for qdrant-edge, `remote` for a Qdrant server over qdrant-client).
 
 // Public for the `backend` feature (white-box tests and out-of-crate backends); within the
 // crate alone some of that API (a raw `open`, index kinds the services do not use) is unused.
@@ -15,10 +15,13 @@ use serde_json::{Map, Value};
 mod config;
 #[cfg(any(test, feature = "backend"))]
 pub mod conformance;
+pub mod copy;
 pub mod embedded;
 pub mod faulty;
+#[cfg(feature = "remote")]
+pub mod remote;
 
-pub use config::StoreConfig;
+pub use config::{StoreConfig, StoreMode};
 pub use embedded::{EmbeddedOptions, EmbeddedStore, DEFAULT_MIN_FREE_BYTES};
 
 /// Point ids are UUIDs.
@@ -82,6 +85,14 @@ pub enum StoreError {
         free_bytes: u64,
         /// The configured reserve.
         reserve_bytes: u64,
+    },
+    /// The Qdrant server could not be used: a bad URL, no answer, or a missing setting.
+    #[error("cannot use the Qdrant server at `{url}`: {reason} (is it running and is store.url right?)")]
+    Unreachable {
+        /// The URL dialled (empty when none is configured).
+        url: String,
+        /// What went wrong.
+        reason: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The store was closed (the service was shut down).
     #[error("the store is closed: the storage service was shut down")]
@@ -385,6 +396,14 @@ pub trait VectorStore: Send + Sync + std::fmt::Display {
     async fn update_vectors(&self, collection: &str, points: Vec<PointVectors>) -> Result<(), StoreError>;
     /// Merge these payload keys into existing points (other keys and vectors untouched).
     async fn set_payload(&self, collection: &str, ids: Vec<PointId>, payload: Payload) -> Result<(), StoreError>;
+    /// Insert `point` unless a point with its id exists (then nothing is written). `true` when
+    /// this call inserted it. Atomic against every other writer of the store, in other
+    /// processes too (a server): two callers racing for one id see exactly one `true`.
+    async fn insert_if_absent(&self, collection: &str, point: Point) -> Result<bool, StoreError>;
+    /// Merge these payload keys into every point matching `filter`. A filter naming a field's
+    /// current value makes it a compare-and-set on the server as in the embedded store.
+    async fn set_payload_by_filter(&self, collection: &str, filter: Filter, payload: Payload)
+        -> Result<(), StoreError>;
     /// Delete points by id (missing ids are ignored).
     async fn delete(&self, collection: &str, ids: Vec<PointId>) -> Result<(), StoreError>;
     /// Delete every point matching the filter.
@@ -414,6 +433,9 @@ pub trait VectorStore: Send + Sync + std::fmt::Display {
     async fn flush(&self) -> Result<(), StoreError>;
     /// Build search indexes (expensive; never call on a request path).
     async fn optimize(&self, collection: &str) -> Result<(), StoreError>;
+    /// The vector slots and payload indexes of an existing collection (what
+    /// `ensure_collection` gave it), to re-create it elsewhere.
+    async fn describe(&self, collection: &str) -> Result<CollectionSpec, StoreError>;
     /// Point counts of every collection.
     async fn stats(&self) -> Result<Vec<CollectionStats>, StoreError>;
     /// Copy every collection, consistently, into the empty folder `dest`, pausing writers

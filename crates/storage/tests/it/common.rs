@@ -6,13 +6,50 @@ use cloudops_storage_service::{ConfigKey, StorageConfig, StorageService};
 
 pub(crate) struct TestStore {
     pub(crate) dir: tempfile::TempDir,
+    /// This store's collection prefix on the test server (remote backend only).
+    prefix: String,
+}
+
+/// The backend the integration tests run on: `CLOUDOPS_TEST_BACKEND=remote` runs the same tests
+/// against the Qdrant server at `CLOUDOPS_TEST_QDRANT_URL` (scripts/test.sh does both).
+pub(crate) fn remote_backend() -> Option<String> {
+    if std::env::var("CLOUDOPS_TEST_BACKEND").as_deref() != Ok("remote") {
+        return None;
+    }
+    let url = std::env::var("CLOUDOPS_TEST_QDRANT_URL")
+        .or_else(|_| std::env::var("QDRANT_URL"))
+        .expect("CLOUDOPS_TEST_BACKEND=remote needs CLOUDOPS_TEST_QDRANT_URL (scripts/test.sh starts a server)");
+    Some(url)
+}
+
+/// Points the backend adds of its own: on a server, the record of which store (key envelope)
+/// its collections belong to.
+pub(crate) fn store_record_points() -> u64 {
+    u64::from(remote_backend().is_some())
 }
 
 impl TestStore {
     pub(crate) fn new() -> Self {
         TestStore {
             dir: tempfile::tempdir().expect("temp dir"),
+            prefix: format!("it{}_", uuid::Uuid::new_v4().simple()),
         }
+    }
+
+    /// The builder of [`TestStore::config`], to add settings before building.
+    pub(crate) fn builder(&self) -> cloudops_storage_service::StorageConfigBuilder {
+        let mut builder = StorageConfig::builder()
+            .with_data_dir(self.data_dir())
+            .with_config(ConfigKey::KeySource, "file")
+            .with_config(ConfigKey::KeyFile, self.key_file().display().to_string())
+            .with_config(ConfigKey::EmbeddingProvider, "none");
+        if let Some(url) = remote_backend() {
+            builder = builder
+                .with_config(ConfigKey::StoreMode, "remote")
+                .with_config(ConfigKey::StoreUrl, url)
+                .with_config(ConfigKey::StoreCollectionPrefix, self.prefix.clone());
+        }
+        builder
     }
 
     pub(crate) fn data_dir(&self) -> PathBuf {
@@ -25,18 +62,56 @@ impl TestStore {
 
     /// A file-key config with keyword search only (tests that need the model ask for it).
     pub(crate) fn config(&self) -> StorageConfig {
-        StorageConfig::builder()
-            .with_data_dir(self.data_dir())
-            .with_config(ConfigKey::KeySource, "file")
-            .with_config(ConfigKey::KeyFile, self.key_file().display().to_string())
-            .with_config(ConfigKey::EmbeddingProvider, "none")
-            .build()
-            .expect("valid config")
+        self.builder().build().expect("valid config")
+    }
+
+    /// The raw engine under this test's store (closed service): the embedded store in the data
+    /// dir, or this test's collections on the server.
+    #[cfg_attr(not(feature = "bert"), allow(dead_code))]
+    pub(crate) async fn raw_store(&self) -> Box<dyn cloudops_storage_service::store::VectorStore> {
+        #[cfg(feature = "remote")]
+        if let Some(url) = remote_backend() {
+            let mut options = cloudops_storage_service::store::remote::RemoteOptions::new(&url);
+            options.collection_prefix = self.prefix.clone();
+            return Box::new(
+                cloudops_storage_service::store::remote::RemoteStore::connect(options)
+                    .await
+                    .expect("connect to the test server"),
+            );
+        }
+        Box::new(cloudops_storage_service::store::EmbeddedStore::open(&self.data_dir()).expect("open the store"))
     }
 
     pub(crate) async fn open(&self) -> StorageService {
         StorageService::open(self.config()).await.expect("open store")
     }
+}
+
+/// Where this test's store keeps bytes: the data dir, and on the remote backend also this
+/// test's collection folders in the test server's storage (`CLOUDOPS_TEST_QDRANT_STORAGE`), so
+/// no-plaintext checks scan what the server wrote.
+pub(crate) fn stored_bytes_dirs(t: &TestStore) -> Vec<PathBuf> {
+    let mut dirs = vec![t.data_dir()];
+    if remote_backend().is_some() {
+        let storage = std::env::var("CLOUDOPS_TEST_QDRANT_STORAGE")
+            .expect("the remote backend's no-plaintext checks need CLOUDOPS_TEST_QDRANT_STORAGE (scripts/qdrant-server.sh sets it)");
+        let collections = PathBuf::from(storage).join("collections");
+        let ours: Vec<PathBuf> = std::fs::read_dir(&collections)
+            .expect("the test server's collections folder")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&t.prefix))
+            })
+            .collect();
+        assert!(
+            !ours.is_empty(),
+            "no collection of this test under {}",
+            collections.display()
+        );
+        dirs.extend(ours);
+    }
+    dirs
 }
 
 /// Every regular file under `dir`, recursively.

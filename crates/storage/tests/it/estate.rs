@@ -339,8 +339,10 @@ async fn nothing_identifying_reaches_the_disk_yet_tag_filters_and_facets_work() 
         "marker-user",
         "db.r6g.large",
     ] {
-        let found = files_containing(&t.data_dir(), marker.as_bytes());
-        assert!(found.is_empty(), "{marker} in clear in {found:?}");
+        for dir in crate::common::stored_bytes_dirs(&t) {
+            let found = files_containing(&dir, marker.as_bytes());
+            assert!(found.is_empty(), "{marker} in clear in {found:?}");
+        }
     }
     s.shutdown().await.unwrap();
 }

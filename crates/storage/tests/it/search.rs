@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use cloudops_storage_service::store::{EmbeddedStore, VectorData, VectorStore};
+use cloudops_storage_service::store::VectorData;
 #[cfg(feature = "bert")]
 use cloudops_storage_service::BertEmbedder;
 use cloudops_storage_service::Embedder;
@@ -305,7 +305,7 @@ async fn stored_vectors_are_rotated_and_scores_are_unchanged() {
     let bert = BertEmbedder::load(&model).unwrap();
     let raw = bert.embed(&texts.map(String::from)).await.unwrap();
     let q = bert.embed(&[query.to_string()]).await.unwrap().remove(0);
-    let store = EmbeddedStore::open(&t.data_dir()).unwrap();
+    let store = t.raw_store().await;
     let records = store.retrieve("chat_messages", ids.clone(), true).await.unwrap();
     let stored: Vec<Vec<f32>> = records
         .iter()

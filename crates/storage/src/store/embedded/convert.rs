@@ -10,8 +10,8 @@ use qdrant_edge as qe;
 use serde_json::{json, Value};
 
 use crate::store::{
-    Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, PointId, PointVectors, Record,
-    SparseSpec, VectorData,
+    CollectionSpec, Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, PointId,
+    PointVectors, Record, SparseSpec, VectorData,
 };
 
 /// Error text of a conversion (wrapped into `StoreError::Backend` by the caller).
@@ -147,6 +147,52 @@ pub(super) fn edge_config(dense: &[DenseSpec], sparse: &[SparseSpec]) -> qe::Edg
         builder = builder.sparse_vector(s.name.clone(), params.build());
     }
     builder.build()
+}
+
+/// A collection's spec from the engine's config and payload schema, both as JSON.
+pub(super) fn describe(name: &str, config: &Value, schema: &Value) -> CollectionSpec {
+    let entries = |v: &Value| v.as_object().cloned().unwrap_or_default().into_iter();
+    let mut dense: Vec<DenseSpec> = entries(&config["vectors"])
+        .filter_map(|(name, params)| {
+            Some(DenseSpec {
+                name,
+                dim: usize::try_from(params["size"].as_u64()?).ok()?,
+            })
+        })
+        .collect();
+    let mut sparse: Vec<SparseSpec> = entries(&config["sparse_vectors"])
+        .map(|(name, params)| SparseSpec {
+            name,
+            idf: params["modifier"]
+                .as_str()
+                .is_some_and(|m| m.eq_ignore_ascii_case("idf")),
+        })
+        .collect();
+    let mut indexes: Vec<(String, IndexKind)> = entries(schema)
+        .filter_map(|(field, info)| {
+            let kind = match info["data_type"].as_str()? {
+                "keyword" if info["params"]["is_tenant"].as_bool() == Some(true) => IndexKind::Tenant,
+                "keyword" => IndexKind::Keyword,
+                "integer" => IndexKind::Integer,
+                "float" => IndexKind::Float,
+                "bool" => IndexKind::Bool,
+                other => {
+                    tracing::warn!(field, kind = other, "payload index of a kind we never create skipped");
+                    return None;
+                }
+            };
+            Some((field, kind))
+        })
+        .collect();
+    dense.sort_by(|a, b| a.name.cmp(&b.name));
+    sparse.sort_by(|a, b| a.name.cmp(&b.name));
+    indexes.sort_by(|a, b| a.0.cmp(&b.0));
+    CollectionSpec {
+        name: name.to_string(),
+        dense,
+        sparse,
+        indexes,
+    }
 }
 
 pub(super) fn create_dense_vector(d: &DenseSpec) -> Result<qe::UpdateOperation, ConvertError> {

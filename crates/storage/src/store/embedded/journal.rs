@@ -32,6 +32,7 @@ pub(super) enum WriteOp {
     Delete(Vec<PointId>),
     DeleteByFilter(Filter),
     UpdateVectors(Vec<PointVectors>),
+    SetPayloadByFilter { filter: Filter, payload: Payload },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -234,6 +234,17 @@ impl EmbeddedStore {
     /// Journal then apply one write, under the shard's writer lock so that journal order is
     /// apply order; checkpoint when the journal has grown large.
     async fn write(&self, collection: &str, op: WriteOp) -> Result<(), StoreError> {
+        self.write_if(collection, op, |_| Ok(true)).await.map(|_| ())
+    }
+
+    /// [`EmbeddedStore::write`] when `precondition`, checked under the shard's writer lock,
+    /// holds; `false` (nothing written) when it does not.
+    async fn write_if(
+        &self,
+        collection: &str,
+        op: WriteOp,
+        precondition: impl FnOnce(&Shard) -> Result<bool, StoreError> + Send + 'static,
+    ) -> Result<bool, StoreError> {
         let shard = self.shard(collection)?;
         let written_points = match &op {
             WriteOp::Upsert(points) => points.len() as u64,
@@ -244,15 +255,21 @@ impl EmbeddedStore {
         let size = Self::blocking(move || {
             space.check()?;
             let _w = shard.writer.lock().unwrap_or_else(|p| p.into_inner());
+            if !precondition(&shard)? {
+                return Ok(None);
+            }
             let before = journal
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .append(&shard.name, &op)?;
             apply(&shard, op)?;
             space.spend(before);
-            Ok(before)
+            Ok(Some(before))
         })
         .await?;
+        let Some(size) = size else {
+            return Ok(false);
+        };
         self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if size > CHECKPOINT_BYTES {
             self.checkpoint_unless_compacting().await?;
@@ -260,7 +277,7 @@ impl EmbeddedStore {
         if written_points > 0 {
             self.compact_if_due(collection, written_points);
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn on_shard<T, F>(&self, collection: &str, f: F) -> Result<T, StoreError>
@@ -325,6 +342,32 @@ impl VectorStore for EmbeddedStore {
             return Ok(());
         }
         self.write(collection, WriteOp::SetPayload { ids, payload }).await
+    }
+
+    async fn insert_if_absent(&self, collection: &str, point: Point) -> Result<bool, StoreError> {
+        let id = convert::point_id(point.id);
+        self.write_if(collection, WriteOp::Upsert(vec![point]), move |shard| {
+            let found = shard
+                .edge
+                .retrieve(
+                    &[id],
+                    Some(qe::WithPayloadInterface::Bool(false)),
+                    Some(qe::WithVector::Bool(false)),
+                )
+                .map_err(|e| (shard.engine_err("insert if absent"))(Box::new(e)))?;
+            Ok(found.is_empty())
+        })
+        .await
+    }
+
+    async fn set_payload_by_filter(
+        &self,
+        collection: &str,
+        filter: Filter,
+        payload: Payload,
+    ) -> Result<(), StoreError> {
+        self.write(collection, WriteOp::SetPayloadByFilter { filter, payload })
+            .await
     }
 
     async fn delete(&self, collection: &str, ids: Vec<PointId>) -> Result<(), StoreError> {
@@ -527,6 +570,17 @@ impl VectorStore for EmbeddedStore {
                     bytes,
                 })
             })
+        })
+        .await
+    }
+
+    async fn describe(&self, collection: &str) -> Result<CollectionSpec, StoreError> {
+        self.on_shard(collection, |shard| {
+            let config =
+                serde_json::to_value(&*shard.edge.config()).map_err(|e| (shard.engine_err("describe"))(Box::new(e)))?;
+            let schema = serde_json::to_value(shard.edge.info().payload_schema)
+                .map_err(|e| (shard.engine_err("describe"))(Box::new(e)))?;
+            Ok(convert::describe(&shard.name, &config, &schema))
         })
         .await
     }

@@ -105,6 +105,15 @@ pub(super) fn apply(shard: &Shard, op: WriteOp) -> Result<(), StoreError> {
                 key: None,
             })),
         ),
+        WriteOp::SetPayloadByFilter { filter, payload } => (
+            "set payload",
+            qe::UpdateOperation::PayloadOperation(qe::PayloadOps::SetPayload(qe::SetPayloadOp {
+                payload: qe::Payload(payload),
+                points: None,
+                filter: Some(convert::filter(&filter).map_err(shard.engine_err("set payload"))?),
+                key: None,
+            })),
+        ),
         WriteOp::Delete(ids) => (
             "delete",
             qe::UpdateOperation::PointOperation(qe::PointOperations::DeletePoints {

@@ -1,0 +1,323 @@
+//! Translation between our neutral store types and the gRPC types of `qdrant-client`.
+//!
+//! The only file besides `mod.rs` that names `qdrant_client`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use qdrant_client::qdrant as q;
+use serde_json::Value;
+
+use crate::store::{
+    CollectionSpec, Condition, DenseSpec, Direction, FieldValue, Filter, Hit, IndexKind, OrderBy, Payload, Point,
+    PointId, Range, Record, SparseSpec, VectorData,
+};
+
+/// Error text of a conversion (wrapped into `StoreError::Backend` by the caller).
+pub(super) type ConvertError = Box<dyn std::error::Error + Send + Sync>;
+
+pub(super) fn point_id(id: PointId) -> q::PointId {
+    q::PointId::from(id.to_string())
+}
+
+pub(super) fn from_point_id(id: Option<q::PointId>) -> Result<PointId, ConvertError> {
+    match id.and_then(|id| id.point_id_options) {
+        Some(q::point_id::PointIdOptions::Uuid(u)) => Ok(uuid::Uuid::parse_str(&u)?),
+        // We only ever write UUIDs; a numeric id maps into the UUID space without collision.
+        Some(q::point_id::PointIdOptions::Num(n)) => Ok(uuid::Uuid::from_u128(u128::from(n))),
+        None => Err("the server returned a point without an id".into()),
+    }
+}
+
+fn match_value(v: &FieldValue) -> q::r#match::MatchValue {
+    match v {
+        FieldValue::Str(s) => q::r#match::MatchValue::Keyword(s.clone()),
+        FieldValue::Int(i) => q::r#match::MatchValue::Integer(*i),
+        FieldValue::Bool(b) => q::r#match::MatchValue::Boolean(*b),
+    }
+}
+
+fn match_any(values: &[FieldValue]) -> Result<q::r#match::MatchValue, ConvertError> {
+    let strings: Option<Vec<String>> = values
+        .iter()
+        .map(|v| match v {
+            FieldValue::Str(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    if let Some(strings) = strings {
+        return Ok(q::r#match::MatchValue::Keywords(q::RepeatedStrings { strings }));
+    }
+    let integers: Option<Vec<i64>> = values
+        .iter()
+        .map(|v| match v {
+            FieldValue::Int(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    match integers {
+        Some(integers) => Ok(q::r#match::MatchValue::Integers(q::RepeatedIntegers { integers })),
+        None => Err("`any` needs values of one type, strings or integers".into()),
+    }
+}
+
+fn range(r: &Range) -> q::Range {
+    q::Range {
+        gt: r.gt,
+        gte: r.gte,
+        lt: r.lt,
+        lte: r.lte,
+    }
+}
+
+fn condition(c: &Condition) -> Result<q::Condition, ConvertError> {
+    Ok(match c {
+        Condition::Eq(key, v) => q::Condition::matches(key.clone(), match_value(v)),
+        Condition::Any(key, vs) => q::Condition::matches(key.clone(), match_any(vs)?),
+        Condition::Range(key, r) => q::Condition::range(key.clone(), range(r)),
+        Condition::IsEmpty(key) => q::Condition::is_empty(key.clone()),
+        Condition::HasId(ids) => q::Condition::has_id(ids.iter().map(|id| point_id(*id))),
+        Condition::HasVector(name) => q::Condition::has_vector(name.clone()),
+        Condition::Filter(f) => q::Condition::from(filter(f)?),
+    })
+}
+
+pub(super) fn filter(f: &Filter) -> Result<q::Filter, ConvertError> {
+    let list = |cs: &[Condition]| cs.iter().map(condition).collect::<Result<Vec<_>, _>>();
+    Ok(q::Filter {
+        must: list(&f.must)?,
+        should: list(&f.should)?,
+        must_not: list(&f.must_not)?,
+        ..q::Filter::default()
+    })
+}
+
+pub(super) fn opt_filter(f: Option<&Filter>) -> Result<Option<q::Filter>, ConvertError> {
+    f.map(filter).transpose()
+}
+
+/// Strong write ordering: every write goes through the shard's leader replica, so two writers
+/// on a cluster see one order of the updates to a point.
+pub(super) fn strong() -> q::WriteOrdering {
+    q::WriteOrdering {
+        r#type: q::WriteOrderingType::Strong as i32,
+    }
+}
+
+pub(super) fn order_by(o: &OrderBy) -> q::OrderBy {
+    let mut builder = q::OrderByBuilder::new(o.field.clone()).direction(match o.direction {
+        Direction::Asc => q::Direction::Asc as i32,
+        Direction::Desc => q::Direction::Desc as i32,
+    });
+    if let Some(start) = o.start_from {
+        builder = builder.start_from(q::start_from::Value::Float(start));
+    }
+    builder.build()
+}
+
+/// The field type and its parameters for a payload index.
+pub(super) fn index(kind: IndexKind) -> (q::FieldType, Option<q::payload_index_params::IndexParams>) {
+    let params = Some;
+    match kind {
+        IndexKind::Keyword => (q::FieldType::Keyword, None),
+        IndexKind::Tenant => (
+            q::FieldType::Keyword,
+            params(q::payload_index_params::IndexParams::KeywordIndexParams(
+                q::KeywordIndexParamsBuilder::default().is_tenant(true).build(),
+            )),
+        ),
+        // Lookup is needed by `match` on integers, range by `order_by`.
+        IndexKind::Integer => (
+            q::FieldType::Integer,
+            params(q::payload_index_params::IndexParams::IntegerIndexParams(
+                q::IntegerIndexParamsBuilder::new(true, true).build(),
+            )),
+        ),
+        IndexKind::Float => (q::FieldType::Float, None),
+        IndexKind::Bool => (q::FieldType::Bool, None),
+    }
+}
+
+fn vector(v: VectorData) -> q::Vector {
+    match v {
+        VectorData::Dense(values) => q::Vector::new_dense(values),
+        VectorData::Sparse { indices, values } => q::Vector::new_sparse(indices, values),
+    }
+}
+
+pub(super) fn vectors(vs: BTreeMap<String, VectorData>) -> q::Vectors {
+    let named: HashMap<String, q::Vector> = vs.into_iter().map(|(name, v)| (name, vector(v))).collect();
+    q::Vectors::from(named)
+}
+
+pub(super) fn vector_input(v: VectorData) -> q::VectorInput {
+    match v {
+        VectorData::Dense(values) => q::VectorInput::new_dense(values),
+        VectorData::Sparse { indices, values } => q::VectorInput::new_sparse(indices, values),
+    }
+}
+
+pub(super) fn payload(p: Payload) -> qdrant_client::Payload {
+    qdrant_client::Payload::from(p)
+}
+
+pub(super) fn point(p: Point) -> q::PointStruct {
+    q::PointStruct::new(point_id(p.id), vectors(p.vectors), payload(p.payload))
+}
+
+fn payload_back(p: HashMap<String, q::Value>) -> Payload {
+    p.into_iter().map(|(k, v)| (k, Value::from(v))).collect()
+}
+
+fn vector_back(v: q::VectorOutput) -> Option<VectorData> {
+    match v.into_vector() {
+        q::vector_output::Vector::Dense(d) => Some(VectorData::Dense(d.data)),
+        q::vector_output::Vector::Sparse(s) => Some(VectorData::Sparse {
+            indices: s.indices,
+            values: s.values,
+        }),
+        q::vector_output::Vector::MultiDense(_) => None,
+    }
+}
+
+fn vectors_back(v: Option<q::VectorsOutput>) -> BTreeMap<String, VectorData> {
+    match v.and_then(|v| v.vectors_options) {
+        Some(q::vectors_output::VectorsOptions::Vectors(named)) => named
+            .vectors
+            .into_iter()
+            .filter_map(|(name, v)| vector_back(v).map(|v| (name, v)))
+            .collect(),
+        // Our collections only have named vectors.
+        Some(q::vectors_output::VectorsOptions::Vector(_)) | None => BTreeMap::new(),
+    }
+}
+
+pub(super) fn record(r: q::RetrievedPoint) -> Result<Record, ConvertError> {
+    Ok(Record {
+        id: from_point_id(r.id)?,
+        payload: payload_back(r.payload),
+        vectors: vectors_back(r.vectors),
+    })
+}
+
+pub(super) fn hit(p: q::ScoredPoint) -> Result<Hit, ConvertError> {
+    Ok(Hit {
+        id: from_point_id(p.id)?,
+        score: p.score,
+        payload: payload_back(p.payload),
+    })
+}
+
+pub(super) fn facet_value(v: Option<q::FacetValue>) -> Result<FieldValue, ConvertError> {
+    match v.and_then(|v| v.variant) {
+        Some(q::facet_value::Variant::StringValue(s)) => Ok(FieldValue::Str(s)),
+        Some(q::facet_value::Variant::IntegerValue(i)) => Ok(FieldValue::Int(i)),
+        Some(q::facet_value::Variant::BoolValue(b)) => Ok(FieldValue::Bool(b)),
+        None => Err("the server returned a facet hit without a value".into()),
+    }
+}
+
+/// A collection's spec from the server's description of it.
+pub(super) fn describe(name: &str, info: &q::CollectionInfo) -> CollectionSpec {
+    let params = info.config.as_ref().and_then(|c| c.params.as_ref());
+    let mut dense: Vec<DenseSpec> = match params.and_then(|p| p.vectors_config.as_ref()?.config.as_ref()) {
+        Some(q::vectors_config::Config::ParamsMap(map)) => map
+            .map
+            .iter()
+            .filter_map(|(name, p)| {
+                Some(DenseSpec {
+                    name: name.clone(),
+                    dim: usize::try_from(p.size).ok()?,
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut sparse: Vec<SparseSpec> = params
+        .and_then(|p| p.sparse_vectors_config.as_ref())
+        .map(|s| {
+            s.map
+                .iter()
+                .map(|(name, p)| SparseSpec {
+                    name: name.clone(),
+                    idf: p.modifier == Some(q::Modifier::Idf as i32),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut indexes: Vec<(String, IndexKind)> = info
+        .payload_schema
+        .iter()
+        .filter_map(|(field, schema)| {
+            let tenant = matches!(
+                schema.params.as_ref().and_then(|p| p.index_params.as_ref()),
+                Some(q::payload_index_params::IndexParams::KeywordIndexParams(k)) if k.is_tenant == Some(true)
+            );
+            let kind = match q::PayloadSchemaType::try_from(schema.data_type).ok()? {
+                q::PayloadSchemaType::Keyword if tenant => IndexKind::Tenant,
+                q::PayloadSchemaType::Keyword => IndexKind::Keyword,
+                q::PayloadSchemaType::Integer => IndexKind::Integer,
+                q::PayloadSchemaType::Float => IndexKind::Float,
+                q::PayloadSchemaType::Bool => IndexKind::Bool,
+                _ => return None,
+            };
+            Some((field.clone(), kind))
+        })
+        .collect();
+    dense.sort_by(|a, b| a.name.cmp(&b.name));
+    sparse.sort_by(|a, b| a.name.cmp(&b.name));
+    indexes.sort_by(|a, b| a.0.cmp(&b.0));
+    CollectionSpec {
+        name: name.to_string(),
+        dense,
+        sparse,
+        indexes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Filter;
+
+    #[test]
+    fn every_condition_kind_converts() {
+        let f = Filter {
+            must: vec![
+                Condition::Eq("a".into(), "x".into()),
+                Condition::Any("b".into(), vec![FieldValue::Int(1), FieldValue::Int(2)]),
+                Condition::Range(
+                    "c".into(),
+                    Range {
+                        gte: Some(1.0),
+                        ..Range::default()
+                    },
+                ),
+                Condition::IsEmpty("d".into()),
+                Condition::HasId(vec![uuid::Uuid::from_u128(7)]),
+                Condition::HasVector("dense".into()),
+            ],
+            should: vec![Condition::Filter(Box::new(Filter::must(Condition::Eq(
+                "e".into(),
+                true.into(),
+            ))))],
+            must_not: vec![Condition::Any("f".into(), vec!["p".into(), "q".into()])],
+        };
+        let converted = filter(&f).unwrap();
+        assert_eq!(converted.must.len(), 6);
+        assert_eq!(converted.should.len(), 1);
+        assert_eq!(converted.must_not.len(), 1);
+    }
+
+    #[test]
+    fn mixed_any_is_refused() {
+        let f = Filter::must(Condition::Any("b".into(), vec![FieldValue::Int(1), "x".into()]));
+        assert!(filter(&f).is_err());
+    }
+
+    #[test]
+    fn ids_round_trip() {
+        let id = uuid::Uuid::from_u128(0x1234_5678_9abc);
+        assert_eq!(from_point_id(Some(point_id(id))).unwrap(), id);
+        assert!(from_point_id(None).is_err());
+    }
+}
