@@ -32,7 +32,11 @@ export CLOUDOPS_TEST_STARTED="${CLOUDOPS_TEST_STARTED:-$(date +%s)}"
 
 # Servers and temp dirs this run started, stopped and removed however it ends.
 cleanup() {
-  if [ -n "${qdrant_dir:-}" ]; then scripts/qdrant-server.sh stop "$qdrant_dir"; rm -rf "$qdrant_dir"; fi
+  if [ -n "${qdrant_dir:-}" ]; then
+    scripts/qdrant-server.sh stop "$qdrant_dir/one"
+    scripts/qdrant-server.sh stop "$qdrant_dir/three"
+    rm -rf "$qdrant_dir"
+  fi
   if [ -n "${garage_dir:-}" ]; then scripts/garage.sh stop "$garage_dir"; rm -rf "$garage_dir"; fi
   if [ -n "${keyring_home:-}" ]; then rm -rf "$keyring_home"; fi
   return 0
@@ -88,12 +92,15 @@ if [ -n "${QDRANT_URL:-}" ]; then
   export CLOUDOPS_TEST_QDRANT_URL="$QDRANT_URL"
 elif [ -x "${QDRANT_SERVER_CACHE:-$HOME/.cache/qdrant-server-1.18.3}/target/ci/qdrant" ]; then
   qdrant_dir=$(mktemp -d)
-  scripts/qdrant-server.sh start "$qdrant_dir"
+  scripts/qdrant-server.sh start "$qdrant_dir/one"
+  scripts/qdrant-server.sh cluster "$qdrant_dir/three"
   # shellcheck disable=SC1091
-  source "$qdrant_dir/env"
+  source "$qdrant_dir/one/env"
+  # shellcheck disable=SC1091
+  source "$qdrant_dir/three/env"
 fi
 
-echo "== cargo test (set-up took $(( $(date +%s) - CLOUDOPS_TEST_STARTED )) s: model, keychain tools, Garage)"
+echo "== cargo test (set-up took $(( $(date +%s) - CLOUDOPS_TEST_STARTED )) s: model, keychain tools, Garage, Qdrant)"
 cargo test --workspace --release "$@"
 
 # The same chat, estate, search and backup tests, on the Qdrant server instead of the
