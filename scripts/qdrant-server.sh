@@ -42,17 +42,21 @@ start_node() {
   local node_dir="$1/$2"
   # shellcheck disable=SC1091
   source "$node_dir/ports"
-  # The server writes `.qdrant-initialized` into its working directory: give it its own.
-  (cd "$node_dir" && env \
+  # The server writes `.qdrant-initialized` into its working directory: give it its own. The
+  # subshell execs the server, so the recorded PID is the server's own (kill and stop reach it).
+  (
+    cd "$node_dir"
+    exec env \
       QDRANT__SERVICE__HOST=127.0.0.1 \
       QDRANT__SERVICE__HTTP_PORT="$http_port" QDRANT__SERVICE__GRPC_PORT="$grpc_port" \
       QDRANT__STORAGE__STORAGE_PATH="$node_dir/storage" \
       QDRANT__STORAGE__SNAPSHOTS_PATH="$node_dir/snapshots" \
       QDRANT__TELEMETRY_DISABLED=true QDRANT__LOG_LEVEL=WARN \
-      QDRANT__STORAGE__WAL__WAL_CAPACITY_MB=${QDRANT_WAL_CAPACITY_MB:-4} \
+      QDRANT__STORAGE__WAL__WAL_CAPACITY_MB="${QDRANT_WAL_CAPACITY_MB:-4}" \
       ${p2p_port:+QDRANT__CLUSTER__ENABLED=true QDRANT__CLUSTER__P2P__PORT=$p2p_port} \
-      "$bin" $node_args > "$node_dir/qdrant.log" 2>&1 &
-    echo $! > "$node_dir/qdrant.pid")
+      "$bin" $node_args > "$node_dir/qdrant.log" 2>&1
+  ) &
+  echo $! > "$node_dir/qdrant.pid"
 }
 
 # wait_ready DIR NAME: until the node answers /readyz (60 s at most).
@@ -138,7 +142,10 @@ cluster)
   ;;
 kill)
   dir=${2:?usage: qdrant-server.sh kill DIR N}; n=${3:?usage: qdrant-server.sh kill DIR N}
-  kill -9 "$(cat "$dir/node$n/qdrant.pid")"
+  pid=$(cat "$dir/node$n/qdrant.pid")
+  kill -9 "$pid"
+  # Until it is gone: a restart while the dying process still holds its WAL locks fails.
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
   ;;
 restart)
   dir=${2:?usage: qdrant-server.sh restart DIR N}; n=${3:?usage: qdrant-server.sh restart DIR N}
@@ -150,7 +157,11 @@ stop)
   dir=${2:?usage: qdrant-server.sh stop DIR}
   for pid_file in "$dir"/*/qdrant.pid; do
     [ -f "$pid_file" ] || continue
-    kill "$(cat "$pid_file")" 2>/dev/null || true
+    pid=$(cat "$pid_file")
+    kill "$pid" 2>/dev/null || true
+    # Wait (10 s at most) so the folder can be removed right after.
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
     rm -f "$pid_file"
   done
   ;;

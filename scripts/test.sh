@@ -107,7 +107,8 @@ cargo test --workspace --release "$@"
 # embedded engine ("works on remote" means these assertions pass there too).
 if [ -n "${CLOUDOPS_TEST_QDRANT_URL:-}" ]; then
   echo "== cargo test --test it on the remote backend ($CLOUDOPS_TEST_QDRANT_URL)"
-  CLOUDOPS_TEST_BACKEND=remote cargo test -p cloudops-storage-service --release --test it "$@" -- \
+  # --workspace: the same feature set as the run above, so nothing is rebuilt.
+  CLOUDOPS_TEST_BACKEND=remote cargo test --workspace --release --test it "$@" -- \
     chat:: estate:: search:: backup:: api:: security::no_plaintext_on_disk
 elif [ "${CI:-}" = true ]; then
   echo "!! CI=true but no Qdrant server: the remote backend was not tested" >&2

@@ -125,6 +125,24 @@ pub(crate) enum EstateCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum MigrateCommand {
+    /// Move the store's collections to a Qdrant server (`--to remote --to-url URL`) or back
+    /// into this data dir (`--to embedded`), as stored (nothing is decrypted). Resumable: run
+    /// it again after an interruption. Verifies counts and a sample of messages, then sets
+    /// `[store]` in the config file (--config, else <data-dir>/config.toml).
+    Store {
+        /// Where to: embedded or remote.
+        #[arg(long, value_parser = ["embedded", "remote"])]
+        to: String,
+        /// gRPC URL of the target server (for --to remote).
+        #[arg(long, value_name = "URL")]
+        to_url: Option<String>,
+        /// Collection prefix on the target server (default: store.collection_prefix).
+        #[arg(long, value_name = "PREFIX")]
+        to_prefix: Option<String>,
+        /// Copies per shard on the target cluster (default: store.replication_factor).
+        #[arg(long, value_name = "N")]
+        to_replication_factor: Option<u32>,
+    },
     /// Import the Node.js module's chat-data folder (contexts/{userId}-{contextId}.json).
     Node {
         /// The chat-data folder (or its contexts/ folder).

@@ -46,7 +46,7 @@ async fn run(cli: Cli, out: Output) -> anyhow::Result<()> {
         Command::Keys(cmd) => commands::keys::run(cmd, config(&cli, false)?, out).await,
         Command::Backup(cmd) => commands::backup::run(cmd, config(&cli, false)?, out).await,
         Command::Estate(cmd) => commands::estate::run(cmd, config(&cli, false)?, out).await,
-        Command::Migrate(cmd) => commands::migrate::run(cmd, config(&cli, false)?, out).await,
+        Command::Migrate(cmd) => commands::migrate::run(cmd, config(&cli, false)?, cli.config.as_deref(), out).await,
         Command::Reindex => commands::migrate::reindex(config(&cli, false)?, out).await,
     }
 }

@@ -57,6 +57,7 @@ mod store;
 #[cfg(feature = "backend")]
 #[doc(hidden)]
 pub mod store;
+mod store_migrate;
 mod store_open;
 
 // The service, its life cycle and configuration.
@@ -68,6 +69,7 @@ pub use config::{
 pub use crypto::{KeyStatus, RecoveryKey, RecoveryKit, WrappedKeys};
 pub use service::{Health, ReindexReport, StorageService};
 pub use store::{CollectionStats, StoreMode};
+pub use store_migrate::StoreMigrationReport;
 
 // Errors: every call returns a `StorageError`, with a stable `ErrorKind`.
 pub use backup::BackupError;

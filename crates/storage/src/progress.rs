@@ -31,6 +31,8 @@ pub enum Phase {
     RestoreCheck,
     /// Restore: swapping it with the live data (steps).
     RestoreSwap,
+    /// `migrate store`: copying points to the other store (points).
+    MigrateStore,
 }
 
 /// How far a long operation got. `done` never exceeds `total`; `total` may be 0.

@@ -343,6 +343,27 @@ impl StorageService {
         Ok(())
     }
 
+    /// Copy the store of `config` (which must **not be open**: this takes the data-dir lock) to
+    /// the store `to` describes, between the embedded engine and a Qdrant server either way.
+    /// Collections are copied as stored (nothing is decrypted); a killed run resumes from its
+    /// checkpoint when started again with the same target; counts and a sample of unsealed
+    /// messages are verified; then `config_file`'s `[store]` section is set to `to` (other
+    /// settings kept; comments are not). The source is left as it was. Progress:
+    /// [`Phase::MigrateStore`](crate::Phase) in points.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] for a target equal to the source, a remote target without a
+    /// URL or one already holding collections; `Store(Locked)` while the store is open; store
+    /// errors of either side (run it again to resume).
+    pub async fn migrate_store(
+        config: &StorageConfig,
+        to: crate::StoreConfig,
+        config_file: &Path,
+        progress: crate::progress::ProgressFn<'_>,
+    ) -> Result<crate::StoreMigrationReport> {
+        crate::store_migrate::migrate_store(config, to, config_file, progress).await
+    }
+
     /// Restore a backup into the store of `config`, which must **not be open** (restore takes
     /// the data-dir lock): the backup is verified and unpacked aside, checked, then swapped
     /// with the live collections atomically; any failure leaves the live data untouched. Open

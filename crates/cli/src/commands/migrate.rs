@@ -1,16 +1,47 @@
 //! `migrate node` and `reindex`: bulk work with progress bars.
 
-use cloudops_storage_service::{NodeImportReport, StorageConfig, StorageService};
+use std::path::Path;
+
+use cloudops_storage_service::{
+    ConfigKey, NodeImportReport, StorageConfig, StorageService, StoreConfig, CONFIG_FILE_NAME,
+};
 
 use crate::args::MigrateCommand;
 use crate::output::Output;
 
-pub(crate) async fn run(cmd: &MigrateCommand, config: StorageConfig, out: Output) -> anyhow::Result<()> {
-    let MigrateCommand::Node {
-        chat_data_dir,
-        user,
-        wait,
-    } = cmd;
+pub(crate) async fn run(
+    cmd: &MigrateCommand,
+    config: StorageConfig,
+    config_file: Option<&Path>,
+    out: Output,
+) -> anyhow::Result<()> {
+    let (chat_data_dir, user, wait) = match cmd {
+        MigrateCommand::Node {
+            chat_data_dir,
+            user,
+            wait,
+        } => (chat_data_dir, user, wait),
+        MigrateCommand::Store {
+            to,
+            to_url,
+            to_prefix,
+            to_replication_factor,
+        } => {
+            let mut target = config.clone();
+            target.set(ConfigKey::StoreMode, to)?;
+            if let Some(url) = to_url {
+                target.set(ConfigKey::StoreUrl, url)?;
+            }
+            if let Some(prefix) = to_prefix {
+                target.set(ConfigKey::StoreCollectionPrefix, prefix)?;
+            }
+            if let Some(n) = to_replication_factor {
+                target.set(ConfigKey::StoreReplicationFactor, &n.to_string())?;
+            }
+            let file = config_file.map_or_else(|| config.data_dir.join(CONFIG_FILE_NAME), Path::to_path_buf);
+            return migrate_store(&config, target.store, &file, out).await;
+        }
+    };
     let service = StorageService::open(config).await?;
     let result = async {
         let files = out.progress("importing files");
@@ -86,6 +117,31 @@ pub(crate) async fn reindex(config: StorageConfig, out: Output) -> anyhow::Resul
         println!(
             "re-embedded {} message(s) and {} resource(s): {} -> {} ({}-d)",
             r.embedded, r.resources_embedded, previous, r.current.model_id, r.current.dim
+        );
+    })?;
+    Ok(())
+}
+
+async fn migrate_store(config: &StorageConfig, to: StoreConfig, file: &Path, out: Output) -> anyhow::Result<()> {
+    let bar = out.progress("copying points");
+    let report =
+        StorageService::migrate_store(config, to, file, &|p| bar.update(p.done as usize, p.total as usize)).await?;
+    out.emit(&report, |r| {
+        println!(
+            "{} -> {}: {} collection(s), {} point(s) copied{}; counts equal on both sides, {} message(s) unsealed and compared",
+            r.from,
+            r.to,
+            r.collections.len(),
+            r.copied,
+            if r.resumed { " (resumed)" } else { "" },
+            r.sampled
+        );
+        for c in &r.collections {
+            println!("  {:<24} {:>10} points", c.name, c.points);
+        }
+        println!(
+            "{} now names the new store ([store]); the old one was left as it was",
+            r.config_file.display()
         );
     })?;
     Ok(())

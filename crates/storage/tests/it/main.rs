@@ -14,6 +14,7 @@ mod faults;
 mod lifecycle;
 mod migrate;
 mod recovery;
+#[cfg(feature = "remote")]
 mod remote;
 mod search;
 mod security;

@@ -455,3 +455,170 @@ async fn a_cluster_keeps_every_acknowledged_message_through_a_node_kill() {
     s2.shutdown().await.unwrap();
     s.shutdown().await.unwrap();
 }
+
+/// Child side of the migration test: migrates the store of the spec's data dir to the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of a_store_moves_to_the_server_and_back_resuming_after_a_kill"]
+async fn migrator_child() {
+    let spec = std::env::var(CHILD_VAR).expect("spawned by the migration test");
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [data_dir, key_file, url, prefix, config_file, _] = parts[..] else {
+        panic!("bad child spec {spec}")
+    };
+    let embedded = embedded_config(Path::new(data_dir), Path::new(key_file));
+    let to = instance_config(Path::new(data_dir), Path::new(key_file), url, prefix).store;
+    StorageService::migrate_store(
+        &embedded,
+        to,
+        Path::new(config_file),
+        &cloudops_storage_service::no_progress,
+    )
+    .await
+    .unwrap();
+}
+
+fn embedded_config(data_dir: &Path, key_file: &Path) -> StorageConfig {
+    StorageConfig::builder()
+        .with_data_dir(data_dir)
+        .with_config(ConfigKey::KeySource, "file")
+        .with_config(ConfigKey::KeyFile, key_file.display().to_string())
+        .with_config(ConfigKey::EmbeddingProvider, "none")
+        .with_config(ConfigKey::StoreMode, "embedded")
+        .build()
+        .expect("valid config")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_moves_to_the_server_and_back_resuming_after_a_kill() {
+    let Some(url) = server_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (data, key_file) = (dir.path().join("data"), dir.path().join("k.key"));
+    let config_file = dir.path().join("config.toml");
+    std::fs::write(&config_file, "[chat]\nmax_message_bytes = 65536\n").unwrap();
+    let prefix = format!("mig{}_", uuid::Uuid::new_v4().simple());
+    let embedded = embedded_config(&data, &key_file);
+    // A store worth several pages: 3 conversations of 1,000 messages.
+    let ctxs = {
+        let s = StorageService::open(embedded.clone()).await.unwrap();
+        let mut ctxs = Vec::new();
+        for c in 0..3 {
+            let ctx = uuid::Uuid::new_v4().to_string();
+            let import = cloudops_storage_service::ImportedConversation {
+                conversation: cloudops_storage_service::Conversation {
+                    context_id: ctx.clone(),
+                    user_id: "u".into(),
+                    title: format!("conv {c}"),
+                    metadata: json!({ "c": c }),
+                    created_at: 1_700_000_000_000,
+                    updated_at: 1_700_000_000_000,
+                    message_count: 0,
+                    status: cloudops_storage_service::ConversationStatus::Active,
+                },
+                messages: (0..1000)
+                    .map(|i| (Role::User, format!("message {c}/{i}"), 1_700_000_000_000 + i, None))
+                    .collect(),
+            };
+            s.chat.import_conversation(import).await.unwrap();
+            ctxs.push(ctx);
+        }
+        s.shutdown().await.unwrap();
+        ctxs
+    };
+    let history = |s: std::sync::Arc<StorageService>, ctxs: Vec<String>| async move {
+        let mut all = Vec::new();
+        for ctx in &ctxs {
+            all.push(s.chat.get_history(ctx, HistoryRange::All).await.unwrap());
+        }
+        s.shutdown().await.unwrap();
+        all
+    };
+    let before = history(
+        std::sync::Arc::new(StorageService::open(embedded.clone()).await.unwrap()),
+        ctxs.clone(),
+    )
+    .await;
+
+    // Kill a first migration once it has written part of the points.
+    let checkpoint = data.join("migrate-store.json");
+    let mut child = spawn_child(
+        "remote::migrator_child",
+        &format!(
+            "{}|{}|{url}|{prefix}|{}|-",
+            data.display(),
+            key_file.display(),
+            config_file.display()
+        ),
+    );
+    let mut killed_mid_way = false;
+    for _ in 0..2000 {
+        if std::fs::read_to_string(&checkpoint).is_ok_and(|c| c.contains("chat_messages")) {
+            child.kill().unwrap();
+            killed_mid_way = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.wait().unwrap();
+    assert!(killed_mid_way, "the migration ended before it could be interrupted");
+
+    // Run again: it resumes, verifies and switches the config file.
+    let to = instance_config(&data, &key_file, &url, &prefix).store;
+    let report = StorageService::migrate_store(
+        &embedded,
+        to.clone(),
+        &config_file,
+        &cloudops_storage_service::no_progress,
+    )
+    .await
+    .unwrap();
+    assert!(report.resumed);
+    assert!(
+        report.copied < report.collections.iter().map(|c| c.points).sum::<u64>(),
+        "{report:?}"
+    );
+    assert_eq!(report.sampled, 50);
+    assert!(!checkpoint.exists());
+    let written: toml::Table = toml::from_str(&std::fs::read_to_string(&config_file).unwrap()).unwrap();
+    assert_eq!(written["store"]["mode"].as_str(), Some("remote"));
+    assert_eq!(written["store"]["url"].as_str(), Some(url.as_str()));
+    assert_eq!(
+        written["chat"]["max_message_bytes"].as_integer(),
+        Some(65536),
+        "other settings kept"
+    );
+    let mut remote = embedded.clone();
+    remote.store = to;
+    let after = history(
+        std::sync::Arc::new(StorageService::open(remote.clone()).await.unwrap()),
+        ctxs.clone(),
+    )
+    .await;
+    assert_eq!(after, before);
+
+    // And back: the old embedded collections are moved away first, as the refusal says.
+    let refused = StorageService::migrate_store(
+        &remote,
+        embedded.store.clone(),
+        &config_file,
+        &cloudops_storage_service::no_progress,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("already holds collections"), "{refused}");
+    std::fs::rename(data.join("qdrant"), dir.path().join("old-qdrant")).unwrap();
+    let report = StorageService::migrate_store(
+        &remote,
+        embedded.store.clone(),
+        &config_file,
+        &cloudops_storage_service::no_progress,
+    )
+    .await
+    .unwrap();
+    assert!(!report.resumed);
+    let back = history(std::sync::Arc::new(StorageService::open(embedded).await.unwrap()), ctxs).await;
+    assert_eq!(back, before);
+}

@@ -112,6 +112,11 @@ impl EmbeddedStore {
             source,
         })?;
         let lock = DirLock::acquire(data_dir)?;
+        Self::open_locked(data_dir, options, lock)
+    }
+
+    /// [`EmbeddedStore::open_with`] under a data-dir lock the caller already holds.
+    pub(crate) fn open_locked(data_dir: &Path, options: EmbeddedOptions, lock: DirLock) -> Result<Self, StoreError> {
         check_space(data_dir, options.min_free_bytes)?;
         let root = data_dir.join(QDRANT_DIR);
         std::fs::create_dir_all(&root).map_err(|source| StoreError::Io {

@@ -2,8 +2,8 @@
 //!
 //! Collections are named `<collection_prefix><name>` on the server, so several stores (or test
 //! runs) can share one server. Every write waits for the server to apply it (`wait = true`)
-//! with strong write ordering, so an acknowledged write is visible to every later read through
-//! any node of a cluster. What the server receives is what the embedded store keeps on disk:
+//! with medium write ordering (through each shard's elected leader), so an acknowledged write
+//! is visible to every later read through any node of a cluster. What the server receives is what the embedded store keeps on disk:
 //! sealed payloads, keyed tokens and rotated vectors, never a clear message or resource name.
 
 mod connect;
@@ -223,7 +223,7 @@ impl RemoteStore {
             tracing::info!(collection = %spec.name, %vector, "adding a vector slot on the server");
             let request = q::CreateVectorNameRequestBuilder::new(name.clone(), vector, config)
                 .wait(true)
-                .ordering(convert::strong());
+                .ordering(convert::ordered());
             match self.client.create_vector_name(request).await {
                 Ok(_) => {}
                 // Another writer added it meanwhile.
@@ -310,7 +310,7 @@ impl VectorStore for RemoteStore {
             .upsert_points(
                 q::UpsertPointsBuilder::new(self.full_name(collection), points)
                     .wait(true)
-                    .ordering(convert::strong()),
+                    .ordering(convert::ordered()),
             )
             .await
             .map_err(self.err(collection, "upsert"))?;
@@ -334,7 +334,7 @@ impl VectorStore for RemoteStore {
             .update_vectors(
                 q::UpdatePointVectorsBuilder::new(self.full_name(collection), points)
                     .wait(true)
-                    .ordering(convert::strong()),
+                    .ordering(convert::ordered()),
             )
             .await
             .map_err(self.err(collection, "update vectors"))?;
@@ -353,7 +353,7 @@ impl VectorStore for RemoteStore {
                 q::SetPayloadPointsBuilder::new(self.full_name(collection), convert::payload(payload))
                     .points_selector(q::PointsIdsList { ids })
                     .wait(true)
-                    .ordering(convert::strong()),
+                    .ordering(convert::ordered()),
             )
             .await
             .map_err(self.err(collection, "set payload"))?;
@@ -371,7 +371,7 @@ impl VectorStore for RemoteStore {
             .upsert_points(
                 q::UpsertPointsBuilder::new(self.full_name(collection), vec![convert::point(point)])
                     .wait(true)
-                    .ordering(convert::strong())
+                    .ordering(convert::ordered())
                     .update_mode(q::UpdateMode::InsertOnly),
             )
             .await
@@ -397,7 +397,7 @@ impl VectorStore for RemoteStore {
                 q::SetPayloadPointsBuilder::new(self.full_name(collection), convert::payload(payload))
                     .points_selector(filter)
                     .wait(true)
-                    .ordering(convert::strong()),
+                    .ordering(convert::ordered()),
             )
             .await
             .map_err(self.err(collection, "set payload"))?;
@@ -416,7 +416,7 @@ impl VectorStore for RemoteStore {
                 q::DeletePointsBuilder::new(self.full_name(collection))
                     .points(q::PointsIdsList { ids })
                     .wait(true)
-                    .ordering(convert::strong()),
+                    .ordering(convert::ordered()),
             )
             .await
             .map_err(self.err(collection, "delete"))?;
@@ -432,7 +432,7 @@ impl VectorStore for RemoteStore {
                 q::DeletePointsBuilder::new(self.full_name(collection))
                     .points(filter)
                     .wait(true)
-                    .ordering(convert::strong()),
+                    .ordering(convert::ordered()),
             )
             .await
             .map_err(self.err(collection, "delete by filter"))?;
