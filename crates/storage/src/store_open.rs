@@ -150,16 +150,16 @@ mod identity {
             None => {
                 let mut payload = Payload::new();
                 payload.insert(STORE_ID.into(), json!(store_id.to_string()));
-                store
-                    .upsert(
-                        META,
-                        vec![Point {
-                            id: IDENTITY_ID,
-                            vectors: Default::default(),
-                            payload,
-                        }],
-                    )
-                    .await?;
+                let record = Point {
+                    id: IDENTITY_ID,
+                    vectors: Default::default(),
+                    payload,
+                };
+                // Two new data dirs racing to be first on an empty prefix: one record wins,
+                // and the loser is checked against it.
+                if !store.insert_if_absent(META, record).await? {
+                    return Box::pin(claim_or_check(store, store_id, source_kind)).await;
+                }
                 Ok(())
             }
         }

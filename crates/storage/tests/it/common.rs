@@ -90,11 +90,20 @@ impl TestStore {
 /// Where this test's store keeps bytes: the data dir, and on the remote backend also this
 /// test's collection folders in the test server's storage (`CLOUDOPS_TEST_QDRANT_STORAGE`), so
 /// no-plaintext checks scan what the server wrote.
-pub(crate) fn stored_bytes_dirs(t: &TestStore) -> Vec<PathBuf> {
+///
+/// `None` (the check is skipped, with a note) on a server whose files are not reachable
+/// (`QDRANT_URL` of your own); under `CI=true` that fails.
+pub(crate) fn stored_bytes_dirs(t: &TestStore) -> Option<Vec<PathBuf>> {
     let mut dirs = vec![t.data_dir()];
     if remote_backend().is_some() {
-        let storage = std::env::var("CLOUDOPS_TEST_QDRANT_STORAGE")
-            .expect("the remote backend's no-plaintext checks need CLOUDOPS_TEST_QDRANT_STORAGE (scripts/qdrant-server.sh sets it)");
+        let Ok(storage) = std::env::var("CLOUDOPS_TEST_QDRANT_STORAGE") else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI=true: the no-plaintext checks need the test server's files (CLOUDOPS_TEST_QDRANT_STORAGE, set by scripts/qdrant-server.sh)"
+            );
+            eprintln!("SKIPPED: the server's files are not reachable here (CLOUDOPS_TEST_QDRANT_STORAGE)");
+            return None;
+        };
         let collections = PathBuf::from(storage).join("collections");
         let ours: Vec<PathBuf> = std::fs::read_dir(&collections)
             .expect("the test server's collections folder")
@@ -111,7 +120,7 @@ pub(crate) fn stored_bytes_dirs(t: &TestStore) -> Vec<PathBuf> {
         );
         dirs.extend(ours);
     }
-    dirs
+    Some(dirs)
 }
 
 /// Every regular file under `dir`, recursively.
