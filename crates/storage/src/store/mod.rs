@@ -148,6 +148,27 @@ pub struct CollectionSpec {
     pub indexes: Vec<(String, IndexKind)>,
 }
 
+impl CollectionSpec {
+    /// A spec with its slots and indexes in name order (how backends describe a collection, so
+    /// two descriptions of one collection compare equal).
+    pub fn sorted(
+        name: &str,
+        mut dense: Vec<DenseSpec>,
+        mut sparse: Vec<SparseSpec>,
+        mut indexes: Vec<(String, IndexKind)>,
+    ) -> Self {
+        dense.sort_by(|a, b| a.name.cmp(&b.name));
+        sparse.sort_by(|a, b| a.name.cmp(&b.name));
+        indexes.sort_by(|a, b| a.0.cmp(&b.0));
+        CollectionSpec {
+            name: name.to_string(),
+            dense,
+            sparse,
+            indexes,
+        }
+    }
+}
+
 /// A vector value.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum VectorData {

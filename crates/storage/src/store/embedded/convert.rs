@@ -152,7 +152,7 @@ pub(super) fn edge_config(dense: &[DenseSpec], sparse: &[SparseSpec]) -> qe::Edg
 /// A collection's spec from the engine's config and payload schema, both as JSON.
 pub(super) fn describe(name: &str, config: &Value, schema: &Value) -> CollectionSpec {
     let entries = |v: &Value| v.as_object().cloned().unwrap_or_default().into_iter();
-    let mut dense: Vec<DenseSpec> = entries(&config["vectors"])
+    let dense: Vec<DenseSpec> = entries(&config["vectors"])
         .filter_map(|(name, params)| {
             Some(DenseSpec {
                 name,
@@ -160,7 +160,7 @@ pub(super) fn describe(name: &str, config: &Value, schema: &Value) -> Collection
             })
         })
         .collect();
-    let mut sparse: Vec<SparseSpec> = entries(&config["sparse_vectors"])
+    let sparse: Vec<SparseSpec> = entries(&config["sparse_vectors"])
         .map(|(name, params)| SparseSpec {
             name,
             idf: params["modifier"]
@@ -168,7 +168,7 @@ pub(super) fn describe(name: &str, config: &Value, schema: &Value) -> Collection
                 .is_some_and(|m| m.eq_ignore_ascii_case("idf")),
         })
         .collect();
-    let mut indexes: Vec<(String, IndexKind)> = entries(schema)
+    let indexes: Vec<(String, IndexKind)> = entries(schema)
         .filter_map(|(field, info)| {
             let kind = match info["data_type"].as_str()? {
                 "keyword" if info["params"]["is_tenant"].as_bool() == Some(true) => IndexKind::Tenant,
@@ -184,15 +184,7 @@ pub(super) fn describe(name: &str, config: &Value, schema: &Value) -> Collection
             Some((field, kind))
         })
         .collect();
-    dense.sort_by(|a, b| a.name.cmp(&b.name));
-    sparse.sort_by(|a, b| a.name.cmp(&b.name));
-    indexes.sort_by(|a, b| a.0.cmp(&b.0));
-    CollectionSpec {
-        name: name.to_string(),
-        dense,
-        sparse,
-        indexes,
-    }
+    CollectionSpec::sorted(name, dense, sparse, indexes)
 }
 
 pub(super) fn create_dense_vector(d: &DenseSpec) -> Result<qe::UpdateOperation, ConvertError> {

@@ -222,7 +222,7 @@ pub(super) fn facet_value(v: Option<q::FacetValue>) -> Result<FieldValue, Conver
 /// A collection's spec from the server's description of it.
 pub(super) fn describe(name: &str, info: &q::CollectionInfo) -> CollectionSpec {
     let params = info.config.as_ref().and_then(|c| c.params.as_ref());
-    let mut dense: Vec<DenseSpec> = match params.and_then(|p| p.vectors_config.as_ref()?.config.as_ref()) {
+    let dense: Vec<DenseSpec> = match params.and_then(|p| p.vectors_config.as_ref()?.config.as_ref()) {
         Some(q::vectors_config::Config::ParamsMap(map)) => map
             .map
             .iter()
@@ -235,7 +235,7 @@ pub(super) fn describe(name: &str, info: &q::CollectionInfo) -> CollectionSpec {
             .collect(),
         _ => Vec::new(),
     };
-    let mut sparse: Vec<SparseSpec> = params
+    let sparse: Vec<SparseSpec> = params
         .and_then(|p| p.sparse_vectors_config.as_ref())
         .map(|s| {
             s.map
@@ -247,7 +247,7 @@ pub(super) fn describe(name: &str, info: &q::CollectionInfo) -> CollectionSpec {
                 .collect()
         })
         .unwrap_or_default();
-    let mut indexes: Vec<(String, IndexKind)> = info
+    let indexes: Vec<(String, IndexKind)> = info
         .payload_schema
         .iter()
         .filter_map(|(field, schema)| {
@@ -266,15 +266,7 @@ pub(super) fn describe(name: &str, info: &q::CollectionInfo) -> CollectionSpec {
             Some((field.clone(), kind))
         })
         .collect();
-    dense.sort_by(|a, b| a.name.cmp(&b.name));
-    sparse.sort_by(|a, b| a.name.cmp(&b.name));
-    indexes.sort_by(|a, b| a.0.cmp(&b.0));
-    CollectionSpec {
-        name: name.to_string(),
-        dense,
-        sparse,
-        indexes,
-    }
+    CollectionSpec::sorted(name, dense, sparse, indexes)
 }
 
 #[cfg(test)]
