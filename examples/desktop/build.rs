@@ -5,7 +5,10 @@ use std::path::Path;
 use std::process::Command;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Read at run time: a build script compiled for one checkout is reused by another that
+    // shares CARGO_TARGET_DIR (CI's clones), and `env!` would point it at the first checkout.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_string());
+    let root = Path::new(&manifest_dir).join("../..");
     for input in [
         "examples/desktop/ui/index.html",
         "examples/desktop/ui/style.css",

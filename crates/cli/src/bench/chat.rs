@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use super::target::BenchStore;
 use anyhow::Result;
 use cloudops_storage_service::StorageService;
 use cloudops_storage_service::{ConfigKey, StorageConfig};
@@ -46,6 +47,8 @@ pub(crate) struct ChatBenchOptions {
     pub read_samples: usize,
     /// Also time the upload of the backup to this S3 target.
     pub s3: Option<cloudops_storage_service::S3Config>,
+    /// Where the store lives (embedded, or a server).
+    pub store: BenchStore,
 }
 
 impl Default for ChatBenchOptions {
@@ -56,6 +59,7 @@ impl Default for ChatBenchOptions {
             conversations_per_user: 50,
             read_samples: 2_000,
             s3: None,
+            store: BenchStore::from_config(&StorageConfig::default()),
         }
     }
 }
@@ -99,6 +103,8 @@ impl Latency {
 /// What the chat bench measured.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ChatBenchReport {
+    /// Where the store lived (`embedded`, or the server and its replication).
+    pub store: String,
     /// Messages stored.
     pub messages: usize,
     /// Conversations created.
@@ -115,8 +121,9 @@ pub(crate) struct ChatBenchReport {
     pub list_conversations: Latency,
     /// Time to reopen the filled store.
     pub reopen_ms: f64,
-    /// Bytes the collections occupy on disk after the fill and a flush.
-    pub store_bytes: u64,
+    /// Bytes the collections occupy on disk after the fill and a flush (embedded only: a
+    /// server's files are not this process's to measure).
+    pub store_bytes: Option<u64>,
     /// `backup.create_snapshot()` end to end (snapshot, tar, zstd, encryption, manifest).
     pub backup_ms: f64,
     /// How long writers were paused during that backup.
@@ -163,7 +170,7 @@ pub(crate) async fn run_chat_bench(
 ) -> Result<ChatBenchReport> {
     // Append latency is measured without a background embedder competing for the CPU;
     // `bench --search` measures the search side.
-    let mut config = keyword_only_config(dir)?;
+    let mut config = keyword_only_config(dir, &options.store, "chat")?;
     config.backup.s3 = options.s3.clone();
     let service = StorageService::open(config.clone()).await?;
     let per_conv = options.messages_per_conversation.max(1);
@@ -256,7 +263,7 @@ pub(crate) async fn run_chat_bench(
     };
     service.shutdown().await?;
     let rss_after_shutdown = memory().0;
-    let store_bytes = dir_size(&dir.join("data").join(ENGINE_DIR));
+    let store_bytes = (!options.store.is_remote()).then(|| dir_size(&dir.join("data").join(ENGINE_DIR)));
     let t = Instant::now();
     StorageService::restore_backup(
         &config,
@@ -274,6 +281,7 @@ pub(crate) async fn run_chat_bench(
     reopened.shutdown().await?;
     let (rss, peak) = memory();
     Ok(ChatBenchReport {
+        store: options.store.describe(),
         messages: options.messages,
         conversations,
         users,
@@ -302,17 +310,20 @@ pub(crate) async fn run_chat_bench(
     })
 }
 
-/// A workload's store in `dir/data`, its key in `dir/bench.key`, without an embedding model.
+/// A workload's store `name` (data dir `dir/data`, key `dir/bench.key`, collections where
+/// `store` says), without an embedding model.
 ///
 /// # Errors
 /// Configuration errors.
-pub(crate) fn keyword_only_config(dir: &Path) -> Result<StorageConfig> {
-    Ok(StorageConfig::builder()
+pub(crate) fn keyword_only_config(dir: &Path, store: &BenchStore, name: &str) -> Result<StorageConfig> {
+    let mut config = StorageConfig::builder()
         .with_data_dir(dir.join("data"))
         .with_config(ConfigKey::KeySource, "file")
         .with_config(ConfigKey::KeyFile, dir.join("bench.key").display().to_string())
         .with_config(ConfigKey::EmbeddingProvider, "none")
-        .build()?)
+        .build()?;
+    store.apply(&mut config, name);
+    Ok(config)
 }
 
 /// (VmRSS, VmHWM) of this process in bytes, from `/proc/self/status`.

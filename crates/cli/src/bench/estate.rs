@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::chat::Latency;
+use super::target::BenchStore;
 use anyhow::Result;
 use cloudops_storage_service::StorageService;
 use cloudops_storage_service::{AWSResource, ResourceFilter, StatsBy};
@@ -25,11 +26,15 @@ pub(crate) struct EstateBenchOptions {
     pub samples: usize,
     /// The real model (embedding ingest and semantic search are skipped without it).
     pub model_dir: Option<PathBuf>,
+    /// Where the stores live (embedded, or a server).
+    pub store: BenchStore,
 }
 
 /// What the estate bench measured.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct EstateBenchReport {
+    /// Where the stores lived (`embedded`, or the server and its replication).
+    pub store: String,
     /// Resources stored.
     pub resources: usize,
     /// Keyword-only `bulk_upsert` (batches of 1,000), resources per second.
@@ -94,15 +99,17 @@ fn resource(i: usize, rng: &mut impl Rng) -> AWSResource {
     }
 }
 
-fn config(dir: &Path, name: &str) -> Result<StorageConfig> {
-    Ok(StorageConfig::builder()
+fn config(dir: &Path, store: &BenchStore, name: &str) -> Result<StorageConfig> {
+    let mut config = StorageConfig::builder()
         .with_data_dir(dir.join(name))
         .with_config(ConfigKey::KeySource, "file")
         .with_config(
             ConfigKey::KeyFile,
             dir.join(format!("{name}.key")).display().to_string(),
         )
-        .build()?)
+        .build()?;
+    store.apply(&mut config, name);
+    Ok(config)
 }
 
 async fn time<F, Fut, T>(samples: usize, mut f: F) -> Result<Latency>
@@ -130,7 +137,7 @@ pub(crate) async fn run_estate_bench(
 ) -> Result<EstateBenchReport> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(17);
     let all: Vec<AWSResource> = (0..options.resources).map(|i| resource(i, &mut rng)).collect();
-    let service = StorageService::open_with_embedder(config(dir, "keyword")?, None).await?;
+    let service = StorageService::open_with_embedder(config(dir, &options.store, "keyword")?, None).await?;
     let t = Instant::now();
     for (n, chunk) in all.chunks(1000).enumerate() {
         service.estate.bulk_upsert(chunk.to_vec()).await?;
@@ -185,7 +192,8 @@ pub(crate) async fn run_estate_bench(
     let (ingest_with_embeddings_per_second, semantic_search_10k) = match &options.model_dir {
         Some(model) => {
             let bert: Arc<dyn Embedder> = Arc::new(BertEmbedder::load(model)?);
-            let service = StorageService::open_with_embedder(config(dir, "semantic")?, Some(bert)).await?;
+            let service =
+                StorageService::open_with_embedder(config(dir, &options.store, "semantic")?, Some(bert)).await?;
             let t = Instant::now();
             service
                 .estate
@@ -214,6 +222,7 @@ pub(crate) async fn run_estate_bench(
         None => (None, None),
     };
     Ok(EstateBenchReport {
+        store: options.store.describe(),
         resources: options.resources,
         ingest_keyword_only_per_second,
         reimport_unchanged_per_second,

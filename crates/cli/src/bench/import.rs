@@ -27,6 +27,8 @@ pub(crate) struct ImportBenchOptions {
     pub model_dir: Option<PathBuf>,
     /// With a model: how long to let the background indexer embed after the import.
     pub embed_window: Duration,
+    /// Where the store lives (embedded, or a server).
+    pub store: super::target::BenchStore,
 }
 
 /// What the import workload measured.
@@ -67,7 +69,7 @@ pub(crate) async fn run_import_bench(
     progress: impl Fn(usize, usize) + Send + Sync,
 ) -> Result<ImportBenchReport> {
     let files = write_chat_data(&dir.join("chat-data"), options)?;
-    let mut config = keyword_only_config(dir)?;
+    let mut config = keyword_only_config(dir, &options.store, "import")?;
     if let Some(model) = &options.model_dir {
         config.embedding.provider = EmbeddingProvider::Bert;
         config.embedding.model_dir = Some(model.clone());

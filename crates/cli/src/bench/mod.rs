@@ -6,3 +6,4 @@ pub(crate) mod chat;
 pub(crate) mod estate;
 pub(crate) mod import;
 pub(crate) mod search;
+pub(crate) mod target;

@@ -14,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::chat::Latency;
+use super::target::BenchStore;
 use anyhow::Result;
 use cloudops_storage_service::StorageService;
 use cloudops_storage_service::{BertEmbedder, EmbedError, Embedder};
@@ -33,6 +34,8 @@ pub(crate) struct SearchBenchOptions {
     pub samples: usize,
     /// The real model, for embedding speed and hybrid query embedding (skipped without it).
     pub model_dir: Option<PathBuf>,
+    /// Where the store lives (embedded, or a server).
+    pub store: BenchStore,
 }
 
 impl Default for SearchBenchOptions {
@@ -43,6 +46,7 @@ impl Default for SearchBenchOptions {
             conversations_per_user: 50,
             samples: 500,
             model_dir: None,
+            store: BenchStore::from_config(&StorageConfig::default()),
         }
     }
 }
@@ -61,6 +65,8 @@ pub(crate) struct EmbeddingSpeed {
 /// What the search bench measured.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct SearchBenchReport {
+    /// Where the store lived (`embedded`, or the server and its replication).
+    pub store: String,
     /// Messages stored.
     pub messages: usize,
     /// Users (each search is scoped to one).
@@ -188,11 +194,12 @@ pub(crate) async fn run_search_bench(
         None => None,
     };
     let dim = bert.as_ref().map_or(384, |b| b.dim());
-    let config = StorageConfig::builder()
+    let mut config = StorageConfig::builder()
         .with_data_dir(dir.join("data"))
         .with_config(ConfigKey::KeySource, "file")
         .with_config(ConfigKey::KeyFile, dir.join("bench.key").display().to_string())
         .build()?;
+    options.store.apply(&mut config, "search");
     let service = StorageService::open_with_embedder(config, Some(Arc::new(SyntheticEmbedder::new(dim)))).await?;
     let per_conv = options.messages_per_conversation.max(1);
     let conversations = options.messages.div_ceil(per_conv).max(1);
@@ -295,6 +302,7 @@ pub(crate) async fn run_search_bench(
     };
     service.shutdown().await?;
     Ok(SearchBenchReport {
+        store: options.store.describe(),
         messages: options.messages,
         users,
         synthetic_dense_vectors: true,

@@ -1,9 +1,11 @@
-//! `bench`: the chat workload on a fresh store in a temporary folder.
+//! `bench`: the chat workload on a fresh store in a temporary folder (or, with `--store
+//! remote --url URL`, on that Qdrant server under a prefix of its own, dropped afterwards).
 
 use crate::bench::chat::{run_chat_bench, ChatBenchOptions, ChatBenchReport, Latency};
 use crate::bench::estate::{run_estate_bench, EstateBenchOptions, EstateBenchReport};
 use crate::bench::import::{run_import_bench, ImportBenchOptions, ImportBenchReport};
 use crate::bench::search::{run_search_bench, SearchBenchOptions, SearchBenchReport};
+use crate::bench::target::BenchStore;
 use cloudops_storage_service::StorageConfig;
 
 use crate::args::BenchArgs;
@@ -11,15 +13,29 @@ use crate::output::{self, Output};
 
 pub(crate) async fn run(args: &BenchArgs, config: StorageConfig, out: Output) -> anyhow::Result<()> {
     anyhow::ensure!(args.messages > 0, "--messages must be at least 1");
-    if args.search {
-        return search(args, &config, out).await;
+    let store = BenchStore::from_config(&config);
+    let (result, stores) = if args.search {
+        (search(args, &config, &store, out).await, &["search"][..])
+    } else if let Some(resources) = args.resources {
+        (
+            estate(args, resources, &config, &store, out).await,
+            &["keyword", "semantic"][..],
+        )
+    } else if args.import {
+        (import(args, &config, &store, out).await, &["import"][..])
+    } else {
+        (chat(args, config, &store, out).await, &["chat"][..])
+    };
+    if args.keep && store.is_remote() {
+        eprintln!("collections kept on the server: {}", store.describe());
+        return result;
     }
-    if let Some(resources) = args.resources {
-        return estate(args, resources, &config, out).await;
-    }
-    if args.import {
-        return import(args, &config, out).await;
-    }
+    // The run's collections go even when the workload failed; its error comes first.
+    let cleanup = store.cleanup(stores).await;
+    result.and(cleanup)
+}
+
+async fn chat(args: &BenchArgs, config: StorageConfig, store: &BenchStore, out: Output) -> anyhow::Result<()> {
     let s3 = config.backup.s3;
     let dir = tempfile::tempdir()?;
     let options = ChatBenchOptions {
@@ -28,6 +44,7 @@ pub(crate) async fn run(args: &BenchArgs, config: StorageConfig, out: Output) ->
         read_samples: args.samples.max(1),
         // `[backup.s3]` from CLOUDOPS_BACKUP_S3_* (or --config) also times an upload.
         s3,
+        store: store.clone(),
         ..ChatBenchOptions::default()
     };
     let progress = out.progress("appending");
@@ -41,8 +58,8 @@ pub(crate) async fn run(args: &BenchArgs, config: StorageConfig, out: Output) ->
 
 fn print_report(r: &ChatBenchReport) {
     println!(
-        "chat bench: {} messages in {} conversations of {} users (encryption on)",
-        r.messages, r.conversations, r.users
+        "chat bench: {} messages in {} conversations of {} users (encryption on), store {}",
+        r.messages, r.conversations, r.users, r.store
     );
     latency_table(
         "OPERATION",
@@ -57,7 +74,9 @@ fn print_report(r: &ChatBenchReport) {
     println!("append throughput          {:.0} msg/s", r.append_per_second);
     println!("optimize                   {:.1} ms", r.optimize_ms);
     println!("reopen                     {:.1} ms", r.reopen_ms);
-    println!("store size on disk         {}", output::bytes(r.store_bytes));
+    if let Some(bytes) = r.store_bytes {
+        println!("store size on disk         {}", output::bytes(bytes));
+    }
     println!(
         "backup                     {:.0} ms (writers paused {:.0} ms), archive {}",
         r.backup_ms,
@@ -99,13 +118,20 @@ fn bench_model(args: &BenchArgs, config: &StorageConfig) -> Option<std::path::Pa
     }
 }
 
-async fn estate(args: &BenchArgs, resources: usize, config: &StorageConfig, out: Output) -> anyhow::Result<()> {
+async fn estate(
+    args: &BenchArgs,
+    resources: usize,
+    config: &StorageConfig,
+    store: &BenchStore,
+    out: Output,
+) -> anyhow::Result<()> {
     anyhow::ensure!(resources >= 1000, "--resources must be at least 1000");
     let dir = tempfile::tempdir()?;
     let options = EstateBenchOptions {
         resources,
         samples: args.samples.clamp(1, 5_000),
         model_dir: bench_model(args, config),
+        store: store.clone(),
     };
     let bar = out.progress("estate bench");
     let report = run_estate_bench(dir.path(), &options, |done, total| bar.update(done, total)).await?;
@@ -113,7 +139,10 @@ async fn estate(args: &BenchArgs, resources: usize, config: &StorageConfig, out:
 }
 
 fn print_estate_report(r: &EstateBenchReport) {
-    println!("estate bench: {} resources (encryption on)", r.resources);
+    println!(
+        "estate bench: {} resources (encryption on), store {}",
+        r.resources, r.store
+    );
     println!(
         "bulk upsert, keyword only     {:.0} resources/s",
         r.ingest_keyword_only_per_second
@@ -138,13 +167,14 @@ fn print_estate_report(r: &EstateBenchReport) {
     latency_table("OPERATION", &rows);
 }
 
-async fn import(args: &BenchArgs, config: &StorageConfig, out: Output) -> anyhow::Result<()> {
+async fn import(args: &BenchArgs, config: &StorageConfig, store: &BenchStore, out: Output) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let options = ImportBenchOptions {
         messages: args.messages,
         messages_per_file: args.per_conversation.max(1),
         model_dir: if args.no_model { None } else { bench_model(args, config) },
         embed_window: std::time::Duration::from_secs(args.embed_seconds),
+        store: store.clone(),
     };
     let bar = out.progress("importing files");
     let report = run_import_bench(dir.path(), &options, |done, total| bar.update(done, total)).await?;
@@ -176,7 +206,7 @@ fn print_import_report(r: &ImportBenchReport) {
     }
 }
 
-async fn search(args: &BenchArgs, config: &StorageConfig, out: Output) -> anyhow::Result<()> {
+async fn search(args: &BenchArgs, config: &StorageConfig, store: &BenchStore, out: Output) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let model_dir = bench_model(args, config);
     let options = SearchBenchOptions {
@@ -184,6 +214,7 @@ async fn search(args: &BenchArgs, config: &StorageConfig, out: Output) -> anyhow
         messages_per_conversation: args.per_conversation.max(1),
         samples: args.samples.clamp(1, 5_000),
         model_dir,
+        store: store.clone(),
         ..SearchBenchOptions::default()
     };
     let bar = out.progress("search bench");
@@ -193,8 +224,8 @@ async fn search(args: &BenchArgs, config: &StorageConfig, out: Output) -> anyhow
 
 fn print_search_report(r: &SearchBenchReport) {
     println!(
-        "search bench: {} messages of {} users; stored dense vectors synthetic: {}",
-        r.messages, r.users, r.synthetic_dense_vectors
+        "search bench: {} messages of {} users, store {}; stored dense vectors synthetic: {}",
+        r.messages, r.users, r.store, r.synthetic_dense_vectors
     );
     if let Some(e) = &r.embedding {
         println!(

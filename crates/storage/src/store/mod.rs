@@ -24,6 +24,16 @@ pub mod remote;
 pub use config::{StoreConfig, StoreMode};
 pub use embedded::{EmbeddedOptions, EmbeddedStore, DEFAULT_MIN_FREE_BYTES};
 
+/// Vector size (KB) above which an appendable segment is converted into an immutable one by
+/// the optimiser, on both backends. The mutable sparse index's insert walks every posting list
+/// it touches (O(list length)), so appends stay cheap only while appendable segments are small:
+/// ~1 MB of vectors is a few thousand messages.
+pub(crate) const APPENDABLE_SEGMENT_KB: u64 = 1_000;
+
+/// Segments a collection keeps before the optimiser merges small ones: a compaction then
+/// converts only the new appendable segment instead of rewriting the whole collection.
+pub(crate) const SEGMENTS_BEFORE_MERGE: u64 = 8;
+
 /// Point ids are UUIDs.
 pub type PointId = uuid::Uuid;
 /// A point's payload: a JSON object.

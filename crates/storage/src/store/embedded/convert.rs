@@ -105,9 +105,6 @@ pub(super) fn index_schema(kind: IndexKind) -> Result<qe::PayloadFieldSchema, Co
     Ok(serde_json::from_value(v)?)
 }
 
-/// Vector size (KB) above which an appendable segment is converted by an optimisation.
-const COMPACT_THRESHOLD_KB: usize = 1_000;
-
 /// Shard config: payload on disk, cosine dense vectors, sparse vectors (IDF when asked), and
 /// no HNSW graph (`m = 0`). Every query of ours is filtered to one user, which qdrant answers
 /// by scanning that user's points; a graph would cost minutes of CPU per optimisation of a
@@ -127,10 +124,10 @@ pub(super) fn edge_config(dense: &[DenseSpec], sparse: &[SparseSpec]) -> qe::Edg
         // Optimisation moves an appendable segment of ~1 MB of vectors (a few thousand
         // messages) into an immutable one, keeping appends cheap (see `compact_if_due`).
         .optimizers(qe::EdgeOptimizersConfig {
-            indexing_threshold: Some(COMPACT_THRESHOLD_KB),
+            indexing_threshold: Some(super::super::APPENDABLE_SEGMENT_KB as usize),
             // Up to 8 segments before small ones are merged: a compaction then converts only
             // the new appendable segment instead of rewriting the whole collection.
-            default_segment_number: Some(8),
+            default_segment_number: Some(super::super::SEGMENTS_BEFORE_MERGE as usize),
             ..qe::EdgeOptimizersConfig::default()
         });
     for d in dense {

@@ -175,7 +175,10 @@ impl RemoteStore {
         }
         let mut create = q::CreateCollectionBuilder::new(name)
             .replication_factor(self.replication_factor)
-            .write_consistency_factor(1);
+            .write_consistency_factor(1)
+            .on_disk_payload(true)
+            .hnsw_config(convert::hnsw_layout())
+            .optimizers_config(convert::optimizer_layout());
         if !spec.dense.is_empty() {
             create = create.vectors_config(dense);
         }
@@ -188,6 +191,26 @@ impl RemoteStore {
             Err(QdrantError::ResponseError { status }) if status.message().contains("already exists") => Ok(()),
             Err(e) => Err((self.err(&spec.name, "create collection"))(e)),
         }
+    }
+
+    /// Bring a collection created with other index or optimiser settings (the server's
+    /// defaults, an older version) to ours.
+    async fn ensure_layout(&self, collection: &str, info: &q::CollectionInfo) -> Result<(), StoreError> {
+        if convert::has_layout(info) {
+            return Ok(());
+        }
+        tracing::info!(
+            collection,
+            "setting the collection's index and optimiser layout on the server"
+        );
+        let request = q::UpdateCollectionBuilder::new(self.full_name(collection))
+            .hnsw_config(convert::hnsw_layout())
+            .optimizers_config(convert::optimizer_layout());
+        self.client
+            .update_collection(request)
+            .await
+            .map_err(self.err(collection, "update collection"))?;
+        Ok(())
     }
 
     /// Add the vector slots the spec names and the collection lacks.
@@ -296,6 +319,7 @@ impl VectorStore for RemoteStore {
             }
             Err(e) => return Err(e),
         };
+        self.ensure_layout(&spec.name, &info).await?;
         self.ensure_vectors(spec, &info).await?;
         self.ensure_indexes(spec, &info).await
     }
@@ -692,5 +716,34 @@ mod tests {
             store.count("never-created", None).await,
             Err(StoreError::NoSuchCollection(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn collections_get_the_embedded_layout_even_when_made_with_server_defaults() {
+        let Some(store) = connect_fresh().await else { return };
+        let spec = |name: &str| CollectionSpec {
+            name: name.into(),
+            dense: Vec::new(),
+            sparse: vec![crate::store::SparseSpec {
+                name: "kw".into(),
+                idf: true,
+            }],
+            indexes: Vec::new(),
+        };
+        store.ensure_collection(&spec("ours")).await.unwrap();
+        let info = store.collection_info("ours").await.unwrap();
+        assert!(convert::has_layout(&info), "{:?}", info.config);
+
+        // One an older version (or someone else) made with the server's defaults: 10 MB
+        // appendable segments and an HNSW graph.
+        store
+            .client
+            .create_collection(q::CreateCollectionBuilder::new(store.full_name("theirs")))
+            .await
+            .unwrap();
+        assert!(!convert::has_layout(&store.collection_info("theirs").await.unwrap()));
+        store.ensure_collection(&spec("theirs")).await.unwrap();
+        let info = store.collection_info("theirs").await.unwrap();
+        assert!(convert::has_layout(&info), "{:?}", info.config);
     }
 }
