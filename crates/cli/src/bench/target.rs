@@ -105,8 +105,10 @@ mod tests {
         assert_eq!(config.store, StoreConfig::default());
         assert_eq!(embedded.describe(), "embedded");
 
-        let mut remote_config = StorageConfig::default();
-        remote_config.store = StoreConfig::remote("http://127.0.0.1:6334");
+        let remote_config = StorageConfig {
+            store: StoreConfig::remote("http://127.0.0.1:6334"),
+            ..StorageConfig::default()
+        };
         let remote = BenchStore::from_config(&remote_config);
         let (mut a, mut b) = (StorageConfig::default(), StorageConfig::default());
         remote.apply(&mut a, "keyword");

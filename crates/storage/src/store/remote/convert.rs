@@ -269,6 +269,32 @@ pub(super) fn describe(name: &str, info: &q::CollectionInfo) -> CollectionSpec {
     CollectionSpec::sorted(name, dense, sparse, indexes)
 }
 
+/// The embedded engine's index layout: no HNSW graph (`m = 0`). Every chat query is filtered to
+/// one user and the estate's semantic search scans, so results are the embedded store's exact
+/// ones, and the server spends no CPU building graphs that would not be used.
+pub(super) fn hnsw_layout() -> q::HnswConfigDiffBuilder {
+    q::HnswConfigDiffBuilder::default().m(0)
+}
+
+/// The embedded engine's optimiser settings: small appendable segments (see
+/// `APPENDABLE_SEGMENT_KB`; the server's default of 10 MB let each append walk the posting lists
+/// of ~30k messages: 6 appends/s at 6k messages, measured with `bench --store remote`).
+pub(super) fn optimizer_layout() -> q::OptimizersConfigDiffBuilder {
+    q::OptimizersConfigDiffBuilder::default()
+        .indexing_threshold(super::super::APPENDABLE_SEGMENT_KB)
+        .default_segment_number(super::super::SEGMENTS_BEFORE_MERGE)
+}
+
+/// True when the collection already has [`hnsw_layout`] and [`optimizer_layout`].
+pub(super) fn has_layout(info: &q::CollectionInfo) -> bool {
+    let config = info.config.as_ref();
+    let m = config.and_then(|c| c.hnsw_config.as_ref()).and_then(|h| h.m);
+    let optimizers = config.and_then(|c| c.optimizer_config.as_ref());
+    m == Some(0)
+        && optimizers.and_then(|o| o.indexing_threshold) == Some(super::super::APPENDABLE_SEGMENT_KB)
+        && optimizers.and_then(|o| o.default_segment_number) == Some(super::super::SEGMENTS_BEFORE_MERGE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,30 +341,4 @@ mod tests {
         assert_eq!(from_point_id(Some(point_id(id))).unwrap(), id);
         assert!(from_point_id(None).is_err());
     }
-}
-
-/// The embedded engine's index layout: no HNSW graph (`m = 0`). Every chat query is filtered to
-/// one user and the estate's semantic search scans, so results are the embedded store's exact
-/// ones, and the server spends no CPU building graphs that would not be used.
-pub(super) fn hnsw_layout() -> q::HnswConfigDiffBuilder {
-    q::HnswConfigDiffBuilder::default().m(0)
-}
-
-/// The embedded engine's optimiser settings: small appendable segments (see
-/// `APPENDABLE_SEGMENT_KB`; the server's default of 10 MB let each append walk the posting lists
-/// of ~30k messages: 6 appends/s at 6k messages, measured with `bench --store remote`).
-pub(super) fn optimizer_layout() -> q::OptimizersConfigDiffBuilder {
-    q::OptimizersConfigDiffBuilder::default()
-        .indexing_threshold(super::super::APPENDABLE_SEGMENT_KB)
-        .default_segment_number(super::super::SEGMENTS_BEFORE_MERGE)
-}
-
-/// True when the collection already has [`hnsw_layout`] and [`optimizer_layout`].
-pub(super) fn has_layout(info: &q::CollectionInfo) -> bool {
-    let config = info.config.as_ref();
-    let m = config.and_then(|c| c.hnsw_config.as_ref()).and_then(|h| h.m);
-    let optimizers = config.and_then(|c| c.optimizer_config.as_ref());
-    m == Some(0)
-        && optimizers.and_then(|o| o.indexing_threshold) == Some(super::super::APPENDABLE_SEGMENT_KB)
-        && optimizers.and_then(|o| o.default_segment_number) == Some(super::super::SEGMENTS_BEFORE_MERGE)
 }
