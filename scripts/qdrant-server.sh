@@ -25,7 +25,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cmd=${1:?usage: qdrant-server.sh build|start|cluster|kill|restart|stop [DIR] [N]}
 cache=${QDRANT_SERVER_CACHE:-$HOME/.cache/qdrant-server-1.18.3}
+# The bundle sits in ../shared beside the checkout; a clone of a local checkout (CI clones one)
+# also finds it beside the checkout it was cloned from.
 vendor=${QDRANT_VENDOR_DIR:-$here/../../shared/vendor}
+if [ -z "${QDRANT_VENDOR_DIR:-}" ] && [ ! -d "$vendor" ]; then
+  origin=$(git -C "$here" config --get remote.origin.url 2>/dev/null || true)
+  if [ -n "$origin" ] && [ -d "$origin/../shared/vendor" ]; then vendor="$origin/../shared/vendor"; fi
+fi
 bin="$cache/target/ci/qdrant"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
