@@ -58,15 +58,20 @@ const CHILD_VAR: &str = "CLOUDOPS_REMOTE_CHILD";
 const TASKS: usize = 8;
 const PER_TASK: usize = 25;
 
+/// The `|`-separated spec a parent test passed to its child process.
+fn child_spec() -> Vec<String> {
+    let spec = std::env::var(CHILD_VAR).expect("spawned by a multi-process test");
+    spec.split('|').map(str::to_string).collect()
+}
+
 /// Child side of the two-process test: 8 tasks append to one conversation, printing each
 /// acknowledged index. Runs only when spawned by the test below.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "child process of two_processes_appending_to_one_conversation_keep_indexes_gapless_and_unique"]
 async fn appender_child() {
-    let spec = std::env::var(CHILD_VAR).expect("spawned by the two-process test");
-    let parts: Vec<&str> = spec.split('|').collect();
-    let [data_dir, key_file, url, prefix, ctx, name] = parts[..] else {
-        panic!("bad child spec {spec}")
+    let parts = child_spec();
+    let [data_dir, key_file, url, prefix, ctx, name] = &parts[..] else {
+        panic!("bad child spec {parts:?}")
     };
     let config = instance_config(Path::new(data_dir), Path::new(key_file), url, prefix);
     let s = std::sync::Arc::new(StorageService::open(config).await.unwrap());
@@ -97,10 +102,9 @@ async fn appender_child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "child process of two_processes_syncing_at_once_lose_no_resource_and_no_tag"]
 async fn syncer_child() {
-    let spec = std::env::var(CHILD_VAR).expect("spawned by the two-process sync test");
-    let parts: Vec<&str> = spec.split('|').collect();
-    let [data_dir, key_file, url, prefix, _, name] = parts[..] else {
-        panic!("bad child spec {spec}")
+    let parts = child_spec();
+    let [data_dir, key_file, url, prefix, _, name] = &parts[..] else {
+        panic!("bad child spec {parts:?}")
     };
     let config = instance_config(Path::new(data_dir), Path::new(key_file), url, prefix);
     let s = std::sync::Arc::new(StorageService::open(config).await.unwrap());
@@ -460,10 +464,9 @@ async fn a_cluster_keeps_every_acknowledged_message_through_a_node_kill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "child process of a_store_moves_to_the_server_and_back_resuming_after_a_kill"]
 async fn migrator_child() {
-    let spec = std::env::var(CHILD_VAR).expect("spawned by the migration test");
-    let parts: Vec<&str> = spec.split('|').collect();
-    let [data_dir, key_file, url, prefix, config_file, _] = parts[..] else {
-        panic!("bad child spec {spec}")
+    let parts = child_spec();
+    let [data_dir, key_file, url, prefix, config_file, _] = &parts[..] else {
+        panic!("bad child spec {parts:?}")
     };
     let embedded = embedded_config(Path::new(data_dir), Path::new(key_file));
     let to = instance_config(Path::new(data_dir), Path::new(key_file), url, prefix).store;
