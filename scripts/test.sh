@@ -32,7 +32,16 @@ export CLOUDOPS_TEST_STARTED="${CLOUDOPS_TEST_STARTED:-$(date +%s)}"
 
 # Servers and temp dirs this run started, stopped and removed however it ends.
 cleanup() {
+  local status=$?
   if [ -n "${qdrant_dir:-}" ]; then
+    # A failed run shows what the servers said before their files are removed.
+    if [ "$status" -ne 0 ]; then
+      for log in "$qdrant_dir"/*/*/qdrant.log; do
+        [ -f "$log" ] || continue
+        echo "-- last lines of $log (this run failed, exit $status)" >&2
+        grep -v "^ *$" "$log" | tail -40 >&2
+      done
+    fi
     scripts/qdrant-server.sh stop "$qdrant_dir/one"
     scripts/qdrant-server.sh stop "$qdrant_dir/three"
     rm -rf "$qdrant_dir"

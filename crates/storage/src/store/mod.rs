@@ -30,7 +30,8 @@ pub use embedded::{EmbeddedOptions, EmbeddedStore, DEFAULT_MIN_FREE_BYTES};
 /// ~1 MB of vectors is a few thousand messages.
 pub(crate) const APPENDABLE_SEGMENT_KB: u64 = 1_000;
 
-/// Segments a collection keeps before the optimiser merges small ones: a compaction then
+/// Segments an embedded collection keeps before the optimiser merges small ones (a server
+/// decides its own, see `remote::convert::optimizer_layout`): a compaction then
 /// converts only the new appendable segment instead of rewriting the whole collection.
 pub(crate) const SEGMENTS_BEFORE_MERGE: u64 = 8;
 

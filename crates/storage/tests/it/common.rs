@@ -87,6 +87,39 @@ impl TestStore {
     }
 }
 
+/// On the remote backend, the test's collections are dropped from the server when it ends: a
+/// server keeps every collection's segments memory-mapped, and a test run makes hundreds.
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        #[cfg(feature = "remote")]
+        if let Some(url) = remote_backend() {
+            use cloudops_storage_service::store::remote::{RemoteOptions, RemoteStore};
+            use cloudops_storage_service::store::VectorStore;
+            let prefix = self.prefix.clone();
+            // Its own thread and runtime: a test's runtime may be the one dropping us.
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime.block_on(async {
+                    let mut options = RemoteOptions::new(&url);
+                    options.collection_prefix = prefix;
+                    let store = RemoteStore::connect(options).await?;
+                    for collection in store.stats().await? {
+                        store.drop_collection(&collection.name).await?;
+                    }
+                    store.close().await?;
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+                })
+            })
+            .join();
+            match dropped {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => eprintln!("note: {} left on the test server: {e}", self.prefix),
+                Err(_) => eprintln!("note: {} left on the test server (cleanup panicked)", self.prefix),
+            }
+        }
+    }
+}
+
 /// Where this test's store keeps bytes: the data dir, and on the remote backend also this
 /// test's collection folders in the test server's storage (`CLOUDOPS_TEST_QDRANT_STORAGE`), so
 /// no-plaintext checks scan what the server wrote.

@@ -276,13 +276,16 @@ pub(super) fn hnsw_layout() -> q::HnswConfigDiffBuilder {
     q::HnswConfigDiffBuilder::default().m(0)
 }
 
-/// The embedded engine's optimiser settings: small appendable segments (see
-/// `APPENDABLE_SEGMENT_KB`; the server's default of 10 MB let each append walk the posting lists
-/// of ~30k messages: 6 appends/s at 6k messages, measured with `bench --store remote`).
+/// The embedded engine's appendable segment size (see `APPENDABLE_SEGMENT_KB`; the server's
+/// default of 10 MB let each append walk the posting lists of ~30k messages: 6 appends/s at 6k
+/// messages, measured with `bench --store remote`).
+///
+/// The number of segments is left to the server (one per two CPUs, 2 to 8): the server creates
+/// that many appendable segments per collection up front, each with its own memory maps (about
+/// 60 per segment here), and 8 per collection ran a test server out of `vm.max_map_count` at
+/// ~140 collections.
 pub(super) fn optimizer_layout() -> q::OptimizersConfigDiffBuilder {
-    q::OptimizersConfigDiffBuilder::default()
-        .indexing_threshold(super::super::APPENDABLE_SEGMENT_KB)
-        .default_segment_number(super::super::SEGMENTS_BEFORE_MERGE)
+    q::OptimizersConfigDiffBuilder::default().indexing_threshold(super::super::APPENDABLE_SEGMENT_KB)
 }
 
 /// True when the collection already has [`hnsw_layout`] and [`optimizer_layout`].
@@ -290,9 +293,7 @@ pub(super) fn has_layout(info: &q::CollectionInfo) -> bool {
     let config = info.config.as_ref();
     let m = config.and_then(|c| c.hnsw_config.as_ref()).and_then(|h| h.m);
     let optimizers = config.and_then(|c| c.optimizer_config.as_ref());
-    m == Some(0)
-        && optimizers.and_then(|o| o.indexing_threshold) == Some(super::super::APPENDABLE_SEGMENT_KB)
-        && optimizers.and_then(|o| o.default_segment_number) == Some(super::super::SEGMENTS_BEFORE_MERGE)
+    m == Some(0) && optimizers.and_then(|o| o.indexing_threshold) == Some(super::super::APPENDABLE_SEGMENT_KB)
 }
 
 #[cfg(test)]
