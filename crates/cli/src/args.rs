@@ -249,6 +249,10 @@ pub(crate) struct BenchArgs {
     /// count, facets; with the model, embedding ingest and semantic search over 10,000).
     #[arg(long, value_name = "N")]
     pub(crate) resources: Option<usize>,
+    /// Run the durability workload instead: --messages appends under `[store] sync =
+    /// "checkpoint"` and `"always"`, each with one writer and with eight (embedded store).
+    #[arg(long, conflicts_with_all = ["resources", "search", "import"])]
+    pub(crate) sync: bool,
     /// Model folder for --search and --resources (default: [embedding] model_dir, i.e. the fetched test model).
     #[arg(long, value_name = "DIR")]
     pub(crate) model_dir: Option<PathBuf>,

@@ -60,6 +60,15 @@ impl Progress {
         }
     }
 
+    /// Show `done` of `total` of a named phase; a new phase starts the bar again.
+    pub(crate) fn phase(&self, phase: &str, done: usize, total: usize) {
+        if self.bar.message() != phase {
+            self.bar.reset();
+            self.bar.set_message(phase.to_string());
+        }
+        self.update(done, total);
+    }
+
     /// Show a library progress report.
     pub(crate) fn report(&self, p: cloudops_storage_service::Progress) {
         self.update(p.done as usize, p.total as usize);

@@ -130,6 +130,8 @@ pub enum ConfigKey {
     StoreCollectionPrefix,
     /// `store.replication_factor` / `CLOUDOPS_STORE_REPLICATION_FACTOR`
     StoreReplicationFactor,
+    /// `store.sync` / `CLOUDOPS_STORE_SYNC`
+    StoreSync,
     /// `backup.local_keep_days` / `CLOUDOPS_BACKUP_LOCAL_KEEP_DAYS`
     BackupLocalKeepDays,
     /// `backup.keep_last` / `CLOUDOPS_BACKUP_KEEP_LAST`
@@ -158,7 +160,7 @@ pub enum ConfigKey {
 
 impl ConfigKey {
     /// Every key.
-    pub const ALL: [ConfigKey; 26] = [
+    pub const ALL: [ConfigKey; 27] = [
         ConfigKey::DataDir,
         ConfigKey::KeySource,
         ConfigKey::KeyFile,
@@ -173,6 +175,7 @@ impl ConfigKey {
         ConfigKey::StoreTimeoutSeconds,
         ConfigKey::StoreCollectionPrefix,
         ConfigKey::StoreReplicationFactor,
+        ConfigKey::StoreSync,
         ConfigKey::BackupLocalKeepDays,
         ConfigKey::BackupKeepLast,
         ConfigKey::BackupIntervalMinutes,
@@ -204,6 +207,7 @@ impl ConfigKey {
             ConfigKey::StoreTimeoutSeconds => "store.timeout_seconds",
             ConfigKey::StoreCollectionPrefix => "store.collection_prefix",
             ConfigKey::StoreReplicationFactor => "store.replication_factor",
+            ConfigKey::StoreSync => "store.sync",
             ConfigKey::BackupLocalKeepDays => "backup.local_keep_days",
             ConfigKey::BackupKeepLast => "backup.keep_last",
             ConfigKey::BackupIntervalMinutes => "backup.interval_minutes",
@@ -236,6 +240,7 @@ impl ConfigKey {
             ConfigKey::StoreTimeoutSeconds => "CLOUDOPS_STORE_TIMEOUT_SECONDS",
             ConfigKey::StoreCollectionPrefix => "CLOUDOPS_STORE_COLLECTION_PREFIX",
             ConfigKey::StoreReplicationFactor => "CLOUDOPS_STORE_REPLICATION_FACTOR",
+            ConfigKey::StoreSync => "CLOUDOPS_STORE_SYNC",
             ConfigKey::BackupLocalKeepDays => "CLOUDOPS_BACKUP_LOCAL_KEEP_DAYS",
             ConfigKey::BackupKeepLast => "CLOUDOPS_BACKUP_KEEP_LAST",
             ConfigKey::BackupIntervalMinutes => "CLOUDOPS_BACKUP_INTERVAL_MINUTES",
@@ -359,6 +364,9 @@ impl StorageConfig {
                     return Err(invalid("must be at least 1", "give e.g. 2 on a 3-node cluster"));
                 }
                 self.store.replication_factor = n;
+            }
+            ConfigKey::StoreSync => {
+                self.store.sync = value.parse().map_err(|e: String| invalid("unknown sync setting", &e))?;
             }
             ConfigKey::BackupLocalKeepDays => {
                 self.backup.local_keep_days = value
@@ -718,6 +726,20 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("chat.max_message_bytes"));
         assert!("nope".parse::<ConfigKey>().is_err());
+        let err = StorageConfig::builder()
+            .with_config(ConfigKey::StoreSync, "sometimes")
+            .build()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("store.sync") && text.contains("checkpoint or always"),
+            "{text}"
+        );
+        let config = StorageConfig::builder()
+            .with_config(ConfigKey::StoreSync, "always")
+            .build()
+            .unwrap();
+        assert_eq!(config.store.sync, crate::store::StoreSync::Always);
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub use config::{
 };
 pub use crypto::{KeyStatus, RecoveryKey, RecoveryKit, WrappedKeys};
 pub use service::{Health, ReindexReport, StorageService};
-pub use store::{CollectionStats, StoreMode};
+pub use store::{CollectionStats, StoreMode, StoreSync};
 pub use store_migrate::StoreMigrationReport;
 
 // Errors: every call returns a `StorageError`, with a stable `ErrorKind`.

@@ -105,7 +105,10 @@ async fn open_side(store: &StoreConfig, data_dir: &Path, lock: &mut Option<DirLo
             let opened = run_blocking(move || {
                 Ok::<_, StorageError>(EmbeddedStore::open_locked(
                     &dir,
-                    EmbeddedOptions { min_free_bytes },
+                    EmbeddedOptions {
+                        min_free_bytes,
+                        ..EmbeddedOptions::default()
+                    },
                     lock,
                 )?)
             })

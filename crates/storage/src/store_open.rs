@@ -62,6 +62,7 @@ async fn open_embedded(config: &StorageConfig) -> Result<(Arc<dyn VectorStore>, 
             dir,
             EmbeddedOptions {
                 min_free_bytes: cfg.store.min_free_bytes,
+                sync: cfg.store.sync,
             },
         )?;
         let unlocked = open_or_create_keys(&cfg)?;

@@ -156,6 +156,9 @@ pub(crate) struct ChatBenchReport {
     pub rss_bytes: Option<u64>,
     /// Peak resident memory, bytes.
     pub peak_rss_bytes: Option<u64>,
+    /// The engine's own floor on the same points (embedded stores; see `floor`), measured
+    /// after everything above.
+    pub floor: Option<super::floor::EngineFloor>,
 }
 
 /// Run the chat workload in `dir` (a fresh, empty folder). `progress` is called with
@@ -166,7 +169,7 @@ pub(crate) struct ChatBenchReport {
 pub(crate) async fn run_chat_bench(
     dir: &Path,
     options: &ChatBenchOptions,
-    mut progress: impl FnMut(usize, usize),
+    mut progress: impl FnMut(&str, usize, usize),
 ) -> Result<ChatBenchReport> {
     // Append latency is measured without a background embedder competing for the CPU;
     // `bench --search` measures the search side.
@@ -204,13 +207,16 @@ pub(crate) async fn run_chat_bench(
         service.chat.append(ctx, NewMessage::new(role, content)).await?;
         append.push(t.elapsed());
         if i % 1000 == 0 {
-            progress(i, options.messages);
+            progress("appending", i, options.messages);
         }
     }
     let fill = fill_start.elapsed();
-    progress(options.messages, options.messages);
+    progress("appending", options.messages, options.messages);
     let rss_after_fill = memory().0;
     let (rss_anon_after_fill, rss_file_after_fill) = rss_split();
+    // Reads on a settled store (the fill's last background compaction done), as the engine
+    // floor's are.
+    service.flush().await?;
 
     let mut last5 = Vec::with_capacity(options.read_samples);
     for _ in 0..options.read_samples {
@@ -280,6 +286,19 @@ pub(crate) async fn run_chat_bench(
     let reopen_ms = t.elapsed().as_secs_f64() * 1e3;
     reopened.shutdown().await?;
     let (rss, peak) = memory();
+    let floor = if options.store.is_remote() {
+        None
+    } else {
+        Some(
+            super::floor::measure(
+                &dir.join("data"),
+                &dir.join("floor"),
+                options.read_samples,
+                |done, total| progress("engine floor", done, total),
+            )
+            .await?,
+        )
+    };
     Ok(ChatBenchReport {
         store: options.store.describe(),
         messages: options.messages,
@@ -307,6 +326,7 @@ pub(crate) async fn run_chat_bench(
         append_after_optimize: Latency::from_samples(append_optimized),
         rss_bytes: rss,
         peak_rss_bytes: peak,
+        floor,
     })
 }
 

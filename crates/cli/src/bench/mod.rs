@@ -3,7 +3,9 @@
 //! Timings are measured and reported here, never asserted in tests.
 
 pub(crate) mod chat;
+pub(crate) mod durability;
 pub(crate) mod estate;
+pub(crate) mod floor;
 pub(crate) mod import;
 pub(crate) mod search;
 pub(crate) mod target;

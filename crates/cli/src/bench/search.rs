@@ -19,7 +19,7 @@ use anyhow::Result;
 use cloudops_storage_service::StorageService;
 use cloudops_storage_service::{BertEmbedder, EmbedError, Embedder};
 use cloudops_storage_service::{ConfigKey, StorageConfig};
-use cloudops_storage_service::{NewMessage, Role, SearchMode, SearchOptions};
+use cloudops_storage_service::{ContextOptions, NewMessage, Role, SearchMode, SearchOptions};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -87,8 +87,13 @@ pub(crate) struct SearchBenchReport {
     pub hybrid_without_embedding: Latency,
     /// Hybrid mode plus a real, uncached model embedding of a fresh query per search.
     pub hybrid_with_embedding: Option<Latency>,
+    /// `context_for_prompt` (5 pairs from the user's other conversations), query embedding
+    /// excluded (served from the cache).
+    pub prompt_context: Latency,
     /// The real model's speed.
     pub embedding: Option<EmbeddingSpeed>,
+    /// The engine's own floor on the same points (embedded stores; see `floor`).
+    pub floor: Option<super::floor::EngineFloor>,
 }
 
 /// Seeded random unit vectors: a stand-in for a model's output in the latency benchmark
@@ -238,6 +243,8 @@ pub(crate) async fn run_search_bench(
     let t = Instant::now();
     service.chat.wait_for_index().await?;
     let dense_index_seconds = fill_seconds + t.elapsed().as_secs_f64();
+    // Searches on a settled store (background compactions done), as the engine floor's are.
+    service.flush().await?;
 
     let time_mode = |mode: SearchMode| {
         let service = &service;
@@ -274,13 +281,15 @@ pub(crate) async fn run_search_bench(
             Result::<Latency>::Ok(Latency::from_samples(samples))
         }
     };
-    progress("searching", 0, 3);
+    progress("searching", 0, 4);
     let keyword = time_mode(SearchMode::Keyword).await?;
-    progress("searching", 1, 3);
+    progress("searching", 1, 4);
     let semantic = time_mode(SearchMode::Semantic).await?;
-    progress("searching", 2, 3);
+    progress("searching", 2, 4);
     let hybrid_without_embedding = time_mode(SearchMode::Hybrid).await?;
-    progress("searching", 3, 3);
+    progress("searching", 3, 4);
+    let prompt_context = time_prompt_context(&service, &contexts, users, options.samples).await?;
+    progress("searching", 4, 4);
     let hybrid_with_embedding = match &bert {
         Some(bert) => {
             let mut samples = Vec::with_capacity(options.samples);
@@ -301,6 +310,16 @@ pub(crate) async fn run_search_bench(
         None => None,
     };
     service.shutdown().await?;
+    let floor = if options.store.is_remote() {
+        None
+    } else {
+        Some(
+            super::floor::measure(&dir.join("data"), &dir.join("floor"), options.samples, |done, total| {
+                progress("engine floor", done, total)
+            })
+            .await?,
+        )
+    };
     Ok(SearchBenchReport {
         store: options.store.describe(),
         messages: options.messages,
@@ -313,8 +332,45 @@ pub(crate) async fn run_search_bench(
         semantic,
         hybrid_without_embedding,
         hybrid_with_embedding,
+        prompt_context,
         embedding,
+        floor,
     })
+}
+
+/// `context_for_prompt` for a random user, from their first conversation, with the default
+/// five pairs; the queries' embeddings are cached first, so embedding is excluded.
+async fn time_prompt_context(
+    service: &StorageService,
+    contexts: &[String],
+    users: usize,
+    samples: usize,
+) -> Result<Latency> {
+    // Conversation `c` belongs to user `c % users`, so `contexts[u]` is user `u`'s first.
+    let current = |user: usize| &contexts[user.min(contexts.len() - 1)];
+    for q in QUERIES {
+        service
+            .chat
+            .context_for_prompt("user-0", current(0), q, ContextOptions::default())
+            .await?;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut timed = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let user = rng.gen_range(0..users);
+        let t = Instant::now();
+        service
+            .chat
+            .context_for_prompt(
+                &format!("user-{user}"),
+                current(user),
+                QUERIES[i % QUERIES.len()],
+                ContextOptions::default(),
+            )
+            .await?;
+        timed.push(t.elapsed());
+    }
+    Ok(Latency::from_samples(timed))
 }
 
 async fn embedding_speed(bert: &Arc<BertEmbedder>) -> Result<EmbeddingSpeed> {

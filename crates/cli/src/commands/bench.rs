@@ -2,7 +2,9 @@
 //! remote --url URL`, on that Qdrant server under a prefix of its own, dropped afterwards).
 
 use crate::bench::chat::{run_chat_bench, ChatBenchOptions, ChatBenchReport, Latency};
+use crate::bench::durability::{run_sync_bench, SyncBenchReport};
 use crate::bench::estate::{run_estate_bench, EstateBenchOptions, EstateBenchReport};
+use crate::bench::floor::EngineFloor;
 use crate::bench::import::{run_import_bench, ImportBenchOptions, ImportBenchReport};
 use crate::bench::search::{run_search_bench, SearchBenchOptions, SearchBenchReport};
 use crate::bench::target::BenchStore;
@@ -23,6 +25,12 @@ pub(crate) async fn run(args: &BenchArgs, config: StorageConfig, out: Output) ->
         )
     } else if args.import {
         (import(args, &config, &store, out).await, &["import"][..])
+    } else if args.sync {
+        anyhow::ensure!(
+            !store.is_remote(),
+            "--sync measures the embedded store's journal; a Qdrant server decides its own durability"
+        );
+        (sync(args, &store, out).await, &[][..])
     } else {
         (chat(args, config, &store, out).await, &["chat"][..])
     };
@@ -48,7 +56,10 @@ async fn chat(args: &BenchArgs, config: StorageConfig, store: &BenchStore, out: 
         ..ChatBenchOptions::default()
     };
     let progress = out.progress("appending");
-    let report = run_chat_bench(dir.path(), &options, |done, total| progress.update(done, total)).await?;
+    let report = run_chat_bench(dir.path(), &options, |phase, done, total| {
+        progress.phase(phase, done, total)
+    })
+    .await?;
     if args.keep {
         let kept = dir.keep();
         eprintln!("store kept in {}", kept.join("data").display());
@@ -71,6 +82,15 @@ fn print_report(r: &ChatBenchReport) {
             ("append after optimize", &r.append_after_optimize),
         ],
     );
+    if let Some(f) = &r.floor {
+        print_floor(
+            f,
+            &[
+                ("append", &r.append, &f.upsert),
+                ("last 5 messages", &r.last5, &f.last5),
+            ],
+        );
+    }
     println!("append throughput          {:.0} msg/s", r.append_per_second);
     println!("optimize                   {:.1} ms", r.optimize_ms);
     println!("reopen                     {:.1} ms", r.reopen_ms);
@@ -99,6 +119,60 @@ fn print_report(r: &ChatBenchReport) {
         mb(r.rss_bytes),
         mb(r.peak_rss_bytes)
     );
+}
+
+/// The engine's floor, and each of our figures over its counterpart (p50 / p50).
+fn print_floor(f: &EngineFloor, ours_over_floor: &[(&str, &Latency, &Latency)]) {
+    latency_table(
+        "ENGINE FLOOR (plain qdrant-edge, same points)",
+        &[
+            ("upsert", &f.upsert),
+            ("last-5 scroll", &f.last5),
+            ("keyword query", &f.keyword),
+        ],
+    );
+    for (name, ours, floor) in ours_over_floor {
+        println!(
+            "{name} over the floor: {:.2}x (p50 {:.3} / {:.3} ms)",
+            ours.p50_ms / floor.p50_ms.max(1e-9),
+            ours.p50_ms,
+            floor.p50_ms
+        );
+    }
+}
+
+async fn sync(args: &BenchArgs, store: &BenchStore, out: Output) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let bar = out.progress("sync runs");
+    let report = run_sync_bench(dir.path(), args.messages, store, |phase, done, total| {
+        bar.phase(phase, done, total)
+    })
+    .await?;
+    out.emit(&report, |r: &SyncBenchReport| {
+        println!("durability bench: appends per [store] sync setting, store {}", r.store);
+        let rows: Vec<Vec<String>> = r
+            .runs
+            .iter()
+            .map(|run| {
+                vec![
+                    run.sync.clone(),
+                    run.writers.to_string(),
+                    run.messages.to_string(),
+                    format!("{:.3}", run.append.p50_ms),
+                    format!("{:.3}", run.append.p99_ms),
+                    format!("{:.1}", run.append.max_ms),
+                    format!("{:.0}", run.messages_per_second),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            output::table(
+                &["sync", "writers", "messages", "p50 ms", "p99 ms", "max ms", "msg/s"],
+                rows
+            )
+        );
+    })
 }
 
 /// The model folder for the search and estate workloads, if it holds a model.
@@ -218,7 +292,7 @@ async fn search(args: &BenchArgs, config: &StorageConfig, store: &BenchStore, ou
         ..SearchBenchOptions::default()
     };
     let bar = out.progress("search bench");
-    let report = run_search_bench(dir.path(), &options, |_, done, total| bar.update(done, total)).await?;
+    let report = run_search_bench(dir.path(), &options, |phase, done, total| bar.phase(phase, done, total)).await?;
     out.emit(&report, print_search_report)
 }
 
@@ -241,11 +315,15 @@ fn print_search_report(r: &SearchBenchReport) {
         ("keyword", &r.keyword),
         ("semantic (no query embedding)", &r.semantic),
         ("hybrid (no query embedding)", &r.hybrid_without_embedding),
+        ("prompt context, 5 pairs (no query embedding)", &r.prompt_context),
     ];
     if let Some(h) = &r.hybrid_with_embedding {
         rows.push(("hybrid + real query embedding", h));
     }
     latency_table("SEARCH (one user)", &rows);
+    if let Some(f) = &r.floor {
+        print_floor(f, &[("keyword search", &r.keyword, &f.keyword)]);
+    }
 }
 
 /// A table of latency summaries, one row per operation.

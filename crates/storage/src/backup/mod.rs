@@ -706,6 +706,7 @@ fn unpack_and_check(
             &target,
             EmbeddedOptions {
                 min_free_bytes: reserve,
+                ..EmbeddedOptions::default()
             },
         )?;
         let counts = futures_stats(&store)?;

@@ -372,7 +372,10 @@ async fn into_server(
     let backup = blocking(move || {
         Ok(EmbeddedStore::open_with(
             &source,
-            EmbeddedOptions { min_free_bytes: 0 },
+            EmbeddedOptions {
+                min_free_bytes: 0,
+                ..EmbeddedOptions::default()
+            },
         )?)
     })
     .await?;

@@ -40,6 +40,47 @@ impl std::str::FromStr for StoreMode {
     }
 }
 
+/// When an acknowledged write reaches stable storage (embedded store).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreSync {
+    /// At the next checkpoint (every 8 MiB of journal, on `flush` and on shutdown). An
+    /// acknowledged write survives a killed process, not a power loss before that checkpoint.
+    /// The default: no `fsync` on the write path.
+    #[default]
+    Checkpoint,
+    /// Before the write is acknowledged: the journal is `fsync`ed, one `fsync` covering every
+    /// write that arrived while the previous one ran (group commit). Survives a power loss.
+    Always,
+}
+
+impl StoreSync {
+    /// The name used in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreSync::Checkpoint => "checkpoint",
+            StoreSync::Always => "always",
+        }
+    }
+}
+
+impl std::fmt::Display for StoreSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StoreSync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "checkpoint" => Ok(StoreSync::Checkpoint),
+            "always" => Ok(StoreSync::Always),
+            other => Err(format!("`{other}` is not a sync setting: use checkpoint or always")),
+        }
+    }
+}
+
 /// Default environment variable holding the Qdrant API key.
 pub(crate) const DEFAULT_API_KEY_ENV: &str = "CLOUDOPS_STORE_API_KEY";
 /// Default prefix of every collection name on a server.
@@ -70,6 +111,9 @@ pub struct StoreConfig {
     pub collection_prefix: String,
     /// Copies of every shard on a cluster (collections are created with it). Default: 1.
     pub replication_factor: u32,
+    /// Embedded store: `checkpoint` (default) or `always` (see [`StoreSync`]). A server
+    /// decides its own durability.
+    pub sync: StoreSync,
 }
 
 impl Default for StoreConfig {
@@ -83,6 +127,7 @@ impl Default for StoreConfig {
             timeout_seconds: 30,
             collection_prefix: DEFAULT_COLLECTION_PREFIX.to_string(),
             replication_factor: 1,
+            sync: StoreSync::Checkpoint,
         }
     }
 }

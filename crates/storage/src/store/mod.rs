@@ -21,7 +21,7 @@ pub mod faulty;
 #[cfg(feature = "remote")]
 pub mod remote;
 
-pub use config::{StoreConfig, StoreMode};
+pub use config::{StoreConfig, StoreMode, StoreSync};
 pub use embedded::{EmbeddedOptions, EmbeddedStore, DEFAULT_MIN_FREE_BYTES};
 
 /// Vector size (KB) above which an appendable segment is converted into an immutable one by

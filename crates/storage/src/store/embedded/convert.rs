@@ -129,6 +129,10 @@ pub(super) fn edge_config(dense: &[DenseSpec], sparse: &[SparseSpec]) -> qe::Edg
             // the new appendable segment instead of rewriting the whole collection.
             default_segment_number: Some(super::super::SEGMENTS_BEFORE_MERGE as usize),
             ..qe::EdgeOptimizersConfig::default()
+        })
+        .wal_options(qe::WalOptions {
+            segment_capacity: super::engine_wal::SEGMENT_CAPACITY,
+            ..qe::WalOptions::default()
         });
     for d in dense {
         builder = builder.vector(

@@ -14,8 +14,11 @@
 use std::fs::File;
 use std::io::{BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use super::group_sync::GroupSync;
 
 use crate::store::{Filter, Payload, Point, PointId, PointVectors, StoreError};
 
@@ -53,6 +56,19 @@ pub(super) struct Journal {
     file: File,
     path: PathBuf,
     bytes: u64,
+    /// Bytes appended by this process, across truncations: a write's place in the journal,
+    /// for [`GroupSync`].
+    position: u64,
+    group: Arc<GroupSync>,
+}
+
+/// Where an appended entry ended.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Appended {
+    /// Journal file size afterwards (decides checkpoints).
+    pub(super) size: u64,
+    /// Journal position afterwards (what [`GroupSync::sync_to`] must reach).
+    pub(super) position: u64,
 }
 
 impl Journal {
@@ -78,7 +94,24 @@ impl Journal {
                 source,
             })?;
         let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(Journal { file, path, bytes })
+        let syncer = file.try_clone().map_err(|source| StoreError::Io {
+            action: "opening journal",
+            path: path.display().to_string(),
+            source,
+        })?;
+        let group = Arc::new(GroupSync::new(move || syncer.sync_data()));
+        Ok(Journal {
+            file,
+            path,
+            bytes,
+            position: 0,
+            group,
+        })
+    }
+
+    /// The group commit of this journal's `fsync`s.
+    pub(super) fn group(&self) -> Arc<GroupSync> {
+        self.group.clone()
     }
 
     /// Entries written since the last checkpoint, up to the first torn or corrupt one.
@@ -118,8 +151,8 @@ impl Journal {
         Ok(entries)
     }
 
-    /// Append one entry. Returns the journal size afterwards.
-    pub(super) fn append(&mut self, collection: &str, op: &WriteOp) -> Result<u64, StoreError> {
+    /// Append one entry (written, not synced: see [`GroupSync`]).
+    pub(super) fn append(&mut self, collection: &str, op: &WriteOp) -> Result<Appended, StoreError> {
         let body = serde_json::to_vec(&EntryRef { collection, op }).map_err(|e| StoreError::Io {
             action: "encoding journal entry for",
             path: self.path.display().to_string(),
@@ -137,7 +170,12 @@ impl Journal {
         // One write call: a crash leaves at most one torn entry at the tail.
         self.file.write_all(&record).map_err(self.io("writing journal"))?;
         self.bytes += record.len() as u64;
-        Ok(self.bytes)
+        self.position += record.len() as u64;
+        self.group.wrote(self.position);
+        Ok(Appended {
+            size: self.bytes,
+            position: self.position,
+        })
     }
 
     /// Forget every entry: call only after the engine has flushed them all.
@@ -145,6 +183,8 @@ impl Journal {
         self.file.set_len(0).map_err(self.io("truncating journal"))?;
         self.file.sync_all().map_err(self.io("syncing journal"))?;
         self.bytes = 0;
+        // Every entry so far is in the engine's flushed segments now.
+        self.group.durable(self.position);
         Ok(())
     }
 }

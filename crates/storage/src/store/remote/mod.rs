@@ -616,7 +616,13 @@ impl VectorStore for RemoteStore {
         self.ensure_open()?;
         let dest_dir = dest.to_path_buf();
         let target = crate::blocking::run_blocking(move || {
-            super::EmbeddedStore::open_with(&dest_dir, super::EmbeddedOptions { min_free_bytes: 0 })
+            super::EmbeddedStore::open_with(
+                &dest_dir,
+                super::EmbeddedOptions {
+                    min_free_bytes: 0,
+                    ..super::EmbeddedOptions::default()
+                },
+            )
         })
         .await?;
         let quiet = |_: &str, _: u64, _: u64| {};

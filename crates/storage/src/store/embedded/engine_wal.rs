@@ -1,0 +1,130 @@
+//! Bounding qdrant-edge's own write-ahead log.
+//!
+//! qdrant-edge 0.7.2 appends every update to a WAL under `<collection>/wal/` (about 0.6 KB per
+//! write) and never truncates it: nothing in its API acknowledges entries, and it does not
+//! replay the WAL when a shard is loaded either (our journal does that, see `journal.rs`). So
+//! the WAL only grows: 58 MiB after 100k messages, every estate re-sync adding more.
+//!
+//! The WAL keeps entries in segment files: `open-N` (being written or preallocated) and
+//! `closed-START` (full, holding entries from index START on). Before a shard is loaded, every
+//! closed segment but the newest [`KEEP_CLOSED`] is removed: what remains is a contiguous
+//! suffix, so the engine opens the WAL where it left off and numbers the next update after
+//! the last one (segments ignore operations numbered below their version, so the numbering
+//! must never restart). This is the prefix truncation the server does once an operation is
+//! applied everywhere; here every entry is already applied and flushed (the data dir lock
+//! guarantees no other process has the shard open).
+
+use std::path::Path;
+
+use crate::store::StoreError;
+
+/// Closed WAL segments kept (the newest ones).
+pub(super) const KEEP_CLOSED: usize = 1;
+/// Capacity of one WAL segment of a new collection: 8 MiB instead of the engine's 32 MiB, so
+/// a collection preallocates less and pruning frees space in smaller steps.
+pub(super) const SEGMENT_CAPACITY: usize = 8 * 1024 * 1024;
+
+const WAL_DIR: &str = "wal";
+const CLOSED_PREFIX: &str = "closed-";
+
+/// Remove all but the newest [`KEEP_CLOSED`] closed WAL segments of the collection in
+/// `collection_dir` (not loaded by anyone). Returns the bytes freed.
+///
+/// # Errors
+/// [`StoreError::Io`] when the WAL folder cannot be listed or a segment removed.
+pub(super) fn prune(collection_dir: &Path) -> Result<u64, StoreError> {
+    let wal_dir = collection_dir.join(WAL_DIR);
+    let io = |action: &'static str, path: &Path| {
+        let path = path.display().to_string();
+        move |source| StoreError::Io { action, path, source }
+    };
+    let entries = match std::fs::read_dir(&wal_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io("listing the engine's WAL", &wal_dir)(e)),
+    };
+    let mut closed: Vec<(u64, std::path::PathBuf, u64)> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io("listing the engine's WAL", &wal_dir))?;
+        let name = entry.file_name();
+        let Some(start) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(CLOSED_PREFIX))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let bytes = allocated_bytes(&entry);
+        closed.push((start, entry.path(), bytes));
+    }
+    if closed.len() <= KEEP_CLOSED {
+        return Ok(0);
+    }
+    closed.sort_unstable_by_key(|(start, _, _)| *start);
+    let remove = closed.len() - KEEP_CLOSED;
+    let mut freed = 0;
+    // Oldest first: a crash part-way leaves a contiguous suffix, which the engine opens.
+    for (_, path, bytes) in closed.into_iter().take(remove) {
+        std::fs::remove_file(&path).map_err(io("removing an old engine WAL segment", &path))?;
+        freed += bytes;
+    }
+    tracing::debug!(collection = %collection_dir.display(), segments = remove, bytes = freed, "pruned the engine's WAL");
+    Ok(freed)
+}
+
+/// Bytes a file occupies on disk (WAL segments are preallocated sparse files).
+fn allocated_bytes(entry: &std::fs::DirEntry) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    entry.metadata().map_or(0, |m| m.blocks() * 512)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(dir: &Path, name: &str) {
+        std::fs::write(dir.join(name), b"segment").unwrap();
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn keeps_the_newest_closed_segment_and_every_open_one() {
+        let collection = tempfile::tempdir().unwrap();
+        let wal = collection.path().join(WAL_DIR);
+        std::fs::create_dir(&wal).unwrap();
+        for name in [
+            "closed-0",
+            "closed-9000",
+            "closed-18000",
+            "open-4",
+            "open-5",
+            "first-index",
+        ] {
+            touch(&wal, name);
+        }
+        assert!(prune(collection.path()).unwrap() > 0);
+        assert_eq!(names(&wal), ["closed-18000", "first-index", "open-4", "open-5"]);
+        // Numeric order, not text order: closed-18000 is newer than closed-9000.
+        assert_eq!(prune(collection.path()).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_collection_without_a_wal_or_closed_segments_is_left_alone() {
+        let collection = tempfile::tempdir().unwrap();
+        assert_eq!(prune(collection.path()).unwrap(), 0);
+        let wal = collection.path().join(WAL_DIR);
+        std::fs::create_dir(&wal).unwrap();
+        touch(&wal, "closed-7");
+        touch(&wal, "open-1");
+        assert_eq!(prune(collection.path()).unwrap(), 0);
+        assert_eq!(names(&wal), ["closed-7", "open-1"]);
+    }
+}
