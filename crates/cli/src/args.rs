@@ -225,6 +225,9 @@ pub(crate) struct BenchArgs {
     /// Messages per conversation.
     #[arg(long, default_value_t = 20)]
     pub(crate) per_conversation: usize,
+    /// With --search: messages of each user (default 1,000; the 1M targets use 10,000).
+    #[arg(long, default_value_t = 1_000, requires = "search")]
+    pub(crate) per_user: usize,
     /// Timed samples of each read.
     #[arg(long, default_value_t = 2_000)]
     pub(crate) samples: usize,

@@ -124,6 +124,9 @@ pub(crate) struct ChatBenchReport {
     /// Bytes the collections occupy on disk after the fill and a flush (embedded only: a
     /// server's files are not this process's to measure).
     pub store_bytes: Option<u64>,
+    /// Store size on disk after the restore from the backup and a reopen: the engine's old
+    /// WAL segments are neither in a backup nor kept past an open.
+    pub store_bytes_after_reopen: Option<u64>,
     /// `backup.create_snapshot()` end to end (snapshot, tar, zstd, encryption, manifest).
     pub backup_ms: f64,
     /// How long writers were paused during that backup.
@@ -285,6 +288,7 @@ pub(crate) async fn run_chat_bench(
     let reopened = StorageService::open(config).await?;
     let reopen_ms = t.elapsed().as_secs_f64() * 1e3;
     reopened.shutdown().await?;
+    let store_bytes_after_reopen = (!options.store.is_remote()).then(|| dir_size(&dir.join("data").join(ENGINE_DIR)));
     let (rss, peak) = memory();
     let floor = if options.store.is_remote() {
         None
@@ -310,6 +314,7 @@ pub(crate) async fn run_chat_bench(
         list_conversations: Latency::from_samples(list),
         reopen_ms,
         store_bytes,
+        store_bytes_after_reopen,
         backup_ms,
         backup_writer_pause_ms: backup.writer_pause_ms,
         backup_archive_bytes: backup.archive_bytes,

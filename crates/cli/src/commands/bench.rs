@@ -94,8 +94,14 @@ fn print_report(r: &ChatBenchReport) {
     println!("append throughput          {:.0} msg/s", r.append_per_second);
     println!("optimize                   {:.1} ms", r.optimize_ms);
     println!("reopen                     {:.1} ms", r.reopen_ms);
-    if let Some(bytes) = r.store_bytes {
-        println!("store size on disk         {}", output::bytes(bytes));
+    if let (Some(bytes), Some(reopened)) = (r.store_bytes, r.store_bytes_after_reopen) {
+        println!(
+            "store size on disk         {} ({} per message); {} after restore + reopen ({} per message)",
+            output::bytes(bytes),
+            output::bytes(bytes / r.messages.max(1) as u64),
+            output::bytes(reopened),
+            output::bytes(reopened / r.messages.max(1) as u64)
+        );
     }
     println!(
         "backup                     {:.0} ms (writers paused {:.0} ms), archive {}",
@@ -286,10 +292,10 @@ async fn search(args: &BenchArgs, config: &StorageConfig, store: &BenchStore, ou
     let options = SearchBenchOptions {
         messages: args.messages,
         messages_per_conversation: args.per_conversation.max(1),
+        conversations_per_user: (args.per_user / args.per_conversation.max(1)).max(1),
         samples: args.samples.clamp(1, 5_000),
         model_dir,
         store: store.clone(),
-        ..SearchBenchOptions::default()
     };
     let bar = out.progress("search bench");
     let report = run_search_bench(dir.path(), &options, |phase, done, total| bar.phase(phase, done, total)).await?;
@@ -298,8 +304,12 @@ async fn search(args: &BenchArgs, config: &StorageConfig, store: &BenchStore, ou
 
 fn print_search_report(r: &SearchBenchReport) {
     println!(
-        "search bench: {} messages of {} users, store {}; stored dense vectors synthetic: {}",
-        r.messages, r.users, r.store, r.synthetic_dense_vectors
+        "search bench: {} messages of {} users ({} each), store {}; stored dense vectors synthetic: {}",
+        r.messages,
+        r.users,
+        r.messages / r.users.max(1),
+        r.store,
+        r.synthetic_dense_vectors
     );
     if let Some(e) = &r.embedding {
         println!(

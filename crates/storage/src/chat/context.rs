@@ -13,7 +13,7 @@ use super::{check_id, ChatStorage, Message, Role};
 use crate::clock::now_ms;
 use crate::error::Result;
 use crate::search_mode::SearchMode;
-use crate::store::{Condition, Direction, Filter, OrderBy, Range, ScrollRequest};
+use crate::store::{Condition, Direction, FieldValue, Filter, OrderBy, Range, ScrollRequest};
 
 /// Recency decay: weight = exp(-age / 7 days).
 const DECAY_MS: f64 = 7.0 * 24.0 * 3600.0 * 1000.0;
@@ -213,13 +213,15 @@ impl ChatStorage {
             pairs = best.len(),
             "prompt context candidates"
         );
-        let mut pairs = Vec::new();
-        for ((ctx, user_index), relevance) in best {
-            if let Some(mut pair) = self.pair_at(&ctx, user_index).await? {
-                pair.relevance = relevance;
-                pair.score = relevance * decay(pair.created_at, now);
-                pairs.push(pair);
-            }
+        let starts: Vec<(String, u64)> = best.keys().cloned().collect();
+        let mut pairs = self.pairs_at(&starts).await?;
+        for pair in &mut pairs {
+            let relevance = best
+                .get(&(pair.context_id.clone(), pair.message_index))
+                .copied()
+                .unwrap_or(0.0);
+            pair.relevance = relevance;
+            pair.score = relevance * decay(pair.created_at, now);
         }
         Ok(pairs)
     }
@@ -245,74 +247,105 @@ impl ChatStorage {
                 },
             )
             .await?;
-        let mut pairs = Vec::new();
+        let mut starts = Vec::new();
         for r in &page.records {
             let ctx = r.payload.get(MF::ContextId.as_str()).and_then(Value::as_str);
             let index = r.payload.get(MF::MessageIndex.as_str()).and_then(Value::as_u64);
-            let (Some(ctx), Some(Some(user_index))) = (ctx, index.map(|i| i.checked_sub(1))) else {
-                continue;
-            };
-            if let Some(mut pair) = self.pair_at(ctx, user_index).await? {
-                pair.score = decay(pair.created_at, now);
-                pairs.push(pair);
+            if let (Some(ctx), Some(Some(user_index))) = (ctx, index.map(|i| i.checked_sub(1))) {
+                starts.push((ctx.to_string(), user_index));
             }
+        }
+        let mut pairs = self.pairs_at(&starts).await?;
+        for pair in &mut pairs {
+            pair.score = decay(pair.created_at, now);
         }
         Ok(pairs)
     }
 
-    /// The pair starting at `user_index` when it is a user message followed by an assistant one.
-    async fn pair_at(&self, context_id: &str, user_index: u64) -> Result<Option<ContextPair>> {
+    /// The pairs starting at these (conversation, user message index) places, where the
+    /// message there is the user's and the next one the assistant's (others are skipped), in
+    /// no particular order. Two store calls whatever their number: one scroll for every
+    /// message, one retrieve for every title (one call per pair made `context_for_prompt` take
+    /// 8 ms at 60 candidates).
+    async fn pairs_at(&self, starts: &[(String, u64)]) -> Result<Vec<ContextPair>> {
+        if starts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conversation_ids: Vec<&str> = starts.iter().map(|(c, _)| c.as_str()).collect();
+        conversation_ids.sort_unstable();
+        conversation_ids.dedup();
+        // The `must` lets the engine start from these conversations' messages (keyword index)
+        // instead of testing every point of the collection against the `should` clauses.
+        let mut filter = Filter::must(Condition::Any(
+            MF::ContextId.as_str().into(),
+            conversation_ids.iter().map(|c| FieldValue::from(*c)).collect(),
+        ));
+        for (context_id, user_index) in starts {
+            filter.should.push(Condition::Filter(Box::new(
+                Filter::must(msg_eq(MF::ContextId, context_id.as_str())).and(Condition::Range(
+                    MF::MessageIndex.as_str().into(),
+                    Range {
+                        gte: Some(*user_index as f64),
+                        lte: Some(*user_index as f64 + 1.0),
+                        ..Range::default()
+                    },
+                )),
+            )));
+        }
         let page = self
             .store
             .scroll(
                 MESSAGES,
                 ScrollRequest {
-                    filter: Some(Filter::must(msg_eq(MF::ContextId, context_id)).and(Condition::Range(
-                        MF::MessageIndex.as_str().into(),
-                        Range {
-                            gte: Some(user_index as f64),
-                            lte: Some(user_index as f64 + 1.0),
-                            ..Range::default()
-                        },
-                    ))),
-                    limit: 2,
+                    filter: Some(filter),
+                    limit: starts.len() * 2,
                     ..ScrollRequest::default()
                 },
             )
             .await?;
-        let mut messages: Vec<Message> = page
-            .records
-            .iter()
-            .map(|r| schema::message_from_record(r, &self.sealer))
-            .collect::<Result<_>>()?;
-        messages.sort_by_key(|m| m.message_index);
-        let [user, assistant] = messages.as_slice() else {
-            return Ok(None);
-        };
-        if user.role != Role::User || assistant.role != Role::Assistant {
-            return Ok(None);
+        let mut messages: HashMap<(String, u64), Message> = HashMap::with_capacity(page.records.len());
+        for record in &page.records {
+            let message = schema::message_from_record(record, &self.sealer)?;
+            messages.insert((message.context_id.clone(), message.message_index), message);
         }
-        let title = self
+        let titles: HashMap<String, String> = self
             .store
-            .retrieve(CONVERSATIONS, vec![schema::conversation_point_id(context_id)], false)
+            .retrieve(
+                CONVERSATIONS,
+                conversation_ids
+                    .iter()
+                    .map(|c| schema::conversation_point_id(c))
+                    .collect(),
+                false,
+            )
             .await?
-            .first()
-            .map(|r| schema::conversation_from_record(r, &self.sealer))
-            .transpose()?
-            .map(|c| c.title)
-            .unwrap_or_default();
-        Ok(Some(ContextPair {
-            context_id: context_id.to_string(),
-            title,
-            user_message_id: user.id,
-            assistant_message_id: assistant.id,
-            message_index: user.message_index,
-            user: clip(&user.content),
-            assistant: clip(&assistant.content),
-            created_at: assistant.created_at,
-            relevance: 0.0,
-            score: 0.0,
-        }))
+            .iter()
+            .map(|r| schema::conversation_from_record(r, &self.sealer).map(|c| (c.context_id, c.title)))
+            .collect::<Result<_>>()?;
+        let mut pairs = Vec::with_capacity(starts.len());
+        for (context_id, user_index) in starts {
+            let user = messages.get(&(context_id.clone(), *user_index));
+            let assistant = messages.get(&(context_id.clone(), user_index + 1));
+            let (Some(user), Some(assistant)) = (user, assistant) else {
+                continue;
+            };
+            if user.role != Role::User || assistant.role != Role::Assistant {
+                continue;
+            }
+            pairs.push(ContextPair {
+                context_id: context_id.clone(),
+                title: titles.get(context_id).cloned().unwrap_or_default(),
+                user_message_id: user.id,
+                assistant_message_id: assistant.id,
+                message_index: user.message_index,
+                user: clip(&user.content),
+                assistant: clip(&assistant.content),
+                created_at: assistant.created_at,
+                relevance: 0.0,
+                score: 0.0,
+            });
+        }
+        Ok(pairs)
     }
 }
 

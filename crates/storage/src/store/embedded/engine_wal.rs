@@ -33,19 +33,44 @@ const CLOSED_PREFIX: &str = "closed-";
 /// # Errors
 /// [`StoreError::Io`] when the WAL folder cannot be listed or a segment removed.
 pub(super) fn prune(collection_dir: &Path) -> Result<u64, StoreError> {
+    let old = old_segments(collection_dir)?;
+    let mut freed = 0;
+    // Oldest first: a crash part-way leaves a contiguous suffix, which the engine opens.
+    for (path, bytes) in &old {
+        std::fs::remove_file(path).map_err(|source| StoreError::Io {
+            action: "removing an old engine WAL segment",
+            path: path.display().to_string(),
+            source,
+        })?;
+        freed += bytes;
+    }
+    if !old.is_empty() {
+        tracing::debug!(collection = %collection_dir.display(), segments = old.len(), bytes = freed, "pruned the engine's WAL");
+    }
+    Ok(freed)
+}
+
+/// The closed WAL segments of the collection in `collection_dir` that [`prune`] removes
+/// (every one but the newest [`KEEP_CLOSED`]), oldest first, with their sizes on disk. A
+/// snapshot leaves them out: a store restored from it opens as a pruned one does.
+///
+/// # Errors
+/// [`StoreError::Io`] when the WAL folder cannot be listed.
+pub(super) fn old_segments(collection_dir: &Path) -> Result<Vec<(std::path::PathBuf, u64)>, StoreError> {
     let wal_dir = collection_dir.join(WAL_DIR);
-    let io = |action: &'static str, path: &Path| {
-        let path = path.display().to_string();
-        move |source| StoreError::Io { action, path, source }
+    let io = |source| StoreError::Io {
+        action: "listing the engine's WAL",
+        path: wal_dir.display().to_string(),
+        source,
     };
     let entries = match std::fs::read_dir(&wal_dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(io("listing the engine's WAL", &wal_dir)(e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(e)),
     };
     let mut closed: Vec<(u64, std::path::PathBuf, u64)> = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(io("listing the engine's WAL", &wal_dir))?;
+        let entry = entry.map_err(io)?;
         let name = entry.file_name();
         let Some(start) = name
             .to_str()
@@ -54,22 +79,15 @@ pub(super) fn prune(collection_dir: &Path) -> Result<u64, StoreError> {
         else {
             continue;
         };
-        let bytes = allocated_bytes(&entry);
-        closed.push((start, entry.path(), bytes));
-    }
-    if closed.len() <= KEEP_CLOSED {
-        return Ok(0);
+        closed.push((start, entry.path(), allocated_bytes(&entry)));
     }
     closed.sort_unstable_by_key(|(start, _, _)| *start);
-    let remove = closed.len() - KEEP_CLOSED;
-    let mut freed = 0;
-    // Oldest first: a crash part-way leaves a contiguous suffix, which the engine opens.
-    for (_, path, bytes) in closed.into_iter().take(remove) {
-        std::fs::remove_file(&path).map_err(io("removing an old engine WAL segment", &path))?;
-        freed += bytes;
-    }
-    tracing::debug!(collection = %collection_dir.display(), segments = remove, bytes = freed, "pruned the engine's WAL");
-    Ok(freed)
+    let remove = closed.len().saturating_sub(KEEP_CLOSED);
+    Ok(closed
+        .into_iter()
+        .take(remove)
+        .map(|(_, path, bytes)| (path, bytes))
+        .collect())
 }
 
 /// Bytes a file occupies on disk (WAL segments are preallocated sparse files).

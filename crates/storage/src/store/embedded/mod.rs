@@ -588,12 +588,17 @@ impl VectorStore for EmbeddedStore {
                 let mut bytes = 0;
                 for shard in shards {
                     let target = dest.join(QDRANT_DIR).join(&shard.name);
-                    bytes +=
-                        sparse::copy_dir_sparse(&root.join(&shard.name), &target).map_err(|source| StoreError::Io {
-                            action: "copying collection into snapshot",
-                            path: target.display().to_string(),
-                            source,
-                        })?;
+                    let source = root.join(&shard.name);
+                    // The engine's old WAL segments are dead weight (see `engine_wal`).
+                    let skip: Vec<PathBuf> = engine_wal::old_segments(&source)?
+                        .into_iter()
+                        .map(|(path, _)| path)
+                        .collect();
+                    bytes += sparse::copy_dir_sparse(&source, &target, &skip).map_err(|source| StoreError::Io {
+                        action: "copying collection into snapshot",
+                        path: target.display().to_string(),
+                        source,
+                    })?;
                 }
                 Ok(SnapshotInfo {
                     collections,
@@ -758,6 +763,24 @@ mod tests {
         store.ensure_collection(&spec).await.unwrap();
         for i in 0..40 {
             store.upsert("walled", vec![point(i)]).await.unwrap();
+        }
+        // A snapshot leaves the old segments out, and opens (and takes writes) as a pruned
+        // store does.
+        let snapshot = tempfile::tempdir().unwrap();
+        store.snapshot(snapshot.path()).await.unwrap();
+        let snapshot_wal = snapshot.path().join(QDRANT_DIR).join("walled").join("wal");
+        let snapshot_closed = std::fs::read_dir(&snapshot_wal)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("closed-"))
+            .count();
+        assert_eq!(snapshot_closed, engine_wal::KEEP_CLOSED);
+        {
+            let copy = EmbeddedStore::open(snapshot.path()).unwrap();
+            copy.upsert("walled", vec![point(99)]).await.unwrap();
+            copy.close().await.unwrap();
+            let copy = EmbeddedStore::open(snapshot.path()).unwrap();
+            assert_eq!(copy.count("walled", None).await.unwrap(), 41);
+            copy.close().await.unwrap();
         }
         store.close().await.unwrap();
         drop(store);

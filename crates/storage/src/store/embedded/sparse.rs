@@ -50,8 +50,9 @@ pub(super) fn copy_sparse(src: &Path, dst: &Path) -> std::io::Result<u64> {
     Ok(copied)
 }
 
-/// Copy the folder `src` into `dst` (created), recursively, keeping holes.
-pub(super) fn copy_dir_sparse(src: &Path, dst: &Path) -> std::io::Result<u64> {
+/// Copy the folder `src` into `dst` (created), recursively, keeping holes, leaving out the
+/// files named in `skip`.
+pub(super) fn copy_dir_sparse(src: &Path, dst: &Path, skip: &[std::path::PathBuf]) -> std::io::Result<u64> {
     crate::disk::private_dir_all(dst)?;
     let mut copied = 0;
     for entry in std::fs::read_dir(src)? {
@@ -59,8 +60,8 @@ pub(super) fn copy_dir_sparse(src: &Path, dst: &Path) -> std::io::Result<u64> {
         let kind = entry.file_type()?;
         let target = dst.join(entry.file_name());
         if kind.is_dir() {
-            copied += copy_dir_sparse(&entry.path(), &target)?;
-        } else if kind.is_file() {
+            copied += copy_dir_sparse(&entry.path(), &target, skip)?;
+        } else if kind.is_file() && !skip.contains(&entry.path()) {
             copied += copy_sparse(&entry.path(), &target)?;
         }
     }
