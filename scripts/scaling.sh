@@ -24,5 +24,6 @@ for n in ${SCALING_SIZES:-10000 100000 1000000}; do
   run chat --messages "$n"
   run search --search --messages "$n" --samples 500
   run estate --resources "$n" --samples 500
+  run estate-dense --resources "$n" --dense --samples 500
 done
 python3 scripts/plot-scaling.py "$out" docs/scaling.svg

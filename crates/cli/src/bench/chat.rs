@@ -20,7 +20,7 @@ const ENGINE_DIR: &str = "qdrant";
 
 /// Bytes allocated on disk by the files under `dir` (the engine's sparse, preallocated files
 /// count only for what they occupy); 0 when it cannot be read.
-fn dir_size(dir: &Path) -> u64 {
+pub(crate) fn dir_size(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt as _;
     std::fs::read_dir(dir)
         .into_iter()

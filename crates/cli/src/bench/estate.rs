@@ -59,11 +59,12 @@ pub(crate) struct EstateBenchReport {
     pub semantic_search_10k: Option<Latency>,
 }
 
-const REGIONS: [&str; 4] = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"];
+pub(crate) const REGIONS: [&str; 4] = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"];
 const ENVS: [&str; 3] = ["production", "staging", "dev"];
 const SIZES: [&str; 3] = ["small", "medium", "large"];
 
-fn resource(i: usize, rng: &mut impl Rng) -> AWSResource {
+/// The `i`th generated resource.
+pub(crate) fn resource(i: usize, rng: &mut impl Rng) -> AWSResource {
     // Region, type and account vary independently (a region keyed on `i % 4` like the type
     // would make every `region:X state:running` query but one match nothing).
     let region = REGIONS[(i / 4) % REGIONS.len()];
@@ -99,7 +100,8 @@ fn resource(i: usize, rng: &mut impl Rng) -> AWSResource {
     }
 }
 
-fn config(dir: &Path, store: &BenchStore, name: &str) -> Result<StorageConfig> {
+/// A store in `dir/name` with its key file beside it.
+pub(crate) fn config(dir: &Path, store: &BenchStore, name: &str) -> Result<StorageConfig> {
     let mut config = StorageConfig::builder()
         .with_data_dir(dir.join(name))
         .with_config(ConfigKey::KeySource, "file")

@@ -138,6 +138,7 @@ pub(crate) async fn measure(
             filter: Some(Filter::must(eq(point, USER_ID)?)),
             limit: KEYWORD_DEPTH,
             with_payload: false,
+            exact: false,
         };
         let t = Instant::now();
         floor.query(MESSAGES, request).await?;

@@ -5,6 +5,7 @@
 pub(crate) mod chat;
 pub(crate) mod durability;
 pub(crate) mod estate;
+pub(crate) mod estate_dense;
 pub(crate) mod floor;
 pub(crate) mod import;
 pub(crate) mod search;

@@ -124,10 +124,7 @@ impl Embedder for SyntheticEmbedder {
         Ok(texts
             .iter()
             .map(|t| {
-                let seed = t.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-                });
-                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                let mut rng = rand::rngs::StdRng::seed_from_u64(text_seed(t));
                 let mut v: Vec<f32> = (0..self.dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
                 normalize(&mut v);
                 v
@@ -403,7 +400,15 @@ async fn embedding_speed(bert: &Arc<BertEmbedder>) -> Result<EmbeddingSpeed> {
 }
 
 /// Scale `v` to unit length (zero vectors stay zero).
-fn normalize(v: &mut [f32]) {
+/// A seed from a text (FNV-1a), so equal texts get equal stand-in vectors.
+pub(crate) fn text_seed(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Scale `v` to unit length.
+pub(crate) fn normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);

@@ -4,6 +4,7 @@
 use crate::bench::chat::{run_chat_bench, ChatBenchOptions, ChatBenchReport, Latency};
 use crate::bench::durability::{run_sync_bench, SyncBenchReport};
 use crate::bench::estate::{run_estate_bench, EstateBenchOptions, EstateBenchReport};
+use crate::bench::estate_dense::{run_dense_bench, DenseBenchOptions, DenseBenchReport, DenseShape};
 use crate::bench::floor::EngineFloor;
 use crate::bench::import::{run_import_bench, ImportBenchOptions, ImportBenchReport};
 use crate::bench::search::{run_search_bench, SearchBenchOptions, SearchBenchReport};
@@ -18,6 +19,8 @@ pub(crate) async fn run(args: &BenchArgs, config: StorageConfig, out: Output) ->
     let store = BenchStore::from_config(&config);
     let (result, stores) = if args.search {
         (search(args, &config, &store, out).await, &["search"][..])
+    } else if let (Some(resources), Some(shape)) = (args.resources, args.dense) {
+        (estate_dense(args, resources, shape, &store, out).await, &["dense"][..])
     } else if let Some(resources) = args.resources {
         (
             estate(args, resources, &config, &store, out).await,
@@ -216,6 +219,55 @@ async fn estate(
     let bar = out.progress("estate bench");
     let report = run_estate_bench(dir.path(), &options, |done, total| bar.update(done, total)).await?;
     out.emit(&report, print_estate_report)
+}
+
+async fn estate_dense(
+    args: &BenchArgs,
+    resources: usize,
+    shape: DenseShape,
+    store: &BenchStore,
+    out: Output,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(resources >= 1000, "--resources must be at least 1000");
+    let dir = tempfile::tempdir()?;
+    let options = DenseBenchOptions {
+        resources,
+        samples: args.samples.clamp(1, 5_000),
+        shape,
+        store: store.clone(),
+    };
+    let bar = out.progress("estate semantic bench");
+    let report = run_dense_bench(dir.path(), &options, |phase, done, total| bar.phase(phase, done, total)).await?;
+    out.emit(&report, print_dense_report)
+}
+
+fn print_dense_report(r: &DenseBenchReport) {
+    println!(
+        "estate semantic bench: {} resources, stand-in vectors {:?} (not the model's), store {}",
+        r.resources, r.vectors, r.store
+    );
+    println!("bulk upsert with vectors      {:.0} resources/s", r.ingest_per_second);
+    println!("indexing after the last write {:.1} s", r.index_tail_seconds);
+    println!("CPU, ingest and indexing      {:.0} s", r.cpu_seconds);
+    if let Some(recall) = r.recall_at_10 {
+        println!("recall@10 against exact       {recall:.3}");
+    }
+    if let Some(bytes) = r.store_bytes {
+        println!("store on disk                 {:.0} MiB", bytes as f64 / 1048576.0);
+    }
+    if let Some(bytes) = r.rss_bytes {
+        println!("RSS after the searches        {:.0} MiB", bytes as f64 / 1048576.0);
+    }
+    let mut rows = vec![
+        ("semantic top 10", &r.semantic),
+        ("semantic + region filter", &r.semantic_region),
+        ("hybrid top 10", &r.hybrid),
+    ];
+    if let (Some(exact), Some(indexed)) = (&r.exact_scan, &r.indexed_query) {
+        rows.push(("store query, exact scan", exact));
+        rows.push(("store query, indexed", indexed));
+    }
+    latency_table("OPERATION", &rows);
 }
 
 fn print_estate_report(r: &EstateBenchReport) {

@@ -123,6 +123,37 @@ fn decay(created_at: i64, now: i64) -> f32 {
     (-age / DECAY_MS).exp() as f32
 }
 
+/// Where a relevant pair starts, how relevant it is, and its rank before its time is read.
+struct Start {
+    /// (conversation, index of the user's message).
+    place: (String, u64),
+    /// Relevance in [0, 1].
+    relevance: f32,
+    /// Relevance × recency of the matching message.
+    rank: f32,
+}
+
+/// The pairs for the prompt: best score first (newer first on equal scores: decays of times a
+/// few ms apart are equal in f32), at most `max_pairs`, skipping any that would overrun the
+/// token budget; and the estimated tokens of the rendered block.
+fn select(mut pairs: Vec<ContextPair>, options: ContextOptions) -> (Vec<ContextPair>, usize) {
+    pairs.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.created_at.cmp(&a.created_at)));
+    let mut chosen = Vec::new();
+    let mut tokens = estimate_tokens("Context from previous conversations:\n");
+    for p in pairs {
+        if chosen.len() == options.max_pairs {
+            break;
+        }
+        let cost = estimate_tokens(&p.user) + estimate_tokens(&p.assistant) + estimate_tokens(&p.title) + 12;
+        if tokens + cost > options.token_budget {
+            continue;
+        }
+        tokens += cost;
+        chosen.push(p);
+    }
+    (chosen, tokens)
+}
+
 impl ChatStorage {
     /// Up to `max_pairs` user→assistant pairs from the user's other conversations for `prompt`.
     ///
@@ -138,40 +169,51 @@ impl ChatStorage {
         check_id("user_id", user_id)?;
         check_id("context_id", current_context_id)?;
         let now = now_ms();
-        let mut pairs = if prompt.trim().is_empty() {
+        let starts = if prompt.trim().is_empty() {
             Vec::new()
         } else {
-            self.relevant_pairs(user_id, current_context_id, prompt, now).await?
+            self.relevant_starts(user_id, current_context_id, prompt, now).await?
         };
-        let fallback = pairs.is_empty();
-        if fallback {
-            pairs = self
-                .recent_pairs(user_id, current_context_id, options.max_pairs, now)
-                .await?;
-        }
-        // Newer first on equal scores (decays of times a few ms apart are equal in f32).
-        pairs.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.created_at.cmp(&a.created_at)));
-        let mut chosen = Vec::new();
-        let mut tokens = estimate_tokens("Context from previous conversations:\n");
-        for p in pairs {
-            if chosen.len() == options.max_pairs {
+        // Pairs are read a window at a time, best first, until the budget's choice is full:
+        // reading all 60 candidates' pairs cost more than the search that found them.
+        let mut pairs = Vec::new();
+        let mut chosen = (Vec::new(), 0);
+        for window in starts.chunks(options.max_pairs.max(1) * 2) {
+            let places: Vec<(String, u64)> = window.iter().map(|s| s.place.clone()).collect();
+            for mut pair in self.pairs_at(&places).await? {
+                pair.relevance = window
+                    .iter()
+                    .find(|s| s.place.0 == pair.context_id && s.place.1 == pair.message_index)
+                    .map_or(0.0, |s| s.relevance);
+                pair.score = pair.relevance * decay(pair.created_at, now);
+                pairs.push(pair);
+            }
+            chosen = select(pairs.clone(), options);
+            if chosen.0.len() == options.max_pairs {
                 break;
             }
-            let cost = estimate_tokens(&p.user) + estimate_tokens(&p.assistant) + estimate_tokens(&p.title) + 12;
-            if tokens + cost > options.token_budget {
-                continue;
-            }
-            tokens += cost;
-            chosen.push(p);
         }
+        let fallback = pairs.is_empty();
+        if fallback {
+            chosen = select(
+                self.recent_pairs(user_id, current_context_id, options.max_pairs, now)
+                    .await?,
+                options,
+            );
+        }
+        let (pairs, estimated_tokens) = chosen;
         Ok(PromptContext {
-            pairs: chosen,
+            pairs,
             fallback,
-            estimated_tokens: tokens,
+            estimated_tokens,
         })
     }
 
-    async fn relevant_pairs(&self, user_id: &str, current: &str, prompt: &str, now: i64) -> Result<Vec<ContextPair>> {
+    /// The places (conversation, user message index) of pairs relevant to `prompt`, best
+    /// first by relevance × the recency of the message that matched (a pair's own time, its
+    /// answer's, differs from it by the answer's latency: a relative difference below 1e-4
+    /// an hour).
+    async fn relevant_starts(&self, user_id: &str, current: &str, prompt: &str, now: i64) -> Result<Vec<Start>> {
         let options = SearchOptions {
             exclude_context: Some(current.to_string()),
             ..SearchOptions::default()
@@ -183,7 +225,7 @@ impl ChatStorage {
         candidates.retain(|c| c.keyword_rank.is_some() || c.similarity.is_some_and(|s| s >= MIN_SIMILARITY));
         self.load_payloads(&mut candidates).await?;
         // Relevance in [0, 1]: keyword matches by rank, semantic ones by cosine.
-        let mut best: HashMap<(String, u64), f32> = HashMap::new();
+        let mut best: HashMap<(String, u64), Start> = HashMap::new();
         for c in &candidates {
             let keyword = c.keyword_rank.map(|r| 1.0 / (1.0 + r as f32 * 0.1));
             let semantic = c.similarity.filter(|s| *s >= MIN_SIMILARITY);
@@ -194,6 +236,11 @@ impl ChatStorage {
             let ctx = c.payload.get(MF::ContextId.as_str()).and_then(Value::as_str);
             let index = c.payload.get(MF::MessageIndex.as_str()).and_then(Value::as_u64);
             let role = c.payload.get(MF::Role.as_str()).and_then(Value::as_str);
+            let created_at = c
+                .payload
+                .get(MF::CreatedAt.as_str())
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             let (Some(ctx), Some(index), Some(role)) = (ctx, index, role) else {
                 continue;
             };
@@ -204,8 +251,14 @@ impl ChatStorage {
                 },
                 _ => index,
             };
-            let slot = best.entry((ctx.to_string(), user_index)).or_insert(0.0);
-            *slot = slot.max(relevance);
+            let place = (ctx.to_string(), user_index);
+            let start = best.entry(place.clone()).or_insert(Start {
+                place,
+                relevance: 0.0,
+                rank: 0.0,
+            });
+            start.relevance = start.relevance.max(relevance);
+            start.rank = start.rank.max(relevance * decay(created_at, now));
         }
         tracing::debug!(
             ?mode,
@@ -213,17 +266,9 @@ impl ChatStorage {
             pairs = best.len(),
             "prompt context candidates"
         );
-        let starts: Vec<(String, u64)> = best.keys().cloned().collect();
-        let mut pairs = self.pairs_at(&starts).await?;
-        for pair in &mut pairs {
-            let relevance = best
-                .get(&(pair.context_id.clone(), pair.message_index))
-                .copied()
-                .unwrap_or(0.0);
-            pair.relevance = relevance;
-            pair.score = relevance * decay(pair.created_at, now);
-        }
-        Ok(pairs)
+        let mut starts: Vec<Start> = best.into_values().collect();
+        starts.sort_by(|a, b| b.rank.total_cmp(&a.rank).then_with(|| a.place.cmp(&b.place)));
+        Ok(starts)
     }
 
     async fn recent_pairs(&self, user_id: &str, current: &str, max_pairs: usize, now: i64) -> Result<Vec<ContextPair>> {
@@ -262,16 +307,30 @@ impl ChatStorage {
         Ok(pairs)
     }
 
-    /// The pairs starting at these (conversation, user message index) places, where the
-    /// message there is the user's and the next one the assistant's (others are skipped), in
-    /// no particular order. Two store calls whatever their number: one scroll for every
-    /// message, one retrieve for every title (one call per pair made `context_for_prompt` take
-    /// 8 ms at 60 candidates).
-    async fn pairs_at(&self, starts: &[(String, u64)]) -> Result<Vec<ContextPair>> {
-        if starts.is_empty() {
-            return Ok(Vec::new());
+    /// The messages at each start and the one after it. A message's point id derives from
+    /// its conversation and index, so they are read by id, with no filter for the engine to
+    /// check point by point (that check was most of a filtered scroll's cost). Places whose
+    /// message is not under its derived id (written before ids were derived) are read by a
+    /// filtered scroll.
+    async fn messages_at(&self, starts: &[(String, u64)]) -> Result<HashMap<(String, u64), Message>> {
+        let mut ids: Vec<uuid::Uuid> = starts
+            .iter()
+            .flat_map(|(c, i)| [schema::message_point_id(c, *i), schema::message_point_id(c, i + 1)])
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut messages: HashMap<(String, u64), Message> = HashMap::with_capacity(ids.len());
+        for record in &self.store.retrieve(MESSAGES, ids, false).await? {
+            let message = schema::message_from_record(record, &self.sealer)?;
+            messages.insert((message.context_id.clone(), message.message_index), message);
         }
-        let mut conversation_ids: Vec<&str> = starts.iter().map(|(c, _)| c.as_str()).collect();
+        // A message written after its predecessor got a derived id has one too, so only a
+        // start missing its own message can be under old ids.
+        let older: Vec<&(String, u64)> = starts.iter().filter(|s| !messages.contains_key(*s)).collect();
+        if older.is_empty() {
+            return Ok(messages);
+        }
+        let mut conversation_ids: Vec<&str> = older.iter().map(|(c, _)| c.as_str()).collect();
         conversation_ids.sort_unstable();
         conversation_ids.dedup();
         // The `must` lets the engine start from these conversations' messages (keyword index)
@@ -280,7 +339,7 @@ impl ChatStorage {
             MF::ContextId.as_str().into(),
             conversation_ids.iter().map(|c| FieldValue::from(*c)).collect(),
         ));
-        for (context_id, user_index) in starts {
+        for (context_id, user_index) in &older {
             filter.should.push(Condition::Filter(Box::new(
                 Filter::must(msg_eq(MF::ContextId, context_id.as_str())).and(Condition::Range(
                     MF::MessageIndex.as_str().into(),
@@ -298,16 +357,31 @@ impl ChatStorage {
                 MESSAGES,
                 ScrollRequest {
                     filter: Some(filter),
-                    limit: starts.len() * 2,
+                    limit: older.len() * 2,
                     ..ScrollRequest::default()
                 },
             )
             .await?;
-        let mut messages: HashMap<(String, u64), Message> = HashMap::with_capacity(page.records.len());
         for record in &page.records {
             let message = schema::message_from_record(record, &self.sealer)?;
             messages.insert((message.context_id.clone(), message.message_index), message);
         }
+        Ok(messages)
+    }
+
+    /// The pairs starting at these (conversation, user message index) places, where the
+    /// message there is the user's and the next one the assistant's (others are skipped), in
+    /// no particular order. Two store calls whatever their number (one per pair made
+    /// `context_for_prompt` take 8 ms at 60 candidates): the messages by point id, the
+    /// titles by point id.
+    async fn pairs_at(&self, starts: &[(String, u64)]) -> Result<Vec<ContextPair>> {
+        if starts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conversation_ids: Vec<&str> = starts.iter().map(|(c, _)| c.as_str()).collect();
+        conversation_ids.sort_unstable();
+        conversation_ids.dedup();
+        let messages = self.messages_at(starts).await?;
         let titles: HashMap<String, String> = self
             .store
             .retrieve(
@@ -352,6 +426,66 @@ impl ChatStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::NewMessage;
+    use crate::config::{ConfigKey, StorageConfig};
+    use crate::StorageService;
+
+    /// Messages of a store from before message ids were derived (random ids) are still found:
+    /// by the filtered scroll, for the places missing under their derived ids.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pairs_are_found_in_stores_from_before_derived_message_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StorageConfig::builder()
+            .with_data_dir(dir.path().join("data"))
+            .with_config(ConfigKey::KeySource, "file")
+            .with_config(ConfigKey::KeyFile, dir.path().join("k.key").display().to_string())
+            .with_config(ConfigKey::EmbeddingProvider, "none")
+            .build()
+            .unwrap();
+        let s = StorageService::open(config).await.unwrap();
+        let chat = &s.chat;
+        let old = chat
+            .create_conversation("alice", "Old failover", serde_json::json!({}))
+            .await
+            .unwrap();
+        let current = chat
+            .create_conversation("alice", "Now", serde_json::json!({}))
+            .await
+            .unwrap();
+        for (role, text) in [
+            (Role::User, "Fail over the production Postgres database"),
+            (Role::Assistant, "Failover started; the standby is being promoted."),
+        ] {
+            chat.append(&old, NewMessage::new(role, text)).await.unwrap();
+        }
+        // Rewrite both messages as an older version stored them: under random ids.
+        let derived: Vec<uuid::Uuid> = (0..2).map(|i| schema::message_point_id(&old, i)).collect();
+        let records = chat.store.retrieve(MESSAGES, derived.clone(), false).await.unwrap();
+        assert_eq!(records.len(), 2);
+        let mut moved = Vec::new();
+        for record in &records {
+            let message = Message {
+                id: uuid::Uuid::new_v4(),
+                ..schema::message_from_record(record, &chat.sealer).unwrap()
+            };
+            let keywords = chat.keywords.document(&message.content);
+            moved.push(message.id);
+            let point = schema::message_to_point(&message, keywords, &chat.sealer).unwrap();
+            chat.store.upsert(MESSAGES, vec![point]).await.unwrap();
+        }
+        chat.store.delete(MESSAGES, derived).await.unwrap();
+
+        let ctx = chat
+            .context_for_prompt("alice", &current, "postgres failover", ContextOptions::default())
+            .await
+            .unwrap();
+        assert!(!ctx.fallback);
+        assert_eq!(ctx.pairs.len(), 1, "{:?}", ctx.pairs);
+        assert_eq!(ctx.pairs[0].context_id, old);
+        assert!(moved.contains(&ctx.pairs[0].user_message_id));
+        assert!(ctx.pairs[0].assistant.starts_with("Failover started"));
+        s.shutdown().await.unwrap();
+    }
 
     #[test]
     fn decay_halves_in_about_five_days_and_never_grows() {

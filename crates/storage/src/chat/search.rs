@@ -275,6 +275,7 @@ impl ChatStorage {
                             filter: Some(filter),
                             limit: depth,
                             with_payload: false,
+                            exact: false,
                         },
                     )
                     .await?
@@ -297,7 +298,8 @@ impl ChatStorage {
                 payload: h.payload,
             }),
             SearchMode::Hybrid => {
-                let weights = self.keyword_coverage(query, &keyword).await?;
+                let mut keyword = keyword;
+                let weights = self.keyword_coverage(query, &mut keyword).await?;
                 fuse(keyword, &weights, semantic)
             }
         };
@@ -309,7 +311,11 @@ impl ChatStorage {
     /// matches unrelated messages on one incidental word; without this, RRF's reward for
     /// appearing in both lists lets such noise outvote the semantic ranking. A message holding
     /// most of the query's words (or its identifier) keeps its weight.
-    async fn keyword_coverage(&self, query: &str, hits: &[Hit]) -> Result<Vec<f32>> {
+    ///
+    /// A message's tokens are its stored keyword vector (the keyed tokens its text encoded
+    /// to when written), so nothing is unsealed or encoded again; the payloads read on the way
+    /// are kept in the hits, so [`Self::load_payloads`] does not read them again.
+    async fn keyword_coverage(&self, query: &str, hits: &mut [Hit]) -> Result<Vec<f32>> {
         let mut weights = vec![0.0; hits.len()];
         let VectorData::Sparse { indices: wanted, .. } = self.keywords.query(query) else {
             return Ok(weights);
@@ -318,24 +324,27 @@ impl ChatStorage {
             return Ok(weights);
         }
         let top: Vec<PointId> = hits.iter().take(COVERAGE_DEPTH).map(|h| h.id).collect();
-        let records = self.store.retrieve(MESSAGES, top, false).await?;
-        let contents: HashMap<PointId, String> = records
-            .iter()
-            .filter_map(|r| schema::message_from_record(r, &self.sealer).ok())
-            .map(|m| (m.id, m.content))
+        let mut records: HashMap<PointId, crate::store::Record> = self
+            .store
+            .retrieve(MESSAGES, top, true)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
             .collect();
-        for (weight, hit) in weights.iter_mut().zip(hits) {
-            let Some(content) = contents.get(&hit.id) else {
+        for (weight, hit) in weights.iter_mut().zip(hits.iter_mut()) {
+            let Some(record) = records.remove(&hit.id) else {
                 continue;
             };
-            let VectorData::Sparse { indices: have, .. } = self.keywords.document(content) else {
-                continue;
+            // A keyword hit has a keyword vector: the query matched it.
+            let shared = match record.vectors.get(KEYWORDS_VECTOR) {
+                Some(VectorData::Sparse { indices: have, .. }) => wanted.iter().filter(|i| have.contains(i)).count(),
+                _ => 0,
             };
-            let shared = wanted.iter().filter(|i| have.binary_search(i).is_ok()).count();
             let coverage = shared as f32 / wanted.len() as f32;
             if coverage >= MIN_COVERAGE {
                 *weight = coverage * coverage;
             }
+            hit.payload = record.payload;
         }
         Ok(weights)
     }
@@ -381,6 +390,7 @@ impl ChatStorage {
                     filter: Some(filter),
                     limit: depth,
                     with_payload: false,
+                    exact: false,
                 },
             )
             .await?)

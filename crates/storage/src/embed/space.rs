@@ -47,6 +47,7 @@ impl DenseSpace {
         DenseSpec {
             name: self.slot.clone(),
             dim: self.embedder.dim(),
+            graph: false,
         }
     }
 

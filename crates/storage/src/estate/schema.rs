@@ -48,7 +48,8 @@ pub(crate) fn estate_spec(dense: Option<DenseSpec>) -> CollectionSpec {
     use field::*;
     CollectionSpec {
         name: ESTATE.to_string(),
-        dense: dense.into_iter().collect(),
+        // Semantic search ranks every resource (not one user's few), so the slot is indexed.
+        dense: dense.into_iter().map(|d| DenseSpec { graph: true, ..d }).collect(),
         sparse: vec![SparseSpec {
             name: KEYWORDS_VECTOR.to_string(),
             idf: true,

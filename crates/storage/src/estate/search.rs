@@ -108,6 +108,7 @@ impl EstateStorage {
                             filter: Some(filter.clone()),
                             limit: depth,
                             with_payload: false,
+                            exact: false,
                         },
                     )
                     .await?;

@@ -18,6 +18,7 @@ fn spec(name: &str) -> CollectionSpec {
         dense: vec![DenseSpec {
             name: "dense".into(),
             dim: 4,
+            graph: false,
         }],
         sparse: vec![SparseSpec {
             name: "kw".into(),
@@ -83,14 +84,25 @@ pub async fn describe_returns_the_spec(store: &dyn VectorStore, name: &str) {
     wanted.indexes.sort_by(|a, b| a.0.cmp(&b.0));
     got.indexes.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(got, wanted);
-    // A slot added later (another embedding model) is described too.
+    // A slot added later (another embedding model) is described too, with its vector index.
     wanted.dense.push(DenseSpec {
         name: "other".into(),
         dim: 3,
+        graph: true,
     });
     store.ensure_collection(&wanted).await.unwrap();
     let got = store.describe(name).await.unwrap();
     assert_eq!(got.dense, wanted.dense);
+    // An existing slot asked for a vector index gets one; so does a slot created with one.
+    wanted.dense[0].graph = true;
+    store.ensure_collection(&wanted).await.unwrap();
+    assert_eq!(store.describe(name).await.unwrap().dense, wanted.dense);
+    let created = CollectionSpec {
+        name: format!("{name}_graph"),
+        ..wanted.clone()
+    };
+    store.ensure_collection(&created).await.unwrap();
+    assert_eq!(store.describe(&created.name).await.unwrap().dense, wanted.dense);
     assert!(matches!(
         store.describe(&format!("{name}_missing")).await,
         Err(crate::store::StoreError::NoSuchCollection(_))
@@ -302,6 +314,7 @@ pub async fn queries_honour_filter(store: &dyn VectorStore, name: &str) {
                     filter: Some(only_b.clone()),
                     limit: 50,
                     with_payload: true,
+                    exact: false,
                 },
             )
             .await
@@ -313,6 +326,36 @@ pub async fn queries_honour_filter(store: &dyn VectorStore, name: &str) {
             "{using}: sorted by score"
         );
     }
+}
+
+/// An exact query (every admitted point scored) and an ordinary one agree where no index
+/// changes the answer, and both honour the filter. (Recall of a built graph is measured by
+/// `bench --resources N --dense`, at sizes where the engine uses one.)
+pub async fn exact_queries_agree(store: &dyn VectorStore, name: &str) {
+    let mut spec = spec(name);
+    spec.dense[0].graph = true;
+    store.ensure_collection(&spec).await.unwrap();
+    let points: Vec<Point> = (0..40)
+        .map(|i| point(i, if i % 2 == 0 { "a" } else { "b" }, true))
+        .collect();
+    store.upsert(name, points).await.unwrap();
+    let ask = |exact: bool| QueryRequest {
+        using: "dense".into(),
+        vector: VectorData::Dense(vec![1.0, 3.0, 0.5, -3.0]),
+        filter: Some(Filter::must(Condition::Eq("user".into(), "a".into()))),
+        limit: 5,
+        with_payload: true,
+        exact,
+    };
+    let exact = store.query(name, ask(true)).await.unwrap();
+    let indexed = store.query(name, ask(false)).await.unwrap();
+    assert_eq!(exact.len(), 5);
+    let ids = |hits: &[crate::store::Hit]| hits.iter().map(|h| h.id).collect::<Vec<_>>();
+    assert_eq!(ids(&exact), ids(&indexed));
+    assert!(
+        exact.iter().all(|h| h.payload["user"] == json!("a")),
+        "the filter holds"
+    );
 }
 
 /// Count and facet are exact.
@@ -366,6 +409,7 @@ pub async fn run_all(store: &dyn VectorStore, prefix: &str) {
     delete_by_ids_and_filter(store, &format!("{prefix}_delete")).await;
     scroll_filter_order_by_pages(store, &format!("{prefix}_scroll")).await;
     queries_honour_filter(store, &format!("{prefix}_query")).await;
+    exact_queries_agree(store, &format!("{prefix}_exact")).await;
     count_and_facet(store, &format!("{prefix}_facet")).await;
     closed_store_refuses_every_call(store, &format!("{prefix}_closed")).await;
 }

@@ -135,6 +135,10 @@ pub struct DenseSpec {
     pub name: String,
     /// Dimension.
     pub dim: usize,
+    /// Build a vector index (an HNSW graph) over the slot at compaction. For slots searched
+    /// across the whole collection (the estate); per-user slots (chat) stay scans of the
+    /// user's points, which is exact and cheaper than keeping a graph.
+    pub graph: bool,
 }
 
 /// A sparse vector slot.
@@ -379,6 +383,9 @@ pub struct QueryRequest {
     pub limit: usize,
     /// Return payloads.
     pub with_payload: bool,
+    /// Score every point the filter admits, even where a vector index exists: the exact answer
+    /// an index's recall is measured against.
+    pub exact: bool,
 }
 
 /// A scored hit.

@@ -140,12 +140,11 @@ pub(super) fn edge_config(dense: &[DenseSpec], sparse: &[SparseSpec]) -> qe::Edg
             ..qe::WalOptions::default()
         });
     for d in dense {
-        builder = builder.vector(
-            d.name.clone(),
-            qe::EdgeVectorParamsBuilder::new(d.dim, qe::Distance::Cosine)
-                .on_disk(true)
-                .build(),
-        );
+        let mut params = qe::EdgeVectorParamsBuilder::new(d.dim, qe::Distance::Cosine).on_disk(true);
+        if d.graph {
+            params = params.hnsw_config(graph_index());
+        }
+        builder = builder.vector(d.name.clone(), params.build());
     }
     for s in sparse {
         let mut params = qe::EdgeSparseVectorParamsBuilder::new().on_disk(true);
@@ -157,6 +156,28 @@ pub(super) fn edge_config(dense: &[DenseSpec], sparse: &[SparseSpec]) -> qe::Edg
     builder.build()
 }
 
+/// The vector index of a [`DenseSpec::graph`] slot: qdrant's default graph (16 links per
+/// node, 100 candidates while building), memory-mapped like the vectors. Segments under
+/// `full_scan_threshold` KB of vectors (~6,500 of 384 dimensions), and filters admitting
+/// fewer points than that, are still scanned: exact, and faster than a graph at that size.
+/// Built by compaction (an immutable segment's graph; a merge reuses the largest input's).
+pub(super) fn graph_index() -> qe::HnswIndexConfig {
+    qe::HnswIndexConfig {
+        m: 16,
+        ef_construct: 100,
+        full_scan_threshold: 10_000,
+        max_indexing_threads: 0,
+        on_disk: Some(true),
+        payload_m: None,
+        inline_storage: None,
+    }
+}
+
+/// True when a dense slot's config (the engine's JSON) names a graph of its own.
+pub(super) fn has_graph(params: &Value) -> bool {
+    params["hnsw_config"]["m"].as_u64().is_some_and(|m| m > 0)
+}
+
 /// A collection's spec from the engine's config and payload schema, both as JSON.
 pub(super) fn describe(name: &str, config: &Value, schema: &Value) -> CollectionSpec {
     let entries = |v: &Value| v.as_object().cloned().unwrap_or_default().into_iter();
@@ -165,6 +186,7 @@ pub(super) fn describe(name: &str, config: &Value, schema: &Value) -> Collection
             Some(DenseSpec {
                 name,
                 dim: usize::try_from(params["size"].as_u64()?).ok()?,
+                graph: has_graph(&params),
             })
         })
         .collect();
@@ -333,6 +355,7 @@ mod tests {
         create_dense_vector(&DenseSpec {
             name: "dense".into(),
             dim: 4,
+            graph: false,
         })
         .unwrap();
         create_sparse_vector(&SparseSpec {

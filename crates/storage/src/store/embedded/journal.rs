@@ -26,6 +26,13 @@ use crate::store::{Filter, Payload, Point, PointId, PointVectors, StoreError};
 pub(super) const JOURNAL_FILE: &str = "journal.log";
 /// Journal size that triggers a checkpoint.
 pub(super) const CHECKPOINT_BYTES: u64 = 8 * 1024 * 1024;
+/// Journal size past which a write waits for a running compaction to end so that the journal
+/// can be checkpointed. Below it, checkpoints are skipped while a compaction runs (writers
+/// never wait for one); but a compaction of an indexed collection under a steady stream of
+/// writes never ends (the engine optimises until nothing is left to do, and the writes keep
+/// giving it work), and a 1M-resource estate ingest left a 3.5 GB journal, all to be replayed
+/// after a crash.
+pub(super) const JOURNAL_LIMIT_BYTES: u64 = 128 * 1024 * 1024;
 
 /// One write, in the store's neutral types.
 #[derive(Debug, Clone, Serialize, Deserialize)]

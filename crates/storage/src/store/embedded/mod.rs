@@ -52,7 +52,7 @@ impl Default for EmbeddedOptions {
 }
 
 use self::group_sync::GroupSync;
-use self::journal::{Journal, WriteOp, CHECKPOINT_BYTES};
+use self::journal::{Journal, WriteOp, CHECKPOINT_BYTES, JOURNAL_LIMIT_BYTES};
 use self::maintenance::paused_checkpoint;
 use self::shard::{apply, create_shard, ensure_schema, Shard};
 use self::space::{check_space, SpaceGuard};
@@ -82,6 +82,9 @@ pub struct EmbeddedStore {
     closed: std::sync::atomic::AtomicBool,
     /// The data-dir lock, released by `close` once no shard is in use.
     lock: Mutex<Option<DirLock>>,
+    /// Journal size past which writes wait for a compaction to checkpoint
+    /// ([`JOURNAL_LIMIT_BYTES`]; smaller in tests).
+    journal_limit: u64,
 }
 
 impl std::fmt::Display for EmbeddedStore {
@@ -195,6 +198,7 @@ impl EmbeddedStore {
             space: Arc::new(SpaceGuard::new(data_dir.to_path_buf(), options.min_free_bytes)),
             closed: std::sync::atomic::AtomicBool::new(false),
             lock: Mutex::new(Some(lock)),
+            journal_limit: JOURNAL_LIMIT_BYTES,
         })
     }
 
@@ -302,7 +306,13 @@ impl EmbeddedStore {
             return Ok(false);
         };
         self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if size > CHECKPOINT_BYTES {
+        if size > self.journal_limit {
+            tracing::info!(
+                journal_bytes = size,
+                "journal past its limit: waiting for the running compaction to checkpoint"
+            );
+            self.checkpoint().await?;
+        } else if size > CHECKPOINT_BYTES {
             self.checkpoint_unless_compacting().await?;
         }
         if written_points > 0 {
@@ -472,7 +482,10 @@ impl VectorStore for EmbeddedStore {
                 score_threshold: None,
                 limit: request.limit,
                 offset: 0,
-                params: None,
+                params: request.exact.then(|| qe::SearchParams {
+                    exact: true,
+                    ..qe::SearchParams::default()
+                }),
                 with_vector: qe::WithVector::Bool(false),
                 with_payload: qe::WithPayloadInterface::Bool(request.with_payload),
             };
@@ -871,6 +884,74 @@ mod tests {
         assert_eq!(store.count("busy", None).await.unwrap(), 13);
     }
 
+    /// Past the journal's limit, a write waits for the running compaction and checkpoints:
+    /// the journal stays bounded however long compactions run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_its_limit_the_journal_waits_for_the_compaction_and_checkpoints() {
+        use crate::store::{CollectionSpec, Point};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = EmbeddedStore::open(dir.path()).unwrap();
+        store.journal_limit = 3 * CHECKPOINT_BYTES / 2;
+        let store = Arc::new(store);
+        let spec = CollectionSpec {
+            name: "bounded".into(),
+            dense: Vec::new(),
+            sparse: Vec::new(),
+            indexes: Vec::new(),
+        };
+        store.ensure_collection(&spec).await.unwrap();
+        let journal_file = store.root.join(journal::JOURNAL_FILE);
+        let point = |i: usize| Point {
+            id: uuid::Uuid::from_u128(i as u128 + 1),
+            vectors: Default::default(),
+            payload: [("blob".to_string(), serde_json::json!("x".repeat(1 << 20)))]
+                .into_iter()
+                .collect(),
+        };
+        // A thread holds the maintenance lock, as a running compaction does.
+        let shard = store.shard("bounded").unwrap();
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let compaction = std::thread::spawn(move || {
+            let _m = shard.maintenance.lock().unwrap();
+            locked_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        locked_rx.recv().unwrap();
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..16 {
+                    store.upsert("bounded", vec![point(i)]).await.unwrap();
+                }
+            })
+        };
+        // The writer stops at the limit and stays stopped while the compaction runs.
+        let mut stalled_at = 0;
+        for _ in 0..50 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let now = std::fs::metadata(&journal_file).unwrap().len();
+            if now == stalled_at && now > store.journal_limit {
+                break;
+            }
+            stalled_at = now;
+        }
+        assert!(!writer.is_finished(), "the writer went past the limit");
+        assert!(
+            stalled_at > store.journal_limit && stalled_at < store.journal_limit + (2 << 20),
+            "the journal stopped just past its limit: {stalled_at} bytes"
+        );
+        release_tx.send(()).unwrap();
+        compaction.join().unwrap();
+        writer.await.unwrap();
+        let after = std::fs::metadata(&journal_file).unwrap().len();
+        assert!(
+            after < store.journal_limit,
+            "checkpointed once the compaction ended: {after} bytes"
+        );
+        assert_eq!(store.count("bounded", None).await.unwrap(), 16);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn background_compaction_keeps_every_point_and_answers_queries() {
         use crate::store::{CollectionSpec, Point, QueryRequest, SparseSpec, VectorData};
@@ -933,6 +1014,7 @@ mod tests {
                     filter: None,
                     limit: 1000,
                     with_payload: false,
+                    exact: false,
                 },
             )
             .await
@@ -943,5 +1025,114 @@ mod tests {
             store.retrieve("compact", sample.clone(), false).await.unwrap().len(),
             sample.len()
         );
+    }
+
+    /// The `m` of every built HNSW index of vector `slot` under `dir` (one per indexed segment).
+    fn graph_links(dir: &std::path::Path, slot: &str) -> Vec<u64> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(graph_links(&path, slot));
+            } else if path.file_name().is_some_and(|n| n == "hnsw_config.json")
+                && path
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .is_some_and(|n| n == format!("vector_index-{slot}").as_str())
+            {
+                let config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                out.push(config["m"].as_u64().unwrap());
+            }
+        }
+        out
+    }
+
+    /// A collection from before vector indexes (slot without a graph, segments compacted
+    /// without one) asked for a graph: the slot is described with it, compaction rebuilds the
+    /// segments with a 16-link HNSW index, it survives a reopen, and indexed queries find what
+    /// an exact scan finds. (At this size the engine still scans; the graph's recall where it
+    /// is used is measured by `bench --resources N --dense`.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_graph_slot_gets_its_vector_index_at_compaction_and_finds_what_a_scan_finds() {
+        use crate::store::{CollectionSpec, DenseSpec, Point, QueryRequest, VectorData};
+        use rand::{Rng, SeedableRng};
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = CollectionSpec {
+            name: "graph".into(),
+            dense: vec![DenseSpec {
+                name: "d".into(),
+                dim: 128,
+                graph: false,
+            }],
+            sparse: Vec::new(),
+            indexes: Vec::new(),
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut random_vector = move || VectorData::Dense((0..128).map(|_| rng.gen_range(-1.0f32..1.0)).collect());
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.ensure_collection(&spec).await.unwrap();
+        // 3,000 vectors of 128 floats: 1.5 MB, past the size at which compaction indexes a segment.
+        for _ in 0..6 {
+            let points = (0..500)
+                .map(|_| Point {
+                    id: uuid::Uuid::new_v4(),
+                    vectors: [("d".to_string(), random_vector())].into_iter().collect(),
+                    payload: serde_json::Map::new(),
+                })
+                .collect();
+            store.upsert("graph", points).await.unwrap();
+        }
+        store.optimize("graph").await.unwrap();
+        let engine_dir = dir.path().join(QDRANT_DIR);
+        assert!(
+            graph_links(&engine_dir, "d").iter().all(|m| *m == 0),
+            "no graph before one is asked for"
+        );
+
+        spec.dense[0].graph = true;
+        store.ensure_collection(&spec).await.unwrap();
+        assert!(store.describe("graph").await.unwrap().dense[0].graph);
+        store.optimize("graph").await.unwrap();
+        let built = graph_links(&engine_dir, "d");
+        assert!(
+            !built.is_empty() && built.contains(&16),
+            "a 16-link graph was built: {built:?}"
+        );
+        store.close().await.unwrap();
+
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(
+            store.describe("graph").await.unwrap().dense[0].graph,
+            "kept across a reopen"
+        );
+        assert_eq!(store.count("graph", None).await.unwrap(), 3000);
+        for _ in 0..10 {
+            let vector = random_vector();
+            let ask = |exact| QueryRequest {
+                using: "d".into(),
+                vector: vector.clone(),
+                filter: None,
+                limit: 10,
+                with_payload: false,
+                exact,
+            };
+            let exact: Vec<_> = store
+                .query("graph", ask(true))
+                .await
+                .unwrap()
+                .iter()
+                .map(|h| h.id)
+                .collect();
+            let indexed: Vec<_> = store
+                .query("graph", ask(false))
+                .await
+                .unwrap()
+                .iter()
+                .map(|h| h.id)
+                .collect();
+            assert_eq!(exact.len(), 10);
+            assert_eq!(indexed, exact);
+        }
+        store.close().await.unwrap();
     }
 }

@@ -146,6 +146,7 @@ pub(super) fn ensure_schema(shard: &Shard, spec: &CollectionSpec) -> Result<(), 
         let op = convert::create_dense_vector(d).map_err(shard.engine_err("add vector"))?;
         shard.update("add vector", op)?;
     }
+    ensure_graphs(shard, spec)?;
     for s in spec.sparse.iter().filter(|s| !sparse_known.contains(&s.name)) {
         let op = convert::create_sparse_vector(s).map_err(shard.engine_err("add vector"))?;
         shard.update("add vector", op)?;
@@ -162,6 +163,35 @@ pub(super) fn ensure_schema(shard: &Shard, spec: &CollectionSpec) -> Result<(), 
             field_schema: Some(schema),
         }));
         shard.update("create index", op)?;
+    }
+    Ok(())
+}
+
+/// Give every [`crate::store::DenseSpec::graph`] slot its vector index (a slot added after the
+/// collection was created, or a collection from before graphs, has none). Compaction then
+/// rebuilds the existing immutable segments with the graph (the engine's config-mismatch
+/// optimiser), in the background like any compaction.
+fn ensure_graphs(shard: &Shard, spec: &CollectionSpec) -> Result<(), StoreError> {
+    let missing: Vec<String> = {
+        let config = shard.edge.config();
+        spec.dense
+            .iter()
+            .filter(|d| d.graph)
+            .filter(|d| {
+                config
+                    .vectors
+                    .get(&d.name)
+                    .is_some_and(|p| p.hnsw_config.is_none_or(|h| h.m == 0))
+            })
+            .map(|d| d.name.clone())
+            .collect()
+    };
+    for name in missing {
+        tracing::info!(collection = %shard.name, vector = %name, "adding a vector index (HNSW) to the slot");
+        shard
+            .edge
+            .set_vector_hnsw_config(&name, convert::graph_index())
+            .map_err(|e| (shard.engine_err("add vector index"))(Box::new(e)))?;
     }
     Ok(())
 }

@@ -230,6 +230,7 @@ pub(super) fn describe(name: &str, info: &q::CollectionInfo) -> CollectionSpec {
                 Some(DenseSpec {
                     name: name.clone(),
                     dim: usize::try_from(p.size).ok()?,
+                    graph: p.hnsw_config.as_ref().and_then(|h| h.m).is_some_and(|m| m > 0),
                 })
             })
             .collect(),
@@ -269,11 +270,22 @@ pub(super) fn describe(name: &str, info: &q::CollectionInfo) -> CollectionSpec {
     CollectionSpec::sorted(name, dense, sparse, indexes)
 }
 
-/// The embedded engine's index layout: no HNSW graph (`m = 0`). Every chat query is filtered to
-/// one user and the estate's semantic search scans, so results are the embedded store's exact
-/// ones, and the server spends no CPU building graphs that would not be used.
+/// The embedded engine's index layout: no HNSW graph (`m = 0`) but for slots that ask for one
+/// ([`graph_index`]). Every chat query is filtered to one user and scans that user's points,
+/// so results are the embedded store's exact ones, and the server spends no CPU building
+/// graphs that would not be used.
 pub(super) fn hnsw_layout() -> q::HnswConfigDiffBuilder {
     q::HnswConfigDiffBuilder::default().m(0)
+}
+
+/// A [`DenseSpec::graph`] slot's own vector index: the embedded engine's (see its
+/// `graph_index`), over the collection's `m = 0`.
+pub(super) fn graph_index() -> q::HnswConfigDiffBuilder {
+    q::HnswConfigDiffBuilder::default()
+        .m(16)
+        .ef_construct(100)
+        .full_scan_threshold(10_000)
+        .on_disk(true)
 }
 
 /// The embedded engine's appendable segment size (see `APPENDABLE_SEGMENT_KB`; the server's

@@ -160,10 +160,11 @@ impl RemoteStore {
         let name = self.full_name(&spec.name);
         let mut dense = q::VectorsConfigBuilder::default();
         for d in &spec.dense {
-            dense.add_named_vector_params(
-                d.name.clone(),
-                q::VectorParamsBuilder::new(d.dim as u64, q::Distance::Cosine),
-            );
+            let mut params = q::VectorParamsBuilder::new(d.dim as u64, q::Distance::Cosine);
+            if d.graph {
+                params = params.hnsw_config(convert::graph_index());
+            }
+            dense.add_named_vector_params(d.name.clone(), params);
         }
         let mut sparse = q::SparseVectorsConfigBuilder::default();
         for s in &spec.sparse {
@@ -254,6 +255,45 @@ impl RemoteStore {
                 Err(e) => return Err((self.err(&spec.name, "add vector"))(e)),
             }
         }
+        self.ensure_graphs(spec).await
+    }
+
+    /// Give every [`crate::store::DenseSpec::graph`] slot its vector index (slots added after
+    /// creation have none); the server's optimiser then rebuilds its segments with it.
+    async fn ensure_graphs(&self, spec: &CollectionSpec) -> Result<(), StoreError> {
+        let wanted: Vec<&str> = spec.dense.iter().filter(|d| d.graph).map(|d| d.name.as_str()).collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let described = convert::describe(&spec.name, &self.collection_info(&spec.name).await?);
+        let missing: Vec<&str> = wanted
+            .into_iter()
+            .filter(|name| described.dense.iter().any(|d| d.name == *name && !d.graph))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(collection = %spec.name, vectors = ?missing, "adding a vector index (HNSW) on the server");
+        let map = missing
+            .into_iter()
+            .map(|name| {
+                let diff = q::VectorParamsDiff {
+                    hnsw_config: Some(convert::graph_index().into()),
+                    ..q::VectorParamsDiff::default()
+                };
+                (name.to_string(), diff)
+            })
+            .collect();
+        let diff = q::VectorsConfigDiff {
+            config: Some(q::vectors_config_diff::Config::ParamsMap(q::VectorParamsDiffMap {
+                map,
+            })),
+        };
+        let request = q::UpdateCollectionBuilder::new(self.full_name(&spec.name)).vectors_config(diff);
+        self.client
+            .update_collection(request)
+            .await
+            .map_err(self.err(&spec.name, "add vector index"))?;
         Ok(())
     }
 
@@ -535,6 +575,9 @@ impl VectorStore for RemoteStore {
             .using(request.using)
             .limit(request.limit as u64)
             .with_payload(request.with_payload);
+        if request.exact {
+            query = query.params(q::SearchParamsBuilder::default().exact(true));
+        }
         if let Some(filter) = convert::opt_filter(request.filter.as_ref()).map_err(&to_backend)? {
             query = query.filter(filter);
         }
