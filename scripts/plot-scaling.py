@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Plot how each operation's p50 grows with the store: docs/scaling.svg from the bench JSON
-that scripts/scaling.sh keeps in docs/scaling/ (chat-N.json, search-N.json, estate-N.json).
+that scripts/scaling.sh keeps in docs/scaling/ (chat-N.json, search-N.json, estate-N.json, estate-dense-N.json).
 
 Standard library only (no plotting package to install): a log-log SVG, one line per
 operation, and a Markdown table of the same numbers on stdout for docs/PERFORMANCE.md.
@@ -26,9 +26,10 @@ SERIES = [
     ("estate filtered search", "estate", ["filtered_search", "p50_ms"]),
     ("estate count", "estate", ["count", "p50_ms"]),
     ("estate facet", "estate", ["facet", "p50_ms"]),
+    ("estate semantic (HNSW)", "estate-dense", ["semantic", "p50_ms"]),
 ]
 COLOURS = ["#1f77b4", "#ff7f0e", "#aec7e8", "#ffbb78", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#7f7f7f", "#17becf"]
+           "#8c564b", "#e377c2", "#7f7f7f", "#17becf", "#bcbd22"]
 
 
 def dig(report, path):
@@ -40,10 +41,10 @@ def dig(report, path):
 
 
 def load(folder):
-    """{label: {size: p50}} from every chat-N/search-N/estate-N.json in folder."""
+    """{label: {size: p50}} from every <kind>-N.json in folder."""
     points = {label: {} for label, _, _ in SERIES}
     for path in sorted(folder.glob("*.json")):
-        kind, _, size = path.stem.partition("-")
+        kind, _, size = path.stem.rpartition("-")
         if not size.isdigit():
             continue
         report = json.loads(path.read_text())

@@ -22,7 +22,8 @@ for n in ${SCALING_SIZES:-10000 100000 1000000}; do
     mv "$out/$name-$n.json.part" "$out/$name-$n.json"
   }
   run chat --messages "$n"
-  run search --search --messages "$n" --samples 500
+  # One user with 1,000 messages up to 100k; at 1M the targets are for a user with 10,000.
+  run search --search --messages "$n" --samples 500 --per-user "$(( n >= 1000000 ? 10000 : 1000 ))"
   run estate --resources "$n" --samples 500
   run estate-dense --resources "$n" --dense --samples 500
 done

@@ -211,8 +211,7 @@ impl ChatStorage {
 
     /// The places (conversation, user message index) of pairs relevant to `prompt`, best
     /// first by relevance × the recency of the message that matched (a pair's own time, its
-    /// answer's, differs from it by the answer's latency: a relative difference below 1e-4
-    /// an hour).
+    /// answer's, differs from it by the answer's latency: about 1e-4 of the decay per minute).
     async fn relevant_starts(&self, user_id: &str, current: &str, prompt: &str, now: i64) -> Result<Vec<Start>> {
         let options = SearchOptions {
             exclude_context: Some(current.to_string()),
