@@ -662,6 +662,19 @@ pub fn default_data_dir() -> PathBuf {
         .join("cloudops-storage")
 }
 
+/// A store in `dir/data` keyed by the file `dir/k.key`, keyword search only: what unit tests
+/// that need a whole service open.
+#[cfg(test)]
+pub(crate) fn keyword_only_test_config(dir: &Path) -> StorageConfig {
+    StorageConfig::builder()
+        .with_data_dir(dir.join("data"))
+        .with_config(ConfigKey::KeySource, "file")
+        .with_config(ConfigKey::KeyFile, dir.join("k.key").display().to_string())
+        .with_config(ConfigKey::EmbeddingProvider, "none")
+        .build()
+        .expect("a valid test configuration")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,7 +114,8 @@ pub(crate) fn config(dir: &Path, store: &BenchStore, name: &str) -> Result<Stora
     Ok(config)
 }
 
-async fn time<F, Fut, T>(samples: usize, mut f: F) -> Result<Latency>
+/// `samples` timed calls of `f(i)`.
+pub(crate) async fn time<F, Fut, T>(samples: usize, mut f: F) -> Result<Latency>
 where
     F: FnMut(usize) -> Fut,
     Fut: std::future::Future<Output = cloudops_storage_service::Result<T>>,

@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::chat::{memory, Latency};
-use super::estate::{config as resource_config, resource, REGIONS};
+use super::estate::{config as resource_config, resource, time, REGIONS};
 use super::search::SyntheticEmbedder;
 use super::target::BenchStore;
 use anyhow::{Context as _, Result};
@@ -155,20 +155,6 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-async fn time<F, Fut, T>(samples: usize, mut f: F) -> Result<Latency>
-where
-    F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let mut out = Vec::with_capacity(samples);
-    for i in 0..samples {
-        let t = Instant::now();
-        f(i).await?;
-        out.push(t.elapsed());
-    }
-    Ok(Latency::from_samples(out))
-}
-
 /// Run the workload in `dir` (a fresh, empty folder).
 ///
 /// # Errors
@@ -207,17 +193,17 @@ pub(crate) async fn run_dense_bench(
     let samples = options.samples;
     let query = |i: usize| format!("resource query {i}");
     let semantic = time(samples, |i| async move {
-        Ok(estate.search_in_mode(&query(i), none, 10, SearchMode::Semantic).await?)
+        estate.search_in_mode(&query(i), none, 10, SearchMode::Semantic).await
     })
     .await?;
     let semantic_region = time(samples, |i| async move {
         let q = format!("region:{} {}", REGIONS[i % REGIONS.len()], query(i));
-        Ok(estate.search_in_mode(&q, none, 10, SearchMode::Semantic).await?)
+        estate.search_in_mode(&q, none, 10, SearchMode::Semantic).await
     })
     .await?;
     let hybrid = time(samples, |i| async move {
         let q = format!("production database {}", query(i));
-        Ok(estate.search_in_mode(&q, none, 10, SearchMode::Hybrid).await?)
+        estate.search_in_mode(&q, none, 10, SearchMode::Hybrid).await
     })
     .await?;
     let rss_bytes = memory().0;

@@ -426,7 +426,6 @@ impl ChatStorage {
 mod tests {
     use super::*;
     use crate::chat::NewMessage;
-    use crate::config::{ConfigKey, StorageConfig};
     use crate::StorageService;
 
     /// Messages of a store from before message ids were derived (random ids) are still found:
@@ -434,14 +433,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pairs_are_found_in_stores_from_before_derived_message_ids() {
         let dir = tempfile::tempdir().unwrap();
-        let config = StorageConfig::builder()
-            .with_data_dir(dir.path().join("data"))
-            .with_config(ConfigKey::KeySource, "file")
-            .with_config(ConfigKey::KeyFile, dir.path().join("k.key").display().to_string())
-            .with_config(ConfigKey::EmbeddingProvider, "none")
-            .build()
+        let s = StorageService::open(crate::config::keyword_only_test_config(dir.path()))
+            .await
             .unwrap();
-        let s = StorageService::open(config).await.unwrap();
         let chat = &s.chat;
         let old = chat
             .create_conversation("alice", "Old failover", serde_json::json!({}))

@@ -699,7 +699,6 @@ fn clear_fields_match(record: &crate::store::Record, merged: &AWSResource) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConfigKey, StorageConfig};
     use crate::service::StorageService;
 
     fn bucket() -> AWSResource {
@@ -715,13 +714,7 @@ mod tests {
     #[tokio::test]
     async fn unchanged_resources_refresh_last_synced_only_past_the_resolution() {
         let dir = tempfile::tempdir().unwrap();
-        let config = StorageConfig::builder()
-            .with_data_dir(dir.path().join("data"))
-            .with_config(ConfigKey::KeySource, "file")
-            .with_config(ConfigKey::KeyFile, dir.path().join("k.key").display().to_string())
-            .with_config(ConfigKey::EmbeddingProvider, "none")
-            .build()
-            .unwrap();
+        let config = crate::config::keyword_only_test_config(dir.path());
         let s = StorageService::open(config).await.unwrap();
         let e = &s.estate;
         let t0 = 1_700_000_000_000;

@@ -833,28 +833,34 @@ mod tests {
         assert_eq!(stats[0].name, "persist");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn writes_go_on_during_a_compaction_and_the_journal_checkpoints_after_it() {
-        use crate::store::{CollectionSpec, Point};
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        let spec = CollectionSpec {
-            name: "busy".into(),
+    /// A collection of payloads only (no vectors, no indexes).
+    fn payload_only(name: &str) -> crate::store::CollectionSpec {
+        crate::store::CollectionSpec {
+            name: name.into(),
             dense: Vec::new(),
             sparse: Vec::new(),
             indexes: Vec::new(),
-        };
-        store.ensure_collection(&spec).await.unwrap();
-        let journal_file = store.root.join(journal::JOURNAL_FILE);
-        let point = |i: usize| Point {
+        }
+    }
+
+    /// Point `i` with a 1 MiB payload (journal growth in megabytes).
+    fn megabyte_point(i: usize) -> crate::store::Point {
+        crate::store::Point {
             id: uuid::Uuid::from_u128(i as u128 + 1),
             vectors: Default::default(),
             payload: [("blob".to_string(), serde_json::json!("x".repeat(1 << 20)))]
                 .into_iter()
                 .collect(),
-        };
-        // A thread holds the maintenance lock, as a running compaction does.
-        let shard = store.shard("busy").unwrap();
+        }
+    }
+
+    /// A thread holding `collection`'s maintenance lock, as a running compaction does, until
+    /// the returned sender sends.
+    fn hold_maintenance(
+        store: &EmbeddedStore,
+        collection: &str,
+    ) -> (std::thread::JoinHandle<()>, std::sync::mpsc::Sender<()>) {
+        let shard = store.shard(collection).unwrap();
         let (locked_tx, locked_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let compaction = std::thread::spawn(move || {
@@ -863,6 +869,17 @@ mod tests {
             release_rx.recv().unwrap();
         });
         locked_rx.recv().unwrap();
+        (compaction, release_tx)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_go_on_during_a_compaction_and_the_journal_checkpoints_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.ensure_collection(&payload_only("busy")).await.unwrap();
+        let journal_file = store.root.join(journal::JOURNAL_FILE);
+        let point = megabyte_point;
+        let (compaction, release_tx) = hold_maintenance(&store, "busy");
         let writes = async {
             for i in 0..12 {
                 store.upsert("busy", vec![point(i)]).await.unwrap();
@@ -888,36 +905,14 @@ mod tests {
     /// the journal stays bounded however long compactions run.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn past_its_limit_the_journal_waits_for_the_compaction_and_checkpoints() {
-        use crate::store::{CollectionSpec, Point};
         let dir = tempfile::tempdir().unwrap();
         let mut store = EmbeddedStore::open(dir.path()).unwrap();
         store.journal_limit = 3 * CHECKPOINT_BYTES / 2;
         let store = Arc::new(store);
-        let spec = CollectionSpec {
-            name: "bounded".into(),
-            dense: Vec::new(),
-            sparse: Vec::new(),
-            indexes: Vec::new(),
-        };
-        store.ensure_collection(&spec).await.unwrap();
+        store.ensure_collection(&payload_only("bounded")).await.unwrap();
         let journal_file = store.root.join(journal::JOURNAL_FILE);
-        let point = |i: usize| Point {
-            id: uuid::Uuid::from_u128(i as u128 + 1),
-            vectors: Default::default(),
-            payload: [("blob".to_string(), serde_json::json!("x".repeat(1 << 20)))]
-                .into_iter()
-                .collect(),
-        };
-        // A thread holds the maintenance lock, as a running compaction does.
-        let shard = store.shard("bounded").unwrap();
-        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let compaction = std::thread::spawn(move || {
-            let _m = shard.maintenance.lock().unwrap();
-            locked_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-        });
-        locked_rx.recv().unwrap();
+        let point = megabyte_point;
+        let (compaction, release_tx) = hold_maintenance(&store, "bounded");
         let writer = {
             let store = store.clone();
             tokio::spawn(async move {
