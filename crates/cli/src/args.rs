@@ -252,9 +252,10 @@ pub(crate) struct BenchArgs {
     /// count, facets; with the model, embedding ingest and semantic search over 10,000).
     #[arg(long, value_name = "N")]
     pub(crate) resources: Option<usize>,
-    /// With --resources: the estate's semantic search at N resources instead, with stand-in
-    /// vectors of this shape (`low-rank`, the default, or `uniform`): ingest with vectors, the
-    /// vector index built by compaction, search latency, recall@10 against an exact scan.
+    /// With --resources: the estate's semantic search at N resources instead, with vectors of
+    /// this shape (stand-ins: `low-rank`, the default, or `uniform`; or `model`, the real
+    /// model, slow): ingest with vectors, the vector index built by compaction, search
+    /// latency, recall@10 against an exact scan.
     #[arg(long, value_name = "SHAPE", num_args = 0..=1, default_missing_value = "low-rank", requires = "resources")]
     pub(crate) dense: Option<crate::bench::estate_dense::DenseShape>,
     /// Run the durability workload instead: --messages appends under `[store] sync =

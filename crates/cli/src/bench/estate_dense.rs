@@ -45,6 +45,9 @@ pub(crate) enum DenseShape {
     LowRank,
     /// Uniform random directions (the adversarial case).
     Uniform,
+    /// The real embedding model (`--model-dir`): ~80 texts/s on two cores, so tens of
+    /// thousands of resources, not a million.
+    Model,
 }
 
 /// What to run.
@@ -56,6 +59,8 @@ pub(crate) struct DenseBenchOptions {
     pub samples: usize,
     /// Stand-in vector shape.
     pub shape: DenseShape,
+    /// The model folder, for [`DenseShape::Model`].
+    pub model_dir: Option<std::path::PathBuf>,
     /// Where the store lives.
     pub store: BenchStore,
 }
@@ -167,6 +172,13 @@ pub(crate) async fn run_dense_bench(
     let embedder: Arc<dyn Embedder> = match options.shape {
         DenseShape::LowRank => Arc::new(LowRankEmbedder::new()),
         DenseShape::Uniform => Arc::new(SyntheticEmbedder::new(DIM)),
+        DenseShape::Model => {
+            let dir = options
+                .model_dir
+                .as_ref()
+                .context("--dense model needs the embedding model (scripts/fetch-test-model.sh or --model-dir)")?;
+            Arc::new(cloudops_storage_service::BertEmbedder::load(dir)?)
+        }
     };
     let config = resource_config(dir, &options.store, "dense")?;
     let service = StorageService::open_with_embedder(config, Some(embedder)).await?;

@@ -20,7 +20,10 @@ pub(crate) async fn run(args: &BenchArgs, config: StorageConfig, out: Output) ->
     let (result, stores) = if args.search {
         (search(args, &config, &store, out).await, &["search"][..])
     } else if let (Some(resources), Some(shape)) = (args.resources, args.dense) {
-        (estate_dense(args, resources, shape, &store, out).await, &["dense"][..])
+        (
+            estate_dense(args, resources, shape, &config, &store, out).await,
+            &["dense"][..],
+        )
     } else if let Some(resources) = args.resources {
         (
             estate(args, resources, &config, &store, out).await,
@@ -225,6 +228,7 @@ async fn estate_dense(
     args: &BenchArgs,
     resources: usize,
     shape: DenseShape,
+    config: &StorageConfig,
     store: &BenchStore,
     out: Output,
 ) -> anyhow::Result<()> {
@@ -234,6 +238,7 @@ async fn estate_dense(
         resources,
         samples: args.samples.clamp(1, 5_000),
         shape,
+        model_dir: bench_model(args, config),
         store: store.clone(),
     };
     let bar = out.progress("estate semantic bench");
