@@ -30,6 +30,25 @@ pub use embedded::{EmbeddedOptions, EmbeddedStore, DEFAULT_MIN_FREE_BYTES};
 /// ~1 MB of vectors is a few thousand messages.
 pub(crate) const APPENDABLE_SEGMENT_KB: u64 = 1_000;
 
+/// Points an embedded collection's appendable segment takes, at least, before it is converted
+/// when the collection has dense vectors: [`APPENDABLE_SEGMENT_KB`] holds only ~650 vectors
+/// of 384 dimensions, so under a steady stream of writes the optimiser found a new segment to
+/// convert on every pass and one compaction never ended (a 200k-message fill: compactions of
+/// ~20 s back to back, and every journal checkpoint waiting for one).
+pub(crate) const APPENDABLE_SEGMENT_POINTS: u64 = 5_000;
+
+/// The embedded indexing threshold (KB) of a collection with these dense slots:
+/// [`APPENDABLE_SEGMENT_KB`], or [`APPENDABLE_SEGMENT_POINTS`] of its largest dense vectors
+/// when that is more (the engine compares each vector's bytes in a segment with it).
+pub(crate) fn indexing_threshold_kb(dense: &[DenseSpec]) -> u64 {
+    let dense_kb = dense
+        .iter()
+        .map(|d| d.dim as u64 * 4 * APPENDABLE_SEGMENT_POINTS / 1024)
+        .max()
+        .unwrap_or(0);
+    APPENDABLE_SEGMENT_KB.max(dense_kb)
+}
+
 /// Segments an embedded collection keeps before the optimiser merges small ones (a server
 /// decides its own, see `remote::convert::optimizer_layout`): a compaction then
 /// converts only the new appendable segment instead of rewriting the whole collection.

@@ -126,15 +126,7 @@ pub(super) fn edge_config(dense: &[DenseSpec], sparse: &[SparseSpec]) -> qe::Edg
             payload_m: None,
             inline_storage: None,
         })
-        // Optimisation moves an appendable segment of ~1 MB of vectors (a few thousand
-        // messages) into an immutable one, keeping appends cheap (see `compact_if_due`).
-        .optimizers(qe::EdgeOptimizersConfig {
-            indexing_threshold: Some(super::super::APPENDABLE_SEGMENT_KB as usize),
-            // Up to 8 segments before small ones are merged: a compaction then converts only
-            // the new appendable segment instead of rewriting the whole collection.
-            default_segment_number: Some(super::super::SEGMENTS_BEFORE_MERGE as usize),
-            ..qe::EdgeOptimizersConfig::default()
-        })
+        .optimizers(optimizers(dense))
         .wal_options(qe::WalOptions {
             segment_capacity: super::engine_wal::SEGMENT_CAPACITY,
             ..qe::WalOptions::default()
@@ -154,6 +146,19 @@ pub(super) fn edge_config(dense: &[DenseSpec], sparse: &[SparseSpec]) -> qe::Edg
         builder = builder.sparse_vector(s.name.clone(), params.build());
     }
     builder.build()
+}
+
+/// Optimiser settings of a collection with these dense slots. Optimisation moves an
+/// appendable segment of a few thousand points into an immutable one, keeping appends cheap
+/// (see `compact_if_due` and [`crate::store::indexing_threshold_kb`]); up to 8 segments before
+/// small ones are merged, so a compaction converts the new appendable segment instead of
+/// rewriting the whole collection.
+pub(super) fn optimizers(dense: &[DenseSpec]) -> qe::EdgeOptimizersConfig {
+    qe::EdgeOptimizersConfig {
+        indexing_threshold: Some(crate::store::indexing_threshold_kb(dense) as usize),
+        default_segment_number: Some(super::super::SEGMENTS_BEFORE_MERGE as usize),
+        ..qe::EdgeOptimizersConfig::default()
+    }
 }
 
 /// The vector index of a [`DenseSpec::graph`] slot: qdrant's default graph (16 links per

@@ -311,7 +311,10 @@ mod tests {
             + 8;
         assert!(binary * 2 < json, "{binary} bytes journaled, JSON would take {json}");
         // 5 bytes a float (MessagePack f32), a few hundred for the payload and framing.
-        assert!(binary < 384 * 5 + 300, "{binary} bytes for 384 floats and a small payload");
+        assert!(
+            binary < 384 * 5 + 300,
+            "{binary} bytes for 384 floats and a small payload"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ impl EmbeddedStore {
             let result = {
                 let _m = shard.maintenance.lock().unwrap_or_else(|p| p.into_inner());
                 shard.written_since_optimize.store(0, Ordering::Relaxed);
-                shard.edge.optimize()
+                shard.with_edge(|edge| edge.optimize().map_err(|e| (shard.engine_err("optimize"))(Box::new(e))))
             };
             match result {
                 Ok(_) => tracing::debug!(
@@ -50,7 +50,8 @@ impl EmbeddedStore {
     pub(super) async fn checkpoint(&self) -> Result<(), StoreError> {
         let shards = self.all_shards()?;
         let journal = self.journal.clone();
-        Self::blocking(move || paused_checkpoint(&shards, &journal, |_| Ok(()))).await
+        let wal_limit = self.engine_wal_limit;
+        Self::blocking(move || paused_checkpoint(&shards, &journal, wal_limit, |_| Ok(()))).await
     }
 
     /// The journal-size checkpoint: skipped (tried again at the next write) while a
@@ -59,6 +60,7 @@ impl EmbeddedStore {
     pub(super) async fn checkpoint_unless_compacting(&self) -> Result<(), StoreError> {
         let shards = self.all_shards()?;
         let journal = self.journal.clone();
+        let wal_limit = self.engine_wal_limit;
         Self::blocking(move || {
             let mut maintenance = Vec::with_capacity(shards.len());
             for shard in &shards {
@@ -68,17 +70,19 @@ impl EmbeddedStore {
                     Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
                 }
             }
-            checkpoint_locked(&shards, &journal, |_| Ok(()))
+            checkpoint_locked(&shards, &journal, wal_limit, |_| Ok(()))
         })
         .await
     }
 }
 
-/// With every writer paused: flush all shards, empty the journal, then run `then` before
-/// writers resume.
+/// With every writer paused: flush all shards, empty the journal, reload a shard whose engine
+/// WAL holds more than `engine_wal_limit` prunable bytes, then run `then` before writers
+/// resume.
 pub(super) fn paused_checkpoint<T>(
     shards: &[Arc<Shard>],
     journal: &Mutex<Journal>,
+    engine_wal_limit: u64,
     then: impl FnOnce(&[Arc<Shard>]) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     // Lock order everywhere: maintenance, then writer.
@@ -86,13 +90,14 @@ pub(super) fn paused_checkpoint<T>(
         .iter()
         .map(|s| s.maintenance.lock().unwrap_or_else(|p| p.into_inner()))
         .collect();
-    checkpoint_locked(shards, journal, then)
+    checkpoint_locked(shards, journal, engine_wal_limit, then)
 }
 
 /// The checkpoint itself, once the caller holds every shard's maintenance lock.
 pub(super) fn checkpoint_locked<T>(
     shards: &[Arc<Shard>],
     journal: &Mutex<Journal>,
+    engine_wal_limit: u64,
     then: impl FnOnce(&[Arc<Shard>]) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let _writers: Vec<_> = shards
@@ -101,8 +106,26 @@ pub(super) fn checkpoint_locked<T>(
         .collect();
     let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
     for shard in shards {
-        shard.edge.flush();
+        shard.with_edge(|edge| {
+            edge.flush();
+            Ok(())
+        })?;
     }
     journal.truncate()?;
+    // Every write is in the flushed segments now: a shard whose engine WAL has grown past
+    // its bound is reloaded, which frees it (see `Shard::reload`).
+    for shard in shards {
+        let prunable = shard.prunable_wal_bytes()?;
+        if prunable > engine_wal_limit {
+            let started = std::time::Instant::now();
+            let freed = shard.reload()?;
+            tracing::info!(
+                collection = %shard.name,
+                freed_bytes = freed,
+                ms = started.elapsed().as_millis() as u64,
+                "reloaded the collection to prune the engine's WAL"
+            );
+        }
+    }
     then(shards)
 }

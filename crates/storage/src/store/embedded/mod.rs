@@ -54,7 +54,7 @@ impl Default for EmbeddedOptions {
 use self::group_sync::GroupSync;
 use self::journal::{Journal, WriteOp, CHECKPOINT_BYTES, JOURNAL_LIMIT_BYTES};
 use self::maintenance::paused_checkpoint;
-use self::shard::{apply, create_shard, ensure_schema, Shard};
+use self::shard::{apply, create_shard, ensure_schema, load_shard, Shard};
 use self::space::{check_space, SpaceGuard};
 use super::{
     CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, PointVectors, QueryRequest,
@@ -85,6 +85,9 @@ pub struct EmbeddedStore {
     /// Journal size past which writes wait for a compaction to checkpoint
     /// ([`JOURNAL_LIMIT_BYTES`]; smaller in tests).
     journal_limit: u64,
+    /// Prunable engine-WAL bytes of one collection past which a checkpoint reloads it
+    /// ([`engine_wal::RELOAD_PAST_BYTES`]; smaller in tests).
+    engine_wal_limit: u64,
 }
 
 impl std::fmt::Display for EmbeddedStore {
@@ -147,25 +150,9 @@ impl EmbeddedStore {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
-            engine_wal::prune(&path)?;
-            let edge = qe::EdgeShard::load(&path, None).map_err(|e| StoreError::Backend {
-                backend: BACKEND,
-                collection: name.clone(),
-                operation: "load",
-                source: Box::new(e),
-            })?;
+            let shard = load_shard(&path, &name)?;
             tracing::debug!(collection = %name, "loaded collection");
-            shards.insert(
-                name.clone(),
-                Arc::new(Shard {
-                    name,
-                    edge,
-                    writer: Mutex::new(()),
-                    written_since_optimize: Default::default(),
-                    maintenance: Mutex::new(()),
-                    compacting: Default::default(),
-                }),
-            );
+            shards.insert(name, shard);
         }
         let journal = Journal::open(&root)?;
         let entries = journal.replay()?;
@@ -183,7 +170,10 @@ impl EmbeddedStore {
                 }
             }
             for shard in shards.values() {
-                shard.edge.flush();
+                shard.with_edge(|edge| {
+                    edge.flush();
+                    Ok(())
+                })?;
             }
             journal.truncate()?;
             tracing::info!(entries = count, "replayed the write journal after an unclean shutdown");
@@ -199,6 +189,7 @@ impl EmbeddedStore {
             closed: std::sync::atomic::AtomicBool::new(false),
             lock: Mutex::new(Some(lock)),
             journal_limit: JOURNAL_LIMIT_BYTES,
+            engine_wal_limit: engine_wal::RELOAD_PAST_BYTES,
         })
     }
 
@@ -388,14 +379,14 @@ impl VectorStore for EmbeddedStore {
     async fn insert_if_absent(&self, collection: &str, point: Point) -> Result<bool, StoreError> {
         let id = convert::point_id(point.id);
         self.write_if(collection, WriteOp::Upsert(vec![point]), move |shard| {
-            let found = shard
-                .edge
-                .retrieve(
+            let found = shard.with_edge(|edge| {
+                edge.retrieve(
                     &[id],
                     Some(qe::WithPayloadInterface::Bool(false)),
                     Some(qe::WithVector::Bool(false)),
                 )
-                .map_err(|e| (shard.engine_err("insert if absent"))(Box::new(e)))?;
+                .map_err(|e| (shard.engine_err("insert if absent"))(Box::new(e)))
+            })?;
             Ok(found.is_empty())
         })
         .await
@@ -430,14 +421,14 @@ impl VectorStore for EmbeddedStore {
     ) -> Result<Vec<Record>, StoreError> {
         self.on_shard(collection, move |shard| {
             let ids: Vec<_> = ids.into_iter().map(convert::point_id).collect();
-            let records = shard
-                .edge
-                .retrieve(
+            let records = shard.with_edge(|edge| {
+                edge.retrieve(
                     &ids,
                     Some(qe::WithPayloadInterface::Bool(true)),
                     Some(qe::WithVector::Bool(with_vectors)),
                 )
-                .map_err(|e| (shard.engine_err("retrieve"))(Box::new(e)))?;
+                .map_err(|e| (shard.engine_err("retrieve"))(Box::new(e)))
+            })?;
             Ok(records.into_iter().map(convert::record).collect())
         })
         .await
@@ -459,7 +450,7 @@ impl VectorStore for EmbeddedStore {
                     .transpose()
                     .map_err(&err)?,
             };
-            let (records, next) = shard.edge.scroll(req).map_err(|e| err(Box::new(e)))?;
+            let (records, next) = shard.with_edge(|edge| edge.scroll(req).map_err(|e| err(Box::new(e))))?;
             Ok(ScrollPage {
                 records: records.into_iter().map(convert::record).collect(),
                 next_offset: next.map(convert::from_point_id),
@@ -489,7 +480,7 @@ impl VectorStore for EmbeddedStore {
                 with_vector: qe::WithVector::Bool(false),
                 with_payload: qe::WithPayloadInterface::Bool(request.with_payload),
             };
-            let hits = shard.edge.query(req).map_err(|e| err(Box::new(e)))?;
+            let hits = shard.with_edge(|edge| edge.query(req).map_err(|e| err(Box::new(e))))?;
             Ok(hits
                 .into_iter()
                 .map(|h| Hit {
@@ -506,10 +497,10 @@ impl VectorStore for EmbeddedStore {
         self.on_shard(collection, move |shard| {
             let err = shard.engine_err("count");
             let filter = convert::opt_filter(filter.as_ref()).map_err(&err)?;
-            let n = shard
-                .edge
-                .count(qe::CountRequest { filter, exact: true })
-                .map_err(|e| err(Box::new(e)))?;
+            let n = shard.with_edge(|edge| {
+                edge.count(qe::CountRequest { filter, exact: true })
+                    .map_err(|e| err(Box::new(e)))
+            })?;
             Ok(n as u64)
         })
         .await
@@ -531,7 +522,7 @@ impl VectorStore for EmbeddedStore {
                 filter: convert::opt_filter(filter.as_ref()).map_err(&err)?,
                 exact: true,
             };
-            let resp = shard.edge.facet(req).map_err(|e| err(Box::new(e)))?;
+            let resp = shard.with_edge(|edge| edge.facet(req).map_err(|e| err(Box::new(e))))?;
             Ok(resp
                 .hits
                 .into_iter()
@@ -548,10 +539,7 @@ impl VectorStore for EmbeddedStore {
     async fn optimize(&self, collection: &str) -> Result<(), StoreError> {
         self.on_shard(collection, move |shard| {
             let _m = shard.maintenance.lock().unwrap_or_else(|p| p.into_inner());
-            shard
-                .edge
-                .optimize()
-                .map_err(|e| (shard.engine_err("optimize"))(Box::new(e)))?;
+            shard.with_edge(|edge| edge.optimize().map_err(|e| (shard.engine_err("optimize"))(Box::new(e))))?;
             Ok(())
         })
         .await
@@ -572,7 +560,10 @@ impl VectorStore for EmbeddedStore {
         };
         let journal = self.journal.clone();
         // Waits for a running compaction and for writes in flight, then flushes.
-        let shards = Self::blocking(move || paused_checkpoint(&shards, &journal, |_| Ok(())).map(|()| shards)).await?;
+        // No reload of a shard with a long engine WAL: it is dropped now, and pruned when the
+        // store is opened again.
+        let shards =
+            Self::blocking(move || paused_checkpoint(&shards, &journal, u64::MAX, |_| Ok(())).map(|()| shards)).await?;
         // Reads that took a shard before the flag was set still hold it: the data-dir lock
         // may only go once nothing can touch the files any more.
         let deadline = std::time::Instant::now() + CLOSE_WAIT;
@@ -596,7 +587,8 @@ impl VectorStore for EmbeddedStore {
         Self::blocking(move || {
             let started = std::time::Instant::now();
             // Writers wait until the copy is done: the copy is one consistent state.
-            paused_checkpoint(&shards, &journal, |shards| {
+            // No reload here (it would lengthen the pause): the copy leaves old WAL segments out.
+            paused_checkpoint(&shards, &journal, u64::MAX, |shards| {
                 let collections = stats_of(shards)?;
                 let mut bytes = 0;
                 for shard in shards {
@@ -625,10 +617,13 @@ impl VectorStore for EmbeddedStore {
 
     async fn describe(&self, collection: &str) -> Result<CollectionSpec, StoreError> {
         self.on_shard(collection, |shard| {
-            let config =
-                serde_json::to_value(&*shard.edge.config()).map_err(|e| (shard.engine_err("describe"))(Box::new(e)))?;
-            let schema = serde_json::to_value(shard.edge.info().payload_schema)
-                .map_err(|e| (shard.engine_err("describe"))(Box::new(e)))?;
+            let (config, schema) = shard.with_edge(|edge| {
+                let describe = |e: serde_json::Error| (shard.engine_err("describe"))(Box::new(e));
+                Ok((
+                    serde_json::to_value(&*edge.config()).map_err(describe)?,
+                    serde_json::to_value(edge.info().payload_schema).map_err(describe)?,
+                ))
+            })?;
             Ok(convert::describe(&shard.name, &config, &schema))
         })
         .await
@@ -645,17 +640,19 @@ fn stats_of(shards: &[Arc<Shard>]) -> Result<Vec<CollectionStats>, StoreError> {
     shards
         .iter()
         .map(|shard| {
-            let points = shard
-                .edge
-                .count(qe::CountRequest {
-                    filter: None,
-                    exact: true,
-                })
-                .map_err(|e| (shard.engine_err("count"))(Box::new(e)))?;
+            let (points, segments) = shard.with_edge(|edge| {
+                let points = edge
+                    .count(qe::CountRequest {
+                        filter: None,
+                        exact: true,
+                    })
+                    .map_err(|e| (shard.engine_err("count"))(Box::new(e)))?;
+                Ok((points, edge.info().segments_count))
+            })?;
             Ok(CollectionStats {
                 name: shard.name.clone(),
                 points: points as u64,
-                segments: shard.edge.info().segments_count,
+                segments,
             })
         })
         .collect()
@@ -947,6 +944,89 @@ mod tests {
         assert_eq!(store.count("bounded", None).await.unwrap(), 16);
     }
 
+    /// Bytes the files under `dir` occupy on disk.
+    fn allocated(dir: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().blocks() * 512)
+            .sum()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checkpoints_reload_a_collection_whose_engine_wal_passed_its_bound_and_keep_every_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = EmbeddedStore::open(dir.path()).unwrap();
+        store.engine_wal_limit = 4 << 20;
+        store.ensure_collection(&payload_only("logged")).await.unwrap();
+        let wal = store.root.join("logged").join("wal");
+        // 60 MiB of writes: the engine logs every one, so without reloads its WAL would hold
+        // at least that much. Journal checkpoints come every 8 MiB and reload past 4 MiB.
+        for i in 0..60 {
+            store.upsert("logged", vec![megabyte_point(i)]).await.unwrap();
+        }
+        store.flush().await.unwrap();
+        let kept = allocated(&wal);
+        assert!(
+            kept < 40 << 20,
+            "the engine's WAL holds {kept} bytes after 60 MiB of writes"
+        );
+        let shard = store.shard("logged").unwrap();
+        assert!(shard.prunable_wal_bytes().unwrap() <= store.engine_wal_limit + (8 << 20));
+        drop(shard);
+        // Every point is there, whole, and the reloaded collection takes writes and reads.
+        assert_eq!(store.count("logged", None).await.unwrap(), 60);
+        let ids: Vec<_> = (0..60).map(|i| megabyte_point(i).id).collect();
+        let records = store.retrieve("logged", ids, false).await.unwrap();
+        assert_eq!(records.len(), 60);
+        assert!(records.iter().all(|r| r.payload == megabyte_point(0).payload));
+        store.upsert("logged", vec![megabyte_point(60)]).await.unwrap();
+        store.close().await.unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.count("logged", None).await.unwrap(), 61);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_collection_from_an_earlier_version_gets_the_indexing_threshold_of_its_dense_slots() {
+        use crate::store::{CollectionSpec, DenseSpec};
+        let dir = tempfile::tempdir().unwrap();
+        let spec = CollectionSpec {
+            name: "older".into(),
+            dense: vec![DenseSpec {
+                name: "d".into(),
+                dim: 384,
+                graph: false,
+            }],
+            sparse: Vec::new(),
+            indexes: Vec::new(),
+        };
+        let threshold = |store: &EmbeddedStore| {
+            store
+                .shard("older")
+                .unwrap()
+                .with_edge(|edge| Ok(edge.config().optimizers.indexing_threshold))
+                .unwrap()
+        };
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.ensure_collection(&spec).await.unwrap();
+        // The vectors of 5,000 points of 384 floats, not the 1,000 KB of keyword-only data.
+        assert_eq!(threshold(&store), Some(7_500));
+        // As an earlier version created it.
+        store
+            .shard("older")
+            .unwrap()
+            .with_edge(|edge| {
+                edge.set_optimizers_config(convert::optimizers(&[])).unwrap();
+                Ok(())
+            })
+            .unwrap();
+        store.close().await.unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(threshold(&store), Some(1_000), "kept on disk");
+        store.ensure_collection(&spec).await.unwrap();
+        assert_eq!(threshold(&store), Some(7_500));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn background_compaction_keeps_every_point_and_answers_queries() {
         use crate::store::{CollectionSpec, Point, QueryRequest, SparseSpec, VectorData};
@@ -1066,8 +1146,9 @@ mod tests {
         let mut random_vector = move || VectorData::Dense((0..128).map(|_| rng.gen_range(-1.0f32..1.0)).collect());
         let store = EmbeddedStore::open(dir.path()).unwrap();
         store.ensure_collection(&spec).await.unwrap();
-        // 3,000 vectors of 128 floats: 1.5 MB, past the size at which compaction indexes a segment.
-        for _ in 0..6 {
+        // 6,000 vectors of 128 floats (3 MB): past the size at which compaction indexes a segment
+        // (the vectors of 5,000 points, see `indexing_threshold_kb`).
+        for _ in 0..12 {
             let points = (0..500)
                 .map(|_| Point {
                     id: uuid::Uuid::new_v4(),
@@ -1100,7 +1181,7 @@ mod tests {
             store.describe("graph").await.unwrap().dense[0].graph,
             "kept across a reopen"
         );
-        assert_eq!(store.count("graph", None).await.unwrap(), 3000);
+        assert_eq!(store.count("graph", None).await.unwrap(), 6000);
         for _ in 0..10 {
             let vector = random_vector();
             let ask = |exact| QueryRequest {

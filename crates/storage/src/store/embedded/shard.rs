@@ -1,19 +1,24 @@
 //! One collection: a qdrant-edge `EdgeShard` with its locks, created from a `CollectionSpec`,
 //! and the application of one journaled write to it.
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
 use qdrant_edge as qe;
 
 use super::convert::{self, ConvertError};
+use super::engine_wal;
 use super::journal::WriteOp;
 use super::BACKEND;
 use crate::store::{CollectionSpec, StoreError};
 
 pub(super) struct Shard {
     pub(super) name: String,
-    pub(super) edge: qe::EdgeShard,
+    /// The collection's folder.
+    path: PathBuf,
+    /// The engine's shard. Empty only while [`Shard::reload`] swaps it, which holds the write
+    /// side; every use goes through [`Shard::with_edge`].
+    edge: RwLock<Option<qe::EdgeShard>>,
     /// Serialises updates and flushes of this shard (journal order is apply order).
     pub(super) writer: Mutex<()>,
     /// Held while the optimiser runs; flushes (checkpoints, snapshots) take it before the
@@ -28,6 +33,67 @@ pub(super) struct Shard {
 }
 
 impl Shard {
+    /// A shard around a loaded or created engine shard.
+    fn new(name: String, path: PathBuf, edge: qe::EdgeShard) -> Arc<Self> {
+        Arc::new(Shard {
+            name,
+            path,
+            edge: RwLock::new(Some(edge)),
+            writer: Mutex::new(()),
+            written_since_optimize: Default::default(),
+            maintenance: Mutex::new(()),
+            compacting: Default::default(),
+        })
+    }
+
+    /// Run `f` on the engine's shard (shared with other readers, writers and the optimiser).
+    ///
+    /// # Errors
+    /// What `f` returns; [`StoreError::Backend`] when a failed [`Shard::reload`] left the
+    /// collection without its engine shard (reopen the store).
+    pub(super) fn with_edge<T>(
+        &self,
+        f: impl FnOnce(&qe::EdgeShard) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let edge = self.edge.read().unwrap_or_else(|p| p.into_inner());
+        match edge.as_ref() {
+            Some(edge) => f(edge),
+            None => Err((self.engine_err("use"))(
+                "the collection could not be reloaded after pruning the engine's WAL; reopen the store".into(),
+            )),
+        }
+    }
+
+    /// Bytes of the engine's WAL that only a reload frees (see [`engine_wal`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when the WAL folder cannot be listed.
+    pub(super) fn prunable_wal_bytes(&self) -> Result<u64, StoreError> {
+        Ok(engine_wal::old_segments(&self.path)?
+            .iter()
+            .map(|(_, bytes)| bytes)
+            .sum())
+    }
+
+    /// Drop the engine's shard, prune its WAL and load it again: the engine keeps every WAL
+    /// segment it wrote mapped until it is dropped, so pruning frees nothing while it is
+    /// loaded. The caller holds this shard's maintenance and writer locks and has flushed it
+    /// (a checkpoint), so nothing is lost if the process dies half-way: an open finds a
+    /// flushed shard and a contiguous WAL suffix, as after a clean close. Returns the bytes
+    /// freed.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] when pruning fails, [`StoreError::Backend`] when loading fails (the
+    /// collection then refuses every call until the store is reopened).
+    pub(super) fn reload(&self) -> Result<u64, StoreError> {
+        let mut slot = self.edge.write().unwrap_or_else(|p| p.into_inner());
+        // Dropping flushes and unmaps the WAL segments.
+        drop(slot.take());
+        let pruned = engine_wal::prune(&self.path);
+        *slot = Some(load_engine_shard(&self.path, &self.name)?);
+        pruned
+    }
+
     pub(super) fn engine_err(&self, operation: &'static str) -> impl Fn(ConvertError) -> StoreError + '_ {
         move |source| StoreError::Backend {
             backend: BACKEND,
@@ -39,10 +105,24 @@ impl Shard {
 
     pub(super) fn update(&self, operation: &'static str, op: qe::UpdateOperation) -> Result<(), StoreError> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        self.edge
-            .update(op)
-            .map_err(|e| (self.engine_err(operation))(Box::new(e)))
+        self.with_edge(|edge| edge.update(op).map_err(|e| (self.engine_err(operation))(Box::new(e))))
     }
+}
+
+/// Load the existing collection in `path`, pruning its engine WAL first.
+pub(super) fn load_shard(path: &Path, name: &str) -> Result<Arc<Shard>, StoreError> {
+    engine_wal::prune(path)?;
+    let edge = load_engine_shard(path, name)?;
+    Ok(Shard::new(name.to_string(), path.to_path_buf(), edge))
+}
+
+fn load_engine_shard(path: &Path, name: &str) -> Result<qe::EdgeShard, StoreError> {
+    qe::EdgeShard::load(path, None).map_err(|e| StoreError::Backend {
+        backend: BACKEND,
+        collection: name.to_string(),
+        operation: "load",
+        source: Box::new(e),
+    })
 }
 
 /// Create a fresh shard for `spec` under `root`.
@@ -66,14 +146,7 @@ pub(super) fn create_shard(root: &Path, spec: &CollectionSpec) -> Result<Arc<Sha
             source: Box::new(e),
         }
     })?;
-    Ok(Arc::new(Shard {
-        name: spec.name.clone(),
-        edge,
-        writer: Mutex::new(()),
-        written_since_optimize: Default::default(),
-        maintenance: Mutex::new(()),
-        compacting: Default::default(),
-    }))
+    Ok(Shard::new(spec.name.clone(), path, edge))
 }
 
 /// Apply one write to a shard; the caller holds its writer lock.
@@ -128,30 +201,32 @@ pub(super) fn apply(shard: &Shard, op: WriteOp) -> Result<(), StoreError> {
             )
         }
     };
-    shard
-        .edge
-        .update(update)
-        .map_err(|e| (shard.engine_err(operation))(Box::new(e)))
+    shard.with_edge(|edge| {
+        edge.update(update)
+            .map_err(|e| (shard.engine_err(operation))(Box::new(e)))
+    })
 }
 
 pub(super) fn ensure_schema(shard: &Shard, spec: &CollectionSpec) -> Result<(), StoreError> {
-    let (dense_known, sparse_known) = {
-        let config = shard.edge.config();
-        (
+    let (dense_known, sparse_known) = shard.with_edge(|edge| {
+        let config = edge.config();
+        Ok((
             config.vectors.keys().cloned().collect::<Vec<_>>(),
             config.sparse_vectors.keys().cloned().collect::<Vec<_>>(),
-        )
-    };
+        ))
+    })?;
     for d in spec.dense.iter().filter(|d| !dense_known.contains(&d.name)) {
         let op = convert::create_dense_vector(d).map_err(shard.engine_err("add vector"))?;
         shard.update("add vector", op)?;
     }
     ensure_graphs(shard, spec)?;
+    ensure_optimizers(shard, spec)?;
     for s in spec.sparse.iter().filter(|s| !sparse_known.contains(&s.name)) {
         let op = convert::create_sparse_vector(s).map_err(shard.engine_err("add vector"))?;
         shard.update("add vector", op)?;
     }
-    let indexed: Vec<String> = shard.edge.info().payload_schema.keys().map(|k| k.to_string()).collect();
+    let indexed: Vec<String> =
+        shard.with_edge(|edge| Ok(edge.info().payload_schema.keys().map(|k| k.to_string()).collect()))?;
     for (field, kind) in &spec.indexes {
         if indexed.iter().any(|k| k == field) {
             continue;
@@ -167,14 +242,29 @@ pub(super) fn ensure_schema(shard: &Shard, spec: &CollectionSpec) -> Result<(), 
     Ok(())
 }
 
+/// Bring the optimiser settings of a collection created by an earlier version (or before a
+/// dense slot was added) to what its spec asks for now.
+fn ensure_optimizers(shard: &Shard, spec: &CollectionSpec) -> Result<(), StoreError> {
+    let wanted = convert::optimizers(&spec.dense);
+    shard.with_edge(|edge| {
+        if edge.config().optimizers == wanted {
+            return Ok(());
+        }
+        tracing::info!(collection = %shard.name, indexing_threshold_kb = ?wanted.indexing_threshold, "updating the optimiser settings");
+        edge.set_optimizers_config(wanted)
+            .map_err(|e| (shard.engine_err("set optimiser settings"))(Box::new(e)))
+    })
+}
+
 /// Give every [`crate::store::DenseSpec::graph`] slot its vector index (a slot added after the
 /// collection was created, or a collection from before graphs, has none). Compaction then
 /// rebuilds the existing immutable segments with the graph (the engine's config-mismatch
 /// optimiser), in the background like any compaction.
 fn ensure_graphs(shard: &Shard, spec: &CollectionSpec) -> Result<(), StoreError> {
-    let missing: Vec<String> = {
-        let config = shard.edge.config();
-        spec.dense
+    let missing: Vec<String> = shard.with_edge(|edge| {
+        let config = edge.config();
+        Ok(spec
+            .dense
             .iter()
             .filter(|d| d.graph)
             .filter(|d| {
@@ -184,14 +274,14 @@ fn ensure_graphs(shard: &Shard, spec: &CollectionSpec) -> Result<(), StoreError>
                     .is_some_and(|p| p.hnsw_config.is_none_or(|h| h.m == 0))
             })
             .map(|d| d.name.clone())
-            .collect()
-    };
+            .collect())
+    })?;
     for name in missing {
         tracing::info!(collection = %shard.name, vector = %name, "adding a vector index (HNSW) to the slot");
-        shard
-            .edge
-            .set_vector_hnsw_config(&name, convert::graph_index())
-            .map_err(|e| (shard.engine_err("add vector index"))(Box::new(e)))?;
+        shard.with_edge(|edge| {
+            edge.set_vector_hnsw_config(&name, convert::graph_index())
+                .map_err(|e| (shard.engine_err("add vector index"))(Box::new(e)))
+        })?;
     }
     Ok(())
 }
