@@ -36,6 +36,24 @@ pub(super) const CHECKPOINT_BYTES: u64 = 8 * 1024 * 1024;
 /// after a crash.
 pub(super) const JOURNAL_LIMIT_BYTES: u64 = 128 * 1024 * 1024;
 
+/// The longest pause [`write_delay`] gives a write.
+const MAX_WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How long a write pauses when a compaction keeps the journal from being checkpointed:
+/// nothing up to half of `limit`, then growing linearly to [`MAX_WRITE_DELAY`] at `limit`.
+/// qdrant-edge's compaction loops until it finds nothing left to do, so under a steady
+/// stream of writes it does not end, and at `limit` a write waits for it (seconds at 1M
+/// messages). Slowing writes down before that lets it end (as RocksDB slows writers before it
+/// stops them): the checkpoint follows and writes go at full speed again.
+pub(super) fn write_delay(size: u64, limit: u64) -> std::time::Duration {
+    let half = limit / 2;
+    if size <= half || half == 0 {
+        return std::time::Duration::ZERO;
+    }
+    let past = (size - half).min(half) as f64 / half as f64;
+    MAX_WRITE_DELAY.mul_f64(past)
+}
+
 /// First byte of a MessagePack entry body. MessagePack, not JSON: a 384-dimensional vector
 /// takes 1.9 KB instead of about 4 KB of decimal text, so the journal reaches its checkpoint
 /// and its limit half as often under a bulk fill.
@@ -397,6 +415,23 @@ mod tests {
             let entries = j.replay().map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
             proptest::prop_assert!(entries.len() >= good, "{} of {good} good entries kept", entries.len());
         }
+    }
+
+    #[test]
+    fn writes_slow_down_from_half_the_limit_and_never_pause_longer_than_the_maximum() {
+        use std::time::Duration;
+        let limit = 128 << 20;
+        assert_eq!(write_delay(0, limit), Duration::ZERO);
+        assert_eq!(write_delay(limit / 2, limit), Duration::ZERO);
+        let mut last = Duration::ZERO;
+        for size in (limit / 2 + (1 << 20)..=limit).step_by(1 << 20) {
+            let delay = write_delay(size, limit);
+            assert!(delay > Duration::ZERO && delay >= last, "{delay:?} at {size}");
+            last = delay;
+        }
+        assert_eq!(write_delay(limit, limit), MAX_WRITE_DELAY);
+        assert_eq!(write_delay(limit * 4, limit), MAX_WRITE_DELAY);
+        assert_eq!(write_delay(5, 0), Duration::ZERO);
     }
 
     #[test]

@@ -57,7 +57,8 @@ impl EmbeddedStore {
     /// The journal-size checkpoint: skipped (tried again at the next write) while a
     /// compaction runs, because a flush must wait for it and the writer would stall for
     /// the whole compaction. The journal grows past its threshold meanwhile, nothing else.
-    pub(super) async fn checkpoint_unless_compacting(&self) -> Result<(), StoreError> {
+    /// `false` when it was skipped.
+    pub(super) async fn checkpoint_unless_compacting(&self) -> Result<bool, StoreError> {
         let shards = self.all_shards()?;
         let journal = self.journal.clone();
         let wal_limit = self.engine_wal_limit;
@@ -67,10 +68,10 @@ impl EmbeddedStore {
                 match shard.maintenance.try_lock() {
                     Ok(guard) => maintenance.push(guard),
                     Err(std::sync::TryLockError::Poisoned(p)) => maintenance.push(p.into_inner()),
-                    Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+                    Err(std::sync::TryLockError::WouldBlock) => return Ok(false),
                 }
             }
-            checkpoint_locked(&shards, &journal, wal_limit, |_| Ok(()))
+            checkpoint_locked(&shards, &journal, wal_limit, |_| Ok(true))
         })
         .await
     }

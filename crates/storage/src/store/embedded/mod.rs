@@ -303,8 +303,11 @@ impl EmbeddedStore {
                 "journal past its limit: waiting for the running compaction to checkpoint"
             );
             self.checkpoint().await?;
-        } else if size > CHECKPOINT_BYTES {
-            self.checkpoint_unless_compacting().await?;
+        } else if size > CHECKPOINT_BYTES && !self.checkpoint_unless_compacting().await? {
+            let delay = journal::write_delay(size, self.journal_limit);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
         }
         if written_points > 0 {
             self.compact_if_due(collection, written_points);
