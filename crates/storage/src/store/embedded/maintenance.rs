@@ -8,8 +8,10 @@ use super::shard::Shard;
 use super::EmbeddedStore;
 use crate::store::StoreError;
 
-/// Points written to a collection between two background optimisations.
-pub(super) const COMPACT_AFTER_POINTS: u64 = 5_000;
+/// Points written to a collection between two background optimisations: the size of an
+/// appendable segment of a collection with dense vectors, so one compaction finds about one
+/// segment to convert.
+pub(super) const COMPACT_AFTER_POINTS: u64 = crate::store::APPENDABLE_SEGMENT_POINTS;
 
 impl EmbeddedStore {
     /// Start a background optimisation of `collection` once [`COMPACT_AFTER_POINTS`] points were
@@ -32,7 +34,7 @@ impl EmbeddedStore {
             let result = {
                 let _m = shard.maintenance.lock().unwrap_or_else(|p| p.into_inner());
                 shard.written_since_optimize.store(0, Ordering::Relaxed);
-                shard.with_edge(|edge| edge.optimize().map_err(|e| (shard.engine_err("optimize"))(Box::new(e))))
+                shard.optimize()
             };
             match result {
                 Ok(_) => tracing::debug!(
@@ -107,10 +109,7 @@ pub(super) fn checkpoint_locked<T>(
         .collect();
     let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
     for shard in shards {
-        shard.with_edge(|edge| {
-            edge.flush();
-            Ok(())
-        })?;
+        shard.flush()?;
     }
     journal.truncate()?;
     // Every write is in the flushed segments now: a shard whose engine WAL has grown past

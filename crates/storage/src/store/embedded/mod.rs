@@ -170,10 +170,7 @@ impl EmbeddedStore {
                 }
             }
             for shard in shards.values() {
-                shard.with_edge(|edge| {
-                    edge.flush();
-                    Ok(())
-                })?;
+                shard.flush()?;
             }
             journal.truncate()?;
             tracing::info!(entries = count, "replayed the write journal after an unclean shutdown");
@@ -542,7 +539,7 @@ impl VectorStore for EmbeddedStore {
     async fn optimize(&self, collection: &str) -> Result<(), StoreError> {
         self.on_shard(collection, move |shard| {
             let _m = shard.maintenance.lock().unwrap_or_else(|p| p.into_inner());
-            shard.with_edge(|edge| edge.optimize().map_err(|e| (shard.engine_err("optimize"))(Box::new(e))))?;
+            shard.optimize()?;
             Ok(())
         })
         .await

@@ -94,6 +94,20 @@ impl Shard {
         pruned
     }
 
+    /// Write the engine's shard to disk (the caller holds the maintenance and writer locks).
+    pub(super) fn flush(&self) -> Result<(), StoreError> {
+        self.with_edge(|edge| {
+            edge.flush();
+            Ok(())
+        })
+    }
+
+    /// Run the engine's optimisers until they find nothing to do (the caller holds the
+    /// maintenance lock).
+    pub(super) fn optimize(&self) -> Result<bool, StoreError> {
+        self.with_edge(|edge| edge.optimize().map_err(|e| (self.engine_err("optimize"))(Box::new(e))))
+    }
+
     pub(super) fn engine_err(&self, operation: &'static str) -> impl Fn(ConvertError) -> StoreError + '_ {
         move |source| StoreError::Backend {
             backend: BACKEND,
