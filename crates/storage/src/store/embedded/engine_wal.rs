@@ -12,9 +12,15 @@
 //! the last one (segments ignore operations numbered below their version, so the numbering
 //! must never restart). This is the prefix truncation the server does once an operation is
 //! applied everywhere; here every entry is already applied and flushed (the data dir lock
-//! guarantees no other process has the shard open). While the store is open, a checkpoint
-//! reloads a collection whose prunable WAL passed [`RELOAD_PAST_BYTES`], pruning it between
-//! the drop and the load (`Shard::reload`).
+//! guarantees no other process has the shard open).
+//!
+//! While a collection is loaded the engine keeps every segment mapped, so removing a file
+//! would free nothing. A checkpoint instead punches the old segments' blocks out
+//! ([`punch_old_segments`]): the disk space is freed at once, the files keep their length, and
+//! the engine, which never reads a closed segment again, keeps its mappings (reading them would
+//! give zeros). What stays is the engine's in-memory index of those entries (16 bytes each) and
+//! the mappings themselves; a reload frees them ([`WalAction`]): when the collection has been
+//! idle a while, or at once past a large bound.
 
 use std::path::Path;
 
@@ -26,11 +32,66 @@ pub(super) const KEEP_CLOSED: usize = 1;
 /// a collection preallocates less and pruning frees space in smaller steps.
 pub(super) const SEGMENT_CAPACITY: usize = 8 * 1024 * 1024;
 
-/// Prunable WAL bytes of one collection past which a checkpoint reloads it, the only way to
-/// free them while the store is open (the engine keeps every segment mapped). A 1M-message
-/// fill with dense vectors wrote 2.9 GiB of engine WAL in 10 minutes; each reload pauses the
-/// collection's writers for one load of the shard.
-pub(super) const RELOAD_PAST_BYTES: u64 = 256 * 1024 * 1024;
+/// What a checkpoint does about a collection's old WAL segments once it has punched them
+/// (see [`WalBounds::action`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WalAction {
+    /// Nothing: the old segments hold little.
+    Keep,
+    /// Reload the collection once no write has reached it for a while (off the write path).
+    ReloadWhenIdle,
+    /// Reload it now, under the checkpoint's pause of the writers.
+    ReloadNow,
+}
+
+/// When old WAL segments make a collection worth reloading.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WalBounds {
+    /// Bytes still on disk (where blocks cannot be punched out, as on file systems without
+    /// hole punching) or mapped past which the collection is reloaded once idle; past the
+    /// same bytes on disk it is reloaded at once.
+    pub(super) idle_reload_past: u64,
+    /// Mapped bytes past which the collection is reloaded at once, idle or not. A 1M-message
+    /// fill with dense vectors writes ~4 GiB of WAL to its messages collection; each reload
+    /// pauses that collection's writers for one load of the shard (0.3–0.75 s there).
+    pub(super) reload_past: u64,
+    /// How long a collection must go without writes before an idle reload.
+    pub(super) idle_after: std::time::Duration,
+}
+
+impl Default for WalBounds {
+    fn default() -> Self {
+        WalBounds {
+            idle_reload_past: 256 * 1024 * 1024,
+            reload_past: 8 * 1024 * 1024 * 1024,
+            idle_after: std::time::Duration::from_secs(2),
+        }
+    }
+}
+
+impl WalBounds {
+    /// What to do about `old` (after punching).
+    pub(super) fn action(&self, old: &OldSegments) -> WalAction {
+        if old.on_disk > self.idle_reload_past || old.mapped > self.reload_past {
+            WalAction::ReloadNow
+        } else if old.mapped > self.idle_reload_past {
+            WalAction::ReloadWhenIdle
+        } else {
+            WalAction::Keep
+        }
+    }
+}
+
+/// The closed WAL segments of a collection that [`prune`] removes.
+#[derive(Debug, Default)]
+pub(super) struct OldSegments {
+    /// Their paths, oldest first.
+    pub(super) paths: Vec<std::path::PathBuf>,
+    /// Bytes they occupy on disk.
+    pub(super) on_disk: u64,
+    /// Their lengths: what the engine keeps mapped while the collection is loaded.
+    pub(super) mapped: u64,
+}
 
 const WAL_DIR: &str = "wal";
 const CLOSED_PREFIX: &str = "closed-";
@@ -42,29 +103,104 @@ const CLOSED_PREFIX: &str = "closed-";
 /// [`StoreError::Io`] when the WAL folder cannot be listed or a segment removed.
 pub(super) fn prune(collection_dir: &Path) -> Result<u64, StoreError> {
     let old = old_segments(collection_dir)?;
-    let mut freed = 0;
     // Oldest first: a crash part-way leaves a contiguous suffix, which the engine opens.
-    for (path, bytes) in &old {
+    for path in &old.paths {
         std::fs::remove_file(path).map_err(|source| StoreError::Io {
             action: "removing an old engine WAL segment",
             path: path.display().to_string(),
             source,
         })?;
-        freed += bytes;
     }
-    if !old.is_empty() {
-        tracing::debug!(collection = %collection_dir.display(), segments = old.len(), bytes = freed, "pruned the engine's WAL");
+    if !old.paths.is_empty() {
+        tracing::debug!(collection = %collection_dir.display(), segments = old.paths.len(), bytes = old.on_disk, "pruned the engine's WAL");
     }
-    Ok(freed)
+    Ok(old.on_disk)
+}
+
+/// Free the disk blocks of the old segments of a loaded collection (those [`prune`] would
+/// remove), keeping the files and their lengths for the engine's mappings. Returns the
+/// segments as they are afterwards; where the file system cannot punch holes they keep their
+/// blocks (then [`WalBounds::action`] reloads the collection). The caller has flushed the
+/// collection: the engine finished writing these segments when it closed them and never
+/// reads them while loaded.
+///
+/// # Errors
+/// [`StoreError::Io`] when the WAL folder cannot be listed or a segment cannot be opened or
+/// punched for another reason than lack of support.
+pub(super) fn punch_old_segments(collection_dir: &Path) -> Result<OldSegments, StoreError> {
+    let mut old = old_segments(collection_dir)?;
+    if old.on_disk == 0 {
+        return Ok(old);
+    }
+    let mut freed = 0;
+    for path in &old.paths {
+        match punch_out(path) {
+            Ok(bytes) => freed += bytes,
+            Err(e) if is_unsupported(&e) => {
+                tracing::debug!(path = %path.display(), error = %e, "this file system cannot punch holes: the collection will be reloaded instead");
+                break;
+            }
+            Err(source) => {
+                return Err(StoreError::Io {
+                    action: "freeing an old engine WAL segment",
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        }
+    }
+    old.on_disk = old.on_disk.saturating_sub(freed);
+    if freed > 0 {
+        tracing::debug!(collection = %collection_dir.display(), bytes = freed, "punched out old engine WAL segments");
+    }
+    Ok(old)
+}
+
+/// Deallocate every block of the file at `path`, keeping its length. Returns the bytes freed.
+#[cfg(target_os = "linux")]
+fn punch_out(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    use std::os::unix::io::AsRawFd as _;
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let meta = file.metadata()?;
+    let before = meta.blocks() * 512;
+    if before == 0 {
+        return Ok(0);
+    }
+    let len = libc::off_t::try_from(meta.len()).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: `file` is an open descriptor for the duration of the call; no memory is passed.
+    let rc = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            0,
+            len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let after = file.metadata()?.blocks() * 512;
+    Ok(before.saturating_sub(after))
+}
+
+/// Hole punching is only implemented on Linux; elsewhere collections are reloaded instead.
+#[cfg(not(target_os = "linux"))]
+fn punch_out(_path: &Path) -> std::io::Result<u64> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+fn is_unsupported(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Unsupported || e.raw_os_error() == Some(libc::EOPNOTSUPP)
 }
 
 /// The closed WAL segments of the collection in `collection_dir` that [`prune`] removes
-/// (every one but the newest [`KEEP_CLOSED`]), oldest first, with their sizes on disk. A
-/// snapshot leaves them out: a store restored from it opens as a pruned one does.
+/// (every one but the newest [`KEEP_CLOSED`]). A snapshot leaves them out: a store restored
+/// from it opens as a pruned one does.
 ///
 /// # Errors
 /// [`StoreError::Io`] when the WAL folder cannot be listed.
-pub(super) fn old_segments(collection_dir: &Path) -> Result<Vec<(std::path::PathBuf, u64)>, StoreError> {
+pub(super) fn old_segments(collection_dir: &Path) -> Result<OldSegments, StoreError> {
     let wal_dir = collection_dir.join(WAL_DIR);
     let io = |source| StoreError::Io {
         action: "listing the engine's WAL",
@@ -73,10 +209,10 @@ pub(super) fn old_segments(collection_dir: &Path) -> Result<Vec<(std::path::Path
     };
     let entries = match std::fs::read_dir(&wal_dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OldSegments::default()),
         Err(e) => return Err(io(e)),
     };
-    let mut closed: Vec<(u64, std::path::PathBuf, u64)> = Vec::new();
+    let mut closed: Vec<(u64, std::path::PathBuf, (u64, u64))> = Vec::new();
     for entry in entries {
         let entry = entry.map_err(io)?;
         let name = entry.file_name();
@@ -87,21 +223,23 @@ pub(super) fn old_segments(collection_dir: &Path) -> Result<Vec<(std::path::Path
         else {
             continue;
         };
-        closed.push((start, entry.path(), allocated_bytes(&entry)));
+        closed.push((start, entry.path(), sizes(&entry)));
     }
     closed.sort_unstable_by_key(|(start, _, _)| *start);
     let remove = closed.len().saturating_sub(KEEP_CLOSED);
-    Ok(closed
-        .into_iter()
-        .take(remove)
-        .map(|(_, path, bytes)| (path, bytes))
-        .collect())
+    let mut old = OldSegments::default();
+    for (_, path, (on_disk, mapped)) in closed.into_iter().take(remove) {
+        old.paths.push(path);
+        old.on_disk += on_disk;
+        old.mapped += mapped;
+    }
+    Ok(old)
 }
 
-/// Bytes a file occupies on disk (WAL segments are preallocated sparse files).
-fn allocated_bytes(entry: &std::fs::DirEntry) -> u64 {
+/// Bytes a file occupies on disk (WAL segments are preallocated sparse files) and its length.
+fn sizes(entry: &std::fs::DirEntry) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt as _;
-    entry.metadata().map_or(0, |m| m.blocks() * 512)
+    entry.metadata().map_or((0, 0), |m| (m.blocks() * 512, m.len()))
 }
 
 #[cfg(test)]
@@ -140,6 +278,57 @@ mod tests {
         assert_eq!(names(&wal), ["closed-18000", "first-index", "open-4", "open-5"]);
         // Numeric order, not text order: closed-18000 is newer than closed-9000.
         assert_eq!(prune(collection.path()).unwrap(), 0);
+    }
+
+    // Linux file systems a store lives on (ext4, XFS, Btrfs, tmpfs) all punch holes.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn punching_frees_the_old_segments_blocks_and_keeps_their_length_and_the_newest_intact() {
+        let collection = tempfile::tempdir().unwrap();
+        let wal = collection.path().join(WAL_DIR);
+        std::fs::create_dir(&wal).unwrap();
+        let segment = vec![0xA5u8; 1 << 20];
+        for name in ["closed-0", "closed-100", "closed-200", "open-3"] {
+            std::fs::write(wal.join(name), &segment).unwrap();
+        }
+        let before = old_segments(collection.path()).unwrap();
+        assert_eq!(before.paths, [wal.join("closed-0"), wal.join("closed-100")]);
+        assert!(before.on_disk >= 2 << 20);
+        assert_eq!(before.mapped, 2 << 20);
+
+        let after = punch_old_segments(collection.path()).unwrap();
+        assert_eq!(after.on_disk, 0);
+        assert_eq!(after.mapped, 2 << 20);
+        for name in ["closed-0", "closed-100"] {
+            let punched = std::fs::read(wal.join(name)).unwrap();
+            assert_eq!(punched.len(), 1 << 20);
+            assert!(punched.iter().all(|&b| b == 0));
+        }
+        for name in ["closed-200", "open-3"] {
+            assert_eq!(std::fs::read(wal.join(name)).unwrap(), segment);
+        }
+        // Punched segments are still removed by the next prune.
+        prune(collection.path()).unwrap();
+        assert_eq!(names(&wal), ["closed-200", "open-3"]);
+    }
+
+    #[test]
+    fn bounds_reload_at_once_past_the_disk_or_mapped_bound_and_when_idle_past_the_idle_one() {
+        let bounds = WalBounds {
+            idle_reload_past: 100,
+            reload_past: 1000,
+            idle_after: std::time::Duration::from_secs(1),
+        };
+        let old = |on_disk, mapped| OldSegments {
+            paths: Vec::new(),
+            on_disk,
+            mapped,
+        };
+        assert_eq!(bounds.action(&old(0, 100)), WalAction::Keep);
+        assert_eq!(bounds.action(&old(0, 101)), WalAction::ReloadWhenIdle);
+        assert_eq!(bounds.action(&old(0, 1001)), WalAction::ReloadNow);
+        // Blocks that could not be punched out are reloaded away at once.
+        assert_eq!(bounds.action(&old(101, 101)), WalAction::ReloadNow);
     }
 
     #[test]

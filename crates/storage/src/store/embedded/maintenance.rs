@@ -3,8 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::engine_wal::{WalAction, WalBounds};
 use super::journal::Journal;
-use super::shard::Shard;
+use super::shard::{IdleReload, Shard};
 use super::EmbeddedStore;
 use crate::store::StoreError;
 
@@ -52,8 +53,10 @@ impl EmbeddedStore {
     pub(super) async fn checkpoint(&self) -> Result<(), StoreError> {
         let shards = self.all_shards()?;
         let journal = self.journal.clone();
-        let wal_limit = self.engine_wal_limit;
-        Self::blocking(move || paused_checkpoint(&shards, &journal, wal_limit, |_| Ok(()))).await
+        let bounds = self.engine_wal_bounds;
+        Self::blocking(move || paused_checkpoint(&shards, &journal, Some(bounds), |_| Ok(()))).await?;
+        self.reload_idle_collections();
+        Ok(())
     }
 
     /// The journal-size checkpoint: skipped (tried again at the next write) while a
@@ -63,8 +66,8 @@ impl EmbeddedStore {
     pub(super) async fn checkpoint_unless_compacting(&self) -> Result<bool, StoreError> {
         let shards = self.all_shards()?;
         let journal = self.journal.clone();
-        let wal_limit = self.engine_wal_limit;
-        Self::blocking(move || {
+        let bounds = self.engine_wal_bounds;
+        let checkpointed = Self::blocking(move || {
             let mut maintenance = Vec::with_capacity(shards.len());
             for shard in &shards {
                 match shard.maintenance.try_lock() {
@@ -73,19 +76,86 @@ impl EmbeddedStore {
                     Err(std::sync::TryLockError::WouldBlock) => return Ok(false),
                 }
             }
-            checkpoint_locked(&shards, &journal, wal_limit, |_| Ok(true))
+            checkpoint_locked(&shards, &journal, Some(bounds), |_| Ok(true))
         })
-        .await
+        .await?;
+        if checkpointed {
+            self.reload_idle_collections();
+        }
+        Ok(checkpointed)
+    }
+
+    /// Start a task for each collection a checkpoint wants reloaded once idle (see
+    /// [`WalAction::ReloadWhenIdle`]) that has none yet. The task holds the shard weakly, so
+    /// it never keeps a closed store's collection alive.
+    fn reload_idle_collections(&self) {
+        use std::sync::atomic::Ordering;
+        let Ok(shards) = self.all_shards() else {
+            return;
+        };
+        for shard in shards {
+            if !shard.reload_when_idle.load(Ordering::SeqCst) || shard.idle_reloader.swap(true, Ordering::SeqCst) {
+                continue;
+            }
+            let idle_after = self.engine_wal_bounds.idle_after;
+            let weak = Arc::downgrade(&shard);
+            drop(shard);
+            tokio::spawn(reload_when_idle(weak, idle_after));
+        }
     }
 }
 
-/// With every writer paused: flush all shards, empty the journal, reload a shard whose engine
-/// WAL holds more than `engine_wal_limit` prunable bytes, then run `then` before writers
-/// resume.
+/// Wait until the collection has had no write for `idle_after`, then reload it, which frees
+/// its engine WAL's mappings and index (a chat's writes come in bursts, so this runs between
+/// them instead of pausing a writer). Ends when the reload is done or the store is closed.
+async fn reload_when_idle(shard: std::sync::Weak<Shard>, idle_after: std::time::Duration) {
+    use std::sync::atomic::Ordering;
+    loop {
+        let Some(seen) = shard.upgrade().map(|s| s.writes.load(Ordering::SeqCst)) else {
+            return;
+        };
+        tokio::time::sleep(idle_after).await;
+        let Some(strong) = shard.upgrade() else {
+            return;
+        };
+        if strong.writes.load(Ordering::SeqCst) != seen {
+            continue;
+        }
+        let name = strong.name.clone();
+        let started = std::time::Instant::now();
+        let result = crate::blocking::run_blocking(move || {
+            let result = strong.reload_if_idle(seen);
+            if !matches!(result, Ok(IdleReload::Busy)) {
+                strong.idle_reloader.store(false, Ordering::SeqCst);
+            }
+            result
+        })
+        .await;
+        match result {
+            Ok(IdleReload::Busy) => continue,
+            Ok(IdleReload::Done(freed)) => {
+                tracing::info!(
+                    collection = %name,
+                    freed_bytes = freed,
+                    ms = started.elapsed().as_millis() as u64,
+                    "reloaded the idle collection to release the engine's old WAL"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(collection = %name, error = %e, "reloading the idle collection failed");
+                return;
+            }
+        }
+    }
+}
+
+/// With every writer paused: flush all shards, empty the journal, free the engine WAL's old
+/// segments as `wal_bounds` say (none with `None`), then run `then` before writers resume.
 pub(super) fn paused_checkpoint<T>(
     shards: &[Arc<Shard>],
     journal: &Mutex<Journal>,
-    engine_wal_limit: u64,
+    wal_bounds: Option<WalBounds>,
     then: impl FnOnce(&[Arc<Shard>]) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     // Lock order everywhere: maintenance, then writer.
@@ -93,14 +163,14 @@ pub(super) fn paused_checkpoint<T>(
         .iter()
         .map(|s| s.maintenance.lock().unwrap_or_else(|p| p.into_inner()))
         .collect();
-    checkpoint_locked(shards, journal, engine_wal_limit, then)
+    checkpoint_locked(shards, journal, wal_bounds, then)
 }
 
 /// The checkpoint itself, once the caller holds every shard's maintenance lock.
 pub(super) fn checkpoint_locked<T>(
     shards: &[Arc<Shard>],
     journal: &Mutex<Journal>,
-    engine_wal_limit: u64,
+    wal_bounds: Option<WalBounds>,
     then: impl FnOnce(&[Arc<Shard>]) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let _writers: Vec<_> = shards
@@ -112,20 +182,36 @@ pub(super) fn checkpoint_locked<T>(
         shard.flush()?;
     }
     journal.truncate()?;
-    // Every write is in the flushed segments now: a shard whose engine WAL has grown past
-    // its bound is reloaded, which frees it (see `Shard::reload`).
-    for shard in shards {
-        let prunable = shard.prunable_wal_bytes()?;
-        if prunable > engine_wal_limit {
-            let started = std::time::Instant::now();
-            let freed = shard.reload()?;
-            tracing::info!(
-                collection = %shard.name,
-                freed_bytes = freed,
-                ms = started.elapsed().as_millis() as u64,
-                "reloaded the collection to prune the engine's WAL"
-            );
+    if let Some(bounds) = wal_bounds {
+        // Every write is in the flushed segments now: the engine's old WAL segments hold
+        // nothing anyone reads (see `engine_wal`).
+        for shard in shards {
+            release_old_wal(shard, &bounds)?;
         }
     }
     then(shards)
+}
+
+/// Punch out a flushed shard's old WAL segments, then reload it now or mark it for a reload
+/// when idle, as `bounds` say.
+fn release_old_wal(shard: &Shard, bounds: &WalBounds) -> Result<(), StoreError> {
+    use std::sync::atomic::Ordering;
+    let old = shard.punch_old_wal()?;
+    match bounds.action(&old) {
+        WalAction::Keep => {}
+        WalAction::ReloadWhenIdle => shard.reload_when_idle.store(true, Ordering::SeqCst),
+        WalAction::ReloadNow => {
+            let started = std::time::Instant::now();
+            let freed = shard.reload()?;
+            shard.reload_when_idle.store(false, Ordering::SeqCst);
+            tracing::info!(
+                collection = %shard.name,
+                freed_bytes = freed,
+                mapped_bytes = old.mapped,
+                ms = started.elapsed().as_millis() as u64,
+                "reloaded the collection to release the engine's old WAL"
+            );
+        }
+    }
+    Ok(())
 }

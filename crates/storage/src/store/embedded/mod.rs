@@ -85,9 +85,8 @@ pub struct EmbeddedStore {
     /// Journal size past which writes wait for a compaction to checkpoint
     /// ([`JOURNAL_LIMIT_BYTES`]; smaller in tests).
     journal_limit: u64,
-    /// Prunable engine-WAL bytes of one collection past which a checkpoint reloads it
-    /// ([`engine_wal::RELOAD_PAST_BYTES`]; smaller in tests).
-    engine_wal_limit: u64,
+    /// When a checkpoint reloads a collection to release its engine WAL (smaller in tests).
+    engine_wal_bounds: engine_wal::WalBounds,
 }
 
 impl std::fmt::Display for EmbeddedStore {
@@ -186,7 +185,7 @@ impl EmbeddedStore {
             closed: std::sync::atomic::AtomicBool::new(false),
             lock: Mutex::new(Some(lock)),
             journal_limit: JOURNAL_LIMIT_BYTES,
-            engine_wal_limit: engine_wal::RELOAD_PAST_BYTES,
+            engine_wal_bounds: engine_wal::WalBounds::default(),
         })
     }
 
@@ -563,7 +562,7 @@ impl VectorStore for EmbeddedStore {
         // No reload of a shard with a long engine WAL: it is dropped now, and pruned when the
         // store is opened again.
         let shards =
-            Self::blocking(move || paused_checkpoint(&shards, &journal, u64::MAX, |_| Ok(())).map(|()| shards)).await?;
+            Self::blocking(move || paused_checkpoint(&shards, &journal, None, |_| Ok(())).map(|()| shards)).await?;
         // Reads that took a shard before the flag was set still hold it: the data-dir lock
         // may only go once nothing can touch the files any more.
         let deadline = std::time::Instant::now() + CLOSE_WAIT;
@@ -588,17 +587,14 @@ impl VectorStore for EmbeddedStore {
             let started = std::time::Instant::now();
             // Writers wait until the copy is done: the copy is one consistent state.
             // No reload here (it would lengthen the pause): the copy leaves old WAL segments out.
-            paused_checkpoint(&shards, &journal, u64::MAX, |shards| {
+            paused_checkpoint(&shards, &journal, None, |shards| {
                 let collections = stats_of(shards)?;
                 let mut bytes = 0;
                 for shard in shards {
                     let target = dest.join(QDRANT_DIR).join(&shard.name);
                     let source = root.join(&shard.name);
                     // The engine's old WAL segments are dead weight (see `engine_wal`).
-                    let skip: Vec<PathBuf> = engine_wal::old_segments(&source)?
-                        .into_iter()
-                        .map(|(path, _)| path)
-                        .collect();
+                    let skip = engine_wal::old_segments(&source)?.paths;
                     bytes += sparse::copy_dir_sparse(&source, &target, &skip).map_err(|source| StoreError::Io {
                         action: "copying collection into snapshot",
                         path: target.display().to_string(),
@@ -953,28 +949,23 @@ mod tests {
             .sum()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn checkpoints_reload_a_collection_whose_engine_wal_passed_its_bound_and_keep_every_point() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = EmbeddedStore::open(dir.path()).unwrap();
-        store.engine_wal_limit = 4 << 20;
+    /// A store whose checkpoints release the engine's WAL as `bounds` say, with 60 MiB
+    /// written to its collection "logged" (the engine logs every write, so its WAL grew by at
+    /// least that much; journal checkpoints come every 8 MiB) and flushed.
+    async fn store_with_60_mib_logged(dir: &Path, bounds: engine_wal::WalBounds) -> EmbeddedStore {
+        let mut store = EmbeddedStore::open(dir).unwrap();
+        store.engine_wal_bounds = bounds;
         store.ensure_collection(&payload_only("logged")).await.unwrap();
-        let wal = store.root.join("logged").join("wal");
-        // 60 MiB of writes: the engine logs every one, so without reloads its WAL would hold
-        // at least that much. Journal checkpoints come every 8 MiB and reload past 4 MiB.
         for i in 0..60 {
             store.upsert("logged", vec![megabyte_point(i)]).await.unwrap();
         }
         store.flush().await.unwrap();
-        let kept = allocated(&wal);
-        assert!(
-            kept < 40 << 20,
-            "the engine's WAL holds {kept} bytes after 60 MiB of writes"
-        );
-        let shard = store.shard("logged").unwrap();
-        assert!(shard.prunable_wal_bytes().unwrap() <= store.engine_wal_limit + (8 << 20));
-        drop(shard);
-        // Every point is there, whole, and the reloaded collection takes writes and reads.
+        store
+    }
+
+    /// Every point of [`store_with_60_mib_logged`] is there, whole; the collection takes
+    /// writes; the store reopens with all of them.
+    async fn every_logged_point_is_whole_and_the_store_reopens(store: EmbeddedStore, dir: &Path) {
         assert_eq!(store.count("logged", None).await.unwrap(), 60);
         let ids: Vec<_> = (0..60).map(|i| megabyte_point(i).id).collect();
         let records = store.retrieve("logged", ids, false).await.unwrap();
@@ -982,8 +973,80 @@ mod tests {
         assert!(records.iter().all(|r| r.payload == megabyte_point(0).payload));
         store.upsert("logged", vec![megabyte_point(60)]).await.unwrap();
         store.close().await.unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let store = EmbeddedStore::open(dir).unwrap();
         assert_eq!(store.count("logged", None).await.unwrap(), 61);
+    }
+
+    fn never_reload() -> engine_wal::WalBounds {
+        engine_wal::WalBounds {
+            idle_reload_past: u64::MAX,
+            reload_past: u64::MAX,
+            idle_after: std::time::Duration::from_secs(3600),
+        }
+    }
+
+    fn old_wal(store: &EmbeddedStore) -> engine_wal::OldSegments {
+        engine_wal::old_segments(&store.root.join("logged")).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checkpoints_free_the_disk_of_the_engines_old_wal_while_the_collection_stays_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_60_mib_logged(dir.path(), never_reload()).await;
+        let kept = allocated(&store.root.join("logged").join("wal"));
+        assert!(
+            kept < 40 << 20,
+            "the engine's WAL holds {kept} bytes on disk after 60 MiB of writes"
+        );
+        let old = old_wal(&store);
+        assert_eq!(old.on_disk, 0, "every old segment punched out at the last checkpoint");
+        assert!(
+            old.mapped >= 40 << 20,
+            "no reload: the punched segments are still there, {} bytes long",
+            old.mapped
+        );
+        every_logged_point_is_whole_and_the_store_reopens(store, dir.path()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_the_mapped_bound_a_checkpoint_reloads_the_collection_and_keeps_every_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let bounds = engine_wal::WalBounds {
+            reload_past: 16 << 20,
+            ..never_reload()
+        };
+        let store = store_with_60_mib_logged(dir.path(), bounds).await;
+        let old = old_wal(&store);
+        assert!(
+            old.mapped <= bounds.reload_past,
+            "reloaded at the last checkpoint past the bound: {} bytes of old WAL left",
+            old.mapped
+        );
+        every_logged_point_is_whole_and_the_store_reopens(store, dir.path()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_collection_past_the_idle_bound_is_reloaded_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let bounds = engine_wal::WalBounds {
+            idle_reload_past: 4 << 20,
+            idle_after: std::time::Duration::from_millis(300),
+            ..never_reload()
+        };
+        let store = store_with_60_mib_logged(dir.path(), bounds).await;
+        let shard = store.shard("logged").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while old_wal(&store).mapped > 0 || shard.idle_reloader.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no idle reload: {} bytes of old WAL",
+                old_wal(&store).mapped
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(!shard.reload_when_idle.load(std::sync::atomic::Ordering::SeqCst));
+        drop(shard);
+        every_logged_point_is_whole_and_the_store_reopens(store, dir.path()).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

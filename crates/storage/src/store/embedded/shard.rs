@@ -30,6 +30,21 @@ pub(super) struct Shard {
     pub(super) written_since_optimize: std::sync::atomic::AtomicU64,
     /// A background optimisation is running.
     pub(super) compacting: std::sync::atomic::AtomicBool,
+    /// Writes applied since the shard was loaded (an idle reload checks none came meanwhile).
+    pub(super) writes: std::sync::atomic::AtomicU64,
+    /// A checkpoint asked for a reload once the collection is idle, and nobody did it yet.
+    pub(super) reload_when_idle: std::sync::atomic::AtomicBool,
+    /// A task waiting for the collection to go idle to reload it exists.
+    pub(super) idle_reloader: std::sync::atomic::AtomicBool,
+}
+
+/// What [`Shard::reload_if_idle`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum IdleReload {
+    /// Reloaded; the bytes pruned.
+    Done(u64),
+    /// A write or a compaction came first: try again after the next quiet period.
+    Busy,
 }
 
 impl Shard {
@@ -43,6 +58,9 @@ impl Shard {
             written_since_optimize: Default::default(),
             maintenance: Mutex::new(()),
             compacting: Default::default(),
+            writes: Default::default(),
+            reload_when_idle: Default::default(),
+            idle_reloader: Default::default(),
         })
     }
 
@@ -64,21 +82,47 @@ impl Shard {
         }
     }
 
-    /// Bytes of the engine's WAL that only a reload frees (see [`engine_wal`]).
+    /// Punch out the disk blocks of the engine's old WAL segments (see
+    /// [`engine_wal::punch_old_segments`]); the caller has flushed the shard. Returns what the
+    /// old segments still hold.
     ///
     /// # Errors
-    /// [`StoreError::Io`] when the WAL folder cannot be listed.
-    pub(super) fn prunable_wal_bytes(&self) -> Result<u64, StoreError> {
-        Ok(engine_wal::old_segments(&self.path)?
-            .iter()
-            .map(|(_, bytes)| bytes)
-            .sum())
+    /// [`StoreError::Io`] when the WAL folder cannot be listed or a segment punched.
+    pub(super) fn punch_old_wal(&self) -> Result<engine_wal::OldSegments, StoreError> {
+        engine_wal::punch_old_segments(&self.path)
+    }
+
+    /// Reload the shard (see [`Shard::reload`]) if no write was applied since the count
+    /// `writes_seen` and no compaction runs; never waits for either.
+    ///
+    /// # Errors
+    /// As [`Shard::reload`].
+    pub(super) fn reload_if_idle(&self, writes_seen: u64) -> Result<IdleReload, StoreError> {
+        use std::sync::atomic::Ordering;
+        // Lock order everywhere: maintenance, then writer.
+        let _maintenance = match self.maintenance.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(IdleReload::Busy),
+        };
+        let _writer = match self.writer.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(IdleReload::Busy),
+        };
+        if self.writes.load(Ordering::SeqCst) != writes_seen {
+            return Ok(IdleReload::Busy);
+        }
+        self.flush()?;
+        let freed = self.reload()?;
+        self.reload_when_idle.store(false, Ordering::SeqCst);
+        Ok(IdleReload::Done(freed))
     }
 
     /// Drop the engine's shard, prune its WAL and load it again: the engine keeps every WAL
     /// segment it wrote mapped until it is dropped, so pruning frees nothing while it is
     /// loaded. The caller holds this shard's maintenance and writer locks and has flushed it
-    /// (a checkpoint), so nothing is lost if the process dies half-way: an open finds a
+    /// (a checkpoint, or [`Shard::reload_if_idle`]), so nothing is lost if the process dies half-way: an open finds a
     /// flushed shard and a contiguous WAL suffix, as after a clean close. Returns the bytes
     /// freed.
     ///
@@ -119,6 +163,7 @@ impl Shard {
 
     pub(super) fn update(&self, operation: &'static str, op: qe::UpdateOperation) -> Result<(), StoreError> {
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.with_edge(|edge| edge.update(op).map_err(|e| (self.engine_err(operation))(Box::new(e))))
     }
 }
@@ -215,6 +260,7 @@ pub(super) fn apply(shard: &Shard, op: WriteOp) -> Result<(), StoreError> {
             )
         }
     };
+    shard.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     shard.with_edge(|edge| {
         edge.update(update)
             .map_err(|e| (shard.engine_err(operation))(Box::new(e)))
