@@ -258,6 +258,16 @@ pub(crate) struct BenchArgs {
     /// latency, recall@10 against an exact scan.
     #[arg(long, value_name = "SHAPE", num_args = 0..=1, default_missing_value = "low-rank", requires = "resources")]
     pub(crate) dense: Option<crate::bench::estate_dense::DenseShape>,
+    /// With --resources (keyword only): after the reads, sync the same resources this many
+    /// more times, every one changed each time, and report throughput and disk use after each.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        requires = "resources",
+        conflicts_with = "dense"
+    )]
+    pub(crate) resyncs: usize,
     /// Run the durability workload instead: --messages appends under `[store] sync =
     /// "checkpoint"` and `"always"`, each with one writer and with eight (embedded store).
     #[arg(long, conflicts_with_all = ["resources", "search", "import"])]

@@ -28,6 +28,19 @@ pub(crate) struct EstateBenchOptions {
     pub model_dir: Option<PathBuf>,
     /// Where the stores live (embedded, or a server).
     pub store: BenchStore,
+    /// Syncs of the same resources after the reads, every resource changed in each.
+    pub resyncs: usize,
+}
+
+/// One re-sync of every resource, each one changed.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ResyncRound {
+    /// Resources per second.
+    pub per_second: f64,
+    /// The embedded store's bytes on disk after it (flushed).
+    pub store_bytes: u64,
+    /// Of which the engine's own WAL.
+    pub engine_wal_bytes: u64,
 }
 
 /// What the estate bench measured.
@@ -54,6 +67,12 @@ pub(crate) struct EstateBenchReport {
     pub facet: Latency,
     /// With the model: `bulk_upsert` of 1,000 resources with embeddings, resources per second.
     pub ingest_with_embeddings_per_second: Option<f64>,
+    /// The embedded store's bytes on disk after the fill (flushed).
+    pub store_bytes: Option<u64>,
+    /// The re-syncs asked for (embedded store).
+    pub resyncs: Vec<ResyncRound>,
+    /// The embedded store's bytes on disk after the re-syncs, closed and opened again.
+    pub store_bytes_after_reopen: Option<u64>,
     /// With the model: semantic search over 10,000 resources, the query embedding served
     /// from the cache (excluded).
     pub semantic_search_10k: Option<Latency>,
@@ -190,7 +209,34 @@ pub(crate) async fn run_estate_bench(
         estate.stats(&StatsBy::Service, none).await
     })
     .await?;
+    let engine_dir = dir.join("keyword").join("qdrant");
+    let embedded = !options.store.is_remote();
+    service.flush().await?;
+    let store_bytes = embedded.then(|| super::chat::dir_size(&engine_dir));
+    let mut resyncs = Vec::with_capacity(options.resyncs);
+    for round in 1..=options.resyncs {
+        let t = Instant::now();
+        for chunk in all.chunks(1000) {
+            let changed = chunk.iter().cloned().map(|r| resynced(r, round)).collect();
+            service.estate.bulk_upsert(changed).await?;
+        }
+        let per_second = options.resources as f64 / t.elapsed().as_secs_f64();
+        service.flush().await?;
+        resyncs.push(ResyncRound {
+            per_second,
+            store_bytes: super::chat::dir_size(&engine_dir),
+            engine_wal_bytes: engine_wal_bytes(&engine_dir),
+        });
+        progress(round, options.resyncs);
+    }
     service.shutdown().await?;
+    let store_bytes_after_reopen = if embedded && options.resyncs > 0 {
+        let service = StorageService::open_with_embedder(config(dir, &options.store, "keyword")?, None).await?;
+        service.shutdown().await?;
+        Some(super::chat::dir_size(&engine_dir))
+    } else {
+        None
+    };
 
     let (ingest_with_embeddings_per_second, semantic_search_10k) = match &options.model_dir {
         Some(model) => {
@@ -234,7 +280,29 @@ pub(crate) async fn run_estate_bench(
         keyword_search,
         count,
         facet,
+        store_bytes,
+        resyncs,
+        store_bytes_after_reopen,
         ingest_with_embeddings_per_second,
         semantic_search_10k,
     })
+}
+
+/// `resource` as sync number `round` finds it: its metadata carries the round, so every
+/// resource is changed and rewritten.
+fn resynced(mut resource: AWSResource, round: usize) -> AWSResource {
+    if let Some(serde_json::Value::Object(metadata)) = resource.metadata.as_mut() {
+        metadata.insert("observed_in_sync".into(), round.into());
+    }
+    resource
+}
+
+/// Bytes on disk of the engine's WAL folders under the store's engine folder.
+fn engine_wal_bytes(engine_dir: &Path) -> u64 {
+    std::fs::read_dir(engine_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|collection| super::chat::dir_size(&collection.path().join("wal")))
+        .sum()
 }

@@ -218,6 +218,7 @@ async fn estate(
         samples: args.samples.clamp(1, 5_000),
         model_dir: bench_model(args, config),
         store: store.clone(),
+        resyncs: args.resyncs,
     };
     let bar = out.progress("estate bench");
     let report = run_estate_bench(dir.path(), &options, |done, total| bar.update(done, total)).await?;
@@ -302,6 +303,21 @@ fn print_estate_report(r: &EstateBenchReport) {
         rows.push(("semantic, 10k resources", s));
     }
     latency_table("OPERATION", &rows);
+    if let Some(bytes) = r.store_bytes {
+        println!("store on disk after the fill  {:.0} MiB", bytes as f64 / 1048576.0);
+    }
+    for (n, round) in r.resyncs.iter().enumerate() {
+        println!(
+            "re-sync {:>2}, all changed      {:.0} resources/s, store {:.0} MiB (engine WAL {:.0} MiB)",
+            n + 1,
+            round.per_second,
+            round.store_bytes as f64 / 1048576.0,
+            round.engine_wal_bytes as f64 / 1048576.0
+        );
+    }
+    if let Some(bytes) = r.store_bytes_after_reopen {
+        println!("store on disk after reopening {:.0} MiB", bytes as f64 / 1048576.0);
+    }
 }
 
 async fn import(args: &BenchArgs, config: &StorageConfig, store: &BenchStore, out: Output) -> anyhow::Result<()> {
