@@ -123,16 +123,16 @@ async fn reload_when_idle(shard: std::sync::Weak<Shard>, idle_after: std::time::
         }
         let name = strong.name.clone();
         let started = std::time::Instant::now();
-        let result = crate::blocking::run_blocking(move || {
-            let result = strong.reload_if_idle(seen);
-            if !matches!(result, Ok(IdleReload::Busy)) {
-                strong.idle_reloader.store(false, Ordering::SeqCst);
-            }
-            result
-        })
-        .await;
+        let result = crate::blocking::run_blocking(move || strong.reload_if_idle(seen)).await;
+        if matches!(result, Ok(IdleReload::Busy)) {
+            continue;
+        }
+        // Done, no longer needed, or failed: a later checkpoint may start another task.
+        if let Some(strong) = shard.upgrade() {
+            strong.idle_reloader.store(false, Ordering::SeqCst);
+        }
         match result {
-            Ok(IdleReload::Busy) => continue,
+            Ok(IdleReload::Busy | IdleReload::NotNeeded) => return,
             Ok(IdleReload::Done(freed)) => {
                 tracing::info!(
                     collection = %name,

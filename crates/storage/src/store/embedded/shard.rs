@@ -45,6 +45,8 @@ pub(super) enum IdleReload {
     Done(u64),
     /// A write or a compaction came first: try again after the next quiet period.
     Busy,
+    /// A checkpoint reloaded the collection meanwhile: nothing to do.
+    NotNeeded,
 }
 
 impl Shard {
@@ -113,6 +115,9 @@ impl Shard {
         if self.writes.load(Ordering::SeqCst) != writes_seen {
             return Ok(IdleReload::Busy);
         }
+        if !self.reload_when_idle.load(Ordering::SeqCst) {
+            return Ok(IdleReload::NotNeeded);
+        }
         self.flush()?;
         let freed = self.reload()?;
         self.reload_when_idle.store(false, Ordering::SeqCst);
@@ -122,9 +127,10 @@ impl Shard {
     /// Drop the engine's shard, prune its WAL and load it again: the engine keeps every WAL
     /// segment it wrote mapped until it is dropped, so pruning frees nothing while it is
     /// loaded. The caller holds this shard's maintenance and writer locks and has flushed it
-    /// (a checkpoint, or [`Shard::reload_if_idle`]), so nothing is lost if the process dies half-way: an open finds a
-    /// flushed shard and a contiguous WAL suffix, as after a clean close. Returns the bytes
-    /// freed.
+    /// (a checkpoint, or [`Shard::reload_if_idle`]), so nothing is lost if the process dies
+    /// half-way: an open finds a flushed shard and a contiguous WAL suffix, as after a clean
+    /// close. Reads wait while it runs (it holds the engine shard's write side). Returns the
+    /// bytes freed.
     ///
     /// # Errors
     /// [`StoreError::Io`] when pruning fails, [`StoreError::Backend`] when loading fails (the
