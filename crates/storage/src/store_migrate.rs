@@ -16,7 +16,8 @@ use crate::names::MESSAGES;
 use crate::progress::{report, Phase, ProgressFn};
 use crate::store::embedded::{lock_data_dir, DirLock};
 use crate::store::{
-    CollectionStats, EmbeddedOptions, EmbeddedStore, ScrollRequest, StoreConfig, StoreMode, VectorStore,
+    CollectionStats, EmbeddedOptions, EmbeddedStore, ScrollRequest, StoreConfig, StoreMode, VectorSelection,
+    VectorStore,
 };
 
 /// The checkpoint file of a migration in progress, in the data dir.
@@ -299,7 +300,7 @@ async fn sample_unsealed(
         return Ok(0);
     };
     let ids: Vec<_> = page.records.iter().map(|r| r.id).collect();
-    let copies = target.retrieve(MESSAGES, ids, false).await?;
+    let copies = target.retrieve(MESSAGES, ids, VectorSelection::None).await?;
     if copies.len() != page.records.len() {
         return Err(invalid(
             "sampled messages are missing on the target: run the migration again",

@@ -120,7 +120,7 @@ mod identity {
     use crate::crypto::CryptoError;
     use crate::error::{Result, StorageError};
     use crate::names::META;
-    use crate::store::{CollectionSpec, Payload, Point, VectorStore};
+    use crate::store::{CollectionSpec, Payload, Point, VectorSelection, VectorStore};
 
     const IDENTITY_ID: uuid::Uuid = uuid::Uuid::from_u128(0x7374_6f72_655f_6964_656e_7469_7479_0001);
     const STORE_ID: &str = "store_id";
@@ -139,7 +139,7 @@ mod identity {
                 indexes: Vec::new(),
             })
             .await?;
-        let found = store.retrieve(META, vec![IDENTITY_ID], false).await?;
+        let found = store.retrieve(META, vec![IDENTITY_ID], VectorSelection::None).await?;
         match found.first().and_then(|r| r.payload.get(STORE_ID)).and_then(|v| v.as_str()) {
             Some(owner) if owner == store_id.to_string() => Ok(()),
             Some(owner) => Err(StorageError::Crypto(CryptoError::WrongKey {

@@ -13,7 +13,7 @@ use super::{check_id, ChatStorage, Message, Role};
 use crate::clock::now_ms;
 use crate::error::Result;
 use crate::search_mode::SearchMode;
-use crate::store::{Condition, Direction, FieldValue, Filter, OrderBy, Range, ScrollRequest};
+use crate::store::{Condition, Direction, FieldValue, Filter, OrderBy, Range, ScrollRequest, VectorSelection};
 
 /// Recency decay: weight = exp(-age / 7 days).
 const DECAY_MS: f64 = 7.0 * 24.0 * 3600.0 * 1000.0;
@@ -319,7 +319,7 @@ impl ChatStorage {
         ids.sort_unstable();
         ids.dedup();
         let mut messages: HashMap<(String, u64), Message> = HashMap::with_capacity(ids.len());
-        for record in &self.store.retrieve(MESSAGES, ids, false).await? {
+        for record in &self.store.retrieve(MESSAGES, ids, VectorSelection::None).await? {
             let message = schema::message_from_record(record, &self.sealer)?;
             messages.insert((message.context_id.clone(), message.message_index), message);
         }
@@ -389,7 +389,7 @@ impl ChatStorage {
                     .iter()
                     .map(|c| schema::conversation_point_id(c))
                     .collect(),
-                false,
+                VectorSelection::None,
             )
             .await?
             .iter()
@@ -453,7 +453,11 @@ mod tests {
         }
         // Rewrite both messages as an older version stored them: under random ids.
         let derived: Vec<uuid::Uuid> = (0..2).map(|i| schema::message_point_id(&old, i)).collect();
-        let records = chat.store.retrieve(MESSAGES, derived.clone(), false).await.unwrap();
+        let records = chat
+            .store
+            .retrieve(MESSAGES, derived.clone(), VectorSelection::None)
+            .await
+            .unwrap();
         assert_eq!(records.len(), 2);
         let mut moved = Vec::new();
         for record in &records {

@@ -26,7 +26,9 @@ use super::schema::{self, MESSAGES};
 use crate::crypto::Sealer;
 use crate::embed::{DenseSpace, EmbedError};
 use crate::error::{Result, StorageError};
-use crate::store::{Condition, Filter, PointId, PointVectors, Record, ScrollRequest, VectorData, VectorStore};
+use crate::store::{
+    Condition, Filter, PointId, PointVectors, Record, ScrollRequest, VectorData, VectorSelection, VectorStore,
+};
 
 /// Messages embedded per batch.
 pub(crate) const BATCH: usize = 32;
@@ -385,7 +387,10 @@ async fn drain(inner: &Inner) -> Result<Pass> {
 /// have done them) or are gone.
 async fn embed_queued(inner: &Inner, ids: &[PointId]) -> Result<()> {
     let slot = inner.space.slot();
-    let records = inner.store.retrieve(MESSAGES, ids.to_vec(), true).await?;
+    let records = inner
+        .store
+        .retrieve(MESSAGES, ids.to_vec(), VectorSelection::All)
+        .await?;
     let todo: Vec<Record> = records.into_iter().filter(|r| !r.vectors.contains_key(slot)).collect();
     embed_records(inner, &todo).await?;
     Ok(())

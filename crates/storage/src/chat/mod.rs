@@ -33,7 +33,7 @@ use crate::clock::now_ms;
 use crate::crypto::Sealer;
 use crate::embed::{DenseSpace, KeywordEncoder};
 use crate::error::{Result, StorageError};
-use crate::store::{Condition, Direction, Filter, OrderBy, ScrollRequest, VectorStore};
+use crate::store::{Condition, Direction, Filter, OrderBy, ScrollRequest, VectorSelection, VectorStore};
 
 /// Largest page the store is asked for at once.
 const PAGE: usize = 1000;
@@ -258,7 +258,10 @@ impl ChatStorage {
     pub async fn get_conversation(&self, context_id: &str) -> Result<Conversation> {
         check_id("context_id", context_id)?;
         let id = schema::conversation_point_id(context_id);
-        let records = self.store.retrieve(CONVERSATIONS, vec![id], false).await?;
+        let records = self
+            .store
+            .retrieve(CONVERSATIONS, vec![id], VectorSelection::None)
+            .await?;
         let record = records.first().ok_or_else(|| StorageError::NotFound {
             what: "conversation",
             id: context_id.to_string(),

@@ -13,7 +13,9 @@ use super::schema::{
 use super::{check_id, invalid, ChatStorage, ConversationStatus, Role};
 use crate::error::Result;
 use crate::fusion;
-use crate::store::{Condition, FieldValue, Filter, Hit, PointId, QueryRequest, Range, ScrollRequest, VectorData};
+use crate::store::{
+    Condition, FieldValue, Filter, Hit, PointId, QueryRequest, Range, ScrollRequest, VectorData, VectorSelection,
+};
 
 /// Keyword hits holding less than this share of the query's tokens do not count in hybrid fusion.
 const MIN_COVERAGE: f32 = 0.5;
@@ -326,7 +328,7 @@ impl ChatStorage {
         let top: Vec<PointId> = hits.iter().take(COVERAGE_DEPTH).map(|h| h.id).collect();
         let mut records: HashMap<PointId, crate::store::Record> = self
             .store
-            .retrieve(MESSAGES, top, true)
+            .retrieve(MESSAGES, top, VectorSelection::Only(vec![KEYWORDS_VECTOR.to_owned()]))
             .await?
             .into_iter()
             .map(|r| (r.id, r))
@@ -362,7 +364,7 @@ impl ChatStorage {
         }
         let mut payloads: HashMap<PointId, crate::store::Payload> = self
             .store
-            .retrieve(MESSAGES, missing, false)
+            .retrieve(MESSAGES, missing, VectorSelection::None)
             .await?
             .into_iter()
             .map(|r| (r.id, r.payload))
@@ -425,7 +427,7 @@ impl ChatStorage {
         let ids: Vec<PointId> = order.iter().map(|c| schema::conversation_point_id(c)).collect();
         let conversations: HashMap<String, super::Conversation> = self
             .store
-            .retrieve(CONVERSATIONS, ids, false)
+            .retrieve(CONVERSATIONS, ids, VectorSelection::None)
             .await?
             .iter()
             .map(|r| schema::conversation_from_record(r, &self.sealer).map(|c| (c.context_id.clone(), c)))

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::store::{CollectionSpec, Payload, Point, StoreError, VectorStore};
+use crate::store::{CollectionSpec, Payload, Point, StoreError, VectorSelection, VectorStore};
 
 use crate::names::META;
 const EMBEDDING_ID: uuid::Uuid = uuid::Uuid::from_u128(0x656d_6265_6464_696e_675f_6d6f_6465_6c31);
@@ -35,7 +35,7 @@ fn spec() -> CollectionSpec {
 /// Store errors.
 pub(crate) async fn load(store: &dyn VectorStore) -> Result<Option<EmbeddingRecord>, StoreError> {
     store.ensure_collection(&spec()).await?;
-    let records = store.retrieve(META, vec![EMBEDDING_ID], false).await?;
+    let records = store.retrieve(META, vec![EMBEDDING_ID], VectorSelection::None).await?;
     Ok(records
         .first()
         .and_then(|r| serde_json::from_value(serde_json::Value::Object(r.payload.clone())).ok()))

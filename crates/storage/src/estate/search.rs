@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::fusion;
 use crate::names::KEYWORDS_VECTOR;
 use crate::search_mode::{effective_mode, SearchMode};
-use crate::store::{Condition, FieldValue, Filter, PointId, QueryRequest, VectorData};
+use crate::store::{Condition, FieldValue, Filter, PointId, QueryRequest, VectorData, VectorSelection};
 
 impl EstateStorage {
     /// Search with the estate query language (`region:us-east-1 service:rds tag:env=prod -state:stopped`, free text ranked; `a,b` for OR, a trailing `*` for a prefix) plus `filter`: hybrid over the free
@@ -122,7 +122,7 @@ impl EstateStorage {
         let ids: Vec<PointId> = ranked.iter().map(|(id, _)| *id).collect();
         let records: HashMap<PointId, crate::store::Record> = self
             .store
-            .retrieve(ESTATE, ids, false)
+            .retrieve(ESTATE, ids, VectorSelection::None)
             .await?
             .into_iter()
             .map(|r| (r.id, r))

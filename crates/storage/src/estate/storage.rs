@@ -19,7 +19,7 @@ use crate::names::KEYWORDS_VECTOR;
 use crate::progress::{self, report, Phase, ProgressFn};
 use crate::store::{
     CollectionSpec, Condition, FieldValue, Filter, Payload, Point, PointId, PointVectors, ScrollPage, ScrollRequest,
-    VectorData, VectorStore,
+    VectorData, VectorSelection, VectorStore,
 };
 
 /// Resources embedded per model call by [`EstateStorage::embed_missing`].
@@ -326,7 +326,7 @@ impl EstateStorage {
         for chunk in order.chunks(WRITE_BATCH) {
             let stored: HashMap<PointId, crate::store::Record> = self
                 .store
-                .retrieve(ESTATE, chunk.to_vec(), false)
+                .retrieve(ESTATE, chunk.to_vec(), VectorSelection::None)
                 .await?
                 .into_iter()
                 .map(|r| (r.id, r))

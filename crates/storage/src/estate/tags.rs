@@ -10,7 +10,7 @@ use super::model::AWSResource;
 use super::storage::EstateStorage;
 use crate::crypto::SealContext;
 use crate::error::{Result, StorageError};
-use crate::store::{Condition, Filter, Payload, Point};
+use crate::store::{Condition, Filter, Payload, Point, VectorSelection};
 
 pub(super) use crate::names::META as DICTIONARY_COLLECTION;
 const DICTIONARY_FIELD: &str = "estate_tag_dictionary";
@@ -33,7 +33,7 @@ impl EstateStorage {
     async fn read_dictionary(&self) -> Result<Option<Stored>> {
         let records = self
             .store
-            .retrieve(DICTIONARY_COLLECTION, vec![DICTIONARY_ID], false)
+            .retrieve(DICTIONARY_COLLECTION, vec![DICTIONARY_ID], VectorSelection::None)
             .await?;
         let Some(record) = records.first() else {
             return Ok(None);

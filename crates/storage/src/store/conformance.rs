@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{
     CollectionSpec, Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, QueryRequest,
-    Range, ScrollRequest, SparseSpec, VectorData, VectorStore,
+    Range, ScrollRequest, SparseSpec, VectorData, VectorSelection, VectorStore,
 };
 
 fn spec(name: &str) -> CollectionSpec {
@@ -69,11 +69,28 @@ pub async fn upsert_retrieve_roundtrip(store: &dyn VectorStore, name: &str) {
         uuid::Uuid::from_u128(2),
         uuid::Uuid::from_u128(99),
     ];
-    let got = store.retrieve(name, ids, true).await.unwrap();
+    let got = store.retrieve(name, ids, VectorSelection::All).await.unwrap();
     assert_eq!(got.len(), 2, "missing ids are skipped");
     assert_eq!(got[0].payload["n"], json!(2));
     assert_eq!(got[1].payload["n"], json!(1));
     assert!(got[1].vectors.contains_key("dense") && got[0].vectors.is_empty());
+    assert!(got[1].vectors.contains_key("kw"));
+
+    // A selection reads just the slots named; `None` reads the payload alone.
+    let one = vec![uuid::Uuid::from_u128(2)];
+    let only_kw = store
+        .retrieve(name, one.clone(), VectorSelection::Only(vec!["kw".into()]))
+        .await
+        .unwrap();
+    assert_eq!(only_kw[0].vectors.keys().collect::<Vec<_>>(), ["kw"]);
+    assert_eq!(only_kw[0].vectors["kw"], got[1].vectors["kw"]);
+    assert_eq!(
+        only_kw[0].payload["n"],
+        json!(1),
+        "the payload comes with any selection"
+    );
+    let bare = store.retrieve(name, one, VectorSelection::None).await.unwrap();
+    assert!(bare[0].vectors.is_empty() && bare[0].payload["n"] == json!(1));
 }
 
 /// `describe` gives back the spec the collection was ensured with (slots and index kinds).
@@ -124,7 +141,7 @@ pub async fn upsert_overwrites_and_set_payload_merges(store: &dyn VectorStore, n
         .await
         .unwrap();
     let got = store
-        .retrieve(name, vec![uuid::Uuid::from_u128(2)], false)
+        .retrieve(name, vec![uuid::Uuid::from_u128(2)], VectorSelection::None)
         .await
         .unwrap();
     assert_eq!(got[0].payload["n"], json!(100));
@@ -140,7 +157,7 @@ pub async fn insert_if_absent_and_conditional_set(store: &dyn VectorStore, name:
     other.payload.insert("n".into(), json!(999));
     assert!(!store.insert_if_absent(name, other).await.unwrap());
     let kept = store
-        .retrieve(name, vec![uuid::Uuid::from_u128(2)], true)
+        .retrieve(name, vec![uuid::Uuid::from_u128(2)], VectorSelection::All)
         .await
         .unwrap();
     assert_eq!(kept[0].payload["user"], json!("a"), "the first insert is kept");
@@ -179,7 +196,11 @@ pub async fn insert_if_absent_and_conditional_set(store: &dyn VectorStore, name:
         .await
         .unwrap();
     let got = store
-        .retrieve(name, vec![uuid::Uuid::from_u128(2), uuid::Uuid::from_u128(12)], false)
+        .retrieve(
+            name,
+            vec![uuid::Uuid::from_u128(2), uuid::Uuid::from_u128(12)],
+            VectorSelection::None,
+        )
         .await
         .unwrap();
     assert_eq!(got[0].payload["tag"], json!("cas"), "n = 1 < 5: set");
@@ -389,7 +410,7 @@ pub async fn closed_store_refuses_every_call(store: &dyn VectorStore, name: &str
     closed(store.ensure_collection(&spec(name)).await);
     closed(
         store
-            .retrieve(name, vec![uuid::Uuid::from_u128(2)], false)
+            .retrieve(name, vec![uuid::Uuid::from_u128(2)], VectorSelection::None)
             .await
             .map(|_| ()),
     );

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{
     CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, PointVectors, QueryRequest,
-    Record, ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorStore,
+    Record, ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorSelection, VectorStore,
 };
 
 /// An operation that can be made to fail.
@@ -139,9 +139,9 @@ impl VectorStore for FaultyStore {
         &self,
         collection: &str,
         ids: Vec<PointId>,
-        with_vectors: bool,
+        vectors: VectorSelection,
     ) -> Result<Vec<Record>, StoreError> {
-        self.inner.retrieve(collection, ids, with_vectors).await
+        self.inner.retrieve(collection, ids, vectors).await
     }
     async fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage, StoreError> {
         self.inner.scroll(collection, request).await

@@ -380,6 +380,18 @@ pub struct ScrollRequest {
     pub with_vectors: bool,
 }
 
+/// Which of a point's vectors a read returns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum VectorSelection {
+    /// None: payload only.
+    #[default]
+    None,
+    /// Every vector slot the point has.
+    All,
+    /// Only these slots (a 384-float dense vector is not read when only a sparse one is wanted).
+    Only(Vec<String>),
+}
+
 /// One page of a scroll.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScrollPage {
@@ -471,7 +483,7 @@ pub trait VectorStore: Send + Sync + std::fmt::Display {
         &self,
         collection: &str,
         ids: Vec<PointId>,
-        with_vectors: bool,
+        vectors: VectorSelection,
     ) -> Result<Vec<Record>, StoreError>;
     /// List points matching a filter, optionally ordered by a numeric field.
     async fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage, StoreError>;

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use cloudops_storage_service::store::VectorData;
+use cloudops_storage_service::store::{VectorData, VectorSelection};
 #[cfg(feature = "bert")]
 use cloudops_storage_service::BertEmbedder;
 use cloudops_storage_service::Embedder;
@@ -306,7 +306,10 @@ async fn stored_vectors_are_rotated_and_scores_are_unchanged() {
     let raw = bert.embed(&texts.map(String::from)).await.unwrap();
     let q = bert.embed(&[query.to_string()]).await.unwrap().remove(0);
     let store = t.raw_store().await;
-    let records = store.retrieve("chat_messages", ids.clone(), true).await.unwrap();
+    let records = store
+        .retrieve("chat_messages", ids.clone(), VectorSelection::All)
+        .await
+        .unwrap();
     let stored: Vec<Vec<f32>> = records
         .iter()
         .map(|r| match &r.vectors[&slot] {

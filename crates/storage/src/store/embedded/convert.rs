@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::store::{
     CollectionSpec, Condition, DenseSpec, Direction, FieldValue, Filter, IndexKind, OrderBy, Point, PointId,
-    PointVectors, Record, SparseSpec, VectorData,
+    PointVectors, Record, SparseSpec, VectorData, VectorSelection,
 };
 
 /// Error text of a conversion (wrapped into `StoreError::Backend` by the caller).
@@ -19,6 +19,15 @@ pub(super) type ConvertError = Box<dyn std::error::Error + Send + Sync>;
 
 pub(super) fn point_id(id: PointId) -> qe::PointId {
     qe::PointId::Uuid(id)
+}
+
+/// The engine's form of a read's vector selection.
+pub(super) fn with_vector(vectors: VectorSelection) -> qe::WithVector {
+    match vectors {
+        VectorSelection::None => qe::WithVector::Bool(false),
+        VectorSelection::All => qe::WithVector::Bool(true),
+        VectorSelection::Only(names) => qe::WithVector::Selector(names),
+    }
 }
 
 pub(super) fn from_point_id(id: qe::PointId) -> PointId {

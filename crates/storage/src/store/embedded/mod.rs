@@ -58,7 +58,7 @@ use self::shard::{apply, create_shard, ensure_schema, load_shard, Shard};
 use self::space::{check_space, SpaceGuard};
 use super::{
     CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, PointVectors, QueryRequest,
-    Record, ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorStore,
+    Record, ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorSelection, VectorStore,
 };
 
 const BACKEND: &str = "qdrant-edge";
@@ -416,17 +416,14 @@ impl VectorStore for EmbeddedStore {
         &self,
         collection: &str,
         ids: Vec<PointId>,
-        with_vectors: bool,
+        vectors: VectorSelection,
     ) -> Result<Vec<Record>, StoreError> {
         self.on_shard(collection, move |shard| {
             let ids: Vec<_> = ids.into_iter().map(convert::point_id).collect();
+            let with_vector = convert::with_vector(vectors);
             let records = shard.with_edge(|edge| {
-                edge.retrieve(
-                    &ids,
-                    Some(qe::WithPayloadInterface::Bool(true)),
-                    Some(qe::WithVector::Bool(with_vectors)),
-                )
-                .map_err(|e| (shard.engine_err("retrieve"))(Box::new(e)))
+                edge.retrieve(&ids, Some(qe::WithPayloadInterface::Bool(true)), Some(with_vector))
+                    .map_err(|e| (shard.engine_err("retrieve"))(Box::new(e)))
             })?;
             Ok(records.into_iter().map(convert::record).collect())
         })
@@ -805,7 +802,7 @@ mod tests {
         let store = EmbeddedStore::open(dir.path()).unwrap();
         assert_eq!(store.count("walled", None).await.unwrap(), 49);
         let got = store
-            .retrieve("walled", vec![uuid::Uuid::from_u128(50)], false)
+            .retrieve("walled", vec![uuid::Uuid::from_u128(50)], VectorSelection::None)
             .await
             .unwrap();
         assert_eq!(got.len(), 1, "the last write after pruning is there");
@@ -968,7 +965,7 @@ mod tests {
     async fn every_logged_point_is_whole_and_the_store_reopens(store: EmbeddedStore, dir: &Path) {
         assert_eq!(store.count("logged", None).await.unwrap(), 60);
         let ids: Vec<_> = (0..60).map(|i| megabyte_point(i).id).collect();
-        let records = store.retrieve("logged", ids, false).await.unwrap();
+        let records = store.retrieve("logged", ids, VectorSelection::None).await.unwrap();
         assert_eq!(records.len(), 60);
         assert!(records.iter().all(|r| r.payload == megabyte_point(0).payload));
         store.upsert("logged", vec![megabyte_point(60)]).await.unwrap();
@@ -1160,7 +1157,11 @@ mod tests {
         assert_eq!(hits.len(), total.div_ceil(50), "every point with token 7 is found");
         let sample: Vec<uuid::Uuid> = ids.iter().step_by(997).copied().collect();
         assert_eq!(
-            store.retrieve("compact", sample.clone(), false).await.unwrap().len(),
+            store
+                .retrieve("compact", sample.clone(), VectorSelection::None)
+                .await
+                .unwrap()
+                .len(),
             sample.len()
         );
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::store::{
     CollectionSpec, Condition, DenseSpec, Direction, FieldValue, Filter, Hit, IndexKind, OrderBy, Payload, Point,
-    PointId, Range, Record, SparseSpec, VectorData,
+    PointId, Range, Record, SparseSpec, VectorData, VectorSelection,
 };
 
 /// Error text of a conversion (wrapped into `StoreError::Backend` by the caller).
@@ -17,6 +17,15 @@ pub(super) type ConvertError = Box<dyn std::error::Error + Send + Sync>;
 
 pub(super) fn point_id(id: PointId) -> q::PointId {
     q::PointId::from(id.to_string())
+}
+
+/// The server's form of a read's vector selection.
+pub(super) fn vectors_selector(vectors: VectorSelection) -> q::with_vectors_selector::SelectorOptions {
+    match vectors {
+        VectorSelection::None => false.into(),
+        VectorSelection::All => true.into(),
+        VectorSelection::Only(names) => q::VectorsSelector { names }.into(),
+    }
 }
 
 pub(super) fn from_point_id(id: Option<q::PointId>) -> Result<PointId, ConvertError> {

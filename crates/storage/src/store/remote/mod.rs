@@ -19,7 +19,7 @@ pub use self::connect::RemoteOptions;
 use self::convert::ConvertError;
 use super::{
     CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, PointVectors, QueryRequest,
-    Record, ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorStore,
+    Record, ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorSelection, VectorStore,
 };
 
 const BACKEND: &str = "qdrant server";
@@ -440,7 +440,7 @@ impl VectorStore for RemoteStore {
             )
             .await
             .map_err(self.err(collection, "insert if absent"))?;
-        let stored = self.retrieve(collection, vec![id], false).await?;
+        let stored = self.retrieve(collection, vec![id], VectorSelection::None).await?;
         let inserted = stored.first().is_some_and(|r| r.payload == sent);
         if inserted {
             self.wrote();
@@ -508,7 +508,7 @@ impl VectorStore for RemoteStore {
         &self,
         collection: &str,
         ids: Vec<PointId>,
-        with_vectors: bool,
+        vectors: VectorSelection,
     ) -> Result<Vec<Record>, StoreError> {
         self.ensure_open()?;
         if ids.is_empty() {
@@ -520,7 +520,7 @@ impl VectorStore for RemoteStore {
             .get_points(
                 q::GetPointsBuilder::new(self.full_name(collection), wanted)
                     .with_payload(true)
-                    .with_vectors(with_vectors),
+                    .with_vectors(convert::vectors_selector(vectors)),
             )
             .await
             .map_err(self.err(collection, "retrieve"))?;
