@@ -155,6 +155,15 @@ pub(crate) struct ChatBenchReport {
     pub append_after_optimize: Latency,
     /// Resident memory after the first service shut down, bytes.
     pub rss_after_shutdown_bytes: Option<u64>,
+    /// `get_history(Last(5))` latency on the store reopened after the restore (cold).
+    pub last5_after_reopen: Latency,
+    /// Resident memory while serving those reads (the first service shut down and its freed
+    /// heap returned to the system first), bytes.
+    pub rss_serving_after_reopen_bytes: Option<u64>,
+    /// Of that, anonymous memory, bytes.
+    pub rss_anon_serving_after_reopen_bytes: Option<u64>,
+    /// Of that, file-backed pages (mapped files, reclaimable), bytes.
+    pub rss_file_serving_after_reopen_bytes: Option<u64>,
     /// Resident memory at the end (store reopened and closed), bytes.
     pub rss_bytes: Option<u64>,
     /// Peak resident memory, bytes.
@@ -271,6 +280,8 @@ pub(crate) async fn run_chat_bench(
         None => None,
     };
     service.shutdown().await?;
+    drop(service);
+    release_freed_heap();
     let rss_after_shutdown = memory().0;
     let store_bytes = (!options.store.is_remote()).then(|| dir_size(&dir.join("data").join(ENGINE_DIR)));
     let t = Instant::now();
@@ -287,6 +298,15 @@ pub(crate) async fn run_chat_bench(
     let t = Instant::now();
     let reopened = StorageService::open(config).await?;
     let reopen_ms = t.elapsed().as_secs_f64() * 1e3;
+    let mut last5_reopened = Vec::with_capacity(options.read_samples);
+    for _ in 0..options.read_samples {
+        let ctx = &contexts[rng.gen_range(0..conversations)];
+        let t = Instant::now();
+        reopened.chat.get_history(ctx, HistoryRange::Last(5)).await?;
+        last5_reopened.push(t.elapsed());
+    }
+    let rss_serving_after_reopen = memory().0;
+    let (rss_anon_serving_after_reopen, rss_file_serving_after_reopen) = rss_split();
     reopened.shutdown().await?;
     let store_bytes_after_reopen = (!options.store.is_remote()).then(|| dir_size(&dir.join("data").join(ENGINE_DIR)));
     let (rss, peak) = memory();
@@ -329,6 +349,10 @@ pub(crate) async fn run_chat_bench(
         rss_after_optimize_bytes: rss_after_optimize,
         last5_after_optimize: Latency::from_samples(last5_optimized),
         append_after_optimize: Latency::from_samples(append_optimized),
+        last5_after_reopen: Latency::from_samples(last5_reopened),
+        rss_serving_after_reopen_bytes: rss_serving_after_reopen,
+        rss_anon_serving_after_reopen_bytes: rss_anon_serving_after_reopen,
+        rss_file_serving_after_reopen_bytes: rss_file_serving_after_reopen,
         rss_bytes: rss,
         peak_rss_bytes: peak,
         floor,
@@ -354,6 +378,16 @@ pub(crate) fn keyword_only_config(dir: &Path, store: &BenchStore, name: &str) ->
 /// (VmRSS, VmHWM) of this process in bytes, from `/proc/self/status`.
 pub(crate) fn memory() -> (Option<u64>, Option<u64>) {
     (status_field("VmRSS:"), status_field("VmHWM:"))
+}
+
+/// Hand the heap freed so far back to the system (glibc keeps it otherwise), so that what a
+/// later service holds is measured rather than an earlier one's leftovers.
+pub(crate) fn release_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and trims glibc's own arenas; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// (RssAnon, RssFile) of this process in bytes.

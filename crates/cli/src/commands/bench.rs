@@ -86,6 +86,7 @@ fn print_report(r: &ChatBenchReport) {
             ("list conversations (20)", &r.list_conversations),
             ("last 5 after optimize", &r.last5_after_optimize),
             ("append after optimize", &r.append_after_optimize),
+            ("last 5 after reopen (cold)", &r.last5_after_reopen),
         ],
     );
     if let Some(f) = &r.floor {
@@ -125,6 +126,12 @@ fn print_report(r: &ChatBenchReport) {
         mb(r.rss_after_fill_bytes),
         mb(r.rss_anon_after_fill_bytes),
         mb(r.rss_file_after_fill_bytes)
+    );
+    println!(
+        "RSS reading, reopened      {} (anon {}, mapped files {})",
+        mb(r.rss_serving_after_reopen_bytes),
+        mb(r.rss_anon_serving_after_reopen_bytes),
+        mb(r.rss_file_serving_after_reopen_bytes)
     );
     println!(
         "RSS after reopen           {} (process peak {})",
