@@ -44,6 +44,7 @@ mod embed;
 mod error;
 mod estate;
 mod fusion;
+mod malloc;
 mod migrate;
 mod names;
 #[cfg(test)]
@@ -67,6 +68,7 @@ pub use config::{
     CONFIG_FILE_NAME, DEFAULT_KEY_ENV_VAR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PASSPHRASE_ENV_VAR,
 };
 pub use crypto::{KeyStatus, RecoveryKey, RecoveryKit, WrappedKeys};
+pub use malloc::{bound_malloc_arenas, DEFAULT_MALLOC_ARENAS};
 pub use service::{Health, ReindexReport, StorageService};
 pub use store::{CollectionStats, StoreMode, StoreSync};
 pub use store_migrate::StoreMigrationReport;
