@@ -230,14 +230,7 @@ pub(crate) async fn run_chat_bench(
     // floor's are.
     service.flush().await?;
 
-    let mut last5 = Vec::with_capacity(options.read_samples);
-    for _ in 0..options.read_samples {
-        let ctx = &contexts[rng.gen_range(0..conversations)];
-        let t = Instant::now();
-        let got = service.chat.get_history(ctx, HistoryRange::Last(5)).await?;
-        last5.push(t.elapsed());
-        debug_assert!(got.len() <= 5);
-    }
+    let last5 = time_last5(&service, &contexts, &mut rng, options.read_samples).await?;
     let mut list = Vec::with_capacity(options.read_samples);
     for _ in 0..options.read_samples {
         let user = format!("user-{}", rng.gen_range(0..users));
@@ -250,13 +243,7 @@ pub(crate) async fn run_chat_bench(
     service.optimize().await?;
     let optimize_ms = t.elapsed().as_secs_f64() * 1e3;
     let rss_after_optimize = memory().0;
-    let mut last5_optimized = Vec::with_capacity(options.read_samples);
-    for _ in 0..options.read_samples {
-        let ctx = &contexts[rng.gen_range(0..conversations)];
-        let t = Instant::now();
-        service.chat.get_history(ctx, HistoryRange::Last(5)).await?;
-        last5_optimized.push(t.elapsed());
-    }
+    let last5_optimized = time_last5(&service, &contexts, &mut rng, options.read_samples).await?;
     let mut append_optimized = Vec::with_capacity(1000);
     for i in 0..1000 {
         let ctx = &contexts[rng.gen_range(0..conversations)];
@@ -298,13 +285,7 @@ pub(crate) async fn run_chat_bench(
     let t = Instant::now();
     let reopened = StorageService::open(config).await?;
     let reopen_ms = t.elapsed().as_secs_f64() * 1e3;
-    let mut last5_reopened = Vec::with_capacity(options.read_samples);
-    for _ in 0..options.read_samples {
-        let ctx = &contexts[rng.gen_range(0..conversations)];
-        let t = Instant::now();
-        reopened.chat.get_history(ctx, HistoryRange::Last(5)).await?;
-        last5_reopened.push(t.elapsed());
-    }
+    let last5_reopened = time_last5(&reopened, &contexts, &mut rng, options.read_samples).await?;
     let rss_serving_after_reopen = memory().0;
     let (rss_anon_serving_after_reopen, rss_file_serving_after_reopen) = rss_split();
     reopened.shutdown().await?;
@@ -330,7 +311,7 @@ pub(crate) async fn run_chat_bench(
         users,
         append: Latency::from_samples(append),
         append_per_second: options.messages as f64 / fill.as_secs_f64().max(1e-9),
-        last5: Latency::from_samples(last5),
+        last5,
         list_conversations: Latency::from_samples(list),
         reopen_ms,
         store_bytes,
@@ -347,9 +328,9 @@ pub(crate) async fn run_chat_bench(
         rss_after_shutdown_bytes: rss_after_shutdown,
         optimize_ms,
         rss_after_optimize_bytes: rss_after_optimize,
-        last5_after_optimize: Latency::from_samples(last5_optimized),
+        last5_after_optimize: last5_optimized,
         append_after_optimize: Latency::from_samples(append_optimized),
-        last5_after_reopen: Latency::from_samples(last5_reopened),
+        last5_after_reopen: last5_reopened,
         rss_serving_after_reopen_bytes: rss_serving_after_reopen,
         rss_anon_serving_after_reopen_bytes: rss_anon_serving_after_reopen,
         rss_file_serving_after_reopen_bytes: rss_file_serving_after_reopen,
@@ -373,6 +354,24 @@ pub(crate) fn keyword_only_config(dir: &Path, store: &BenchStore, name: &str) ->
         .build()?;
     store.apply(&mut config, name);
     Ok(config)
+}
+
+/// `get_history(Last(5))` latency of `samples` conversations picked at random.
+async fn time_last5(
+    service: &StorageService,
+    contexts: &[String],
+    rng: &mut rand::rngs::StdRng,
+    samples: usize,
+) -> Result<Latency> {
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let ctx = &contexts[rng.gen_range(0..contexts.len())];
+        let t = Instant::now();
+        let got = service.chat.get_history(ctx, HistoryRange::Last(5)).await?;
+        times.push(t.elapsed());
+        debug_assert!(got.len() <= 5);
+    }
+    Ok(Latency::from_samples(times))
 }
 
 /// (VmRSS, VmHWM) of this process in bytes, from `/proc/self/status`.
