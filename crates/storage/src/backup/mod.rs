@@ -150,6 +150,13 @@ pub enum BackupError {
         /// Bytes free.
         free: u64,
     },
+    /// A file the snapshot hard-linked (as one the engine never writes again) was written
+    /// while the backup read it: the backup is discarded, the next one copies afresh.
+    #[error("{path} changed while the backup read it (the snapshot had linked it as a file the engine never rewrites); the backup was discarded, nothing else is affected; please report this")]
+    SourceChanged {
+        /// The file, in the snapshot.
+        path: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -513,12 +520,24 @@ impl BackupManager {
                     return Err(e);
                 }
             };
+            tracing::debug!(
+                copied_bytes = info.bytes,
+                linked_bytes = info.linked_bytes,
+                linked_files = info.linked.len(),
+                "snapshot archived"
+            );
+            if let Some(path) = info.changed_linked_file() {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(BackupError::SourceChanged {
+                    path: path.display().to_string(),
+                });
+            }
             let mut manifest = Manifest {
                 name: name.clone(),
                 store_id,
                 created_at_ms: now,
                 collections: info.collections,
-                data_bytes: info.bytes,
+                data_bytes: info.bytes + info.linked_bytes,
                 archive_bytes: written.bytes,
                 sha256: written.sha256,
                 key_id,

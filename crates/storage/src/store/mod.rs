@@ -451,6 +451,24 @@ pub struct SnapshotInfo {
     pub writer_pause_ms: f64,
     /// Bytes copied (allocated data only; holes of sparse files are skipped).
     pub bytes: u64,
+    /// Bytes (allocated) hard-linked instead of copied: files of optimised segments the engine
+    /// never writes again (embedded store).
+    #[serde(default)]
+    pub linked_bytes: u64,
+    /// The linked files as they were when linked; a backup checks them once it has read them.
+    #[serde(skip)]
+    pub(crate) linked: Vec<embedded::FileStamp>,
+}
+
+impl SnapshotInfo {
+    /// A hard-linked file that was written since the snapshot took it (which would make the
+    /// snapshot inconsistent), if any.
+    pub(crate) fn changed_linked_file(&self) -> Option<&std::path::Path> {
+        self.linked
+            .iter()
+            .find(|stamp| stamp.changed())
+            .map(embedded::FileStamp::path)
+    }
 }
 
 /// The operations chat and estate storage need from a vector database.

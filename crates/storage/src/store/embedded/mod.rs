@@ -14,8 +14,11 @@ mod journal;
 mod lock;
 mod maintenance;
 mod shard;
+mod snapshot_files;
 mod space;
 mod sparse;
+
+pub(crate) use snapshot_files::FileStamp;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -582,26 +585,34 @@ impl VectorStore for EmbeddedStore {
         let (root, dest) = (self.root.clone(), dest.to_path_buf());
         Self::blocking(move || {
             let started = std::time::Instant::now();
-            // Writers wait until the copy is done: the copy is one consistent state.
+            // Writers wait until the copy is done: the copy is one consistent state. Files the
+            // engine never writes again are hard-linked, not copied (see `snapshot_files`).
             // No reload here (it would lengthen the pause): the copy leaves old WAL segments out.
             paused_checkpoint(&shards, &journal, None, |shards| {
                 let collections = stats_of(shards)?;
-                let mut bytes = 0;
+                let (mut bytes, mut linked_bytes, mut linked) = (0, 0, Vec::new());
                 for shard in shards {
                     let target = dest.join(QDRANT_DIR).join(&shard.name);
                     let source = root.join(&shard.name);
                     // The engine's old WAL segments are dead weight (see `engine_wal`).
                     let skip = engine_wal::old_segments(&source)?.paths;
-                    bytes += sparse::copy_dir_sparse(&source, &target, &skip).map_err(|source| StoreError::Io {
-                        action: "copying collection into snapshot",
-                        path: target.display().to_string(),
-                        source,
+                    let files = snapshot_files::snapshot_collection(&source, &target, &skip).map_err(|source| {
+                        StoreError::Io {
+                            action: "copying collection into snapshot",
+                            path: target.display().to_string(),
+                            source,
+                        }
                     })?;
+                    bytes += files.copied_bytes;
+                    linked_bytes += files.linked_bytes;
+                    linked.extend(files.linked);
                 }
                 Ok(SnapshotInfo {
                     collections,
                     writer_pause_ms: started.elapsed().as_secs_f64() * 1e3,
                     bytes,
+                    linked_bytes,
+                    linked,
                 })
             })
         })

@@ -3,6 +3,7 @@
 //! qdrant-edge preallocates large sparse files (32 MiB WAL segments and payload pages) and
 //! fills them lazily. A plain copy would write every hole as zeros: slower, and it would
 //! lengthen the writer pause of a snapshot. `SEEK_DATA`/`SEEK_HOLE` copy only the data.
+//! (The copies are not synced: a snapshot is read once into its archive, which is.)
 
 use std::fs::File;
 use std::os::fd::AsRawFd as _;
@@ -46,25 +47,7 @@ pub(super) fn copy_sparse(src: &Path, dst: &Path) -> std::io::Result<u64> {
         }
         offset = hole;
     }
-    output.sync_all()?;
-    Ok(copied)
-}
-
-/// Copy the folder `src` into `dst` (created), recursively, keeping holes, leaving out the
-/// files named in `skip`.
-pub(super) fn copy_dir_sparse(src: &Path, dst: &Path, skip: &[std::path::PathBuf]) -> std::io::Result<u64> {
-    crate::disk::private_dir_all(dst)?;
-    let mut copied = 0;
-    for entry in std::fs::read_dir(src)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let target = dst.join(entry.file_name());
-        if kind.is_dir() {
-            copied += copy_dir_sparse(&entry.path(), &target, skip)?;
-        } else if kind.is_file() && !skip.contains(&entry.path()) {
-            copied += copy_sparse(&entry.path(), &target)?;
-        }
-    }
+    // No fsync: a snapshot's copy is read once into its archive, and the archive is synced.
     Ok(copied)
 }
 

@@ -683,6 +683,8 @@ impl VectorStore for RemoteStore {
             collections,
             writer_pause_ms: 0.0,
             bytes,
+            linked_bytes: 0,
+            linked: Vec::new(),
         })
     }
 
