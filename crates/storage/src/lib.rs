@@ -103,7 +103,7 @@ pub use estate::{
 // Backups: encrypted snapshots, local and S3, retention, restore.
 pub use backup::{
     BackupConfig, BackupManager, BackupStatus, Clock, Manifest, PruneReport, RestoreOptions, RestoreReport,
-    RestoreTarget, S3Config, S3Target,
+    RestoreTarget, S3Config, S3Target, SweepReport, UploadReport,
 };
 
 // Embedding models an application can pass to `StorageService::open_with_embedder`.

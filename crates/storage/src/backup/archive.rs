@@ -272,6 +272,23 @@ impl<R: Read> Read for Decrypting<R> {
     }
 }
 
+fn stream_err<'a>(name: &str, path: &'a Path) -> impl Fn(std::io::Error) -> BackupError + 'a {
+    let name = name.to_string();
+    move |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            BackupError::Corrupt {
+                name: name.clone(),
+                reason: e.to_string(),
+            }
+        } else {
+            BackupError::Io {
+                path: path.display().to_string(),
+                source: e,
+            }
+        }
+    }
+}
+
 /// Decrypt, decompress and unpack `archive` into `dest` (holes of zero blocks kept sparse).
 pub(super) fn read_archive(
     archive: &Path,
@@ -280,20 +297,20 @@ pub(super) fn read_archive(
     store_id: &uuid::Uuid,
     name: &str,
 ) -> Result<u64, BackupError> {
-    let io = |e: std::io::Error| {
-        if e.kind() == std::io::ErrorKind::InvalidData {
-            BackupError::Corrupt {
-                name: name.to_string(),
-                reason: e.to_string(),
-            }
-        } else {
-            BackupError::Io {
-                path: archive.display().to_string(),
-                source: e,
-            }
-        }
-    };
-    let mut file = BufReader::new(File::open(archive).map_err(io)?);
+    let stream = tar_stream(archive, key_for, store_id, name)?;
+    unpack_tar(stream, dest, name, archive)
+}
+
+/// The plaintext tar stream of `archive`: decrypted and decompressed as it is read. Reading it
+/// to the end checks the final chunk's authentication and that nothing follows it.
+pub(super) fn tar_stream(
+    archive: &Path,
+    key_for: impl Fn(u32) -> Option<[u8; 32]>,
+    store_id: &uuid::Uuid,
+    name: &str,
+) -> Result<impl Read, BackupError> {
+    let io = stream_err(name, archive);
+    let mut file = BufReader::new(File::open(archive).map_err(&io)?);
     let mut header = [0u8; HEADER_LEN];
     file.read_exact(&mut header).map_err(|_| BackupError::Corrupt {
         name: name.to_string(),
@@ -322,12 +339,19 @@ pub(super) fn read_archive(
         pos: 0,
         done: false,
     };
-    let zstd = zstd::Decoder::new(decrypting).map_err(io)?;
-    let mut tar = tar::Archive::new(zstd);
+    zstd::Decoder::new(decrypting).map_err(io)
+}
+
+/// Unpack the tar stream `stream` of backup `name` (read from `origin`) into `dest`; entries
+/// that would land outside it are refused. Reads the stream to its end. Returns the bytes
+/// written.
+pub(super) fn unpack_tar(stream: impl Read, dest: &Path, name: &str, origin: &Path) -> Result<u64, BackupError> {
+    let io = stream_err(name, origin);
+    let mut tar = tar::Archive::new(stream);
     let mut written = 0u64;
-    for entry in tar.entries().map_err(io)? {
-        let mut entry = entry.map_err(io)?;
-        let rel = entry.path().map_err(io)?.into_owned();
+    for entry in tar.entries().map_err(&io)? {
+        let mut entry = entry.map_err(&io)?;
+        let rel = entry.path().map_err(&io)?.into_owned();
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(BackupError::Corrupt {
                 name: name.to_string(),
@@ -336,20 +360,19 @@ pub(super) fn read_archive(
         }
         let target = dest.join(&rel);
         match entry.header().entry_type() {
-            tar::EntryType::Directory => crate::disk::private_dir_all(&target).map_err(io)?,
+            tar::EntryType::Directory => crate::disk::private_dir_all(&target).map_err(&io)?,
             // The builder writes files with holes as GNU sparse entries; reading yields the zeros.
             tar::EntryType::Regular | tar::EntryType::GNUSparse | tar::EntryType::Continuous => {
                 if let Some(parent) = target.parent() {
-                    crate::disk::private_dir_all(parent).map_err(io)?;
+                    crate::disk::private_dir_all(parent).map_err(&io)?;
                 }
-                written += write_sparse(&mut entry, &target).map_err(io)?;
+                written += write_sparse(&mut entry, &target).map_err(&io)?;
             }
             _ => {}
         }
     }
-    // Reading to the end checks the final chunk's authentication and that nothing follows it.
     let mut rest = tar.into_inner();
-    std::io::copy(&mut rest, &mut std::io::sink()).map_err(io)?;
+    std::io::copy(&mut rest, &mut std::io::sink()).map_err(&io)?;
     Ok(written)
 }
 

@@ -12,7 +12,10 @@
 //! whole cycle on a schedule.
 
 mod archive;
+mod chunk;
+mod incremental;
 mod manifest;
+mod objects;
 mod restore;
 mod retention;
 #[cfg(feature = "s3")]
@@ -28,8 +31,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use incremental::{SweepReport, UploadReport};
 pub use manifest::Manifest;
 pub(crate) use manifest::ARCHIVE_FORMAT;
+pub(crate) use objects::{LocalObjects, ObjectStore};
 pub(crate) use restore::{list_remote_unopened, restore};
 pub use s3::S3Target;
 pub use s3_config::S3Config;
@@ -242,6 +247,8 @@ pub struct PruneReport {
     pub kept: Vec<String>,
     /// Remote backups removed.
     pub removed_remote: Vec<String>,
+    /// Remote chunks no remaining backup needs, deleted after the backups (not on a dry run).
+    pub swept: Option<SweepReport>,
     /// Nothing was deleted.
     pub dry_run: bool,
 }
@@ -367,17 +374,32 @@ impl BackupManager {
         self.s3.as_deref()
     }
 
-    /// Upload a local backup to the S3 target.
+    /// Upload a local backup to the S3 target, incrementally: only the chunks the bucket does
+    /// not hold yet (see [`UploadReport`]).
     ///
     /// # Errors
     /// [`BackupError::NoRemote`] without a target; [`BackupError::Target`] when it fails.
-    pub async fn upload(&self, manifest: &Manifest) -> Result<(), BackupError> {
+    pub async fn upload(&self, manifest: &Manifest) -> Result<UploadReport, BackupError> {
         let s3 = self.s3.as_ref().ok_or(BackupError::NoRemote)?;
+        self.upload_to(s3.clone(), manifest).await
+    }
+
+    /// Upload a local backup incrementally into `folder`, laid out as the bucket would be
+    /// (`chunks/<id>`, `<name>.cosi`, `<name>.json`): what `bench` measures a bucket with, and
+    /// a second copy on another disk.
+    ///
+    /// # Errors
+    /// As [`BackupManager::upload`].
+    pub async fn upload_to_folder(&self, folder: &Path, manifest: &Manifest) -> Result<UploadReport, BackupError> {
+        self.upload_to(Arc::new(LocalObjects::new(folder)), manifest).await
+    }
+
+    async fn upload_to(&self, objects: Arc<dyn ObjectStore>, manifest: &Manifest) -> Result<UploadReport, BackupError> {
         let started = std::time::Instant::now();
-        s3.put(&manifest::archive_path(&self.dir(), &manifest.name), manifest)
-            .await?;
-        tracing::info!(backup = %manifest.name, target = %s3, ms = started.elapsed().as_millis() as u64, "backup uploaded");
-        Ok(())
+        let archive = manifest::archive_path(&self.dir(), &manifest.name);
+        let (_, report) = incremental::upload(objects.clone(), &archive, manifest, self.keys.clone()).await?;
+        tracing::info!(backup = %manifest.name, target = %objects, ms = started.elapsed().as_millis() as u64, new_chunks = report.new_chunks, uploaded_bytes = report.uploaded_bytes, "backup uploaded");
+        Ok(report)
     }
 
     /// Remote backups, oldest first.
@@ -592,7 +614,7 @@ impl BackupManager {
         );
         let m = manifest.clone();
         blocking(move || {
-            let unpacked = unpack_and_check(&data_dir, &dir, &m, &keys, reserve, ".verify-")?;
+            let unpacked = unpack_and_check(&data_dir, &Source::Archive(dir), &m, &keys, reserve, ".verify-")?;
             std::fs::remove_dir_all(&unpacked).map_err(io_err(&unpacked))
         })
         .await?;
@@ -601,6 +623,46 @@ impl BackupManager {
         let (dir, verified) = (self.dir(), manifest.clone());
         blocking(move || manifest::write(&dir, &verified)).await?;
         Ok(manifest)
+    }
+
+    /// Prove a remote backup restorable without touching live data: fetch and authenticate
+    /// every chunk (or the archive), unpack aside, open every collection, compare counts.
+    ///
+    /// # Errors
+    /// [`BackupError::NoRemote`]; the first check that fails.
+    pub async fn verify_remote(&self, name: Option<&str>) -> Result<Manifest, BackupError> {
+        let s3 = self.s3.clone().ok_or(BackupError::NoRemote)?;
+        let target = name.map_or(RestoreTarget::Latest, |n| RestoreTarget::Named(n.to_string()));
+        let manifest = choose(&self.list_remote().await?, &target)?;
+        let (data_dir, keys, reserve) = (self.data_dir.clone(), self.keys.clone(), self.min_free_bytes);
+        let download = if manifest.format == incremental::CHUNKED_FORMAT {
+            None
+        } else {
+            let prefix = format!(".download-{}-", manifest.name);
+            let dir = data_dir.clone();
+            let folder = blocking(move || new_private_folder(&dir, &prefix)).await?;
+            match s3.fetch(&manifest, &folder).await {
+                Ok(_) => Some(folder),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&folder);
+                    return Err(e);
+                }
+            }
+        };
+        let source = match &download {
+            Some(folder) => Source::Archive(folder.clone()),
+            None => Source::Chunks(s3, tokio::runtime::Handle::current()),
+        };
+        let m = manifest.clone();
+        let checked = blocking(move || {
+            let unpacked = unpack_and_check(&data_dir, &source, &m, &keys, reserve, ".verify-")?;
+            std::fs::remove_dir_all(&unpacked).map_err(io_err(&unpacked))
+        })
+        .await;
+        if let Some(folder) = download {
+            let _ = std::fs::remove_dir_all(folder);
+        }
+        checked.map(|()| manifest)
     }
 
     /// Apply retention: delete local backups older than `local_keep_days` and remote ones
@@ -624,6 +686,9 @@ impl BackupManager {
                 for name in &removed {
                     s3.delete(name).await?;
                 }
+                let kept: Vec<Manifest> = remote.into_iter().filter(|m| !removed.contains(&m.name)).collect();
+                // Locks carry the target's wall-clock times, not the (injectable) backup clock.
+                report.swept = Some(incremental::sweep(&**s3, &kept, &self.keys, crate::clock::now_ms()).await?);
             }
             report.removed_remote = removed;
         }
@@ -663,6 +728,7 @@ fn prune_local(
         removed,
         kept,
         removed_remote: Vec::new(),
+        swept: None,
         dry_run,
     })
 }
@@ -691,36 +757,61 @@ fn new_private_folder(dir: &Path, prefix: &str) -> Result<PathBuf, BackupError> 
         .map_err(io_err(dir))
 }
 
-/// Checksum, decrypt and unpack `manifest`'s archive into `<data_dir>/<prefix><name>-XXXXXX/`, open
-/// every collection there and compare counts. Returns the folder (holding `qdrant/`).
+/// Where the backup being unpacked is.
+pub(super) enum Source {
+    /// A local folder holding `<name>.cosb` (a local backup, or one downloaded).
+    Archive(PathBuf),
+    /// An object store holding the chunked backup (unpacked as its chunks arrive).
+    Chunks(Arc<dyn ObjectStore>, tokio::runtime::Handle),
+}
+
+/// Checksum, decrypt and unpack `manifest`'s backup from `source` into
+/// `<data_dir>/<prefix><name>-XXXXXX/`, open every collection there and compare counts.
+/// Returns the folder (holding `qdrant/`). Runs on a blocking thread.
 fn unpack_and_check(
     data_dir: &Path,
-    dir: &Path,
+    source: &Source,
     manifest: &Manifest,
     keys: &BackupKeys,
     reserve: u64,
     prefix: &str,
 ) -> Result<PathBuf, BackupError> {
-    let archive = manifest::archive_path(dir, &manifest.name);
-    if !archive.exists() {
-        return Err(BackupError::NotFound(format!(
-            "archive file {} is missing",
-            archive.display()
-        )));
-    }
-    let actual = archive::sha256_file(&archive)?;
-    if actual != manifest.sha256 {
-        return Err(BackupError::ChecksumMismatch {
-            name: manifest.name.clone(),
-            expected: manifest.sha256.clone(),
-            actual,
-        });
-    }
+    let archive = match (source, manifest.format) {
+        (Source::Archive(dir), ARCHIVE_FORMAT) => {
+            let archive = manifest::archive_path(dir, &manifest.name);
+            if !archive.exists() {
+                return Err(BackupError::NotFound(format!(
+                    "archive file {} is missing",
+                    archive.display()
+                )));
+            }
+            let actual = archive::sha256_file(&archive)?;
+            if actual != manifest.sha256 {
+                return Err(BackupError::ChecksumMismatch {
+                    name: manifest.name.clone(),
+                    expected: manifest.sha256.clone(),
+                    actual,
+                });
+            }
+            Some(archive)
+        }
+        (Source::Chunks(..), incremental::CHUNKED_FORMAT) => None,
+        (_, format) => {
+            return Err(BackupError::Corrupt {
+                name: manifest.name.clone(),
+                reason: format!("backup format {format} cannot be read from here (or by this version)"),
+            })
+        }
+    };
     ensure_space(data_dir, manifest.data_bytes.saturating_add(reserve))?;
     // A new folder of our own (0700, a name nobody else chose): only it is ever removed.
     let target = new_private_folder(data_dir, &format!("{prefix}{}-", manifest.name))?;
     let checked = (|| {
-        archive::read_archive(&archive, &target, |id| keys.key(id), &manifest.store_id, &manifest.name)?;
+        if let Some(archive) = &archive {
+            archive::read_archive(archive, &target, |id| keys.key(id), &manifest.store_id, &manifest.name)?;
+        } else if let Source::Chunks(objects, runtime) = source {
+            incremental::unpack(runtime, objects.clone(), manifest, keys, &target)?;
+        }
         let store = EmbeddedStore::open_with(
             &target,
             EmbeddedOptions {

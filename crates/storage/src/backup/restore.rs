@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use super::manifest::{self, Manifest};
 use super::{
-    blocking, choose, ensure_space, io_err, snapshots_dir, unpack_and_check, BackupError, BackupSite, RestoreOptions,
-    RestoreReport, RestoreTarget, S3Target, PREVIOUS_PREFIX,
+    blocking, choose, ensure_space, incremental, io_err, snapshots_dir, unpack_and_check, BackupError, BackupSite,
+    ObjectStore, RestoreOptions, RestoreReport, RestoreTarget, S3Target, Source, PREVIOUS_PREFIX,
 };
 use crate::crypto::{self, CryptoError, KeyConfig, RecoveryKey, UnlockedKeys, WrappedKeys};
 use crate::progress::{report, Phase, ProgressFn};
@@ -24,7 +24,7 @@ enum Origin {
     /// The local snapshots folder.
     Local(PathBuf),
     /// The bucket.
-    Remote(S3Target),
+    Remote(std::sync::Arc<S3Target>),
 }
 
 /// A backup chosen for restore, with the keys that open it.
@@ -61,18 +61,23 @@ pub(crate) async fn restore(
         choose_for_new_machine(site, options).await?
     };
     let manifest = chosen.manifest.clone();
-    let (dir, download) = match &chosen.origin {
-        Origin::Local(dir) => (dir.clone(), None),
+    let (source, download) = match &chosen.origin {
+        Origin::Local(dir) => (Source::Archive(dir.clone()), None),
+        // Chunks are fetched as the unpack reads them: nothing to download first.
+        Origin::Remote(s3) if manifest.format == incremental::CHUNKED_FORMAT => {
+            let objects: std::sync::Arc<dyn ObjectStore> = s3.clone();
+            (Source::Chunks(objects, tokio::runtime::Handle::current()), None)
+        }
         Origin::Remote(s3) => {
             let download = download(site, s3, &manifest, progress).await?;
-            (download.clone(), Some(download))
+            (Source::Archive(download.clone()), Some(download))
         }
     };
     report(progress, Phase::RestoreCheck, 1, STEPS);
     let reserve = site.min_free_bytes;
     let checked = blocking(move || {
         let keys = chosen.unlocked.backup_keys();
-        let unpacked = unpack_and_check(&data_dir, &dir, &chosen.manifest, &keys, reserve, ".restore-")?;
+        let unpacked = unpack_and_check(&data_dir, &source, &chosen.manifest, &keys, reserve, ".restore-")?;
         Ok((lock, unpacked, data_dir, chosen))
     })
     .await;
@@ -164,7 +169,7 @@ async fn choose_for_store(site: &BackupSite<'_>, options: &RestoreOptions) -> Re
     let (manifest, origin) = if options.from_s3 {
         let s3 = S3Target::new(site.backup.s3.as_ref().ok_or(BackupError::NoRemote)?, &store_id).await?;
         let all = manifest::authentic(s3.list().await?, &keys);
-        (choose(&all, &options.target)?, Origin::Remote(s3))
+        (choose(&all, &options.target)?, Origin::Remote(std::sync::Arc::new(s3)))
     } else {
         let dir = snapshots_dir(site.data_dir, &store_id);
         let folder = dir.clone();
@@ -221,7 +226,7 @@ async fn choose_for_new_machine(
     let chosen = Chosen {
         manifest,
         unlocked,
-        origin: Origin::Remote(s3),
+        origin: Origin::Remote(std::sync::Arc::new(s3)),
         install,
     };
     Ok((lock, chosen))

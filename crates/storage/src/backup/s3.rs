@@ -373,7 +373,9 @@ impl S3Target {
     /// # Errors
     /// [`BackupError::Target`].
     pub async fn delete(&self, name: &str) -> Result<(), BackupError> {
-        for file in [format!("{name}.json"), format!("{name}.cosb")] {
+        // The manifest first: a backup without it is no longer listed; its chunks go at the
+        // next sweep.
+        for file in [format!("{name}.json"), format!("{name}.cosb"), format!("{name}.cosi")] {
             let key = self.key(&file);
             self.client
                 .delete_object()
@@ -383,6 +385,81 @@ impl S3Target {
                 .await
                 .map_err(|e| target_err("delete", &key, e))?;
         }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl super::ObjectStore for S3Target {
+    async fn list(&self, prefix: &str) -> Result<Vec<super::objects::ObjectInfo>, BackupError> {
+        let root = format!("{}/", self.prefix);
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(format!("{root}{prefix}"))
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| target_err("list", &self.prefix, e))?;
+            for object in page.contents() {
+                let Some(key) = object.key().and_then(|k| k.strip_prefix(&root)) else {
+                    continue;
+                };
+                out.push(super::objects::ObjectInfo {
+                    key: key.to_string(),
+                    bytes: object.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    modified_ms: object.last_modified().and_then(|t| t.to_millis().ok()).unwrap_or(0),
+                });
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated().unwrap_or(false) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), BackupError> {
+        let key = self.key(key);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| target_err("upload", &key, e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str, limit: u64) -> Result<Vec<u8>, BackupError> {
+        let full = self.key(key);
+        match self.get_bounded(&full, limit).await {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(BackupError::Corrupt {
+                name: key.to_string(),
+                reason: format!("more than {limit} bytes, more than any such object"),
+            }),
+            Err(BackupError::Target { message, .. }) if message.contains("NoSuchKey") => {
+                Err(BackupError::NotFound(format!("object {full} is missing")))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BackupError> {
+        let key = self.key(key);
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| target_err("delete", &key, e))?;
         Ok(())
     }
 }

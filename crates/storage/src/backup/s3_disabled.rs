@@ -30,10 +30,6 @@ impl S3Target {
         Err(BackupError::NotBuiltIn { feature: "s3" })
     }
 
-    pub(crate) async fn put(&self, _: &Path, _: &Manifest) -> Result<(), BackupError> {
-        match self.never {}
-    }
-
     pub(crate) async fn list(&self) -> Result<Vec<Manifest>, BackupError> {
         match self.never {}
     }
@@ -43,6 +39,25 @@ impl S3Target {
     }
 
     pub(crate) async fn delete(&self, _: &str) -> Result<(), BackupError> {
+        match self.never {}
+    }
+}
+
+#[async_trait::async_trait]
+impl super::ObjectStore for S3Target {
+    async fn list(&self, _: &str) -> Result<Vec<super::objects::ObjectInfo>, BackupError> {
+        match self.never {}
+    }
+
+    async fn put(&self, _: &str, _: Vec<u8>) -> Result<(), BackupError> {
+        match self.never {}
+    }
+
+    async fn get(&self, _: &str, _: u64) -> Result<Vec<u8>, BackupError> {
+        match self.never {}
+    }
+
+    async fn delete(&self, _: &str) -> Result<(), BackupError> {
         match self.never {}
     }
 }

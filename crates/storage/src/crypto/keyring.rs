@@ -20,6 +20,8 @@ pub(crate) enum Purpose {
     Backup,
     /// Authenticating backup manifests.
     BackupManifest,
+    /// Naming backup chunks by a keyed hash of their content.
+    BackupChunkId,
 }
 
 impl Purpose {
@@ -30,6 +32,7 @@ impl Purpose {
             Purpose::VectorProtection => b"cloudops-storage/v1/vector-protection",
             Purpose::Backup => b"cloudops-storage/v1/backup",
             Purpose::BackupManifest => b"cloudops-storage/v1/backup-manifest",
+            Purpose::BackupChunkId => b"cloudops-storage/v1/backup-chunk-id",
         }
     }
 }

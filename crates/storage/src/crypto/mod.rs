@@ -77,11 +77,12 @@ pub(crate) fn test_backup_keys() -> BackupKeys {
     .backup_keys()
 }
 
-/// Backup subkeys of every data key, by key id: one encrypts archives, one authenticates
-/// manifests.
+/// Backup subkeys of every data key, by key id: one encrypts archives and chunks, one
+/// authenticates manifests, one names chunks.
 pub(crate) struct BackupKeys {
     pub(crate) active_key_id: u32,
     keys: std::collections::HashMap<u32, (keyring::SecretKey, keyring::SecretKey)>,
+    chunk_ids: std::collections::HashMap<u32, keyring::SecretKey>,
 }
 
 impl BackupKeys {
@@ -93,6 +94,11 @@ impl BackupKeys {
     /// The manifest-authentication subkey of data key `key_id`.
     pub(crate) fn manifest_key(&self, key_id: u32) -> Option<&[u8; 32]> {
         self.keys.get(&key_id).map(|(_, k)| &**k)
+    }
+
+    /// The chunk-naming subkey of data key `key_id`.
+    pub(crate) fn chunk_id_key(&self, key_id: u32) -> Option<[u8; 32]> {
+        self.chunk_ids.get(&key_id).map(|k| **k)
     }
 }
 
@@ -113,6 +119,11 @@ impl UnlockedKeys {
                 .data_keys
                 .iter()
                 .map(|k| (k.key_id, (k.subkey(Purpose::Backup), k.subkey(Purpose::BackupManifest))))
+                .collect(),
+            chunk_ids: self
+                .data_keys
+                .iter()
+                .map(|k| (k.key_id, k.subkey(Purpose::BackupChunkId)))
                 .collect(),
         }
     }

@@ -503,11 +503,19 @@ async fn missing_remote_object_leaves_live_data_untouched() {
     s.chat.append(&ctx, NewMessage::new(Role::User, "kept")).await.unwrap();
     let m = s.backup.run_cycle().await.unwrap();
     let before = state(&s, "alice").await;
-    // Remove the archive object but keep its manifest listed (with the SDK, as an operator
+    // Remove one of its chunks but keep its manifest listed (with the SDK, as an operator
     // or a lifecycle rule might).
     let s3 = config.backup.s3.clone().unwrap();
-    let key = format!("{}/{}/{}.cosb", s3.prefix, s.key_status().store_id, m.name);
+    let chunks = format!("{}/{}/chunks/", s3.prefix, s.key_status().store_id);
     let client = s3_client(&endpoint).await;
+    let listed = client
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix(&chunks)
+        .send()
+        .await
+        .unwrap();
+    let key = listed.contents()[0].key().unwrap().to_string();
     client.delete_object().bucket(&bucket).key(&key).send().await.unwrap();
     assert_eq!(
         s.backup.list_remote().await.unwrap().len(),
@@ -516,9 +524,9 @@ async fn missing_remote_object_leaves_live_data_untouched() {
     );
     s.shutdown().await.unwrap();
     let err = restore_s3(&config, RestoreTarget::Latest).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Backup);
+    assert_eq!(err.kind(), ErrorKind::CorruptBackup);
     assert!(
-        err.to_string().contains("download") && err.to_string().contains(&m.name),
+        err.to_string().contains("is missing") && err.to_string().contains(&m.name),
         "{err}"
     );
     let leftovers: Vec<String> = std::fs::read_dir(t.data_dir())
@@ -793,4 +801,102 @@ async fn planted_remote_manifests_are_refused() {
     let report = restore_s3(&config, RestoreTarget::Latest).await.unwrap();
     assert_eq!(report.backup.name, real.name);
     assert_eq!(std::fs::read_to_string(victim.join("precious.txt")).unwrap(), "keep me");
+}
+
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_uploads_send_new_chunks_only_restore_verify_and_sweep() {
+    let Some((endpoint, bucket)) = s3_env() else { return };
+    let t = TestStore::new();
+    let mut config = with_s3(&t, &endpoint, &bucket);
+    config.backup.keep_last = 1;
+    let s3 = config.backup.s3.clone().unwrap();
+    let mut s = StorageService::open(config.clone()).await.unwrap();
+    let ctx = s.chat.create_conversation("alice", "big", json!({})).await.unwrap();
+    // Enough messages for optimised segments, which later backups share.
+    for i in 0..6000 {
+        let text = format!("incremental-secret {i} {}", "words of a chat message ".repeat(3));
+        s.chat.append(&ctx, NewMessage::new(Role::User, text)).await.unwrap();
+    }
+    let first = s.backup.create_snapshot().await.unwrap();
+    let sent = s.backup.upload(&first).await.unwrap();
+    assert!(sent.chunks > 1 && sent.new_chunks == sent.chunks, "{sent:?}");
+    // 1% more messages: most chunks are already there.
+    for i in 0..60 {
+        s.chat
+            .append(&ctx, NewMessage::new(Role::User, format!("later {i}")))
+            .await
+            .unwrap();
+    }
+    let second = s.backup.create_snapshot().await.unwrap();
+    let again = s.backup.upload(&second).await.unwrap();
+    assert!(again.new_chunks < again.chunks, "{again:?}");
+    assert!(again.uploaded_bytes * 2 < sent.uploaded_bytes, "{again:?} vs {sent:?}");
+
+    // What the bucket holds: chunks named by keyed hashes, indexes and manifests; no archive,
+    // and no plaintext anywhere.
+    let client = s3_client(&endpoint).await;
+    let root = format!("{}/{}/", s3.prefix, s.key_status().store_id);
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(&root)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .unwrap();
+        keys.extend(
+            page.contents()
+                .iter()
+                .map(|o| o.key().unwrap().trim_start_matches(&root).to_string()),
+        );
+        match page.next_continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert!(keys.iter().all(|k| !k.ends_with(".cosb")), "{keys:?}");
+    let chunk_names: Vec<&String> = keys.iter().filter(|k| k.starts_with("chunks/")).collect();
+    assert!(chunk_names.iter().all(|k| k.len() == 7 + 64), "{chunk_names:?}");
+    for key in &keys {
+        let body = client
+            .get_object()
+            .bucket(&bucket)
+            .key(format!("{root}{key}"))
+            .send()
+            .await
+            .unwrap();
+        let bytes = body.body.collect().await.unwrap().into_bytes();
+        assert!(
+            !bytes.windows(18).any(|w| w == b"incremental-secret"),
+            "plaintext in {key}"
+        );
+    }
+
+    // Every chunk of the newest backup fetched, authenticated, unpacked and counted.
+    assert_eq!(s.backup.verify_remote(None).await.unwrap().name, second.name);
+
+    // Retention drops the first backup; the sweep deletes the chunks only it used, and the
+    // newest still restores.
+    let now = now_ms();
+    s.backup = s.backup.with_clock(Arc::new(move || now + 40 * DAY_MS));
+    let pruned = s.backup.prune(false).await.unwrap();
+    assert_eq!(pruned.removed_remote, vec![first.name.clone()]);
+    let swept = pruned.swept.unwrap();
+    assert!(!swept.skipped_for_lock && swept.deleted_chunks > 0, "{swept:?}");
+    assert!(swept.kept_chunks > 0 && swept.kept_chunks <= again.chunks, "{swept:?}");
+    let before = state(&s, "alice").await;
+    s.chat.delete_conversation(&ctx).await.unwrap();
+    s.shutdown().await.unwrap();
+    for m in [&first, &second] {
+        let _ = std::fs::remove_file(archive_of(&t, &m.name));
+    }
+    let report = restore_s3(&config, RestoreTarget::Latest).await.unwrap();
+    assert_eq!(report.backup.name, second.name);
+    let s = StorageService::open(config.clone()).await.unwrap();
+    assert_eq!(state(&s, "alice").await, before);
+    s.shutdown().await.unwrap();
 }
