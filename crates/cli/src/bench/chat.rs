@@ -135,6 +135,15 @@ pub(crate) struct ChatBenchReport {
     pub backup_archive_bytes: u64,
     /// Upload of that archive to S3, when a target was given.
     pub upload_ms: Option<f64>,
+    /// Incremental upload of that backup into an empty folder laid out as a bucket: the first
+    /// backup's upload (every chunk new).
+    pub incremental_first: cloudops_storage_service::UploadReport,
+    /// Time of that first incremental upload, ms.
+    pub incremental_first_ms: f64,
+    /// Then 1% more messages, another backup, and its incremental upload into the same folder.
+    pub incremental_second: cloudops_storage_service::UploadReport,
+    /// Time of the second incremental upload, ms.
+    pub incremental_second_ms: f64,
     /// `backup::restore` of that archive (checksum, decrypt, unpack, open and count, swap).
     pub restore_ms: f64,
     /// Resident memory after the fill, bytes.
@@ -266,6 +275,24 @@ pub(crate) async fn run_chat_bench(
         }
         None => None,
     };
+    // Incremental uploads into a folder standing in for the bucket: the first backup, then
+    // one more after 1% more messages.
+    let bucket = dir.join("bucket");
+    let t = Instant::now();
+    let incremental_first = service.backup.upload_to_folder(&bucket, &backup).await?;
+    let incremental_first_ms = t.elapsed().as_secs_f64() * 1e3;
+    for i in 0..(options.messages / 100).max(1) {
+        let ctx = &contexts[rng.gen_range(0..conversations)];
+        let content = (0..40)
+            .map(|w| WORDS[(i * 11 + w * 5) % WORDS.len()])
+            .collect::<Vec<_>>()
+            .join(" ");
+        service.chat.append(ctx, NewMessage::new(Role::User, content)).await?;
+    }
+    let next = service.backup.create_snapshot().await?;
+    let t = Instant::now();
+    let incremental_second = service.backup.upload_to_folder(&bucket, &next).await?;
+    let incremental_second_ms = t.elapsed().as_secs_f64() * 1e3;
     service.shutdown().await?;
     drop(service);
     release_freed_heap();
@@ -320,6 +347,10 @@ pub(crate) async fn run_chat_bench(
         backup_writer_pause_ms: backup.writer_pause_ms,
         backup_archive_bytes: backup.archive_bytes,
         upload_ms,
+        incremental_first,
+        incremental_first_ms,
+        incremental_second,
+        incremental_second_ms,
         restore_ms,
         rss_after_fill_bytes: rss_after_fill,
         rss_anon_after_fill_bytes: rss_anon_after_fill,

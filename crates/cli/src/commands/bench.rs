@@ -119,6 +119,18 @@ fn print_report(r: &ChatBenchReport) {
     if let Some(upload) = r.upload_ms {
         println!("upload to S3               {upload:.0} ms");
     }
+    let (a, b) = (&r.incremental_first, &r.incremental_second);
+    println!(
+        "incremental upload         first {} in {:.0} ms ({} chunks); after 1% more messages {} in {:.0} ms ({} of {} chunks new, {:.1}% of the first)",
+        output::bytes(a.uploaded_bytes),
+        r.incremental_first_ms,
+        a.chunks,
+        output::bytes(b.uploaded_bytes),
+        r.incremental_second_ms,
+        b.new_chunks,
+        b.chunks,
+        100.0 * b.uploaded_bytes as f64 / a.uploaded_bytes.max(1) as f64
+    );
     println!("restore                    {:.0} ms", r.restore_ms);
     let mb = |v: Option<u64>| v.map_or("n/a".to_string(), output::bytes);
     println!(
