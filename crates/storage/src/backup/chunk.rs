@@ -193,7 +193,8 @@ fn associated(header: &[u8], bound: &[&[u8]]) -> Vec<u8> {
     aad
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`.
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::chunk::{self, ChunkKeys};
+use super::chunk::{self, hex, ChunkKeys};
 use super::objects::ObjectStore;
 use super::{archive, manifest, BackupError, Manifest};
 use crate::crypto::BackupKeys;
@@ -87,7 +87,7 @@ fn lock_key(name: &str) -> String {
 }
 
 /// Upload the local backup `manifest` (its archive at `archive`) as chunks: only those the
-/// target lacks. Returns the remote manifest (format [`CHUNKED_FORMAT`]) and what was sent.
+/// target lacks; its manifest there has format [`CHUNKED_FORMAT`]. Returns what was sent.
 ///
 /// # Errors
 /// Target, I/O and crypto errors; [`BackupError::Corrupt`] when a chunk it reused vanished
@@ -97,7 +97,7 @@ pub(super) async fn upload(
     archive: &Path,
     local: &Manifest,
     keys: Arc<BackupKeys>,
-) -> Result<(Manifest, UploadReport), BackupError> {
+) -> Result<UploadReport, BackupError> {
     let lock = lock_key(&local.name);
     objects.put(&lock, local.name.clone().into_bytes()).await?;
     let result = upload_locked(objects.clone(), archive, local, keys).await;
@@ -112,7 +112,7 @@ async fn upload_locked(
     archive: &Path,
     local: &Manifest,
     keys: Arc<BackupKeys>,
-) -> Result<(Manifest, UploadReport), BackupError> {
+) -> Result<UploadReport, BackupError> {
     let stored: HashMap<String, u64> = stored_chunks(&*objects).await?;
     let known: HashSet<String> = stored.keys().cloned().collect();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(IN_FLIGHT);
@@ -217,7 +217,7 @@ async fn upload_locked(
         uploaded_bytes = report.uploaded_bytes,
         "incremental backup uploaded"
     );
-    Ok((remote, report))
+    Ok(report)
 }
 
 fn joined(done: Option<Result<Result<(), BackupError>, tokio::task::JoinError>>) -> Option<Result<(), BackupError>> {
@@ -246,10 +246,6 @@ async fn stored_chunks(objects: &dyn ObjectStore) -> Result<HashMap<String, u64>
         .into_iter()
         .filter_map(|o| o.key.strip_prefix("chunks/").map(|id| (id.to_string(), o.bytes)))
         .collect())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The index of the chunked backup `manifest`, checked against the manifest's checksum.

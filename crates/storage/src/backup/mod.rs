@@ -397,7 +397,7 @@ impl BackupManager {
     async fn upload_to(&self, objects: Arc<dyn ObjectStore>, manifest: &Manifest) -> Result<UploadReport, BackupError> {
         let started = std::time::Instant::now();
         let archive = manifest::archive_path(&self.dir(), &manifest.name);
-        let (_, report) = incremental::upload(objects.clone(), &archive, manifest, self.keys.clone()).await?;
+        let report = incremental::upload(objects.clone(), &archive, manifest, self.keys.clone()).await?;
         tracing::info!(backup = %manifest.name, target = %objects, ms = started.elapsed().as_millis() as u64, new_chunks = report.new_chunks, uploaded_bytes = report.uploaded_bytes, "backup uploaded");
         Ok(report)
     }
@@ -635,24 +635,7 @@ impl BackupManager {
         let target = name.map_or(RestoreTarget::Latest, |n| RestoreTarget::Named(n.to_string()));
         let manifest = choose(&self.list_remote().await?, &target)?;
         let (data_dir, keys, reserve) = (self.data_dir.clone(), self.keys.clone(), self.min_free_bytes);
-        let download = if manifest.format == incremental::CHUNKED_FORMAT {
-            None
-        } else {
-            let prefix = format!(".download-{}-", manifest.name);
-            let dir = data_dir.clone();
-            let folder = blocking(move || new_private_folder(&dir, &prefix)).await?;
-            match s3.fetch(&manifest, &folder).await {
-                Ok(_) => Some(folder),
-                Err(e) => {
-                    let _ = std::fs::remove_dir_all(&folder);
-                    return Err(e);
-                }
-            }
-        };
-        let source = match &download {
-            Some(folder) => Source::Archive(folder.clone()),
-            None => Source::Chunks(s3, tokio::runtime::Handle::current()),
-        };
+        let (source, download) = restore::remote_source(&data_dir, reserve, &s3, &manifest, &progress::ignore).await?;
         let m = manifest.clone();
         let checked = blocking(move || {
             let unpacked = unpack_and_check(&data_dir, &source, &m, &keys, reserve, ".verify-")?;

@@ -63,15 +63,7 @@ pub(crate) async fn restore(
     let manifest = chosen.manifest.clone();
     let (source, download) = match &chosen.origin {
         Origin::Local(dir) => (Source::Archive(dir.clone()), None),
-        // Chunks are fetched as the unpack reads them: nothing to download first.
-        Origin::Remote(s3) if manifest.format == incremental::CHUNKED_FORMAT => {
-            let objects: std::sync::Arc<dyn ObjectStore> = s3.clone();
-            (Source::Chunks(objects, tokio::runtime::Handle::current()), None)
-        }
-        Origin::Remote(s3) => {
-            let download = download(site, s3, &manifest, progress).await?;
-            (Source::Archive(download.clone()), Some(download))
-        }
+        Origin::Remote(s3) => remote_source(site.data_dir, site.min_free_bytes, s3, &manifest, progress).await?,
     };
     report(progress, Phase::RestoreCheck, 1, STEPS);
     let reserve = site.min_free_bytes;
@@ -300,18 +292,25 @@ fn open_and_choose(
     }
 }
 
-/// Download `manifest`'s archive into a folder this restore creates in the data dir.
-async fn download(
-    site: &BackupSite<'_>,
-    s3: &S3Target,
+/// Where to read the remote backup `manifest` from: its chunks, fetched as the unpack reads
+/// them, or (an archive uploaded by an earlier version) a folder this call creates in
+/// `data_dir` and downloads the archive into, returned second for the caller to remove.
+pub(super) async fn remote_source(
+    data_dir: &Path,
+    min_free_bytes: u64,
+    s3: &std::sync::Arc<S3Target>,
     manifest: &Manifest,
     progress: ProgressFn<'_>,
-) -> Result<PathBuf, BackupError> {
-    let data_dir = site.data_dir.to_path_buf();
+) -> Result<(Source, Option<PathBuf>), BackupError> {
+    if manifest.format == incremental::CHUNKED_FORMAT {
+        let objects: std::sync::Arc<dyn ObjectStore> = s3.clone();
+        return Ok((Source::Chunks(objects, tokio::runtime::Handle::current()), None));
+    }
+    let data_dir = data_dir.to_path_buf();
     let needed = manifest
         .archive_bytes
         .checked_add(manifest.data_bytes)
-        .and_then(|n| n.checked_add(site.min_free_bytes))
+        .and_then(|n| n.checked_add(min_free_bytes))
         .ok_or_else(|| BackupError::Corrupt {
             name: manifest.name.clone(),
             reason: "the manifest's sizes overflow".into(),
@@ -328,7 +327,7 @@ async fn download(
         .await;
         return Err(e);
     }
-    Ok(folder)
+    Ok((Source::Archive(folder.clone()), Some(folder)))
 }
 
 /// Swap the checked, unpacked backup with the live collections; the old ones are kept aside

@@ -1,22 +1,19 @@
 //! S3-compatible backup target (AWS S3, MinIO, Garage, R2) through the official AWS SDK.
 //!
 //! Credentials come from the SDK's default chain (environment, shared profiles, SSO,
-//! instance roles). Objects are `<prefix>/<store_id>/<name>.cosb` and `<name>.json`; archives
-//! over 8 MiB go up in multipart uploads; every upload is checked against the manifest with a
-//! HEAD request. The SDK retries throttling and transient errors with exponential backoff.
+//! instance roles). Objects live under `<prefix>/<store_id>/`: chunks, indexes and manifests
+//! of incremental backups (see `incremental`), and `<name>.cosb` archives uploaded by earlier
+//! versions, which still download and restore. The SDK retries throttling and transient
+//! errors with exponential backoff.
 
 use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use tokio::io::AsyncReadExt as _;
 
 use super::manifest::MAX_MANIFEST_BYTES;
 use super::{BackupError, Manifest, S3Config};
-
-/// Part size of multipart uploads.
-const PART_BYTES: usize = 8 * 1024 * 1024;
 
 /// An S3 bucket holding one store's backups.
 pub struct S3Target {
@@ -113,140 +110,6 @@ impl S3Target {
 
     fn key(&self, file: &str) -> String {
         format!("{}/{file}", self.prefix)
-    }
-
-    /// Upload an archive and its manifest; checks the stored size against the manifest.
-    ///
-    /// # Errors
-    /// [`BackupError::Target`] naming the object and the SDK's reason.
-    pub async fn put(&self, archive: &Path, manifest: &Manifest) -> Result<(), BackupError> {
-        let key = self.key(&format!("{}.cosb", manifest.name));
-        if manifest.archive_bytes as usize > PART_BYTES {
-            self.put_multipart(archive, &key).await?;
-        } else {
-            let body = ByteStream::from_path(archive)
-                .await
-                .map_err(|e| target_err("read", &key, e))?;
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| target_err("upload", &key, e))?;
-        }
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| target_err("check", &key, e))?;
-        let stored = head.content_length().unwrap_or(-1);
-        if stored != manifest.archive_bytes as i64 {
-            return Err(BackupError::Target {
-                target: "s3",
-                operation: "check",
-                object: key,
-                message: format!("stored {stored} bytes, the manifest says {}", manifest.archive_bytes),
-            });
-        }
-        // The manifest goes last: a listed backup always has its archive.
-        let manifest_key = self.key(&format!("{}.json", manifest.name));
-        let json = serde_json::to_vec_pretty(manifest).map_err(|e| target_err("encode", &manifest_key, e))?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&manifest_key)
-            .body(ByteStream::from(json))
-            .content_type("application/json")
-            .send()
-            .await
-            .map_err(|e| target_err("upload", &manifest_key, e))?;
-        Ok(())
-    }
-
-    async fn put_multipart(&self, archive: &Path, key: &str) -> Result<(), BackupError> {
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| target_err("start upload", key, e))?;
-        let upload_id = created.upload_id().unwrap_or_default().to_string();
-        let result = self.upload_parts(archive, key, &upload_id).await;
-        match result {
-            Ok(parts) => {
-                self.client
-                    .complete_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-                    .send()
-                    .await
-                    .map_err(|e| target_err("complete upload", key, e))?;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn upload_parts(
-        &self,
-        archive: &Path,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<Vec<CompletedPart>, BackupError> {
-        let io = |e| BackupError::Io {
-            path: archive.display().to_string(),
-            source: e,
-        };
-        let mut file = tokio::fs::File::open(archive).await.map_err(io)?;
-        let mut parts = Vec::new();
-        for number in 1.. {
-            let mut buf = Vec::with_capacity(PART_BYTES);
-            let read = (&mut file)
-                .take(PART_BYTES as u64)
-                .read_to_end(&mut buf)
-                .await
-                .map_err(io)?;
-            if read == 0 {
-                break;
-            }
-            let part = self
-                .client
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .body(ByteStream::from(buf))
-                .send()
-                .await
-                .map_err(|e| target_err("upload part", key, e))?;
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(part.e_tag().map(str::to_string))
-                    .build(),
-            );
-        }
-        Ok(parts)
     }
 
     /// Manifests of every remote backup, oldest first.
@@ -376,14 +239,7 @@ impl S3Target {
         // The manifest first: a backup without it is no longer listed; its chunks go at the
         // next sweep.
         for file in [format!("{name}.json"), format!("{name}.cosb"), format!("{name}.cosi")] {
-            let key = self.key(&file);
-            self.client
-                .delete_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|e| target_err("delete", &key, e))?;
+            super::ObjectStore::delete(self, &file).await?;
         }
         Ok(())
     }

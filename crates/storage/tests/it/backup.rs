@@ -461,7 +461,7 @@ async fn s3_upload_multipart_and_restore_from_s3() {
     let (manifest, before) = {
         let s = StorageService::open(config.clone()).await.unwrap();
         let ctx = s.chat.create_conversation("alice", "big", json!({})).await.unwrap();
-        // ~10 MiB of sealed (incompressible) text: the archive needs a multipart upload.
+        // ~10 MiB of sealed (incompressible) text: dozens of chunks to upload and fetch.
         for i in 0..2500 {
             let text = format!("{i} {}", "s3 payload ".repeat(370));
             s.chat.append(&ctx, NewMessage::new(Role::User, text)).await.unwrap();
@@ -469,7 +469,7 @@ async fn s3_upload_multipart_and_restore_from_s3() {
         let m = s.backup.create_snapshot().await.unwrap();
         assert!(
             m.archive_bytes > 8 * 1024 * 1024,
-            "archive of {} bytes is too small for multipart",
+            "archive of {} bytes is smaller than intended",
             m.archive_bytes
         );
         s.backup.upload(&m).await.unwrap();
@@ -830,8 +830,12 @@ async fn incremental_uploads_send_new_chunks_only_restore_verify_and_sweep() {
     }
     let second = s.backup.create_snapshot().await.unwrap();
     let again = s.backup.upload(&second).await.unwrap();
-    assert!(again.new_chunks < again.chunks, "{again:?}");
-    assert!(again.uploaded_bytes * 2 < sent.uploaded_bytes, "{again:?} vs {sent:?}");
+    // On a Qdrant server a backup is an export into a new local store, laid out anew each
+    // time: little repeats. The embedded store's optimised segments repeat byte for byte.
+    if common::remote_backend().is_none() {
+        assert!(again.new_chunks < again.chunks, "{again:?}");
+        assert!(again.uploaded_bytes * 2 < sent.uploaded_bytes, "{again:?} vs {sent:?}");
+    }
 
     // What the bucket holds: chunks named by keyed hashes, indexes and manifests; no archive,
     // and no plaintext anywhere.
