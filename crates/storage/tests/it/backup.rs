@@ -813,11 +813,15 @@ async fn incremental_uploads_send_new_chunks_only_restore_verify_and_sweep() {
     let s3 = config.backup.s3.clone().unwrap();
     let mut s = StorageService::open(config.clone()).await.unwrap();
     let ctx = s.chat.create_conversation("alice", "big", json!({})).await.unwrap();
-    // Enough messages for optimised segments, which later backups share.
+    // Messages in optimised segments (as a compaction leaves them past a few thousand),
+    // which later backups share.
+    // Many distinct words: past the appendable segment's size in keyword vectors.
     for i in 0..6000 {
-        let text = format!("incremental-secret {i} {}", "words of a chat message ".repeat(3));
+        let words: Vec<String> = (0..40).map(|k| format!("w{}", (i * 41 + k * 13) % 9973)).collect();
+        let text = format!("incremental-secret {i} {}", words.join(" "));
         s.chat.append(&ctx, NewMessage::new(Role::User, text)).await.unwrap();
     }
+    s.optimize().await.unwrap();
     let first = s.backup.create_snapshot().await.unwrap();
     let sent = s.backup.upload(&first).await.unwrap();
     assert!(sent.chunks > 1 && sent.new_chunks == sent.chunks, "{sent:?}");

@@ -21,6 +21,11 @@
 //! give zeros). What stays is the engine's in-memory index of those entries (16 bytes each) and
 //! the mappings themselves; a reload frees them ([`WalAction`]): when the collection has been
 //! idle a while, or at once past a large bound.
+//!
+//! A snapshot copies none of the WAL's entries: it holds one empty closed segment numbered
+//! where the live WAL stops ([`next_index`], [`write_empty_wal`]), as qdrant's own snapshots
+//! do. The entries are never read, and copying them made every incremental backup upload
+//! each recent write twice.
 
 use std::path::Path;
 
@@ -93,8 +98,17 @@ pub(super) struct OldSegments {
     pub(super) mapped: u64,
 }
 
-const WAL_DIR: &str = "wal";
+/// The engine's WAL folder inside a collection folder.
+pub(super) const WAL_DIR: &str = "wal";
 const CLOSED_PREFIX: &str = "closed-";
+const OPEN_PREFIX: &str = "open-";
+const TMP_PREFIX: &str = "tmp-";
+/// A segment starts with `"wal"`, format version 0 and a CRC seed (u32 LE); each entry with
+/// its length (u64 LE), then the entry, zeros up to 4 bytes short of an 8-byte boundary and
+/// its CRC-32C (u32 LE).
+const SEGMENT_HEADER_MAGIC: &[u8; 4] = b"wal\0";
+const SEGMENT_HEADER_LEN: usize = 8;
+const CRC_LEN: usize = 4;
 
 /// Remove all but the newest [`KEEP_CLOSED`] closed WAL segments of the collection in
 /// `collection_dir` (not loaded by anyone). Returns the bytes freed.
@@ -195,8 +209,7 @@ fn is_unsupported(e: &std::io::Error) -> bool {
 }
 
 /// The closed WAL segments of the collection in `collection_dir` that [`prune`] removes
-/// (every one but the newest [`KEEP_CLOSED`]). A snapshot leaves them out: a store restored
-/// from it opens as a pruned one does.
+/// (every one but the newest [`KEEP_CLOSED`]).
 ///
 /// # Errors
 /// [`StoreError::Io`] when the WAL folder cannot be listed.
@@ -234,6 +247,131 @@ pub(super) fn old_segments(collection_dir: &Path) -> Result<OldSegments, StoreEr
         old.mapped += mapped;
     }
     Ok(old)
+}
+
+/// Whether `path` is one of the engine's WAL segment files (`open-N`, `closed-START`, or a
+/// `tmp-` file it is preparing). A snapshot leaves them all out and writes
+/// [`write_empty_wal`] instead.
+pub(super) fn is_segment_file(path: &Path) -> bool {
+    let in_wal = path.parent().and_then(Path::file_name) == Some(WAL_DIR.as_ref());
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    in_wal
+        && [CLOSED_PREFIX, OPEN_PREFIX, TMP_PREFIX]
+            .iter()
+            .any(|p| name.starts_with(p))
+}
+
+/// The index the engine gives the next update of the collection in `collection_dir`: the
+/// start of its newest closed segment plus the entries in that segment and in the open ones.
+/// The collection may be loaded, but no update may be running (the caller pauses writers).
+///
+/// Entries are counted as the engine counts them when it opens a segment: a chain of
+/// length-prefixed records, each ending in a CRC-32C seeded by the previous one; the first
+/// record whose CRC does not match ends the segment.
+///
+/// # Errors
+/// [`StoreError::Io`] when the WAL cannot be listed or read, or a segment has no WAL header.
+pub(super) fn next_index(collection_dir: &Path) -> Result<u64, StoreError> {
+    let wal_dir = collection_dir.join(WAL_DIR);
+    let io = |path: &Path, source| StoreError::Io {
+        action: "reading the engine's WAL",
+        path: path.display().to_string(),
+        source,
+    };
+    let entries = match std::fs::read_dir(&wal_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io(&wal_dir, e)),
+    };
+    let mut newest_closed: Option<(u64, std::path::PathBuf)> = None;
+    let mut open: Vec<(u64, std::path::PathBuf)> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io(&wal_dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_str().unwrap_or("");
+        let number = |prefix: &str| name.strip_prefix(prefix).and_then(|n| n.parse::<u64>().ok());
+        if let Some(start) = number(CLOSED_PREFIX) {
+            if newest_closed.as_ref().is_none_or(|(newest, _)| start > *newest) {
+                newest_closed = Some((start, entry.path()));
+            }
+        } else if let Some(id) = number(OPEN_PREFIX) {
+            open.push((id, entry.path()));
+        }
+    }
+    let mut next = match &newest_closed {
+        Some((start, path)) => start + count_entries(path).map_err(|e| io(path, e))?,
+        None => 0,
+    };
+    // A segment closed by a rename that did not reach the disk is still `open-N`: the engine
+    // closes it again on opening, in id order, after the closed ones.
+    open.sort_unstable_by_key(|(id, _)| *id);
+    for (_, path) in &open {
+        next += count_entries(path).map_err(|e| io(path, e))?;
+    }
+    Ok(next)
+}
+
+/// Entries in the WAL segment file at `path`.
+fn count_entries(path: &Path) -> std::io::Result<u64> {
+    let segment = std::fs::read(path)?;
+    let capacity = segment.len() & !7;
+    if capacity < SEGMENT_HEADER_LEN || &segment[..4] != SEGMENT_HEADER_MAGIC {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a WAL segment of a known version",
+        ));
+    }
+    let word = |at: usize, len: usize| segment.get(at..at + len);
+    let mut crc = u32::from_le_bytes([segment[4], segment[5], segment[6], segment[7]]);
+    let (mut offset, mut entries) = (SEGMENT_HEADER_LEN, 0u64);
+    while offset + SEGMENT_HEADER_LEN + CRC_LEN < capacity {
+        let Some(len) = word(offset, 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes) else {
+            break;
+        };
+        // Padded so that the entry with its length and CRC fills whole 8-byte words.
+        let Some(padded) = usize::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_add(4usize.wrapping_sub(l) & 7))
+        else {
+            break;
+        };
+        let Some(end) = offset
+            .checked_add(SEGMENT_HEADER_LEN + padded)
+            .filter(|end| end + CRC_LEN <= capacity)
+        else {
+            break;
+        };
+        let computed = crc32c::crc32c_append(!crc.reverse_bits(), &segment[offset..end]);
+        let Some(stored) = word(end, CRC_LEN)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+        else {
+            break;
+        };
+        if computed != stored {
+            break;
+        }
+        crc = computed;
+        entries += 1;
+        offset = end + CRC_LEN;
+    }
+    Ok(entries)
+}
+
+/// Write into `wal_dir` (created) an engine WAL with no entries whose next update gets
+/// index `next`: one empty closed segment starting there, as qdrant's own snapshots do
+/// (`Wal::generate_empty_wal_starting_at_index`). Segments ignore updates numbered below a
+/// point's version, so a store restored from a snapshot must go on numbering where the
+/// source stopped; the entries themselves are never replayed (see the module docs).
+///
+/// # Errors
+/// The I/O error of creating the folder or writing the segment.
+pub(super) fn write_empty_wal(wal_dir: &Path, next: u64) -> std::io::Result<()> {
+    crate::disk::private_dir_all(wal_dir)?;
+    let mut header = [0u8; SEGMENT_HEADER_LEN];
+    header[..4].copy_from_slice(SEGMENT_HEADER_MAGIC);
+    header[4..].copy_from_slice(&rand::random::<u32>().to_le_bytes());
+    std::fs::write(wal_dir.join(format!("{CLOSED_PREFIX}{next}")), header)
 }
 
 /// Bytes a file occupies on disk (WAL segments are preallocated sparse files) and its length.
@@ -329,6 +467,61 @@ mod tests {
         assert_eq!(bounds.action(&old(0, 1001)), WalAction::ReloadNow);
         // Blocks that could not be punched out are reloaded away at once.
         assert_eq!(bounds.action(&old(101, 101)), WalAction::ReloadNow);
+    }
+
+    /// A segment as the engine writes it: header, then per entry its length, the entry,
+    /// zeros up to 4 bytes short of a word boundary, and the chained CRC-32C.
+    fn segment_with(entries: &[&[u8]], capacity: usize) -> Vec<u8> {
+        let mut segment = b"wal\0".to_vec();
+        let seed = 0x5eed_u32;
+        segment.extend_from_slice(&seed.to_le_bytes());
+        let mut crc = seed;
+        for entry in entries {
+            let start = segment.len();
+            segment.extend_from_slice(&(entry.len() as u64).to_le_bytes());
+            segment.extend_from_slice(entry);
+            segment.resize(segment.len() + (4usize.wrapping_sub(entry.len()) & 7), 0);
+            crc = crc32c::crc32c_append(!crc.reverse_bits(), &segment[start..]);
+            segment.extend_from_slice(&crc.to_le_bytes());
+            assert_eq!(segment.len() % 8, 0);
+        }
+        segment.resize(capacity, 0);
+        segment
+    }
+
+    #[test]
+    fn the_next_index_follows_the_newest_closed_segment_and_the_open_ones_up_to_a_bad_crc() {
+        let collection = tempfile::tempdir().unwrap();
+        assert_eq!(next_index(collection.path()).unwrap(), 0, "no WAL yet");
+        let wal = collection.path().join(WAL_DIR);
+        std::fs::create_dir(&wal).unwrap();
+        std::fs::write(wal.join("closed-0"), vec![0u8; 4096]).unwrap(); // punched out, not read
+        std::fs::write(wal.join("closed-10"), segment_with(&[b"a", b"bcdefghij", b"k"], 4096)).unwrap();
+        let mut open = segment_with(&[b"0123", b"x"], 4096);
+        std::fs::write(wal.join("open-3"), &open).unwrap();
+        std::fs::write(wal.join("open-4"), segment_with(&[], 4096)).unwrap();
+        assert_eq!(next_index(collection.path()).unwrap(), 15);
+
+        // A record whose CRC does not match ends the segment, as when the engine opens it.
+        open[8 + 8] ^= 1;
+        std::fs::write(wal.join("open-3"), &open).unwrap();
+        assert_eq!(next_index(collection.path()).unwrap(), 13);
+
+        std::fs::write(wal.join("closed-10"), b"not a segment").unwrap();
+        assert!(matches!(next_index(collection.path()), Err(StoreError::Io { .. })));
+    }
+
+    #[test]
+    fn an_empty_wal_is_one_header_named_after_the_next_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("copy").join(WAL_DIR);
+        write_empty_wal(&wal, 42).unwrap();
+        assert_eq!(names(&wal), ["closed-42"]);
+        assert_eq!(next_index(&dir.path().join("copy")).unwrap(), 42);
+        assert!(is_segment_file(&wal.join("closed-42")));
+        assert!(is_segment_file(&wal.join("open-7")));
+        assert!(!is_segment_file(&wal.join("first-index")));
+        assert!(!is_segment_file(&dir.path().join("closed-42")), "outside a WAL folder");
     }
 
     #[test]

@@ -587,22 +587,24 @@ impl VectorStore for EmbeddedStore {
             let started = std::time::Instant::now();
             // Writers wait until the copy is done: the copy is one consistent state. Files the
             // engine never writes again are hard-linked, not copied (see `snapshot_files`).
-            // No reload here (it would lengthen the pause): the copy leaves old WAL segments out.
+            // No reload here (it would lengthen the pause): the copy leaves the WAL's entries out.
             paused_checkpoint(&shards, &journal, None, |shards| {
                 let collections = stats_of(shards)?;
                 let (mut bytes, mut linked_bytes, mut linked) = (0, 0, Vec::new());
                 for shard in shards {
                     let target = dest.join(QDRANT_DIR).join(&shard.name);
                     let source = root.join(&shard.name);
-                    // The engine's old WAL segments are dead weight (see `engine_wal`).
-                    let skip = engine_wal::old_segments(&source)?.paths;
-                    let files = snapshot_files::snapshot_collection(&source, &target, &skip).map_err(|source| {
-                        StoreError::Io {
-                            action: "copying collection into snapshot",
-                            path: target.display().to_string(),
-                            source,
-                        }
-                    })?;
+                    // The engine never replays its WAL (see `engine_wal`): the snapshot holds an
+                    // empty one that goes on numbering updates where this one stops.
+                    let next_update = engine_wal::next_index(&source)?;
+                    let copy_err = |source| StoreError::Io {
+                        action: "copying collection into snapshot",
+                        path: target.display().to_string(),
+                        source,
+                    };
+                    let files = snapshot_files::snapshot_collection(&source, &target, &engine_wal::is_segment_file)
+                        .map_err(copy_err)?;
+                    engine_wal::write_empty_wal(&target.join(engine_wal::WAL_DIR), next_update).map_err(copy_err)?;
                     bytes += files.copied_bytes;
                     linked_bytes += files.linked_bytes;
                     linked.extend(files.linked);
@@ -778,22 +780,40 @@ mod tests {
         for i in 0..40 {
             store.upsert("walled", vec![point(i)]).await.unwrap();
         }
-        // A snapshot leaves the old segments out, and opens (and takes writes) as a pruned
-        // store does.
+        // A snapshot holds none of the WAL's entries: one empty closed segment numbered after
+        // the 40 updates. A store opened from it numbers its updates on from there, so writes
+        // to points that already have a version (overwrite, delete) count.
         let snapshot = tempfile::tempdir().unwrap();
         store.snapshot(snapshot.path()).await.unwrap();
         let snapshot_wal = snapshot.path().join(QDRANT_DIR).join("walled").join("wal");
-        let snapshot_closed = std::fs::read_dir(&snapshot_wal)
+        let snapshot_files: Vec<(String, u64)> = std::fs::read_dir(&snapshot_wal)
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("closed-"))
-            .count();
-        assert_eq!(snapshot_closed, engine_wal::KEEP_CLOSED);
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().unwrap().len(),
+                )
+            })
+            .collect();
+        assert_eq!(snapshot_files, [("closed-40".to_string(), 8)]);
         {
             let copy = EmbeddedStore::open(snapshot.path()).unwrap();
-            copy.upsert("walled", vec![point(99)]).await.unwrap();
+            let mut changed = point(38);
+            changed.payload.insert("blob".into(), serde_json::json!("changed"));
+            copy.upsert("walled", vec![changed, point(99)]).await.unwrap();
+            copy.delete("walled", vec![uuid::Uuid::from_u128(40)]).await.unwrap();
             copy.close().await.unwrap();
             let copy = EmbeddedStore::open(snapshot.path()).unwrap();
-            assert_eq!(copy.count("walled", None).await.unwrap(), 41);
+            assert_eq!(copy.count("walled", None).await.unwrap(), 40);
+            let got = copy
+                .retrieve("walled", vec![uuid::Uuid::from_u128(39)], VectorSelection::None)
+                .await
+                .unwrap();
+            assert_eq!(
+                got[0].payload["blob"], "changed",
+                "an overwrite after the restore counts"
+            );
             copy.close().await.unwrap();
         }
         store.close().await.unwrap();

@@ -64,14 +64,24 @@ pub(super) struct SnapshotFiles {
 
 /// Put the collection folder `src` into `dst` (created): write-once files of immutable
 /// segments hard-linked (copied when the file system refuses the link), every other file
-/// copied, the paths in `skip` left out.
-pub(super) fn snapshot_collection(src: &Path, dst: &Path, skip: &[PathBuf]) -> std::io::Result<SnapshotFiles> {
+/// copied, the files `skip` picks left out.
+pub(super) fn snapshot_collection(
+    src: &Path,
+    dst: &Path,
+    skip: &dyn Fn(&Path) -> bool,
+) -> std::io::Result<SnapshotFiles> {
     let mut files = SnapshotFiles::default();
     walk(src, dst, skip, false, &mut files)?;
     Ok(files)
 }
 
-fn walk(src: &Path, dst: &Path, skip: &[PathBuf], immutable: bool, files: &mut SnapshotFiles) -> std::io::Result<()> {
+fn walk(
+    src: &Path,
+    dst: &Path,
+    skip: &dyn Fn(&Path) -> bool,
+    immutable: bool,
+    files: &mut SnapshotFiles,
+) -> std::io::Result<()> {
     crate::disk::private_dir_all(dst)?;
     for entry in std::fs::read_dir(src)? {
         let entry = entry?;
@@ -80,7 +90,7 @@ fn walk(src: &Path, dst: &Path, skip: &[PathBuf], immutable: bool, files: &mut S
         if kind.is_dir() {
             let immutable = immutable || is_immutable_segment(&path);
             walk(&path, &target, skip, immutable, files)?;
-        } else if kind.is_file() && !skip.contains(&path) {
+        } else if kind.is_file() && !skip(&path) {
             if immutable && is_write_once(&path) {
                 link_or_copy(&path, &target, files)?;
             } else {
@@ -189,7 +199,7 @@ mod tests {
         segment(&src, true);
         segment(&src, false);
         std::fs::write(src.join("edge_config.json"), b"{}").unwrap();
-        let files = snapshot_collection(&src, &dir.path().join("dst"), &[]).unwrap();
+        let files = snapshot_collection(&src, &dir.path().join("dst"), &|_| false).unwrap();
         let mut linked: Vec<String> = files
             .linked
             .iter()
@@ -230,7 +240,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
         let seg = segment(&src, true);
-        let files = snapshot_collection(&src, &dir.path().join("dst"), &[]).unwrap();
+        let files = snapshot_collection(&src, &dir.path().join("dst"), &|_| false).unwrap();
         assert_eq!(files.linked.len(), 2);
         std::thread::sleep(std::time::Duration::from_millis(20));
         let mut page = std::fs::OpenOptions::new()
@@ -254,7 +264,7 @@ mod tests {
         let src = dir.path().join("src");
         segment(&src, true);
         let dst = tempfile::tempdir_in(shm).unwrap();
-        let files = snapshot_collection(&src, dst.path(), &[]).unwrap();
+        let files = snapshot_collection(&src, dst.path(), &|_| false).unwrap();
         let same_fs = {
             use std::os::unix::fs::MetadataExt as _;
             std::fs::metadata(dir.path()).unwrap().dev() == std::fs::metadata(dst.path()).unwrap().dev()
