@@ -178,8 +178,12 @@ pub(crate) enum BackupCommand {
     },
     /// Prove a backup restorable without touching live data (default: the newest).
     Verify {
-        /// Backup name.
+        /// Backup name (default: the newest).
         name: Option<String>,
+        /// Verify a backup in the S3 target: fetch and authenticate every chunk, unpack aside,
+        /// compare counts.
+        #[arg(long)]
+        remote: bool,
     },
     /// Replace the live data with a backup (the store must not be open elsewhere).
     Restore {

@@ -999,7 +999,22 @@ fn init_hands_out_a_recovery_kit_that_restores_the_store_on_a_new_machine() {
     let ctx = new_conversation(&old, "alice");
     old.run(&["chat", "add", &ctx, "--role", "user", "remember the NAT gateway"])
         .ok();
-    old.run_with(&["--json", "backup", "now", "--upload"], with_s3).ok();
+    let backup = old
+        .run_with(&["--json", "backup", "now", "--upload"], with_s3)
+        .ok()
+        .json();
+    let name = backup["name"].as_str().unwrap().to_string();
+    let sent = &backup["upload"];
+    assert!(sent["chunks"].as_u64().unwrap() > 0, "{backup}");
+    assert_eq!(
+        sent["new_chunks"], sent["chunks"],
+        "a first upload sends every chunk: {backup}"
+    );
+    let verified = old
+        .run_with(&["--json", "backup", "verify", "--remote"], with_s3)
+        .ok()
+        .json();
+    assert_eq!(verified["name"], name.as_str(), "{verified}");
     std::fs::remove_dir_all(old.data_dir()).unwrap();
     std::fs::remove_file(old.dir.path().join("keys/master.key")).unwrap();
 

@@ -103,10 +103,15 @@ async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> 
     match cmd {
         BackupCommand::Now { upload } => {
             let bar = out.progress("backing up");
-            let m = service.backup.backup_now(*upload, &|p| bar.report(p)).await;
+            let done = service.backup.backup_now_reporting(*upload, &|p| bar.report(p)).await;
             drop(bar);
-            let m = m?;
-            out.emit(&m, |m| {
+            let (m, sent) = done?;
+            let shown = BackupNow {
+                backup: &m,
+                upload: sent.as_ref(),
+            };
+            out.emit(&shown, |shown| {
+                let m = shown.backup;
                 println!(
                     "backup {}: {} points, {} archive ({} data), writers paused {:.0} ms",
                     m.name,
@@ -116,8 +121,13 @@ async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> 
                     m.writer_pause_ms
                 );
                 println!("in {}", service.backup.dir().display());
-                if let (true, Some(remote)) = (*upload, service.backup.remote()) {
-                    println!("uploaded to {remote}");
+                if let (Some(sent), Some(remote)) = (shown.upload, service.backup.remote()) {
+                    println!(
+                        "uploaded to {remote}: {} of {} chunks new, {} sent",
+                        sent.new_chunks,
+                        sent.chunks,
+                        output::bytes(sent.uploaded_bytes)
+                    );
                 }
             })
         }
@@ -144,8 +154,12 @@ async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> 
                 println!("stopped; last backup: {}", s.last_backup.as_deref().unwrap_or("none"));
             })
         }
-        BackupCommand::Verify { name } => {
-            let m = service.backup.verify(name.as_deref()).await?;
+        BackupCommand::Verify { name, remote } => {
+            let m = if *remote {
+                service.backup.verify_remote(name.as_deref()).await?
+            } else {
+                service.backup.verify(name.as_deref()).await?
+            };
             out.emit(&m, |m| {
                 println!("backup {} is restorable ({} points)", m.name, m.points())
             })
@@ -160,6 +174,16 @@ async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> 
                 }
                 if !r.removed_remote.is_empty() {
                     println!("{verb} {} remote backup(s)", r.removed_remote.len());
+                }
+                match &r.swept {
+                    Some(s) if s.skipped_for_lock => println!("remote chunks: not swept (an upload is running)"),
+                    Some(s) => println!(
+                        "remote chunks: deleted {} ({}) no backup needs, kept {}",
+                        s.deleted_chunks,
+                        crate::output::bytes(s.deleted_bytes),
+                        s.kept_chunks
+                    ),
+                    None => {}
                 }
             })
         }
@@ -230,4 +254,13 @@ mod tests {
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("2023-13-01T00:00:00Z").is_err());
     }
+}
+
+/// `backup now --json`: the backup's manifest, and what the upload sent (with `--upload`).
+#[derive(serde::Serialize)]
+struct BackupNow<'a> {
+    #[serde(flatten)]
+    backup: &'a cloudops_storage_service::Manifest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upload: Option<&'a cloudops_storage_service::UploadReport>,
 }

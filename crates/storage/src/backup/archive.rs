@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use aead::stream::{DecryptorBE32, EncryptorBE32};
 use aead::{KeyInit, Payload};
@@ -17,6 +17,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::BackupError;
+use crate::store::embedded::archive_rank;
 
 const MAGIC: &[u8; 4] = b"COSB";
 const FORMAT: u8 = 1;
@@ -153,7 +154,7 @@ pub(super) fn write_archive(
     let zstd = zstd::Encoder::new(encrypting, 3).map_err(io)?;
     let mut tar = tar::Builder::new(zstd);
     tar.follow_symlinks(false);
-    tar.append_dir_all("qdrant", src.join("qdrant")).map_err(io)?;
+    append_in_stable_order(&mut tar, &src.join("qdrant"), Path::new("qdrant")).map_err(io)?;
     let zstd = tar.into_inner().map_err(io)?;
     let encrypting = zstd.finish().map_err(io)?;
     let mut hashing = encrypting.finish().map_err(io)?;
@@ -166,6 +167,38 @@ pub(super) fn write_archive(
         bytes,
         sha256: hex(&digest),
     })
+}
+
+/// Append the tree at `root` under `name`, laid out so that two backups of a store a few
+/// writes apart give nearly the same byte stream (what incremental uploads deduplicate):
+/// folders first, then files by [`archive_rank`] and path; headers without times or owners
+/// (`HeaderMode::Deterministic`: a snapshot's copied files are new every time).
+fn append_in_stable_order<W: Write>(tar: &mut tar::Builder<W>, root: &Path, name: &Path) -> std::io::Result<()> {
+    tar.mode(tar::HeaderMode::Deterministic);
+    let (mut dirs, mut files) = (vec![PathBuf::new()], Vec::new());
+    let mut pending = vec![PathBuf::new()];
+    while let Some(rel) = pending.pop() {
+        for entry in std::fs::read_dir(root.join(&rel))? {
+            let entry = entry?;
+            let child = rel.join(entry.file_name());
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                dirs.push(child.clone());
+                pending.push(child);
+            } else if kind.is_file() {
+                files.push((archive_rank(&root.join(&child)), child));
+            }
+        }
+    }
+    dirs.sort_unstable();
+    files.sort_unstable();
+    for dir in dirs {
+        tar.append_path_with_name(root.join(&dir), name.join(&dir))?;
+    }
+    for (_, file) in files {
+        tar.append_path_with_name(root.join(&file), name.join(&file))?;
+    }
+    Ok(())
 }
 
 /// SHA-256 of a file, hex.
@@ -487,5 +520,89 @@ mod tests {
             read_archive(&out, &flipped, |_| Some(key), &id, "n"),
             Err(BackupError::Corrupt { .. })
         ));
+    }
+
+    /// A collection with an immutable segment (its big file written once, a flag file) and an
+    /// appendable one, each file with the given modification time.
+    fn collection(root: &Path, modified: std::time::SystemTime) {
+        let segments = root.join("qdrant/chat_messages/segments");
+        let immutable = segments.join("a-immutable");
+        let appendable = segments.join("b-appendable");
+        let files: [(PathBuf, &[u8]); 6] = [
+            (immutable.join("id_tracker.mappings"), b"ids"),
+            (immutable.join("vector_storage/matrix.dat"), &[7u8; 5000]),
+            (immutable.join("id_tracker.versions"), b"v1"),
+            (appendable.join("mutable_id_tracker.mappings"), b"more ids"),
+            (appendable.join("payload_storage/page_0.dat"), b"payloads"),
+            (root.join("qdrant/chat_messages/wal/closed-9"), b"wal\0seed"),
+        ];
+        for (path, data) in files {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, data).unwrap();
+            File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(modified)
+                .unwrap();
+        }
+    }
+
+    fn tar_bytes(archive: &Path, key: [u8; 32], id: &uuid::Uuid) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        tar_stream(archive, |_| Some(key), id, "n")
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn the_same_files_copied_anew_archive_to_the_same_bytes_most_stable_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, id) = ([5u8; 32], uuid::Uuid::new_v4());
+        let earlier = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        collection(&dir.path().join("one"), earlier);
+        collection(
+            &dir.path().join("two"),
+            earlier + std::time::Duration::from_secs(86_400),
+        );
+        for copy in ["one", "two"] {
+            write_archive(
+                &dir.path().join(copy),
+                &dir.path().join(format!("{copy}.cosb")),
+                &key,
+                1,
+                &id,
+                "n",
+            )
+            .unwrap();
+        }
+        let one = tar_bytes(&dir.path().join("one.cosb"), key, &id);
+        assert!(
+            one == tar_bytes(&dir.path().join("two.cosb"), key, &id),
+            "times leaked into the stream"
+        );
+
+        let mut tar = tar::Archive::new(one.as_slice());
+        let files: Vec<String> = tar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.header().entry_type().is_file())
+            .map(|e| e.path().unwrap().display().to_string())
+            .collect();
+        let segment = "qdrant/chat_messages/segments";
+        assert_eq!(
+            files,
+            [
+                format!("{segment}/a-immutable/id_tracker.mappings"),
+                format!("{segment}/a-immutable/vector_storage/matrix.dat"),
+                format!("{segment}/a-immutable/id_tracker.versions"),
+                format!("{segment}/b-appendable/mutable_id_tracker.mappings"),
+                format!("{segment}/b-appendable/payload_storage/page_0.dat"),
+                "qdrant/chat_messages/wal/closed-9".to_string(),
+            ]
+        );
     }
 }

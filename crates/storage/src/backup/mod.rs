@@ -469,17 +469,30 @@ impl BackupManager {
     /// [`BackupError::NoRemote`] for `upload` without a target (before any work); as
     /// [`BackupManager::create_snapshot`] and [`BackupManager::upload`].
     pub async fn backup_now(&self, upload: bool, progress: ProgressFn<'_>) -> Result<Manifest, BackupError> {
+        Ok(self.backup_now_reporting(upload, progress).await?.0)
+    }
+
+    /// [`BackupManager::backup_now`], also returning what the upload sent (with `upload`).
+    ///
+    /// # Errors
+    /// As [`BackupManager::backup_now`].
+    pub async fn backup_now_reporting(
+        &self,
+        upload: bool,
+        progress: ProgressFn<'_>,
+    ) -> Result<(Manifest, Option<UploadReport>), BackupError> {
         if upload && self.s3.is_none() {
             return Err(BackupError::NoRemote);
         }
         let steps = if upload { 3 } else { 2 };
         let manifest = self.snapshot_reporting(progress, steps).await?;
+        let mut sent = None;
         if upload {
             report(progress, Phase::BackupUpload, 2, steps);
-            self.upload(&manifest).await?;
+            sent = Some(self.upload(&manifest).await?);
         }
         report(progress, Phase::BackupUpload, steps, steps);
-        Ok(manifest)
+        Ok((manifest, sent))
     }
 
     async fn snapshot_reporting(&self, progress: ProgressFn<'_>, steps: u64) -> Result<Manifest, BackupError> {

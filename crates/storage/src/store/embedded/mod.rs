@@ -15,6 +15,7 @@ mod lock;
 mod maintenance;
 mod shard;
 mod snapshot_files;
+pub(crate) use snapshot_files::archive_rank;
 mod space;
 mod sparse;
 

@@ -132,6 +132,31 @@ fn link_unsupported(e: &std::io::Error) -> bool {
     )
 }
 
+/// Where a snapshot file goes in a backup's archive, most stable first: files the engine
+/// writes once ([`ArchiveRank::WriteOnce`]), then the other files of immutable segments (flags
+/// that change only when points are deleted), then the rest (appendable segments, WAL, configs).
+/// Incremental uploads cut the archive into content-defined chunks: with files that do not
+/// change kept together, a backup after a few writes shares nearly all chunks with the one
+/// before, instead of each changed flag file dirtying the chunk around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum ArchiveRank {
+    /// A write-once file of an immutable segment.
+    WriteOnce,
+    /// Another file of an immutable segment.
+    ImmutableSegment,
+    /// Anything else.
+    Other,
+}
+
+/// The [`ArchiveRank`] of the file at `path` inside a snapshot (or live) collection tree.
+pub(crate) fn archive_rank(path: &Path) -> ArchiveRank {
+    match path.ancestors().skip(1).any(is_immutable_segment) {
+        true if is_write_once(path) => ArchiveRank::WriteOnce,
+        true => ArchiveRank::ImmutableSegment,
+        false => ArchiveRank::Other,
+    }
+}
+
 /// A segment folder whose id tracker is the immutable one: an optimised segment, which the
 /// engine never appends to (the appendable segment has `mutable_id_tracker.*` instead).
 fn is_immutable_segment(dir: &Path) -> bool {
