@@ -238,6 +238,11 @@ pub(crate) struct BenchArgs {
     /// Keep the filled store and print where it is (default: removed).
     #[arg(long)]
     pub(crate) keep: bool,
+    /// Chat workload: simulate this many daily backups (1% more messages each day, every
+    /// backup kept) uploaded incrementally into a folder bucket, and report its size against
+    /// as many full archives.
+    #[arg(long, value_name = "N", default_value_t = 0, conflicts_with_all = ["search", "import", "resources"])]
+    pub(crate) daily_backups: usize,
     /// Run the search workload instead: embedding speed, keyword/semantic/hybrid latency.
     #[arg(long, conflicts_with = "resources")]
     pub(crate) search: bool,

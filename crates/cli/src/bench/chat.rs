@@ -49,6 +49,9 @@ pub(crate) struct ChatBenchOptions {
     pub s3: Option<cloudops_storage_service::S3Config>,
     /// Where the store lives (embedded, or a server).
     pub store: BenchStore,
+    /// Daily backups simulated into the folder bucket (0: only the first two), each after 1%
+    /// more messages; all kept.
+    pub daily_backups: usize,
 }
 
 impl Default for ChatBenchOptions {
@@ -60,8 +63,22 @@ impl Default for ChatBenchOptions {
             read_samples: 2_000,
             s3: None,
             store: BenchStore::from_config(&StorageConfig::default()),
+            daily_backups: 0,
         }
     }
+}
+
+/// The bucket after simulated daily backups (1% more messages a day, every backup kept).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DailyBackups {
+    /// Backups uploaded.
+    pub backups: usize,
+    /// Bytes the bucket folder holds after them.
+    pub bucket_bytes: u64,
+    /// Bytes their uploads sent.
+    pub uploaded_bytes: u64,
+    /// Bytes the same backups take as full archives (what a non-incremental bucket keeps).
+    pub full_archives_bytes: u64,
 }
 
 /// Latency summary in milliseconds.
@@ -144,6 +161,8 @@ pub(crate) struct ChatBenchReport {
     pub incremental_second: cloudops_storage_service::UploadReport,
     /// Time of the second incremental upload, ms.
     pub incremental_second_ms: f64,
+    /// With daily backups simulated: the bucket after them, against full archives.
+    pub daily_backups: Option<DailyBackups>,
     /// `backup::restore` of that archive (checksum, decrypt, unpack, open and count, swap).
     pub restore_ms: f64,
     /// Resident memory after the fill, bytes.
@@ -293,6 +312,37 @@ pub(crate) async fn run_chat_bench(
     let t = Instant::now();
     let incremental_second = service.backup.upload_to_folder(&bucket, &next).await?;
     let incremental_second_ms = t.elapsed().as_secs_f64() * 1e3;
+    let daily_backups = match options.daily_backups {
+        0 => None,
+        days => {
+            let mut full_archives_bytes = backup.archive_bytes + next.archive_bytes;
+            let mut uploaded_bytes = incremental_first.uploaded_bytes + incremental_second.uploaded_bytes;
+            for day in 3..=days {
+                progress("daily backups", day, days);
+                for i in 0..(options.messages / 100).max(1) {
+                    let ctx = &contexts[rng.gen_range(0..conversations)];
+                    let content = (0..40)
+                        .map(|w| WORDS[(day * 7 + i * 11 + w * 5) % WORDS.len()])
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    service.chat.append(ctx, NewMessage::new(Role::User, content)).await?;
+                }
+                let daily = service.backup.create_snapshot().await?;
+                uploaded_bytes += service.backup.upload_to_folder(&bucket, &daily).await?.uploaded_bytes;
+                full_archives_bytes += daily.archive_bytes;
+                // Only the bucket is measured: the local copy of a simulated day goes.
+                for ext in ["cosb", "json"] {
+                    std::fs::remove_file(service.backup.dir().join(format!("{}.{ext}", daily.name)))?;
+                }
+            }
+            Some(DailyBackups {
+                backups: days.max(2),
+                bucket_bytes: dir_size(&bucket),
+                uploaded_bytes,
+                full_archives_bytes,
+            })
+        }
+    };
     service.shutdown().await?;
     drop(service);
     release_freed_heap();
@@ -351,6 +401,7 @@ pub(crate) async fn run_chat_bench(
         incremental_first_ms,
         incremental_second,
         incremental_second_ms,
+        daily_backups,
         restore_ms,
         rss_after_fill_bytes: rss_after_fill,
         rss_anon_after_fill_bytes: rss_anon_after_fill,

@@ -59,6 +59,7 @@ async fn chat(args: &BenchArgs, config: StorageConfig, store: &BenchStore, out: 
         // `[backup.s3]` from CLOUDOPS_BACKUP_S3_* (or --config) also times an upload.
         s3,
         store: store.clone(),
+        daily_backups: args.daily_backups,
         ..ChatBenchOptions::default()
     };
     let progress = out.progress("appending");
@@ -131,6 +132,16 @@ fn print_report(r: &ChatBenchReport) {
         b.chunks,
         100.0 * b.uploaded_bytes as f64 / a.uploaded_bytes.max(1) as f64
     );
+    if let Some(d) = &r.daily_backups {
+        println!(
+            "{} daily backups           bucket {} (uploads {}); as full archives {} ({:.1}%)",
+            d.backups,
+            output::bytes(d.bucket_bytes),
+            output::bytes(d.uploaded_bytes),
+            output::bytes(d.full_archives_bytes),
+            100.0 * d.bucket_bytes as f64 / d.full_archives_bytes.max(1) as f64
+        );
+    }
     println!("restore                    {:.0} ms", r.restore_ms);
     let mb = |v: Option<u64>| v.map_or("n/a".to_string(), output::bytes);
     println!(
