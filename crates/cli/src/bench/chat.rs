@@ -68,6 +68,26 @@ impl Default for ChatBenchOptions {
     }
 }
 
+/// Append 1% of `messages` (at least one) to random conversations: a day's churn between
+/// two backups. `shift` varies the words from one day to the next.
+async fn append_one_percent(
+    service: &StorageService,
+    contexts: &[String],
+    rng: &mut impl Rng,
+    messages: usize,
+    shift: usize,
+) -> Result<()> {
+    for i in 0..(messages / 100).max(1) {
+        let ctx = &contexts[rng.gen_range(0..contexts.len())];
+        let content = (0..40)
+            .map(|w| WORDS[(shift + i * 11 + w * 5) % WORDS.len()])
+            .collect::<Vec<_>>()
+            .join(" ");
+        service.chat.append(ctx, NewMessage::new(Role::User, content)).await?;
+    }
+    Ok(())
+}
+
 /// The bucket after simulated daily backups (1% more messages a day, every backup kept).
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct DailyBackups {
@@ -300,14 +320,7 @@ pub(crate) async fn run_chat_bench(
     let t = Instant::now();
     let incremental_first = service.backup.upload_to_folder(&bucket, &backup).await?;
     let incremental_first_ms = t.elapsed().as_secs_f64() * 1e3;
-    for i in 0..(options.messages / 100).max(1) {
-        let ctx = &contexts[rng.gen_range(0..conversations)];
-        let content = (0..40)
-            .map(|w| WORDS[(i * 11 + w * 5) % WORDS.len()])
-            .collect::<Vec<_>>()
-            .join(" ");
-        service.chat.append(ctx, NewMessage::new(Role::User, content)).await?;
-    }
+    append_one_percent(&service, &contexts, &mut rng, options.messages, 0).await?;
     let next = service.backup.create_snapshot().await?;
     let t = Instant::now();
     let incremental_second = service.backup.upload_to_folder(&bucket, &next).await?;
@@ -319,14 +332,7 @@ pub(crate) async fn run_chat_bench(
             let mut uploaded_bytes = incremental_first.uploaded_bytes + incremental_second.uploaded_bytes;
             for day in 3..=days {
                 progress("daily backups", day, days);
-                for i in 0..(options.messages / 100).max(1) {
-                    let ctx = &contexts[rng.gen_range(0..conversations)];
-                    let content = (0..40)
-                        .map(|w| WORDS[(day * 7 + i * 11 + w * 5) % WORDS.len()])
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    service.chat.append(ctx, NewMessage::new(Role::User, content)).await?;
-                }
+                append_one_percent(&service, &contexts, &mut rng, options.messages, day * 7).await?;
                 let daily = service.backup.create_snapshot().await?;
                 uploaded_bytes += service.backup.upload_to_folder(&bucket, &daily).await?.uploaded_bytes;
                 full_archives_bytes += daily.archive_bytes;
