@@ -190,8 +190,9 @@ pub(crate) enum BackupCommand {
         /// The newest backup (default).
         #[arg(long, conflicts_with_all = ["at", "name"])]
         latest: bool,
-        /// The newest backup taken at or before this time (RFC 3339 UTC like
-        /// 2026-11-26T08:00:00Z, or unix milliseconds).
+        /// The store as it was at this time (RFC 3339 UTC like 2026-11-26T08:00:00Z, or unix
+        /// milliseconds): the newest backup taken at or before it, then the journal shipped
+        /// after that backup replayed up to it.
         #[arg(long, conflicts_with = "name")]
         at: Option<String>,
         /// A backup by name.
@@ -210,7 +211,13 @@ pub(crate) enum BackupCommand {
         /// The store to restore when the bucket holds several (see `backup list --remote`).
         #[arg(long, value_name = "UUID")]
         store_id: Option<String>,
+        /// Restore the backup alone, without replaying the journal shipped after it.
+        #[arg(long)]
+        no_journal: bool,
     },
+    /// Ship the writes made since the last shipment to the S3 target now (the schedule does
+    /// it every `ship_interval_seconds`, and every process when it closes the store).
+    Ship,
     /// Delete backups past retention, locally and in S3 (never the newest).
     Prune {
         /// Only show what would be deleted.

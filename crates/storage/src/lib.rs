@@ -70,7 +70,7 @@ pub use config::{
 pub use crypto::{KeyStatus, RecoveryKey, RecoveryKit, WrappedKeys};
 pub use malloc::{bound_malloc_arenas, DEFAULT_MALLOC_ARENAS};
 pub use service::{Health, ReindexReport, StorageService};
-pub use store::{CollectionStats, StoreMode, StoreSync};
+pub use store::{CollectionStats, JournalMark, StoreMode, StoreSync};
 pub use store_migrate::StoreMigrationReport;
 
 // Errors: every call returns a `StorageError`, with a stable `ErrorKind`.
@@ -102,8 +102,8 @@ pub use estate::{
 
 // Backups: encrypted snapshots, local and S3, retention, restore.
 pub use backup::{
-    BackupConfig, BackupManager, BackupStatus, Clock, Manifest, PruneReport, RestoreOptions, RestoreReport,
-    RestoreTarget, S3Config, S3Target, SweepReport, UploadReport,
+    BackupConfig, BackupManager, BackupStatus, Clock, JournalReplay, JournalSweep, Manifest, PruneReport,
+    RestoreOptions, RestoreReport, RestoreTarget, S3Config, S3Target, ShipReport, SweepReport, UploadReport,
 };
 
 // Embedding models an application can pass to `StorageService::open_with_embedder`.

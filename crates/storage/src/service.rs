@@ -281,7 +281,10 @@ impl StorageService {
             collections,
             disk_free_bytes: free,
             data_dir_bytes: used,
-            backup: self.backup.status(),
+            backup: self.backup.status_now().await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not read the ship log for the health report");
+                self.backup.status()
+            }),
             embedding_model: self.chat.embedding_model().map(String::from),
             stored_embedding,
             pending_embeddings,
@@ -338,9 +341,29 @@ impl StorageService {
         }
         self.stop_auto_backup().await;
         self.chat.shutdown().await;
+        self.ship_before_close().await;
         self.store.close().await?;
         tracing::debug!("storage service shut down");
         Ok(())
+    }
+
+    /// Ship what the journal still holds (shipping on), waiting at most
+    /// [`SHIP_AT_SHUTDOWN`]: the writes of a short-lived process (the CLI) reach the bucket
+    /// without a running schedule. A failure is logged; the records stay for the next open.
+    async fn ship_before_close(&self) {
+        if self.backup.ship_interval().is_none() {
+            return;
+        }
+        match tokio::time::timeout(SHIP_AT_SHUTDOWN, self.backup.ship_journal()).await {
+            Ok(Ok(report)) if report.records > 0 => {
+                tracing::info!(records = report.records, "journal shipped at shutdown")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "shipping the journal at shutdown failed; it ships after the next open")
+            }
+            Err(_) => tracing::warn!("shipping the journal at shutdown timed out; it ships after the next open"),
+        }
     }
 
     /// Copy the store of `config` (which must **not be open**: this takes the data-dir lock) to
@@ -437,6 +460,9 @@ impl StorageService {
         Ok(self.store.flush().await?)
     }
 }
+
+/// The longest [`StorageService::shutdown`] waits to ship the journal's last records.
+const SHIP_AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// How a store is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

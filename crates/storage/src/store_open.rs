@@ -58,18 +58,37 @@ async fn open_embedded(config: &StorageConfig) -> Result<(Arc<dyn VectorStore>, 
         }
         crate::service::create_private_dir(dir)?;
         // The lock comes first, so two processes can never both create keys.
+        let ship_journal = cfg.backup.ships_journal();
         let store = EmbeddedStore::open_with(
             dir,
             EmbeddedOptions {
                 min_free_bytes: cfg.store.min_free_bytes,
                 sync: cfg.store.sync,
+                ship_journal,
             },
         )?;
+        if !ship_journal {
+            // Under the data-dir lock the store holds now.
+            forget_ship_log(dir);
+        }
         let unlocked = open_or_create_keys(&cfg)?;
         Ok((store, unlocked))
     })
     .await?;
     Ok((Arc::new(store), unlocked))
+}
+
+/// Shipping is off: a ship log left from when it was on goes, so that when shipping is turned
+/// on again a new log (a new generation) starts instead of one missing the writes between.
+fn forget_ship_log(data_dir: &Path) {
+    let path = data_dir
+        .join(crate::store::embedded::QDRANT_DIR)
+        .join(crate::store::embedded::SHIP_LOG_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => tracing::info!(path = %path.display(), "journal shipping is off: removed the ship log"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not remove the ship log"),
+    }
 }
 
 /// Does the data dir hold embedded collections?

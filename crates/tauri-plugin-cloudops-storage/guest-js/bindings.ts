@@ -880,10 +880,29 @@ verified_at_ms: number | null,
  */
 keys: unknown, 
 /**
+ * Where the snapshot stopped in the store's shipped journal: a restore replays the
+ * shipped records from here on. Absent when the store did not ship its journal.
+ */
+journal?: JournalMark | null, 
+/**
  * HMAC-SHA256 of every other field, hex. Empty in manifests made before this existed
  * (those are refused: nothing proves they were not edited).
  */
 mac: string, };
+
+/**
+ * Where a store's ship log stood when a snapshot was taken: the snapshot holds every write of
+ * `generation` numbered below `next_seq`, and none after.
+ */
+export type JournalMark = { 
+/**
+ * The ship log's generation (a new one after each restore).
+ */
+generation: string, 
+/**
+ * The first write the snapshot does not hold.
+ */
+next_seq: number, };
 
 /**
  * Counts of one collection, for health reports.
@@ -937,7 +956,28 @@ next_run_ms: number | null,
 /**
  * Runs skipped because nothing changed.
  */
-skipped_unchanged: number, };
+skipped_unchanged: number, 
+/**
+ * Whether writes are shipped to the S3 target between backups.
+ */
+journal_shipping: boolean, 
+/**
+ * When writes were last shipped, unix ms (kept across restarts).
+ */
+journal_shipped_at_ms: number | null, 
+/**
+ * The oldest write not shipped yet, unix ms: the recovery point (every write before it is
+ * in the bucket). `None`: every write is shipped.
+ */
+journal_unshipped_since_ms: number | null, 
+/**
+ * Records shipped since the store was opened.
+ */
+journal_shipped_records: number, 
+/**
+ * Why the last shipment failed (cleared by the next that succeeds).
+ */
+journal_error: string | null, };
 
 /**
  * Which backup to restore. JSON: `"latest"`, `{"at": 1764460800000}`, `{"named": "…"}`.
@@ -969,7 +1009,12 @@ recovery_key?: string,
 /**
  * Which store's backups, when the bucket holds several (restore into an empty data dir).
  */
-store_id: string | null, };
+store_id: string | null, 
+/**
+ * Restore the backup alone: do not replay the journal shipped after it (which `Latest`
+ * and `At` otherwise do, up to that time, when `[backup.s3]` is configured).
+ */
+skip_journal: boolean, };
 
 /**
  * What `restore` did.
@@ -988,9 +1033,39 @@ previous_data: string | null,
  */
 keys: KeyStatus | null, 
 /**
+ * What was replayed of the journal shipped after the backup.
+ */
+journal: JournalReplay | null, 
+/**
  * Time taken, ms.
  */
 elapsed_ms: number, };
+
+/**
+ * What a restore replayed of the shipped journal.
+ */
+export type JournalReplay = { 
+/**
+ * The ship log's generation (the backup's).
+ */
+generation: string, 
+/**
+ * Records replayed on top of the backup.
+ */
+records: number, 
+/**
+ * The last record replayed.
+ */
+last_seq: number | null, 
+/**
+ * When the last record replayed was written, unix ms: the restored point in time.
+ */
+last_record_ms: number | null, 
+/**
+ * A record missing from the bucket where replay had to stop (later records exist but
+ * cannot be applied without it).
+ */
+missing_seq: number | null, };
 
 /**
  * Where the key-encryption key comes from.

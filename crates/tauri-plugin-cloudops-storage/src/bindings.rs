@@ -73,11 +73,13 @@ pub fn typescript_bindings() -> String {
         lib::ListingSync,
         // backups, keys, health
         lib::Manifest,
+        lib::JournalMark,
         lib::CollectionStats,
         lib::BackupStatus,
         lib::RestoreTarget,
         lib::RestoreOptions,
         lib::RestoreReport,
+        lib::JournalReplay,
         lib::KeySourceKind,
         lib::KeyConfig,
         lib::KeyStatus,

@@ -17,6 +17,7 @@ pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output)
         recovery_key_file,
         recovery_key,
         store_id,
+        no_journal,
         ..
     } = cmd
     {
@@ -36,6 +37,7 @@ pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output)
             from_s3: *from_s3,
             recovery_key,
             store_id: store_id.as_deref().map(parse_store_id).transpose()?,
+            skip_journal: *no_journal,
         };
         let bar = out.progress("restoring");
         let report = StorageService::restore_backup(&config, &options, &|p| bar.report(p)).await;
@@ -48,6 +50,19 @@ pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output)
                 r.backup.points(),
                 r.elapsed_ms
             );
+            if let Some(journal) = &r.journal {
+                match journal.last_record_ms {
+                    Some(at) => println!(
+                        "replayed {} write(s) shipped after it, up to {}",
+                        journal.records,
+                        output::time(at)
+                    ),
+                    None => println!("no write was shipped after it"),
+                }
+                if let Some(missing) = journal.missing_seq {
+                    println!("the bucket misses shipped write {missing}: later writes could not be replayed");
+                }
+            }
             if let Some(previous) = &r.previous_data {
                 println!(
                     "the replaced data is kept in {} until the next backup",
@@ -131,6 +146,22 @@ async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> 
                 }
             })
         }
+        BackupCommand::Ship => {
+            let report = service.backup.ship_journal().await?;
+            out.emit(&report, |r| match (&r.generation, r.last_record_ms) {
+                (None, _) => {
+                    println!("this store does not ship its journal (needs [backup.s3] and the embedded store)")
+                }
+                (Some(_), None) => println!("nothing to ship: every write is in the bucket"),
+                (Some(_), Some(last)) => println!(
+                    "shipped {} write(s) in {} object(s), {}; the last written {}",
+                    r.records,
+                    r.objects,
+                    output::bytes(r.bytes),
+                    output::time(last)
+                ),
+            })
+        }
         BackupCommand::List { .. } => {
             let all = service.backup.list()?;
             out.emit(&all, |all| print_list(all, "local"))
@@ -184,6 +215,14 @@ async fn execute(cmd: &BackupCommand, service: &StorageService, out: Output) -> 
                         s.kept_chunks
                     ),
                     None => {}
+                }
+                if let Some(j) = &r.swept_journal {
+                    println!(
+                        "shipped journal: deleted {} object(s) ({}) no backup needs, kept {}",
+                        j.deleted_objects,
+                        crate::output::bytes(j.deleted_bytes),
+                        j.kept_objects
+                    );
                 }
             })
         }

@@ -85,6 +85,19 @@ pub(crate) fn print_health(h: &Health) {
             "embedding    off: keyword search only (run scripts/fetch-test-model.sh to enable semantic search)"
         ),
     }
+    if h.backup.journal_shipping {
+        let shipped = h.backup.journal_shipped_at_ms.map_or("never".to_string(), output::time);
+        match h.backup.journal_unshipped_since_ms {
+            None => println!("journal      every write shipped to the bucket (last shipment {shipped})"),
+            Some(since) => println!(
+                "journal      writes since {} not shipped yet (last shipment {shipped})",
+                output::time(since)
+            ),
+        }
+        if let Some(error) = &h.backup.journal_error {
+            println!("             last shipment failed: {error}");
+        }
+    }
     let rows = h
         .collections
         .iter()

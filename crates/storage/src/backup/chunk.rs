@@ -9,7 +9,8 @@
 //! moved to another store or altered fails to open; opening also recomputes the name.
 //!
 //! An index (the list of a backup's chunks) is sealed the same way under `"COSI"`, bound to
-//! the store id and the backup's name.
+//! the store id and the backup's name; a shipment of the journal under `"COSJ"`, bound to the
+//! store id and its object key (which names its generation and records).
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -29,6 +30,7 @@ pub(super) const MAX_CHUNK: u32 = 1024 * 1024;
 
 const CHUNK_MAGIC: &[u8; 4] = b"COSK";
 const INDEX_MAGIC: &[u8; 4] = b"COSI";
+const JOURNAL_MAGIC: &[u8; 4] = b"COSJ";
 const FORMAT: u8 = 1;
 const HEADER_LEN: usize = 4 + 1 + 4;
 const NONCE_LEN: usize = 12;
@@ -121,6 +123,29 @@ impl ChunkKeys {
             &[store_id.as_bytes(), name.as_bytes()],
             sealed,
             MAX_INDEX_PLAIN,
+        )
+        .map(|(_, p)| p)
+    }
+
+    /// Compress and encrypt a shipment of the journal stored under `key`.
+    pub(super) fn seal_journal(&self, store_id: &uuid::Uuid, key: &str, plain: &[u8]) -> Result<Vec<u8>, BackupError> {
+        self.seal(JOURNAL_MAGIC, &[store_id.as_bytes(), key.as_bytes()], plain)
+    }
+
+    /// Decrypt and decompress the shipment of the journal stored under `key`.
+    pub(super) fn open_journal(
+        keys: &BackupKeys,
+        store_id: &uuid::Uuid,
+        key: &str,
+        sealed: &[u8],
+        max_plain: usize,
+    ) -> Result<Vec<u8>, String> {
+        Self::open(
+            keys,
+            JOURNAL_MAGIC,
+            &[store_id.as_bytes(), key.as_bytes()],
+            sealed,
+            max_plain,
         )
         .map(|(_, p)| p)
     }

@@ -51,6 +51,10 @@ pub struct Manifest {
     #[serde(default)]
     #[cfg_attr(feature = "typescript", ts(type = "unknown"))]
     pub keys: Option<WrappedKeys>,
+    /// Where the snapshot stopped in the store's shipped journal: a restore replays the
+    /// shipped records from here on. Absent when the store did not ship its journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<crate::store::JournalMark>,
     /// HMAC-SHA256 of every other field, hex. Empty in manifests made before this existed
     /// (those are refused: nothing proves they were not edited).
     #[serde(default)]

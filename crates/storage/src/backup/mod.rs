@@ -25,6 +25,7 @@ mod s3;
 mod s3;
 mod s3_config;
 mod scheduler;
+mod shipping;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub use s3::S3Target;
 pub use s3_config::S3Config;
 pub(crate) use scheduler::AutoBackup;
 pub use scheduler::BackupStatus;
+pub use shipping::{JournalReplay, JournalSweep, ShipReport};
 
 use crate::crypto::KeyConfig;
 use crate::crypto::{BackupKeys, CryptoError};
@@ -222,6 +224,9 @@ pub struct RestoreOptions {
     pub recovery_key: Option<crate::crypto::RecoveryKey>,
     /// Which store's backups, when the bucket holds several (restore into an empty data dir).
     pub store_id: Option<uuid::Uuid>,
+    /// Restore the backup alone: do not replay the journal shipped after it (which `Latest`
+    /// and `At` otherwise do, up to that time, when `[backup.s3]` is configured).
+    pub skip_journal: bool,
 }
 
 /// What `restore` did.
@@ -234,6 +239,8 @@ pub struct RestoreReport {
     pub previous_data: Option<PathBuf>,
     /// Restored into an empty data dir: the keys installed under this machine's key source.
     pub keys: Option<crate::crypto::KeyStatus>,
+    /// What was replayed of the journal shipped after the backup.
+    pub journal: Option<JournalReplay>,
     /// Time taken, ms.
     pub elapsed_ms: f64,
 }
@@ -249,6 +256,8 @@ pub struct PruneReport {
     pub removed_remote: Vec<String>,
     /// Remote chunks no remaining backup needs, deleted after the backups (not on a dry run).
     pub swept: Option<SweepReport>,
+    /// Shipped journal no remaining backup needs, deleted after the chunks (not on a dry run).
+    pub swept_journal: Option<JournalSweep>,
     /// Nothing was deleted.
     pub dry_run: bool,
 }
@@ -267,6 +276,10 @@ pub struct BackupConfig {
     pub interval_minutes: Option<u32>,
     /// Remote target; none by default.
     pub s3: Option<S3Config>,
+    /// With `s3`: seconds between shipments of the journal (every write since the last one,
+    /// sealed) to the bucket, for point-in-time restore between backups. 0 turns shipping
+    /// off. Default: 10.
+    pub ship_interval_seconds: u32,
 }
 
 impl Default for BackupConfig {
@@ -277,11 +290,17 @@ impl Default for BackupConfig {
             interval_hours: 24,
             interval_minutes: None,
             s3: None,
+            ship_interval_seconds: 10,
         }
     }
 }
 
 impl BackupConfig {
+    /// Whether writes are logged and shipped to the S3 target (`s3` set, interval not 0).
+    pub fn ships_journal(&self) -> bool {
+        self.s3.is_some() && self.ship_interval_seconds > 0
+    }
+
     /// The schedule's interval.
     pub fn interval(&self) -> std::time::Duration {
         let minutes = self
@@ -356,6 +375,8 @@ impl BackupManager {
             Some(s3) => Some(Arc::new(S3Target::new(s3, &store_id).await?)),
             None => None,
         };
+        // A Qdrant server keeps no journal of ours: nothing to ship in remote mode.
+        let journal_shipping = site.backup.ships_journal() && site.store.mode == crate::store::StoreMode::Embedded;
         Ok(BackupManager {
             data_dir: site.data_dir.to_path_buf(),
             store,
@@ -365,7 +386,10 @@ impl BackupManager {
             retention: site.backup.clone(),
             s3,
             clock,
-            status: Arc::new(std::sync::Mutex::new(BackupStatus::default())),
+            status: Arc::new(std::sync::Mutex::new(BackupStatus {
+                journal_shipping,
+                ..BackupStatus::default()
+            })),
         })
     }
 
@@ -400,6 +424,51 @@ impl BackupManager {
         let report = incremental::upload(objects.clone(), &archive, manifest, self.keys.clone()).await?;
         tracing::info!(backup = %manifest.name, target = %objects, ms = started.elapsed().as_millis() as u64, new_chunks = report.new_chunks, uploaded_bytes = report.uploaded_bytes, "backup uploaded");
         Ok(report)
+    }
+
+    /// Ship the writes made since the last shipment to the S3 target (point-in-time restore
+    /// between backups) and record the outcome in [`BackupManager::status`]. Nothing to do
+    /// (an empty report) when the store keeps no ship log.
+    ///
+    /// # Errors
+    /// [`BackupError::NoRemote`] without a target; store and target errors (the records stay
+    /// in the log and go with the next shipment).
+    pub async fn ship_journal(&self) -> Result<ShipReport, BackupError> {
+        let s3 = self.s3.as_ref().ok_or(BackupError::NoRemote)?;
+        let shipped = shipping::ship(&*self.store, &**s3, &self.keys, &self.store_id).await;
+        {
+            let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            match &shipped {
+                Ok(report) => {
+                    status.journal_shipped_records += report.records;
+                    status.journal_error = None;
+                }
+                Err(e) => status.journal_error = Some(e.to_string()),
+            }
+        }
+        shipped
+    }
+
+    /// [`BackupManager::status`] with the shipped journal's state read from the store now
+    /// (the recovery point).
+    ///
+    /// # Errors
+    /// Store errors reading the ship log.
+    pub async fn status_now(&self) -> Result<BackupStatus, BackupError> {
+        let log = self.store.unshipped(1).await?;
+        let mut status = self.status();
+        if let Some(log) = log {
+            status.journal_shipped_at_ms = log.shipped_at_ms;
+            status.journal_unshipped_since_ms = log.records.first().map(|r| r.time_ms);
+        }
+        Ok(status)
+    }
+
+    /// How often writes are shipped between backups: `None` unless `[backup.s3]` is set,
+    /// `ship_interval_seconds` is not 0 and the store is embedded.
+    pub(crate) fn ship_interval(&self) -> Option<std::time::Duration> {
+        (self.s3.is_some() && self.status().journal_shipping)
+            .then(|| std::time::Duration::from_secs(u64::from(self.retention.ship_interval_seconds)))
     }
 
     /// Remote backups, oldest first.
@@ -582,6 +651,7 @@ impl BackupManager {
                 writer_pause_ms: (info.writer_pause_ms * 1e3).round() / 1e3,
                 verified_at_ms: None,
                 keys: Some(wrapped),
+                journal: info.journal.clone(),
                 mac: String::new(),
             };
             if let Err(e) = manifest.seal(&keys) {
@@ -685,6 +755,8 @@ impl BackupManager {
                 let kept: Vec<Manifest> = remote.into_iter().filter(|m| !removed.contains(&m.name)).collect();
                 // Locks carry the target's wall-clock times, not the (injectable) backup clock.
                 report.swept = Some(incremental::sweep(&**s3, &kept, &self.keys, crate::clock::now_ms()).await?);
+                let live_generation = self.store.unshipped(1).await?.map(|u| u.generation);
+                report.swept_journal = Some(shipping::prune(&**s3, &kept, live_generation.as_deref()).await?);
             }
             report.removed_remote = removed;
         }
@@ -725,6 +797,7 @@ fn prune_local(
         kept,
         removed_remote: Vec::new(),
         swept: None,
+        swept_journal: None,
         dry_run,
     })
 }

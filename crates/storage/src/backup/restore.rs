@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use super::manifest::{self, Manifest};
 use super::{
-    blocking, choose, ensure_space, incremental, io_err, snapshots_dir, unpack_and_check, BackupError, BackupSite,
-    ObjectStore, RestoreOptions, RestoreReport, RestoreTarget, S3Target, Source, PREVIOUS_PREFIX,
+    blocking, choose, ensure_space, incremental, io_err, shipping, snapshots_dir, unpack_and_check, BackupError,
+    BackupSite, JournalReplay, ObjectStore, RestoreOptions, RestoreReport, RestoreTarget, S3Target, Source,
+    PREVIOUS_PREFIX,
 };
 use crate::crypto::{self, CryptoError, KeyConfig, RecoveryKey, UnlockedKeys, WrappedKeys};
 use crate::progress::{report, Phase, ProgressFn};
@@ -73,6 +74,24 @@ pub(crate) async fn restore(
         Ok((lock, unpacked, data_dir, chosen))
     })
     .await;
+    let mut journal = None;
+    let checked = match checked {
+        Ok((lock, unpacked, data_dir, chosen)) => match replay_shipped(site, options, &chosen, &unpacked).await {
+            Ok(replayed) => {
+                journal = replayed;
+                Ok((lock, unpacked, data_dir, chosen))
+            }
+            Err(e) => {
+                let _ = blocking(move || {
+                    let _ = std::fs::remove_dir_all(&unpacked);
+                    Ok(())
+                })
+                .await;
+                Err(e)
+            }
+        },
+        Err(e) => Err(e),
+    };
     let swapped = match checked {
         Ok((lock, unpacked, data_dir, chosen)) if site.store.mode == crate::store::StoreMode::Remote => {
             report(progress, Phase::RestoreSwap, 2, STEPS);
@@ -136,8 +155,50 @@ pub(crate) async fn restore(
         backup: manifest,
         previous_data,
         keys,
+        journal,
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
     })
+}
+
+/// Replay onto the unpacked backup the journal shipped after it: for `Latest` all of it, for
+/// `At(t)` the records written up to `t`; nothing for `Named`, with `skip_journal`, for a
+/// backup of a store that did not ship, or (a local backup) without `[backup.s3]`.
+async fn replay_shipped(
+    site: &BackupSite<'_>,
+    options: &RestoreOptions,
+    chosen: &Chosen,
+    unpacked: &Path,
+) -> Result<Option<JournalReplay>, BackupError> {
+    let until = match options.target {
+        _ if options.skip_journal => return Ok(None),
+        RestoreTarget::Named(_) => return Ok(None),
+        RestoreTarget::Latest => None,
+        RestoreTarget::At(t) => Some(t),
+    };
+    let Some(mark) = &chosen.manifest.journal else {
+        return Ok(None);
+    };
+    let store_id = chosen.manifest.store_id;
+    let objects: std::sync::Arc<dyn ObjectStore> = match (&chosen.origin, &site.backup.s3) {
+        (Origin::Remote(s3), _) => s3.clone(),
+        (Origin::Local(_), Some(config)) => std::sync::Arc::new(S3Target::new(config, &store_id).await?),
+        (Origin::Local(_), None) => return Ok(None),
+    };
+    let keys = chosen.unlocked.backup_keys();
+    let (replay, records) = shipping::fetch(&*objects, &keys, &store_id, mark, until).await?;
+    if !records.is_empty() {
+        let (unpacked, reserve) = (unpacked.to_path_buf(), site.min_free_bytes);
+        let bodies = records.into_iter().map(|r| r.body).collect();
+        blocking(move || Ok(crate::store::embedded::apply_shipped(&unpacked, bodies, reserve)?)).await?;
+    }
+    tracing::info!(
+        backup = %chosen.manifest.name,
+        records = replay.records,
+        last_record_ms = replay.last_record_ms,
+        missing = replay.missing_seq,
+        "replayed the shipped journal"
+    );
+    Ok(Some(replay))
 }
 
 /// The data dir holds a store: lock it, open its keys, choose among the backups they

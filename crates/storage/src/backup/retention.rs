@@ -19,10 +19,11 @@ pub(super) fn prunable(backups: &[Manifest], now_ms: i64, keep_days: u32, keep_l
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn backup(name: &str, days_ago: i64, now: i64) -> Manifest {
+    /// A manifest named `name`, created `days_ago` before `now`.
+    pub(in crate::backup) fn backup(name: &str, days_ago: i64, now: i64) -> Manifest {
         Manifest {
             name: name.into(),
             store_id: uuid::Uuid::nil(),
@@ -37,6 +38,7 @@ mod tests {
             writer_pause_ms: 0.0,
             verified_at_ms: None,
             keys: None,
+            journal: None,
             mac: String::new(),
         }
     }

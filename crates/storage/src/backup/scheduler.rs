@@ -3,6 +3,9 @@
 //! (capped at the interval), and reports its state for `health()`.
 //!
 //! Stopping waits for a cycle in progress to finish, so a backup is never left half-made.
+//!
+//! With journal shipping on, a second task ships the writes made since the last shipment
+//! every `ship_interval_seconds`, and once more when stopped.
 
 use std::time::Duration;
 
@@ -33,6 +36,17 @@ pub struct BackupStatus {
     pub next_run_ms: Option<i64>,
     /// Runs skipped because nothing changed.
     pub skipped_unchanged: u64,
+    /// Whether writes are shipped to the S3 target between backups.
+    pub journal_shipping: bool,
+    /// When writes were last shipped, unix ms (kept across restarts).
+    pub journal_shipped_at_ms: Option<i64>,
+    /// The oldest write not shipped yet, unix ms: the recovery point (every write before it is
+    /// in the bucket). `None`: every write is shipped.
+    pub journal_unshipped_since_ms: Option<i64>,
+    /// Records shipped since the store was opened.
+    pub journal_shipped_records: u64,
+    /// Why the last shipment failed (cleared by the next that succeeds).
+    pub journal_error: Option<String>,
 }
 
 /// A running scheduler; dropping it without [`AutoBackup::stop`] aborts the task.
@@ -40,6 +54,7 @@ pub struct BackupStatus {
 pub(crate) struct AutoBackup {
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
+    shipper: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl AutoBackup {
@@ -51,6 +66,9 @@ impl AutoBackup {
     /// As [`AutoBackup::start`], with the first retry delay after a failure.
     pub(crate) fn start_with_retry(manager: BackupManager, interval: Duration, first_retry: Duration) -> Self {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let shipper = manager
+            .ship_interval()
+            .map(|every| tokio::spawn(ship_every(manager.clone(), every, stopped.clone())));
         let status = manager.status_handle();
         let set = move |f: &dyn Fn(&mut BackupStatus)| f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
         let task = tokio::spawn(async move {
@@ -103,13 +121,17 @@ impl AutoBackup {
                 s.next_run_ms = None;
             });
         });
-        AutoBackup { stop, task: Some(task) }
+        AutoBackup {
+            stop,
+            task: Some(task),
+            shipper,
+        }
     }
 
     /// Stop after any cycle in progress finishes.
     pub(crate) async fn stop(mut self) {
         let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
+        for task in [self.task.take(), self.shipper.take()].into_iter().flatten() {
             let _ = task.await;
         }
     }
@@ -117,8 +139,25 @@ impl AutoBackup {
 
 impl Drop for AutoBackup {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        for task in [self.task.take(), self.shipper.take()].into_iter().flatten() {
             task.abort();
+        }
+    }
+}
+
+/// Ship the journal every `interval` until stopped, then once more. A failed shipment keeps
+/// its records for the next (the status says why it failed).
+async fn ship_every(manager: BackupManager, interval: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let stop = tokio::select! {
+            _ = tokio::time::sleep(interval) => false,
+            _ = stopped.changed() => true,
+        };
+        if let Err(e) = manager.ship_journal().await {
+            tracing::warn!(error = %e, "shipping the journal failed; its records go with the next shipment");
+        }
+        if stop {
+            break;
         }
     }
 }

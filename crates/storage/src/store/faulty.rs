@@ -181,6 +181,12 @@ impl VectorStore for FaultyStore {
     fn write_count(&self) -> u64 {
         self.inner.write_count()
     }
+    async fn unshipped(&self, max_bytes: u64) -> Result<Option<super::Unshipped>, StoreError> {
+        self.inner.unshipped(max_bytes).await
+    }
+    async fn shipped_through(&self, seq: u64) -> Result<(), StoreError> {
+        self.inner.shipped_through(seq).await
+    }
     async fn close(&self) -> Result<(), StoreError> {
         self.inner.close().await
     }

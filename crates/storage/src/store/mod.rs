@@ -442,6 +442,40 @@ pub struct CollectionStats {
     pub segments: usize,
 }
 
+/// One write logged for shipping to the backup target (point-in-time restore).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipRecord {
+    /// Its place in the order of the store's writes (never reused within a generation).
+    pub seq: u64,
+    /// When it was written, unix ms.
+    pub time_ms: i64,
+    /// The journal entry (sealed fields stay sealed).
+    pub body: Vec<u8>,
+}
+
+/// What a store's ship log holds that is not shipped yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unshipped {
+    /// The log's generation (a new one after each restore).
+    pub generation: String,
+    /// The records, oldest first (as many as asked for).
+    pub records: Vec<ShipRecord>,
+    /// When records were last shipped and forgotten, unix ms.
+    pub shipped_at_ms: Option<i64>,
+}
+
+/// Where a store's ship log stood when a snapshot was taken: the snapshot holds every write of
+/// `generation` numbered below `next_seq`, and none after.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+pub struct JournalMark {
+    /// The ship log's generation (a new one after each restore).
+    pub generation: String,
+    /// The first write the snapshot does not hold.
+    #[cfg_attr(feature = "typescript", ts(type = "number"))]
+    pub next_seq: u64,
+}
+
 /// What [`VectorStore::snapshot`] copied.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SnapshotInfo {
@@ -458,6 +492,9 @@ pub struct SnapshotInfo {
     /// The linked files as they were when linked; a backup checks them once it has read them.
     #[serde(skip)]
     pub(crate) linked: Vec<embedded::FileStamp>,
+    /// Where the ship log stood (a store that ships its journal).
+    #[serde(default)]
+    pub journal: Option<JournalMark>,
 }
 
 impl SnapshotInfo {
@@ -532,6 +569,16 @@ pub trait VectorStore: Send + Sync + std::fmt::Display {
     async fn snapshot(&self, dest: &std::path::Path) -> Result<SnapshotInfo, StoreError>;
     /// Writes acknowledged since the store was opened (to skip backups when nothing changed).
     fn write_count(&self) -> u64;
+    /// The ship log's records not yet shipped, oldest first, up to about `max_bytes` of them
+    /// (at least one when there is one); `None` when this store keeps no ship log (shipping
+    /// off, or a Qdrant server).
+    async fn unshipped(&self, _max_bytes: u64) -> Result<Option<Unshipped>, StoreError> {
+        Ok(None)
+    }
+    /// Forget the logged writes numbered up to `seq`: the backup target holds them.
+    async fn shipped_through(&self, _seq: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Make every acknowledged write durable, then refuse every later call with
     /// [`StoreError::Closed`] and release what the backend holds (the embedded store: its
     /// collections and the data-dir lock, once no call in flight still uses them). A second

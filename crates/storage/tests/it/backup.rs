@@ -483,10 +483,14 @@ async fn s3_upload_multipart_and_restore_from_s3() {
         s.shutdown().await.unwrap();
         (m, before)
     };
-    // Lose the local copy: the restore must come from S3.
+    // Lose the local copy: the restore must come from S3. The backup itself, by name (the
+    // newest state would replay the delete, shipped after it at shutdown).
     std::fs::remove_file(archive_of(&t, &manifest.name)).unwrap();
-    let report = restore_s3(&config, RestoreTarget::Latest).await.unwrap();
+    let report = restore_s3(&config, RestoreTarget::Named(manifest.name.clone()))
+        .await
+        .unwrap();
     assert_eq!(report.backup.name, manifest.name);
+    assert_eq!(report.journal, None, "a backup restored by name replays nothing");
     let s = StorageService::open(config.clone()).await.unwrap();
     assert_eq!(state(&s, "alice").await, before);
     s.shutdown().await.unwrap();
@@ -902,7 +906,10 @@ async fn incremental_uploads_send_new_chunks_only_restore_verify_and_sweep() {
     for m in [&first, &second] {
         let _ = std::fs::remove_file(archive_of(&t, &m.name));
     }
-    let report = restore_s3(&config, RestoreTarget::Latest).await.unwrap();
+    // The newest backup by name: the delete shipped after it is not replayed.
+    let report = restore_s3(&config, RestoreTarget::Named(second.name.clone()))
+        .await
+        .unwrap();
     assert_eq!(report.backup.name, second.name);
     let s = StorageService::open(config.clone()).await.unwrap();
     assert_eq!(state(&s, "alice").await, before);

@@ -145,6 +145,7 @@ mod disaster {
             from_s3: true,
             recovery_key: Some(key.clone()),
             store_id: None,
+            skip_journal: false,
         };
         StorageService::restore_backup(config, &options, &no_progress).await
     }
@@ -298,5 +299,125 @@ mod disaster {
         assert_eq!(everything(&s).await, at_first);
         s.shutdown().await.unwrap();
         drop(older);
+    }
+
+    /// The texts of a conversation's messages, in order.
+    async fn texts(s: &StorageService, context_id: &str) -> Vec<String> {
+        s.chat
+            .get_history(context_id, HistoryRange::All)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.content)
+            .collect()
+    }
+
+    /// Point-in-time restore (issue 16): writes made after the last backup are shipped every
+    /// interval; after the machine is lost they come back from the bucket with the recovery key,
+    /// all of them, or exactly those up to a time between two writes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_shipped_after_the_last_backup_come_back_all_or_up_to_a_time() {
+        let Some((endpoint, bucket)) = s3_env() else { return };
+        let old = TestStore::new();
+        let mut config = with_s3(&old, &endpoint, &bucket);
+        config.backup.ship_interval_seconds = 1;
+        let s = StorageService::open(config.clone()).await.unwrap();
+        let kit = s.issue_recovery_kit().await.unwrap();
+        s.start_auto_backup().await;
+        let ctx = s
+            .chat
+            .create_conversation("alice", "NAT costs", json!({}))
+            .await
+            .unwrap();
+        s.chat
+            .append(&ctx, NewMessage::new(Role::User, "before the backup"))
+            .await
+            .unwrap();
+        let backup = s.backup.backup_now(true, &no_progress).await.unwrap();
+        assert!(backup.journal.is_some(), "the manifest marks where the journal goes on");
+        s.chat
+            .append(&ctx, NewMessage::new(Role::Assistant, "first after the backup"))
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let between = chrono_now_ms();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        s.chat
+            .append(&ctx, NewMessage::new(Role::User, "second after the backup"))
+            .await
+            .unwrap();
+        let acknowledged = chrono_now_ms();
+        // One shipping interval later, the schedule has shipped every acknowledged write.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let health = s.health().await.unwrap();
+            let shipped = health.backup.journal_shipped_at_ms.unwrap_or(0);
+            if health.backup.journal_unshipped_since_ms.is_none() && shipped >= acknowledged {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not shipped: {:?}", health.backup);
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let status = s.backup.status();
+        assert!(
+            status.journal_shipping && status.journal_shipped_records >= 2,
+            "{status:?}"
+        );
+        let all = texts(&s, &ctx).await;
+        assert_eq!(all.len(), 3);
+
+        // The machine is lost: no clean shutdown (nothing shipped at close), then the data dir
+        // and the key file both gone.
+        drop(s);
+        std::fs::remove_dir_all(old.data_dir()).unwrap();
+        std::fs::remove_file(old.key_file()).unwrap();
+
+        // Latest: the backup, then everything shipped after it.
+        let (_latest, latest_config) = new_machine(&config);
+        let report = restore(&latest_config, RestoreTarget::Latest, &kit.key).await.unwrap();
+        assert_eq!(report.backup.name, backup.name);
+        let replayed = report.journal.expect("journal replayed");
+        assert!(replayed.records >= 2 && replayed.missing_seq.is_none(), "{replayed:?}");
+        let s = StorageService::open(latest_config).await.unwrap();
+        assert_eq!(texts(&s, &ctx).await, all);
+        let conversation = s.chat.get_conversation(&ctx).await.unwrap();
+        assert_eq!(
+            conversation.message_count, 3,
+            "the conversation's own record is replayed too"
+        );
+        s.shutdown().await.unwrap();
+
+        // A time between the two writes: exactly the first.
+        let (_between, between_config) = new_machine(&config);
+        let report = restore(&between_config, RestoreTarget::At(between), &kit.key)
+            .await
+            .unwrap();
+        assert!(report.journal.unwrap().last_record_ms.unwrap() <= between);
+        let s = StorageService::open(between_config).await.unwrap();
+        assert_eq!(texts(&s, &ctx).await, all[..2]);
+        s.shutdown().await.unwrap();
+
+        // The backup alone, when asked.
+        let (_alone, alone_config) = new_machine(&config);
+        let options = RestoreOptions {
+            from_s3: true,
+            recovery_key: Some(kit.key.clone()),
+            skip_journal: true,
+            ..RestoreOptions::default()
+        };
+        let report = StorageService::restore_backup(&alone_config, &options, &no_progress)
+            .await
+            .unwrap();
+        assert_eq!(report.journal, None);
+        let s = StorageService::open(alone_config).await.unwrap();
+        assert_eq!(texts(&s, &ctx).await, all[..1]);
+        s.shutdown().await.unwrap();
+    }
+
+    fn chrono_now_ms() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
     }
 }

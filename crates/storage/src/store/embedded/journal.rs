@@ -16,11 +16,12 @@
 use std::fs::File;
 use std::io::{BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use super::group_sync::GroupSync;
+use super::ship_log::ShipLog;
 
 use crate::store::{Filter, Payload, Point, PointId, PointVectors, StoreError};
 
@@ -92,6 +93,8 @@ pub(super) struct Journal {
     /// for [`GroupSync`].
     position: u64,
     group: Arc<GroupSync>,
+    /// With shipping on: every entry is also logged here, for the backup target.
+    ship: Option<Arc<Mutex<ShipLog>>>,
 }
 
 /// Where an appended entry ended.
@@ -138,7 +141,13 @@ impl Journal {
             bytes,
             position: 0,
             group,
+            ship: None,
         })
+    }
+
+    /// Also log every later entry in `ship` (shipping to the backup target).
+    pub(super) fn ship_to(&mut self, ship: Arc<Mutex<ShipLog>>) {
+        self.ship = Some(ship);
     }
 
     /// The group commit of this journal's `fsync`s.
@@ -190,6 +199,30 @@ impl Journal {
             path: self.path.display().to_string(),
             source: std::io::Error::other(e),
         })?;
+        let record_len = self.write_record(&body)?;
+        if let Some(ship) = &self.ship {
+            let logged = ship
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .append(crate::clock::now_ms(), &body);
+            if let Err(e) = logged {
+                // Not applied, so neither journaled: a write is in both logs or in neither.
+                let _ = self.file.set_len(self.bytes);
+                return Err(e);
+            }
+        }
+        self.bytes += record_len;
+        self.position += record_len;
+        self.group.wrote(self.position);
+        Ok(Appended {
+            size: self.bytes,
+            position: self.position,
+        })
+    }
+
+    /// Write one record for an encoded entry at the end; a failed write is cut off again.
+    /// Returns the record's length.
+    fn write_record(&mut self, body: &[u8]) -> Result<u64, StoreError> {
         let len = u32::try_from(body.len()).map_err(|_| StoreError::Io {
             action: "journaling (entry over 4 GiB)",
             path: self.path.display().to_string(),
@@ -197,17 +230,14 @@ impl Journal {
         })?;
         let mut record = Vec::with_capacity(8 + body.len());
         record.extend_from_slice(&len.to_le_bytes());
-        record.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        record.extend_from_slice(&body);
+        record.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        record.extend_from_slice(body);
         // One write call: a crash leaves at most one torn entry at the tail.
-        self.file.write_all(&record).map_err(self.io("writing journal"))?;
-        self.bytes += record.len() as u64;
-        self.position += record.len() as u64;
-        self.group.wrote(self.position);
-        Ok(Appended {
-            size: self.bytes,
-            position: self.position,
-        })
+        if let Err(e) = self.file.write_all(&record) {
+            let _ = self.file.set_len(self.bytes);
+            return Err(self.io("writing journal")(e));
+        }
+        Ok(record.len() as u64)
     }
 
     /// Forget every entry: call only after the engine has flushed them all.
@@ -219,6 +249,20 @@ impl Journal {
         self.group.durable(self.position);
         Ok(())
     }
+}
+
+/// Append entries already in the journal's encoding (shipped records, replayed by a restore)
+/// to the journal in `dir`, synced: the next open of the store applies them.
+///
+/// # Errors
+/// [`StoreError::Io`] when the journal cannot be written.
+pub(super) fn append_encoded(dir: &Path, bodies: impl IntoIterator<Item = Vec<u8>>) -> Result<(), StoreError> {
+    let mut journal = Journal::open(dir)?;
+    for body in bodies {
+        let record_len = journal.write_record(&body)?;
+        journal.bytes += record_len;
+    }
+    journal.file.sync_all().map_err(journal.io("syncing journal"))
 }
 
 /// An entry's body: [`MSGPACK_TAG`], then the entry.

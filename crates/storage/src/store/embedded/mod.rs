@@ -14,6 +14,7 @@ mod journal;
 mod lock;
 mod maintenance;
 mod shard;
+mod ship_log;
 mod snapshot_files;
 pub(crate) use snapshot_files::archive_rank;
 mod space;
@@ -44,6 +45,9 @@ pub struct EmbeddedOptions {
     pub min_free_bytes: u64,
     /// When an acknowledged write is on stable storage. Default: at the next checkpoint.
     pub sync: super::StoreSync,
+    /// Log every write in `qdrant/ship.log` for the backup manager to ship to the backup
+    /// target (point-in-time restore). Default: off.
+    pub ship_journal: bool,
 }
 
 impl Default for EmbeddedOptions {
@@ -51,6 +55,7 @@ impl Default for EmbeddedOptions {
         EmbeddedOptions {
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             sync: super::StoreSync::Checkpoint,
+            ship_journal: false,
         }
     }
 }
@@ -59,10 +64,12 @@ use self::group_sync::GroupSync;
 use self::journal::{Journal, WriteOp, CHECKPOINT_BYTES, JOURNAL_LIMIT_BYTES};
 use self::maintenance::paused_checkpoint;
 use self::shard::{apply, create_shard, ensure_schema, load_shard, Shard};
+use self::ship_log::ShipLog;
+pub(crate) use self::ship_log::{decode_records, encode_records, SHIP_LOG_FILE};
 use self::space::{check_space, SpaceGuard};
 use super::{
     CollectionSpec, CollectionStats, FieldValue, Filter, Hit, Payload, Point, PointId, PointVectors, QueryRequest,
-    Record, ScrollPage, ScrollRequest, SnapshotInfo, StoreError, VectorSelection, VectorStore,
+    Record, ScrollPage, ScrollRequest, SnapshotInfo, StoreError, Unshipped, VectorSelection, VectorStore,
 };
 
 const BACKEND: &str = "qdrant-edge";
@@ -78,6 +85,8 @@ pub struct EmbeddedStore {
     shards: RwLock<HashMap<String, Arc<Shard>>>,
     creating: tokio::sync::Mutex<()>,
     journal: Arc<Mutex<Journal>>,
+    /// With shipping on: the log of writes not yet shipped (the journal appends to it).
+    ship: Option<Arc<Mutex<ShipLog>>>,
     /// `Some` with `sync = "always"`: every write waits for its journal entry's `fsync`.
     group_sync: Option<Arc<GroupSync>>,
     space: Arc<SpaceGuard>,
@@ -178,7 +187,16 @@ impl EmbeddedStore {
             journal.truncate()?;
             tracing::info!(entries = count, "replayed the write journal after an unclean shutdown");
         }
+        // Replayed entries were logged for shipping when first written: logging starts now.
+        let ship = if options.ship_journal {
+            let ship = Arc::new(Mutex::new(ShipLog::open(&root)?));
+            journal.ship_to(ship.clone());
+            Some(ship)
+        } else {
+            None
+        };
         Ok(EmbeddedStore {
+            ship,
             root,
             shards: RwLock::new(shards),
             creating: tokio::sync::Mutex::new(()),
@@ -583,6 +601,7 @@ impl VectorStore for EmbeddedStore {
     async fn snapshot(&self, dest: &Path) -> Result<SnapshotInfo, StoreError> {
         let shards = self.all_shards()?;
         let journal = self.journal.clone();
+        let ship = self.ship.clone();
         let (root, dest) = (self.root.clone(), dest.to_path_buf());
         Self::blocking(move || {
             let started = std::time::Instant::now();
@@ -610,7 +629,16 @@ impl VectorStore for EmbeddedStore {
                     linked_bytes += files.linked_bytes;
                     linked.extend(files.linked);
                 }
+                // Writers are paused: the copy holds every logged write before this mark.
+                let journal = ship.map(|ship| {
+                    let ship = ship.lock().unwrap_or_else(|p| p.into_inner());
+                    super::JournalMark {
+                        generation: ship.generation().to_string(),
+                        next_seq: ship.next_seq(),
+                    }
+                });
                 Ok(SnapshotInfo {
+                    journal,
                     collections,
                     writer_pause_ms: started.elapsed().as_secs_f64() * 1e3,
                     bytes,
@@ -618,6 +646,27 @@ impl VectorStore for EmbeddedStore {
                     linked,
                 })
             })
+        })
+        .await
+    }
+
+    async fn unshipped(&self, max_bytes: u64) -> Result<Option<Unshipped>, StoreError> {
+        if self.ship.is_none() {
+            return Ok(None);
+        }
+        let root = self.root.clone();
+        // The log holds only what is not shipped yet: read it from its first record.
+        Self::blocking(move || ship_log::read_unshipped(&root, 0, max_bytes).map(Some)).await
+    }
+
+    async fn shipped_through(&self, seq: u64) -> Result<(), StoreError> {
+        let Some(ship) = self.ship.clone() else {
+            return Ok(());
+        };
+        Self::blocking(move || {
+            ship.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drop_through(seq, crate::clock::now_ms())
         })
         .await
     }
@@ -640,6 +689,25 @@ impl VectorStore for EmbeddedStore {
         let shards = self.all_shards()?;
         Self::blocking(move || stats_of(&shards)).await
     }
+}
+
+/// Apply `bodies` (entries of a shipped journal, in order) to the store in `data_dir`, which
+/// must not be open: they are appended to its journal, and opening the store replays them.
+/// Blocking.
+///
+/// # Errors
+/// As [`EmbeddedStore::open_with`]; [`StoreError::Io`] when the journal cannot be written.
+pub(crate) fn apply_shipped(data_dir: &Path, bodies: Vec<Vec<u8>>, min_free_bytes: u64) -> Result<(), StoreError> {
+    journal::append_encoded(&data_dir.join(QDRANT_DIR), bodies)?;
+    let store = EmbeddedStore::open_with(
+        data_dir,
+        EmbeddedOptions {
+            min_free_bytes,
+            ..EmbeddedOptions::default()
+        },
+    )?;
+    drop(store);
+    Ok(())
 }
 
 /// Exact point counts of these shards.

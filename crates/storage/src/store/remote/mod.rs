@@ -685,6 +685,7 @@ impl VectorStore for RemoteStore {
             bytes,
             linked_bytes: 0,
             linked: Vec::new(),
+            journal: None,
         })
     }
 
