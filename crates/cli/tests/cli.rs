@@ -1015,6 +1015,17 @@ fn init_hands_out_a_recovery_kit_that_restores_the_store_on_a_new_machine() {
         .ok()
         .json();
     assert_eq!(verified["name"], name.as_str(), "{verified}");
+    // A write after the backup is shipped when its command closes the store.
+    old.run_with(
+        &["chat", "add", &ctx, "--role", "assistant", "it doubled in March"],
+        with_s3,
+    )
+    .ok();
+    let health = old.run_with(&["--json", "status"], with_s3).ok().json();
+    assert_eq!(health["backup"]["journal_shipping"], true, "{health}");
+    assert!(health["backup"]["journal_shipped_at_ms"].is_i64(), "{health}");
+    let shipped = old.run_with(&["--json", "backup", "ship"], with_s3).ok().json();
+    assert!(shipped["generation"].is_string(), "{shipped}");
     std::fs::remove_dir_all(old.data_dir()).unwrap();
     std::fs::remove_file(old.dir.path().join("keys/master.key")).unwrap();
 
@@ -1065,8 +1076,13 @@ fn init_hands_out_a_recovery_kit_that_restores_the_store_on_a_new_machine() {
         .ok()
         .json();
     assert_eq!(restored["keys"]["key_source"], "file", "{restored}");
+    assert!(restored["journal"]["records"].as_u64().unwrap() >= 1, "{restored}");
     assert!(new.dir.path().join("keys/master.key").exists());
-    assert_eq!(history_len(&new, &ctx), 1);
+    assert_eq!(
+        history_len(&new, &ctx),
+        2,
+        "the backup's message and the one shipped after it"
+    );
     let status = new.run(&["status"]).ok();
     assert!(status.stdout.contains("recovery kit issued"), "{}", status.stdout);
 }

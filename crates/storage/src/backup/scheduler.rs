@@ -5,7 +5,7 @@
 //! Stopping waits for a cycle in progress to finish, so a backup is never left half-made.
 //!
 //! With journal shipping on, a second task ships the writes made since the last shipment
-//! every `ship_interval_seconds`, and once more when stopped.
+//! every `ship_interval_seconds`.
 
 use std::time::Duration;
 
@@ -145,19 +145,16 @@ impl Drop for AutoBackup {
     }
 }
 
-/// Ship the journal every `interval` until stopped, then once more. A failed shipment keeps
-/// its records for the next (the status says why it failed).
+/// Ship the journal every `interval` until stopped (`shutdown()` ships what is left, with a
+/// time limit). A failed shipment keeps its records for the next (the status says why).
 async fn ship_every(manager: BackupManager, interval: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
     loop {
-        let stop = tokio::select! {
-            _ = tokio::time::sleep(interval) => false,
-            _ = stopped.changed() => true,
-        };
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stopped.changed() => break,
+        }
         if let Err(e) = manager.ship_journal().await {
             tracing::warn!(error = %e, "shipping the journal failed; its records go with the next shipment");
-        }
-        if stop {
-            break;
         }
     }
 }

@@ -369,6 +369,13 @@ mod disaster {
         // The machine is lost: no clean shutdown (nothing shipped at close), then the data dir
         // and the key file both gone.
         drop(s);
+        // Background tasks drop their handles on the store a moment later: the data-dir lock
+        // goes with the last one (after the engine's files are closed).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while cloudops_storage_service::store::EmbeddedStore::open(&old.data_dir()).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the store was never released");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         std::fs::remove_dir_all(old.data_dir()).unwrap();
         std::fs::remove_file(old.key_file()).unwrap();
 
