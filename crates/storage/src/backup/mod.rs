@@ -455,7 +455,7 @@ impl BackupManager {
     /// # Errors
     /// Store errors reading the ship log.
     pub async fn status_now(&self) -> Result<BackupStatus, BackupError> {
-        let log = self.store.unshipped(1).await?;
+        let log = self.store.unshipped(0, 1).await?;
         let mut status = self.status();
         if let Some(log) = log {
             status.journal_shipped_at_ms = log.shipped_at_ms;
@@ -755,7 +755,7 @@ impl BackupManager {
                 let kept: Vec<Manifest> = remote.into_iter().filter(|m| !removed.contains(&m.name)).collect();
                 // Locks carry the target's wall-clock times, not the (injectable) backup clock.
                 report.swept = Some(incremental::sweep(&**s3, &kept, &self.keys, crate::clock::now_ms()).await?);
-                let live_generation = self.store.unshipped(1).await?.map(|u| u.generation);
+                let live_generation = self.store.unshipped(0, 1).await?.map(|u| u.generation);
                 report.swept_journal = Some(shipping::prune(&**s3, &kept, live_generation.as_deref()).await?);
             }
             report.removed_remote = removed;

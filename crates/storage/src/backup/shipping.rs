@@ -98,7 +98,8 @@ fn parse_key(key: &str) -> Option<(&str, u64, u64)> {
 }
 
 /// Ship every record `store` has not shipped yet into `objects`, sealed with the active data
-/// key's backup subkey. Records are forgotten by the store only once their object is written.
+/// key's backup subkey. Records are forgotten by the store only once their object is written,
+/// all at once at the end (one rewrite of the log, however long the backlog).
 ///
 /// # Errors
 /// Store errors reading or trimming the log; target errors.
@@ -110,16 +111,35 @@ pub(super) async fn ship(
 ) -> Result<ShipReport, BackupError> {
     let mut report = ShipReport::default();
     let sealer = ChunkKeys::active(keys)?;
+    let shipped = ship_batches(store, objects, &sealer, store_id, &mut report).await;
+    // The log forgets once what this call shipped, also when a later batch failed: trimming
+    // the log rewrites what is left, so it is not done batch by batch.
+    if let Some(last) = report.last_seq {
+        store.shipped_through(last).await?;
+    }
+    shipped.map(|()| report)
+}
+
+/// Upload the unshipped records in batches of [`MAX_SHIPMENT_BYTES`], oldest first, noting in
+/// `report` what each put stored.
+async fn ship_batches(
+    store: &dyn VectorStore,
+    objects: &dyn ObjectStore,
+    sealer: &ChunkKeys,
+    store_id: &uuid::Uuid,
+    report: &mut ShipReport,
+) -> Result<(), BackupError> {
+    let mut from = 0;
     loop {
         let Some(crate::store::Unshipped {
             generation, records, ..
-        }) = store.unshipped(MAX_SHIPMENT_BYTES).await?
+        }) = store.unshipped(from, MAX_SHIPMENT_BYTES).await?
         else {
-            return Ok(report);
+            return Ok(());
         };
         report.generation = Some(generation.clone());
         let (Some(first), Some(last)) = (records.first(), records.last()) else {
-            return Ok(report);
+            return Ok(());
         };
         let key = object_key(&generation, first.seq, last.seq);
         let (last_seq, last_ms, count) = (last.seq, last.time_ms, records.len() as u64);
@@ -128,14 +148,15 @@ pub(super) async fn ship(
             reason: format!("cannot encode the shipment: {e}"),
         })?;
         let sealed = sealer.seal_journal(store_id, &key, &plain)?;
-        report.bytes += sealed.len() as u64;
+        let sealed_bytes = sealed.len() as u64;
         objects.put(&key, sealed).await?;
-        store.shipped_through(last_seq).await?;
+        report.bytes += sealed_bytes;
         report.records += count;
         report.objects += 1;
         report.last_seq = Some(last_seq);
         report.last_record_ms = Some(last_ms);
         tracing::debug!(key, records = count, "journal shipped");
+        from = last_seq + 1;
     }
 }
 
@@ -304,7 +325,7 @@ mod tests {
         store.upsert("notes", vec![note(2)]).await.unwrap();
         let report = ship(&store, &objects, &keys, &store_id).await.unwrap();
         assert_eq!((report.records, report.objects, report.last_seq), (2, 1, Some(1)));
-        assert_eq!(store.unshipped(u64::MAX).await.unwrap().unwrap().records, vec![]);
+        assert_eq!(store.unshipped(0, u64::MAX).await.unwrap().unwrap().records, vec![]);
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let between = crate::clock::now_ms();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

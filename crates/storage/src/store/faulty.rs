@@ -181,8 +181,8 @@ impl VectorStore for FaultyStore {
     fn write_count(&self) -> u64 {
         self.inner.write_count()
     }
-    async fn unshipped(&self, max_bytes: u64) -> Result<Option<super::Unshipped>, StoreError> {
-        self.inner.unshipped(max_bytes).await
+    async fn unshipped(&self, from: u64, max_bytes: u64) -> Result<Option<super::Unshipped>, StoreError> {
+        self.inner.unshipped(from, max_bytes).await
     }
     async fn shipped_through(&self, seq: u64) -> Result<(), StoreError> {
         self.inner.shipped_through(seq).await

@@ -569,10 +569,10 @@ pub trait VectorStore: Send + Sync + std::fmt::Display {
     async fn snapshot(&self, dest: &std::path::Path) -> Result<SnapshotInfo, StoreError>;
     /// Writes acknowledged since the store was opened (to skip backups when nothing changed).
     fn write_count(&self) -> u64;
-    /// The ship log's records not yet shipped, oldest first, up to about `max_bytes` of them
-    /// (at least one when there is one); `None` when this store keeps no ship log (shipping
-    /// off, or a Qdrant server).
-    async fn unshipped(&self, _max_bytes: u64) -> Result<Option<Unshipped>, StoreError> {
+    /// The ship log's records not yet shipped and numbered `from` or later, oldest first, up
+    /// to about `max_bytes` of them (at least one when there is one); `None` when this store
+    /// keeps no ship log (shipping off, or a Qdrant server).
+    async fn unshipped(&self, _from: u64, _max_bytes: u64) -> Result<Option<Unshipped>, StoreError> {
         Ok(None)
     }
     /// Forget the logged writes numbered up to `seq`: the backup target holds them.

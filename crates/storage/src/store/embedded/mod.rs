@@ -650,13 +650,12 @@ impl VectorStore for EmbeddedStore {
         .await
     }
 
-    async fn unshipped(&self, max_bytes: u64) -> Result<Option<Unshipped>, StoreError> {
+    async fn unshipped(&self, from: u64, max_bytes: u64) -> Result<Option<Unshipped>, StoreError> {
         if self.ship.is_none() {
             return Ok(None);
         }
         let root = self.root.clone();
-        // The log holds only what is not shipped yet: read it from its first record.
-        Self::blocking(move || ship_log::read_unshipped(&root, 0, max_bytes).map(Some)).await
+        Self::blocking(move || ship_log::read_unshipped(&root, from, max_bytes).map(Some)).await
     }
 
     async fn shipped_through(&self, seq: u64) -> Result<(), StoreError> {

@@ -141,8 +141,9 @@ impl ShipLog {
 }
 
 /// Up to about `max_bytes` of records (at least one when there is one) of the ship log in
-/// `dir`, from sequence number `from` on. Reads the file without any lock: a record being
-/// appended meanwhile reads as a torn tail and waits for the next call.
+/// `dir`, from sequence number `from` on (the bodies of earlier ones are skipped unread).
+/// Reads the file without any lock: a record being appended meanwhile reads as a torn tail
+/// and waits for the next call.
 ///
 /// # Errors
 /// [`StoreError::Io`] when the file cannot be read or is not a ship log.
@@ -213,6 +214,20 @@ pub(crate) fn decode_records(bytes: &[u8]) -> Result<Vec<ShipRecord>, String> {
 /// The next whole record of `reader`, or `None` at a torn or corrupt one (or the end).
 /// `left` bounds the length a record header may claim.
 fn next_record(reader: &mut impl std::io::Read, left: &mut u64) -> Option<ShipRecord> {
+    let head = next_header(reader, left)?;
+    read_body(reader, left, &head)
+}
+
+/// A record's header: its number, time, body length and checksum.
+struct RecordHeader {
+    seq: u64,
+    time_ms: i64,
+    len: u32,
+    crc: u32,
+}
+
+/// The next record's header, or `None` at the end or where its body would pass `left`.
+fn next_header(reader: &mut impl std::io::Read, left: &mut u64) -> Option<RecordHeader> {
     let mut head = [0u8; RECORD_HEADER_LEN];
     reader.read_exact(&mut head).ok()?;
     let word = |at: usize| {
@@ -220,22 +235,30 @@ fn next_record(reader: &mut impl std::io::Read, left: &mut u64) -> Option<ShipRe
         bytes.copy_from_slice(&head[at..at + 8]);
         bytes
     };
-    let seq = u64::from_le_bytes(word(0));
-    let time_ms = i64::from_le_bytes(word(8));
-    let len = u32::from_le_bytes([head[16], head[17], head[18], head[19]]);
-    let crc = u32::from_le_bytes([head[20], head[21], head[22], head[23]]);
+    let header = RecordHeader {
+        seq: u64::from_le_bytes(word(0)),
+        time_ms: i64::from_le_bytes(word(8)),
+        len: u32::from_le_bytes([head[16], head[17], head[18], head[19]]),
+        crc: u32::from_le_bytes([head[20], head[21], head[22], head[23]]),
+    };
     *left = left.saturating_sub(RECORD_HEADER_LEN as u64);
     // A length is trusted only as far as the bytes reach.
-    if u64::from(len) > *left {
-        return None;
-    }
-    let mut body = vec![0u8; len as usize];
+    (u64::from(header.len) <= *left).then_some(header)
+}
+
+/// The body after `head`, checked against its checksum.
+fn read_body(reader: &mut impl std::io::Read, left: &mut u64, head: &RecordHeader) -> Option<ShipRecord> {
+    let mut body = vec![0u8; head.len as usize];
     reader.read_exact(&mut body).ok()?;
-    if crc32fast::hash(&body) != crc {
+    if crc32fast::hash(&body) != head.crc {
         return None;
     }
-    *left -= u64::from(len);
-    Some(ShipRecord { seq, time_ms, body })
+    *left -= u64::from(head.len);
+    Some(ShipRecord {
+        seq: head.seq,
+        time_ms: head.time_ms,
+        body,
+    })
 }
 
 /// Write a ship log of `generation` holding `records` (first sequence number `first_seq`),
@@ -295,18 +318,27 @@ fn read_file(path: &Path, from: u64, max_bytes: u64) -> std::io::Result<FileRead
     left -= FILE_HEADER_LEN as u64;
     let (mut records, mut good_len, mut bytes) = (Vec::new(), FILE_HEADER_LEN as u64, 0u64);
     let mut expected = first_seq;
-    while let Some(record) = next_record(&mut reader, &mut left) {
-        if record.seq != expected {
+    while let Some(head) = next_header(&mut reader, &mut left) {
+        if head.seq != expected {
             break;
         }
-        expected += 1;
-        good_len += (RECORD_HEADER_LEN + record.body.len()) as u64;
-        if record.seq >= from {
-            bytes += record.body.len() as u64;
-            records.push(record);
-            if bytes >= max_bytes {
+        if head.seq < from {
+            // Not asked for (read by an earlier call): its body is skipped unread.
+            if reader.seek_relative(i64::from(head.len)).is_err() {
                 break;
             }
+            left -= u64::from(head.len);
+        } else {
+            let Some(record) = read_body(&mut reader, &mut left, &head) else {
+                break;
+            };
+            bytes += record.body.len() as u64;
+            records.push(record);
+        }
+        expected += 1;
+        good_len += RECORD_HEADER_LEN as u64 + u64::from(head.len);
+        if bytes >= max_bytes {
+            break;
         }
     }
     Ok(FileRead {
