@@ -66,7 +66,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// Directory holding the store. Default: `$XDG_DATA_HOME/cloudops-storage`.
+    /// Directory holding the store. Default: [`default_data_dir`].
     pub data_dir: PathBuf,
     /// Key management.
     pub keys: KeyConfig,
@@ -654,12 +654,10 @@ fn absolute(path: &Path) -> std::io::Result<PathBuf> {
     std::path::absolute(path)
 }
 
-/// `$XDG_DATA_HOME/cloudops-storage`, or `~/.local/share/cloudops-storage`.
+/// `cloudops-storage` in the platform's data folder: `$XDG_DATA_HOME` or `~/.local/share` on
+/// Linux, `~/Library/Application Support` on macOS, `%LOCALAPPDATA%` on Windows.
 pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::disk::home_dir().join(".local/share"))
-        .join("cloudops-storage")
+    crate::platform::data_home().join("cloudops-storage")
 }
 
 /// A store in `dir/data` keyed by the file `dir/k.key`, keyword search only: what unit tests

@@ -49,6 +49,7 @@ mod migrate;
 mod names;
 #[cfg(test)]
 mod parser_props;
+pub mod platform;
 mod progress;
 mod search_mode;
 mod service;

@@ -23,18 +23,10 @@ pub fn bound_malloc_arenas(max: usize) -> bool {
     set_arena_max(max.max(1))
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn set_arena_max(max: usize) -> bool {
-    let max = libc::c_int::try_from(max).unwrap_or(libc::c_int::MAX);
-    // SAFETY: mallopt only changes a tunable of glibc's allocator; it takes no pointers.
-    let set = unsafe { libc::mallopt(libc::M_ARENA_MAX, max) } == 1;
+    let set = crate::platform::set_malloc_arena_max(max);
     tracing::debug!(max, set, "malloc arenas bounded");
     set
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn set_arena_max(_max: usize) -> bool {
-    false
 }
 
 #[cfg(test)]
@@ -42,9 +34,8 @@ mod tests {
     use super::*;
 
     #[test]
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn glibc_takes_the_bound_unless_the_environment_set_one() {
-        let expected = std::env::var_os("MALLOC_ARENA_MAX").is_none();
+        let expected = crate::platform::BOUNDS_MALLOC_ARENAS && std::env::var_os("MALLOC_ARENA_MAX").is_none();
         // A bound of zero would mean "glibc's default": it is raised to one.
         assert_eq!(bound_malloc_arenas(0), expected);
         // Last, so the rest of the test process runs with the CLI's bound.

@@ -521,9 +521,9 @@ async fn check_embedder(
 /// Create the data dir `0700`, or tighten an existing one with group or other access.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
-        return crate::disk::private_dir_all(dir).map_err(|e| StorageError::io("creating data dir", dir, e));
+        return crate::platform::private_dir_all(dir).map_err(|e| StorageError::io("creating data dir", dir, e));
     }
-    match crate::disk::tighten_dir(dir) {
+    match crate::platform::tighten_dir(dir) {
         Ok(Some(was)) => {
             tracing::warn!(data_dir = %dir.display(), was = format!("{was:o}"), "data dir was readable by others; made it 0700");
             Ok(())

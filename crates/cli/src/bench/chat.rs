@@ -21,14 +21,15 @@ const ENGINE_DIR: &str = "qdrant";
 /// Bytes allocated on disk by the files under `dir` (the engine's sparse, preallocated files
 /// count only for what they occupy); 0 when it cannot be read.
 pub(crate) fn dir_size(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt as _;
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|entry| match entry.file_type() {
             Ok(t) if t.is_dir() => dir_size(&entry.path()),
-            Ok(_) => entry.metadata().map_or(0, |m| m.blocks() * 512),
+            Ok(_) => entry
+                .metadata()
+                .map_or(0, |m| cloudops_storage_service::platform::allocated_bytes(&m)),
             Err(_) => 0,
         })
         .sum()
@@ -470,11 +471,7 @@ pub(crate) fn memory() -> (Option<u64>, Option<u64>) {
 /// Hand the heap freed so far back to the system (glibc keeps it otherwise), so that what a
 /// later service holds is measured rather than an earlier one's leftovers.
 pub(crate) fn release_freed_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks and trims glibc's own arenas; it takes no pointers.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    cloudops_storage_service::platform::release_freed_heap();
 }
 
 /// (RssAnon, RssFile) of this process in bytes.

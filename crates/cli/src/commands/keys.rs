@@ -107,11 +107,6 @@ fn write_kit(kit: &RecoveryKit, mut file: std::fs::File, path: &Path, out: Outpu
 
 /// A new file readable by its owner only; an existing file is never replaced.
 fn create_private_file(path: &Path) -> anyhow::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+    cloudops_storage_service::platform::private_file_new(path)
         .with_context(|| format!("cannot create the recovery kit file {}", path.display()))
 }

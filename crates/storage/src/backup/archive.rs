@@ -137,7 +137,7 @@ pub(super) fn write_archive(
     header.push(FORMAT);
     header.extend_from_slice(&key_id.to_be_bytes());
     header.extend_from_slice(&prefix);
-    let file = crate::disk::private_file(out).map_err(io)?;
+    let file = crate::platform::private_file(out).map_err(io)?;
     let mut hashing = Hashing {
         inner: BufWriter::new(file),
         hasher: Sha256::new(),
@@ -393,11 +393,11 @@ pub(super) fn unpack_tar(stream: impl Read, dest: &Path, name: &str, origin: &Pa
         }
         let target = dest.join(&rel);
         match entry.header().entry_type() {
-            tar::EntryType::Directory => crate::disk::private_dir_all(&target).map_err(&io)?,
+            tar::EntryType::Directory => crate::platform::private_dir_all(&target).map_err(&io)?,
             // The builder writes files with holes as GNU sparse entries; reading yields the zeros.
             tar::EntryType::Regular | tar::EntryType::GNUSparse | tar::EntryType::Continuous => {
                 if let Some(parent) = target.parent() {
-                    crate::disk::private_dir_all(parent).map_err(&io)?;
+                    crate::platform::private_dir_all(parent).map_err(&io)?;
                 }
                 written += write_sparse(&mut entry, &target).map_err(&io)?;
             }
@@ -411,8 +411,7 @@ pub(super) fn unpack_tar(stream: impl Read, dest: &Path, name: &str, origin: &Pa
 
 /// Write `reader` to `path`, seeking over all-zero 64 KiB blocks so they stay holes.
 fn write_sparse(reader: &mut impl Read, path: &Path) -> std::io::Result<u64> {
-    use std::os::unix::fs::FileExt as _;
-    let file = crate::disk::private_file(path)?;
+    let file = crate::platform::private_file(path)?;
     let mut buf = vec![0u8; CHUNK];
     let mut offset = 0u64;
     let mut written = 0u64;
@@ -429,7 +428,7 @@ fn write_sparse(reader: &mut impl Read, path: &Path) -> std::io::Result<u64> {
             break;
         }
         if buf[..filled].iter().any(|b| *b != 0) {
-            file.write_all_at(&buf[..filled], offset)?;
+            crate::platform::write_all_at(&file, &buf[..filled], offset)?;
             written += filled as u64;
         }
         offset += filled as u64;
@@ -451,8 +450,7 @@ mod tests {
         std::fs::create_dir_all(&deep).unwrap();
         let f = File::create(deep.join("tracker.dat")).unwrap();
         f.set_len(1 << 20).unwrap();
-        use std::os::unix::fs::FileExt as _;
-        f.write_all_at(b"tracker", 0).unwrap();
+        crate::platform::write_all_at(&f, b"tracker", 0).unwrap();
         let mut big = Vec::new();
         for i in 0..40_000u32 {
             big.extend_from_slice(&i.wrapping_mul(2_654_435_761).to_le_bytes());

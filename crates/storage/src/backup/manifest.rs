@@ -223,7 +223,7 @@ pub(super) fn write(dir: &Path, manifest: &Manifest) -> Result<(), BackupError> 
     let json = serde_json::to_vec_pretty(manifest).map_err(|e| io(std::io::Error::other(e)))?;
     {
         use std::io::Write as _;
-        let mut file = crate::disk::private_file(&tmp).map_err(io)?;
+        let mut file = crate::platform::private_file(&tmp).map_err(io)?;
         file.write_all(&json).and_then(|()| file.sync_all()).map_err(io)?;
     }
     std::fs::rename(&tmp, &path).map_err(io)?;

@@ -570,7 +570,7 @@ impl BackupManager {
         let name = manifest::backup_name(now);
         let dir = self.dir();
         let folder = dir.clone();
-        blocking(move || crate::disk::private_dir_all(&folder).map_err(io_err(&folder))).await?;
+        blocking(move || crate::platform::private_dir_all(&folder).map_err(io_err(&folder))).await?;
         let live = self.data_dir.join(QDRANT_DIR);
         let data_dir = self.data_dir.clone();
         let reserve = self.min_free_bytes;

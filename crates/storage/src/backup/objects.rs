@@ -119,10 +119,10 @@ impl ObjectStore for LocalObjects {
         let path = self.path(key)?;
         super::blocking(move || {
             if let Some(parent) = path.parent() {
-                crate::disk::private_dir_all(parent).map_err(io_at(parent))?;
+                crate::platform::private_dir_all(parent).map_err(io_at(parent))?;
             }
             let tmp = path.with_extension("tmp");
-            let mut file = crate::disk::private_file(&tmp).map_err(io_at(&tmp))?;
+            let mut file = crate::platform::private_file(&tmp).map_err(io_at(&tmp))?;
             std::io::Write::write_all(&mut file, &bytes)
                 .and_then(|()| file.sync_all())
                 .map_err(io_at(&tmp))?;

@@ -397,9 +397,9 @@ fn swap_in(unpacked: &Path, data_dir: &Path) -> Result<Option<PathBuf>, BackupEr
     let live = data_dir.join(QDRANT_DIR);
     let incoming = unpacked.join(QDRANT_DIR);
     if live.exists() {
-        exchange(&incoming, &live).map_err(io_err(&live))?;
         let kept = data_dir.join(format!("{PREVIOUS_PREFIX}{}", crate::clock::now_ms()));
-        std::fs::rename(unpacked, &kept).map_err(io_err(&kept))?;
+        crate::platform::swap_dirs(&incoming, &live, &kept.join(QDRANT_DIR)).map_err(io_err(&live))?;
+        let _ = std::fs::remove_dir_all(unpacked);
         Ok(Some(kept))
     } else {
         std::fs::rename(&incoming, &live).map_err(io_err(&live))?;
@@ -478,7 +478,7 @@ async fn into_server(
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), BackupError> {
-    crate::disk::private_dir_all(dir).map_err(io_err(dir))
+    crate::platform::private_dir_all(dir).map_err(io_err(dir))
 }
 
 /// Manifests in the bucket without a local store or key (`backup list --remote` on a new
@@ -501,26 +501,4 @@ pub(crate) async fn list_remote_unopened(
         all.extend(S3Target::new(s3_config, &id).await?.list().await?);
     }
     Ok(all)
-}
-
-/// Atomically exchange two paths (Linux `renameat2(RENAME_EXCHANGE)`).
-fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt as _;
-    let ca = std::ffi::CString::new(a.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    let cb = std::ffi::CString::new(b.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them like rename(2).
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }

@@ -217,7 +217,7 @@ impl S3Target {
             path: path.display().to_string(),
             source: e,
         };
-        let mut file = tokio::fs::File::from_std(crate::disk::private_file(&path).map_err(io)?);
+        let mut file = tokio::fs::File::from_std(crate::platform::private_file(&path).map_err(io)?);
         // Never more than the manifest's size (plus one byte to notice a longer object).
         let mut body = out
             .body

@@ -67,7 +67,7 @@ impl FromStr for KeySourceKind {
 pub struct KeyConfig {
     /// Where the key-encryption key comes from. Default: `keychain`.
     pub source: KeySourceKind,
-    /// Key file for the `file` source. Default: `$XDG_CONFIG_HOME/cloudops-storage/master.key`,
+    /// Key file for the `file` source. Default: [`default_key_file`] (the platform's config folder),
     /// deliberately outside the data dir so a copied data dir never carries its key.
     pub file: Option<PathBuf>,
     /// Environment variable for the `env` source. Default: `CLOUDOPS_KEY`.
@@ -137,10 +137,10 @@ impl KeyConfig {
     }
 }
 
-/// `$XDG_CONFIG_HOME/cloudops-storage/master.key`, or `~/.config/cloudops-storage/master.key`.
+/// `cloudops-storage/master.key` in the platform's configuration folder: `$XDG_CONFIG_HOME` or
+/// `~/.config` on Linux, `~/Library/Application Support` on macOS, `%APPDATA%` on Windows.
 pub fn default_key_file() -> PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::disk::home_dir().join(".config"))
-        .join("cloudops-storage/master.key")
+    crate::platform::config_home()
+        .join("cloudops-storage")
+        .join("master.key")
 }

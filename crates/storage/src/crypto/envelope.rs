@@ -488,7 +488,6 @@ fn read(data_dir: &Path) -> Result<EnvelopeFile, CryptoError> {
 
 /// Write atomically: temp file, fsync, rename, fsync the folder.
 fn write(data_dir: &Path, envelope: &EnvelopeFile) -> Result<(), CryptoError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let path = envelope_path(data_dir);
     let err = |e: std::io::Error| CryptoError::Envelope {
         path: path.display().to_string(),
@@ -496,20 +495,11 @@ fn write(data_dir: &Path, envelope: &EnvelopeFile) -> Result<(), CryptoError> {
     };
     let tmp = data_dir.join(format!("{ENVELOPE_FILE}.tmp"));
     let json = serde_json::to_vec_pretty(envelope).map_err(|e| err(std::io::Error::other(e)))?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
+    let mut file = crate::platform::private_file(&tmp).map_err(err)?;
     file.write_all(&json).map_err(err)?;
     file.sync_all().map_err(err)?;
     std::fs::rename(&tmp, &path).map_err(err)?;
-    if let Ok(dir) = std::fs::File::open(data_dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    crate::platform::sync_dir(data_dir).map_err(err)
 }
 
 fn now_ms() -> i64 {

@@ -5,10 +5,10 @@
 //! under an exclusive lock, through an exclusively created temp file, fsynced with its folder
 //! and read back. Each store's envelope names its KEK by fingerprint, so every store keeps
 //! finding its own. The file is opened without following symlinks and checked on the open
-//! descriptor (a regular file, owned by this user, no group or other access).
+//! descriptor (a regular file, owned by this user, no group or other access; on Windows, where
+//! links are reparse points and the profile's ACL guards the file, a reparse point is refused).
 
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -36,16 +36,12 @@ fn key_err(path: &Path, what: &str, e: impl std::fmt::Display) -> CryptoError {
 
 /// Every key in the file at `path`, in file order.
 pub(crate) fn read(path: &Path) -> Result<Vec<SecretKey>, KeyFileError> {
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-    {
+    let file = match crate::platform::open_no_follow(std::fs::OpenOptions::new().read(true), path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(KeyFileError::Missing),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+        Err(e) if crate::platform::is_link_refusal(&e) => {
             return Err(KeyFileError::Other(CryptoError::Key(format!(
-                "key file {} is a symbolic link; refusing to follow it (point the configuration at the real file)",
+                "key file {} is a symbolic link (or another kind of link); refusing to follow it (point the configuration at the real file)",
                 path.display()
             ))))
         }
@@ -87,29 +83,24 @@ pub(crate) fn read(path: &Path) -> Result<Vec<SecretKey>, KeyFileError> {
 
 /// A regular file owned by this user with no group or other access.
 fn check_owner_and_mode(path: &Path, meta: &std::fs::Metadata) -> Result<(), CryptoError> {
+    use crate::platform::AccessProblem;
     if !meta.is_file() {
         return Err(CryptoError::Key(format!(
             "key file {} is not a regular file",
             path.display()
         )));
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me {
-        return Err(CryptoError::Key(format!(
-            "key file {} is owned by uid {}, not by this user (uid {me}); refusing to use it",
+    match crate::platform::secret_file_access(meta) {
+        Ok(()) => Ok(()),
+        Err(AccessProblem::OtherOwner { owner, me }) => Err(CryptoError::Key(format!(
+            "key file {} is owned by uid {owner}, not by this user (uid {me}); refusing to use it",
             path.display(),
-            meta.uid()
-        )));
-    }
-    let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(CryptoError::InsecureKeyFile {
+        ))),
+        Err(AccessProblem::OpenToOthers { mode }) => Err(CryptoError::InsecureKeyFile {
             path: path.display().to_string(),
             mode,
-        });
+        }),
     }
-    Ok(())
 }
 
 /// Add `key` to the key file at `path` (created `0600`, its folder `0700`), keeping every key
@@ -120,24 +111,17 @@ pub(crate) fn add(path: &Path, key: &SecretKey) -> Result<(), CryptoError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&parent)
-        .map_err(|e| key_err(path, "create the folder of", e))?;
+    crate::platform::private_dir_all(&parent).map_err(|e| key_err(path, "create the folder of", e))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| CryptoError::Key(format!("key file path {} names no file", path.display())))?;
     // One writer at a time: two `init`s or rotations must never drop each other's key.
-    let lock = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(parent.join(format!(".{name}.lock")))
-        .map_err(|e| key_err(path, "lock", e))?;
+    let lock = crate::platform::open_no_follow(
+        crate::platform::owner_only(std::fs::OpenOptions::new().write(true).create(true).truncate(false)),
+        &parent.join(format!(".{name}.lock")),
+    )
+    .map_err(|e| key_err(path, "lock", e))?;
     lock.lock().map_err(|e| key_err(path, "lock", e))?;
     let mut keys = match read(path) {
         Ok(keys) => keys,
@@ -168,12 +152,8 @@ fn replace_with(path: &Path, parent: &Path, name: &str, keys: &[SecretKey]) -> R
         suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
     ));
     let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)?;
+        // create_new never follows a link: an existing name, link or not, is an error.
+        let mut file = crate::platform::private_file_new(&tmp)?;
         let mut text = Zeroizing::new(String::new());
         for key in keys {
             text.push_str(&B64.encode(key.as_slice()));
@@ -182,7 +162,7 @@ fn replace_with(path: &Path, parent: &Path, name: &str, keys: &[SecretKey]) -> R
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        std::fs::File::open(parent)?.sync_all()
+        crate::platform::sync_dir(parent)
     })();
     written.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -203,17 +183,17 @@ mod tests {
 
     #[test]
     fn keys_are_added_never_replaced_and_the_file_stays_private() {
-        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/master.key");
         add(&path, &Zeroizing::new([3u8; 32])).unwrap();
         add(&path, &Zeroizing::new([4u8; 32])).unwrap();
         add(&path, &Zeroizing::new([3u8; 32])).unwrap();
         assert_eq!(keys_of(&path), vec![[3u8; 32], [4u8; 32]]);
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let folder = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
-        assert_eq!(folder, 0o700);
+        let mode = |p: &Path| crate::platform::file_mode(&std::fs::metadata(p).unwrap()).map(|m| m & 0o777);
+        if crate::platform::HAS_FILE_MODES {
+            assert_eq!(mode(&path), Some(0o600));
+            assert_eq!(mode(path.parent().unwrap()), Some(0o700));
+        }
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()
             .flatten()
@@ -221,7 +201,10 @@ mod tests {
             .filter(|n| n.ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        if !crate::platform::HAS_FILE_MODES {
+            return;
+        }
+        crate::platform::set_file_mode(&path, 0o644).unwrap();
         assert!(matches!(
             read(&path),
             Err(KeyFileError::Other(CryptoError::InsecureKeyFile { .. }))
@@ -234,13 +217,15 @@ mod tests {
         let real = dir.path().join("real.key");
         add(&real, &Zeroizing::new([5u8; 32])).unwrap();
         let link = dir.path().join("link.key");
-        std::os::unix::fs::symlink(&real, &link).unwrap();
-        match read(&link) {
-            Err(KeyFileError::Other(e)) => assert!(e.to_string().contains("symbolic link"), "{e}"),
-            _ => panic!("a symlink was followed"),
+        // Windows creates links only with developer mode on; the check runs where it can.
+        if crate::platform::symlink_file(&real, &link).is_ok() {
+            match read(&link) {
+                Err(KeyFileError::Other(e)) => assert!(e.to_string().contains("symbolic link"), "{e}"),
+                _ => panic!("a symlink was followed"),
+            }
+            assert!(add(&link, &Zeroizing::new([6u8; 32])).is_err());
+            assert_eq!(keys_of(&real), vec![[5u8; 32]], "the link target changed");
         }
-        assert!(add(&link, &Zeroizing::new([6u8; 32])).is_err());
-        assert_eq!(keys_of(&real), vec![[5u8; 32]], "the link target changed");
         let folder = dir.path().join("folder.key");
         std::fs::create_dir(&folder).unwrap();
         assert!(matches!(read(&folder), Err(KeyFileError::Other(_))));

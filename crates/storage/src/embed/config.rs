@@ -38,7 +38,7 @@ impl std::str::FromStr for EmbeddingProvider {
 pub struct EmbeddingConfig {
     /// Which embedder. Default: auto.
     pub provider: EmbeddingProvider,
-    /// Model folder for `bert`. Default: `$XDG_CACHE_HOME/cloudops-storage/models/all-MiniLM-L6-v2`
+    /// Model folder for `bert`. Default: [`default_model_dir`] (the platform's cache folder)
     /// (where `scripts/fetch-test-model.sh` puts the test model).
     pub model_dir: Option<PathBuf>,
     /// Endpoint for `openai`, e.g. `http://localhost:11434/v1`.
@@ -80,12 +80,15 @@ impl EmbeddingConfig {
     }
 }
 
-/// `$CLOUDOPS_MODEL_CACHE` or `$XDG_CACHE_HOME/cloudops-storage/models`, + `all-MiniLM-L6-v2`.
+/// `$CLOUDOPS_MODEL_CACHE/all-MiniLM-L6-v2`, else `cloudops-storage/models/all-MiniLM-L6-v2` in
+/// the platform's cache folder (`$XDG_CACHE_HOME` or `~/.cache` on Linux, `~/Library/Caches` on
+/// macOS, `%LOCALAPPDATA%` on Windows).
 pub fn default_model_dir() -> PathBuf {
-    let cache = std::env::var_os("CLOUDOPS_MODEL_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("cloudops-storage/models")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cloudops-storage/models")))
-        .unwrap_or_else(|| PathBuf::from("models"));
-    cache.join("all-MiniLM-L6-v2")
+    std::env::var_os("CLOUDOPS_MODEL_CACHE")
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || crate::platform::cache_home().join("cloudops-storage").join("models"),
+            PathBuf::from,
+        )
+        .join("all-MiniLM-L6-v2")
 }

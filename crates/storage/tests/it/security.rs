@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use cloudops_storage_service::store::{EmbeddedStore, Point, ScrollRequest, VectorStore};
-use cloudops_storage_service::KeyConfig;
+use cloudops_storage_service::{platform, KeyConfig};
 use cloudops_storage_service::{ConfigKey, ErrorKind, KeySourceKind, StorageConfig, StorageService};
 use cloudops_storage_service::{HistoryRange, NewMessage, Role};
 use serde_json::json;
@@ -186,10 +186,12 @@ async fn wrong_key_is_a_clear_error_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insecure_key_file_is_refused() {
-    use std::os::unix::fs::PermissionsExt as _;
+    if !platform::HAS_FILE_MODES {
+        return; // Windows: the profile's ACL guards the key file; there are no mode bits to loosen
+    }
     let t = TestStore::new();
     two_messages(&t).await;
-    std::fs::set_permissions(t.key_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    platform::set_file_mode(&t.key_file(), 0o644).unwrap();
     let err = StorageService::open(t.config()).await.unwrap_err();
     assert!(err.to_string().contains("chmod 600"), "{err}");
 }
@@ -421,12 +423,14 @@ async fn passphrase_given_in_memory_uses_strong_argon2_and_refuses_tampered_para
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_dir_and_backup_files_are_private() {
-    use std::os::unix::fs::PermissionsExt as _;
+    if !platform::HAS_FILE_MODES {
+        return; // Windows: files inherit the profile's ACL (see the README's platforms table)
+    }
     let t = TestStore::new();
     std::fs::create_dir_all(t.data_dir()).unwrap();
-    std::fs::set_permissions(t.data_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    platform::set_file_mode(&t.data_dir(), 0o755).unwrap();
     let s = t.open().await;
-    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let mode = |p: &std::path::Path| platform::file_mode(&std::fs::metadata(p).unwrap()).unwrap() & 0o777;
     assert_eq!(mode(&t.data_dir()), 0o700, "an open data dir is made private");
     let ctx = s.chat.create_conversation("u", "t", json!({})).await.unwrap();
     s.chat.append(&ctx, NewMessage::new(Role::User, "x")).await.unwrap();
@@ -445,7 +449,13 @@ async fn a_key_file_reached_through_a_symlink_is_refused() {
     let t = TestStore::new();
     two_messages(&t).await;
     let link = t.dir.path().join("link.key");
-    std::os::unix::fs::symlink(t.key_file(), &link).unwrap();
+    if let Err(e) = platform::symlink_file(&t.key_file(), &link) {
+        // Windows creates links only in developer mode: there is then no link to refuse.
+        if platform::HAS_FILE_MODES {
+            panic!("{e}");
+        }
+        return;
+    }
     let mut config = t.config();
     config.keys.file = Some(link);
     let err = StorageService::open(config).await.unwrap_err();

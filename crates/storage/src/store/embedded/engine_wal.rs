@@ -148,9 +148,9 @@ pub(super) fn punch_old_segments(collection_dir: &Path) -> Result<OldSegments, S
     }
     let mut freed = 0;
     for path in &old.paths {
-        match punch_out(path) {
+        match crate::platform::punch_out(path) {
             Ok(bytes) => freed += bytes,
-            Err(e) if is_unsupported(&e) => {
+            Err(e) if crate::platform::is_unsupported(&e) => {
                 tracing::debug!(path = %path.display(), error = %e, "this file system cannot punch holes: the collection will be reloaded instead");
                 break;
             }
@@ -168,44 +168,6 @@ pub(super) fn punch_old_segments(collection_dir: &Path) -> Result<OldSegments, S
         tracing::debug!(collection = %collection_dir.display(), bytes = freed, "punched out old engine WAL segments");
     }
     Ok(old)
-}
-
-/// Deallocate every block of the file at `path`, keeping its length. Returns the bytes freed.
-#[cfg(target_os = "linux")]
-fn punch_out(path: &Path) -> std::io::Result<u64> {
-    use std::os::unix::fs::MetadataExt as _;
-    use std::os::unix::io::AsRawFd as _;
-    let file = std::fs::OpenOptions::new().write(true).open(path)?;
-    let meta = file.metadata()?;
-    let before = meta.blocks() * 512;
-    if before == 0 {
-        return Ok(0);
-    }
-    let len = libc::off_t::try_from(meta.len()).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: `file` is an open descriptor for the duration of the call; no memory is passed.
-    let rc = unsafe {
-        libc::fallocate(
-            file.as_raw_fd(),
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-            0,
-            len,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let after = file.metadata()?.blocks() * 512;
-    Ok(before.saturating_sub(after))
-}
-
-/// Hole punching is only implemented on Linux; elsewhere collections are reloaded instead.
-#[cfg(not(target_os = "linux"))]
-fn punch_out(_path: &Path) -> std::io::Result<u64> {
-    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
-}
-
-fn is_unsupported(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::Unsupported || e.raw_os_error() == Some(libc::EOPNOTSUPP)
 }
 
 /// The closed WAL segments of the collection in `collection_dir` that [`prune`] removes
@@ -367,7 +329,7 @@ fn count_entries(path: &Path) -> std::io::Result<u64> {
 /// # Errors
 /// The I/O error of creating the folder or writing the segment.
 pub(super) fn write_empty_wal(wal_dir: &Path, next: u64) -> std::io::Result<()> {
-    crate::disk::private_dir_all(wal_dir)?;
+    crate::platform::private_dir_all(wal_dir)?;
     let mut header = [0u8; SEGMENT_HEADER_LEN];
     header[..4].copy_from_slice(SEGMENT_HEADER_MAGIC);
     header[4..].copy_from_slice(&rand::random::<u32>().to_le_bytes());
@@ -376,8 +338,9 @@ pub(super) fn write_empty_wal(wal_dir: &Path, next: u64) -> std::io::Result<()> 
 
 /// Bytes a file occupies on disk (WAL segments are preallocated sparse files) and its length.
 fn sizes(entry: &std::fs::DirEntry) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt as _;
-    entry.metadata().map_or((0, 0), |m| (m.blocks() * 512, m.len()))
+    entry
+        .metadata()
+        .map_or((0, 0), |m| (crate::platform::allocated_bytes(&m), m.len()))
 }
 
 #[cfg(test)]
@@ -418,8 +381,8 @@ mod tests {
         assert_eq!(prune(collection.path()).unwrap(), 0);
     }
 
-    // Linux file systems a store lives on (ext4, XFS, Btrfs, tmpfs) all punch holes.
-    #[cfg(target_os = "linux")]
+    // Linux file systems a store lives on (ext4, XFS, Btrfs, tmpfs) and APFS all punch holes;
+    // elsewhere nothing is freed and the caller reloads the collection instead.
     #[test]
     fn punching_frees_the_old_segments_blocks_and_keeps_their_length_and_the_newest_intact() {
         let collection = tempfile::tempdir().unwrap();
@@ -435,6 +398,10 @@ mod tests {
         assert_eq!(before.mapped, 2 << 20);
 
         let after = punch_old_segments(collection.path()).unwrap();
+        if !crate::platform::PUNCHES_HOLES {
+            assert_eq!(after.on_disk, before.on_disk, "nothing to free without hole punching");
+            return;
+        }
         assert_eq!(after.on_disk, 0);
         assert_eq!(after.mapped, 2 << 20);
         for name in ["closed-0", "closed-100"] {

@@ -1,18 +1,21 @@
 //! The data-dir lock: one process owns a store at a time.
 //!
-//! `flock(2)` on `<data_dir>/LOCK`; the kernel drops the lock when the owner exits, even on
-//! SIGKILL, so a crash never leaves a stale lock behind. The file holds the owner's PID so a
-//! second opener can say who holds it.
+//! An exclusive `File::try_lock` on `<data_dir>/LOCK` (`flock` on Unix, `LockFileEx` on
+//! Windows); the OS drops the lock when the owner exits, even when killed, so a crash never
+//! leaves a stale lock behind. The owner's PID goes to `LOCK.owner` beside it (Windows bars
+//! other processes from reading a locked file) so a second opener can say who holds it.
 
-use std::fs::File;
-use std::io::{Read as _, Seek as _, Write as _};
-use std::os::fd::AsRawFd as _;
+use std::fs::{File, TryLockError};
+use std::io::Write as _;
 use std::path::Path;
 
 use crate::store::StoreError;
 
 /// Name of the lock file inside the data dir.
 pub const LOCK_FILE: &str = "LOCK";
+
+/// Name of the file beside it that names the lock's holder.
+const OWNER_FILE: &str = "LOCK.owner";
 
 /// Holds the exclusive lock until dropped.
 #[derive(Debug)]
@@ -29,35 +32,35 @@ impl DirLock {
             path: path.display().to_string(),
             source,
         };
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .map_err(|e| io("opening lock file", e))?;
-        // SAFETY: flock on a file descriptor we own; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                let holder = match text.trim().parse::<u32>() {
-                    Ok(pid) => format!("PID {pid}"),
-                    Err(_) => "another process".to_string(),
-                };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(data_dir.join(OWNER_FILE))
+                    .ok()
+                    .and_then(|text| text.trim().parse::<u32>().ok())
+                    .map_or_else(|| "another process".to_string(), |pid| format!("PID {pid}"));
                 return Err(StoreError::Locked {
                     path: path.display().to_string(),
                     holder,
                 });
             }
-            return Err(io("locking", err));
+            Err(TryLockError::Error(e)) => return Err(io("locking", e)),
         }
-        file.set_len(0).map_err(|e| io("writing lock file", e))?;
-        file.rewind().map_err(|e| io("writing lock file", e))?;
-        write!(file, "{}", std::process::id()).map_err(|e| io("writing lock file", e))?;
-        file.flush().map_err(|e| io("writing lock file", e))?;
+        let owner = data_dir.join(OWNER_FILE);
+        crate::platform::private_file(&owner)
+            .and_then(|mut f| write!(f, "{}", std::process::id()))
+            .map_err(|e| StoreError::Io {
+                action: "writing lock owner file",
+                path: owner.display().to_string(),
+                source: e,
+            })?;
         Ok(DirLock { _file: file })
     }
 }

@@ -18,7 +18,6 @@ mod ship_log;
 mod snapshot_files;
 pub(crate) use snapshot_files::archive_rank;
 mod space;
-mod sparse;
 
 pub(crate) use snapshot_files::FileStamp;
 
@@ -143,8 +142,15 @@ impl EmbeddedStore {
 
     /// [`EmbeddedStore::open_with`] under a data-dir lock the caller already holds.
     pub(crate) fn open_locked(data_dir: &Path, options: EmbeddedOptions, lock: DirLock) -> Result<Self, StoreError> {
-        check_space(data_dir, options.min_free_bytes)?;
         let root = data_dir.join(QDRANT_DIR);
+        // A restore that died between the two renames of its swap (where the OS has no
+        // atomic exchange) is finished or undone before anything reads the folder.
+        crate::platform::recover_swap(&root).map_err(|source| StoreError::Io {
+            action: "completing an interrupted restore",
+            path: root.display().to_string(),
+            source,
+        })?;
+        check_space(data_dir, options.min_free_bytes)?;
         std::fs::create_dir_all(&root).map_err(|source| StoreError::Io {
             action: "creating",
             path: root.display().to_string(),
@@ -1038,10 +1044,9 @@ mod tests {
 
     /// Bytes the files under `dir` occupy on disk.
     fn allocated(dir: &Path) -> u64 {
-        use std::os::unix::fs::MetadataExt as _;
         std::fs::read_dir(dir)
             .unwrap()
-            .map(|e| e.unwrap().metadata().unwrap().blocks() * 512)
+            .map(|e| crate::platform::allocated_bytes(&e.unwrap().metadata().unwrap()))
             .sum()
     }
 

@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::sparse::copy_sparse;
+use crate::platform::copy_sparse;
 
 /// A hard-linked snapshot file as it was when linked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,7 @@ fn walk(
     immutable: bool,
     files: &mut SnapshotFiles,
 ) -> std::io::Result<()> {
-    crate::disk::private_dir_all(dst)?;
+    crate::platform::private_dir_all(dst)?;
     for entry in std::fs::read_dir(src)? {
         let entry = entry?;
         let (path, kind) = (entry.path(), entry.file_type()?);
@@ -109,7 +109,7 @@ fn link_or_copy(src: &Path, dst: &Path, files: &mut SnapshotFiles) -> std::io::R
             files.linked.push(stamp);
         }
         // Another file system, or one without hard links: the copy is still correct.
-        Err(e) if link_unsupported(&e) => {
+        Err(e) if crate::platform::link_unsupported(&e) => {
             tracing::debug!(path = %src.display(), error = %e, "hard link refused, copying");
             files.copied_bytes += copy_sparse(src, dst)?;
         }
@@ -120,16 +120,8 @@ fn link_or_copy(src: &Path, dst: &Path, files: &mut SnapshotFiles) -> std::io::R
 
 /// Bytes a (possibly sparse) file holds on disk.
 fn allocated_bytes(path: &Path) -> std::io::Result<u64> {
-    use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path)?;
-    Ok((meta.blocks() * 512).min(meta.len()))
-}
-
-fn link_unsupported(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EXDEV | libc::EPERM | libc::EMLINK | libc::EOPNOTSUPP)
-    )
+    Ok(crate::platform::allocated_bytes(&meta).min(meta.len()))
 }
 
 /// Where a snapshot file goes in a backup's archive, most stable first: files the engine
@@ -290,11 +282,8 @@ mod tests {
         segment(&src, true);
         let dst = tempfile::tempdir_in(shm).unwrap();
         let files = snapshot_collection(&src, dst.path(), &|_| false).unwrap();
-        let same_fs = {
-            use std::os::unix::fs::MetadataExt as _;
-            std::fs::metadata(dir.path()).unwrap().dev() == std::fs::metadata(dst.path()).unwrap().dev()
-        };
-        if same_fs {
+        let device = |p: &Path| crate::platform::device_id(&std::fs::metadata(p).unwrap());
+        if device(dir.path()) == device(dst.path()) {
             return;
         }
         assert!(files.linked.is_empty());
