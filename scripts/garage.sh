@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # A real single-node S3 server (Garage) on 127.0.0.1 for the backup tests.
 #
+#   scripts/garage.sh install     install Garage when missing (cargo install, ~10 CPU-minutes)
 #   scripts/garage.sh start DIR   start Garage with its files in DIR, create a bucket and a
 #                                 key, and write DIR/env (export lines for the tests)
 #   scripts/garage.sh stop DIR    stop it
 #
-# Garage comes from crates.io (`cargo install garage --locked`, cached in ~/.cargo/bin).
+# Garage comes from crates.io (`cargo install garage --locked`, cached in ~/.cargo/bin), built
+# with what a single test node needs only: the SQLite metadata engine (bundled), no LMDB, no
+# metrics exporter, no K2V API.
 set -euo pipefail
-cmd=${1:?usage: garage.sh start|stop DIR}
+cmd=${1:?usage: garage.sh install | start DIR | stop DIR}
+if [ "$cmd" = install ]; then
+  command -v garage >/dev/null && exit 0
+  echo "== installing garage 2.5.0 (S3 server for the backup tests; first time only)"
+  # Its own build: not the project's target dir, not the project's lint wrapper.
+  exec env -u CARGO_TARGET_DIR -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS \
+    cargo install garage --version 2.5.0 --locked --quiet --no-default-features --features bundled-libs,sqlite
+fi
 dir=${2:?usage: garage.sh start|stop DIR}
 conf="$dir/garage.toml"
 g() { garage -c "$conf" "$@"; }
@@ -16,7 +26,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 case "$cmd" in
 start)
-  command -v garage >/dev/null || { echo "garage is not installed (cargo install garage --locked)" >&2; exit 1; }
+  command -v garage >/dev/null || { echo "garage is not installed (scripts/garage.sh install)" >&2; exit 1; }
   mkdir -p "$dir/meta" "$dir/data"
   s3_port=$(free_port); rpc_port=$(free_port); admin_port=$(free_port)
   secret=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')

@@ -25,5 +25,5 @@ if [ ${#packages[@]} -gt 0 ]; then
 fi
 if ! command -v tauri-driver >/dev/null; then
   echo "== installing tauri-driver (cargo install; first time only)"
-  env -u CARGO_TARGET_DIR cargo install tauri-driver --version 2.1.0 --locked --quiet
+  env -u CARGO_TARGET_DIR -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo install tauri-driver --version 2.1.0 --locked --quiet
 fi

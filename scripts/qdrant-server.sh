@@ -102,7 +102,10 @@ build)
     echo "no Qdrant server source bundle at $vendor (set QDRANT_VENDOR_DIR, or point QDRANT_URL at a server)" >&2
     exit 1
   fi
-  "$vendor/build-qdrant-server.sh" "$cache"
+  # Qdrant's `ci` profile inherits `codegen-units = 1` from its LTO release profile: at
+  # opt-level 0 that only keeps one core busy through every large crate. 16 units (cargo's
+  # default) cut the cold build (see docs/PERFORMANCE.md, "CI time").
+  CARGO_PROFILE_CI_CODEGEN_UNITS="${CARGO_PROFILE_CI_CODEGEN_UNITS:-16}" "$vendor/build-qdrant-server.sh" "$cache"
   ;;
 start)
   dir=${2:?usage: qdrant-server.sh start DIR}

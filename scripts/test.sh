@@ -22,9 +22,10 @@
 # 3-node cluster for the cluster tests. Without the bundle, QDRANT_URL names a server to use;
 # with neither, the remote tests skip (and fail under CI=true).
 #
-# Backups are tested against a real S3 server: Garage from crates.io (`cargo install garage
-# --locked`, ~15 minutes the first time, then cached in ~/.cargo/bin), started on a free
-# loopback port by scripts/garage.sh and stopped when the tests end.
+# Backups are tested against a real S3 server: Garage from crates.io (`scripts/garage.sh
+# install`: cargo install with the SQLite engine only, the first time, then cached in
+# ~/.cargo/bin), started on a free loopback port by scripts/garage.sh and stopped when the
+# tests end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Survives the re-exec into the private D-Bus session below.
@@ -74,10 +75,7 @@ if [ -z "${CLOUDOPS_KEYRING_SESSION:-}" ]; then
   if [ -z "${QDRANT_URL:-}" ]; then
     scripts/qdrant-server.sh build >/dev/null || echo "!! the Qdrant server could not be built: remote tests will skip (fail under CI=true)"
   fi
-  if ! command -v garage >/dev/null; then
-    echo "== installing garage (S3 server for backup tests; first time only)"
-    cargo install garage --locked --quiet || echo "!! garage could not be installed: S3 tests will skip (fail under CI=true)"
-  fi
+  scripts/garage.sh install || echo "!! garage could not be installed: S3 tests will skip (fail under CI=true)"
   if command -v gnome-keyring-daemon >/dev/null && command -v dbus-run-session >/dev/null; then
     export CLOUDOPS_KEYRING_SESSION=1
     exec dbus-run-session -- bash "$0" "$@"

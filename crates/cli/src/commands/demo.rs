@@ -42,7 +42,7 @@ pub(crate) async fn run(out: Output) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let data_dir = tmp.path().join("data");
     // The key file lives beside, not inside, the data dir: a copy of the data never carries its key.
-    let key_file = tmp.path().join("keys/master.key");
+    let key_file = tmp.path().join("keys").join("master.key");
     let config = StorageConfig::builder()
         .with_data_dir(&data_dir)
         .with_config(ConfigKey::KeySource, "file")

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The library's unit and integration tests built for Windows (x86_64-pc-windows-gnu) and run
+# under Wine, on this Linux machine.
+#
+#   scripts/windows-tests.sh [TEST ARGS...]     e.g. scripts/windows-tests.sh -- platform::
+#
+# Builds with Debian's Rust 1.96 and -Zbuild-std (like scripts/cross-check.sh), links with
+# mingw-w64, and runs every test binary of cloudops-storage-service through wine64 (Debian
+# packages, installed when missing). Keyword-only: the embedding model, the Qdrant server and
+# the keychain are not given to the Windows binaries; Garage is, when installed (S3 tests).
+# Each binary's summary line and a final tally are printed; the per-test results are in
+# $CROSS_TARGET_DIR/windows-tests/*.log. Not part of CI (it does not fit in its time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target=x86_64-pc-windows-gnu
+cache="${CLOUDOPS_CACHE:-$HOME/.cache/cloudops-storage}"
+export CARGO_TARGET_DIR="${CROSS_TARGET_DIR:-$cache/cross-target}"
+logs="$CARGO_TARGET_DIR/windows-tests"
+mkdir -p "$logs"
+
+need_apt=()
+[ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] || need_apt+=(rustc-web cargo-web)
+[ -d /usr/lib/rustlib/src/rust/library ] || need_apt+=(rust-web-src)
+command -v x86_64-w64-mingw32-gcc >/dev/null || need_apt+=(mingw-w64)
+command -v wine64 >/dev/null || command -v wine >/dev/null || need_apt+=(wine64)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    echo "!! missing Debian packages ${need_apt[*]} and no root to install them" >&2
+    exit 1
+  fi
+fi
+wine=$(command -v wine64 || command -v wine)
+
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
+export PATH="/usr/bin:$PATH"
+export CARGO_TERM_COLOR=never
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+# A Wine prefix of our own, made once; no desktop integration, no debug chatter.
+export WINEPREFIX="$cache/wine"
+export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+[ -d "$WINEPREFIX" ] || "$wine" wineboot --init >/dev/null 2>&1 || true
+
+echo "== building the library's tests for $target"
+started=$SECONDS
+/usr/bin/cargo test -Zbuild-std --target $target -p cloudops-storage-service --release --no-run \
+  --message-format=json-render-diagnostics > "$logs/build.json"
+echo "-- built in $((SECONDS - started)) s"
+mapfile -t binaries < <(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])
+' "$logs/build.json")
+
+# Garage on loopback serves the S3 tests, when installed.
+garage_dir=""
+cleanup() { if [ -n "$garage_dir" ]; then scripts/garage.sh stop "$garage_dir"; rm -rf "$garage_dir"; fi; }
+trap cleanup EXIT
+if command -v garage >/dev/null; then
+  garage_dir=$(mktemp -d)
+  scripts/garage.sh start "$garage_dir"
+  # shellcheck disable=SC1091
+  source "$garage_dir/env"
+fi
+
+passed=0 failed=0 ignored=0 status=0
+for bin in "${binaries[@]}"; do
+  name=$(basename "$bin" .exe)
+  echo "== $name under $("$wine" --version)"
+  log="$logs/$name.log"
+  if (cd "$(dirname "$bin")" && "$wine" "$bin" --test-threads=2 "$@") > "$log" 2>&1; then :; else status=1; fi
+  summary=$(grep -E "^test result:" "$log" | tail -1 || true)
+  echo "${summary:-!! no summary: the binary did not finish (see $log)}"
+  grep -E "^test .* FAILED$" "$log" || true
+  if [[ $summary =~ ([0-9]+)\ passed\;\ ([0-9]+)\ failed\;\ ([0-9]+)\ ignored ]]; then
+    passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2])); ignored=$((ignored + BASH_REMATCH[3]))
+  else
+    failed=$((failed + 1))
+  fi
+done
+echo "windows: $passed passed, $failed failed, $ignored ignored"
+exit $status
