@@ -1081,7 +1081,7 @@ export type KeyConfig = {
  */
 source: KeySourceKind, 
 /**
- * Key file for the `file` source. Default: `$XDG_CONFIG_HOME/cloudops-storage/master.key`,
+ * Key file for the `file` source. Default: `cloudops-storage/master.key` in the platform's config folder (`default_key_file()`),
  * deliberately outside the data dir so a copied data dir never carries its key.
  */
 file: string | null, 

@@ -67,7 +67,7 @@ impl FromStr for KeySourceKind {
 pub struct KeyConfig {
     /// Where the key-encryption key comes from. Default: `keychain`.
     pub source: KeySourceKind,
-    /// Key file for the `file` source. Default: [`default_key_file`] (the platform's config folder),
+    /// Key file for the `file` source. Default: `cloudops-storage/master.key` in the platform's config folder (`default_key_file()`),
     /// deliberately outside the data dir so a copied data dir never carries its key.
     pub file: Option<PathBuf>,
     /// Environment variable for the `env` source. Default: `CLOUDOPS_KEY`.
