@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real single-node S3 server (Garage) on 127.0.0.1 for the backup tests.
 #
-#   scripts/garage.sh install     install Garage when missing (cargo install, ~10 CPU-minutes)
+#   scripts/garage.sh install     install Garage when missing (cargo install, ~12 CPU-minutes)
 #   scripts/garage.sh start DIR   start Garage with its files in DIR, create a bucket and a
 #                                 key, and write DIR/env (export lines for the tests)
 #   scripts/garage.sh stop DIR    stop it

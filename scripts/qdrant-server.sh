@@ -20,7 +20,7 @@
 # the server's default is 32) keep hundreds of test collections small on disk.
 #
 # The binary is a test fixture built from the offline source bundle in ../shared/vendor (Qdrant
-# 1.18.3, ~31 CPU-minutes the first time; see its README). It is never copied into the project.
+# 1.18.3, ~14 CPU-minutes the first time; see its README). It is never copied into the project.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cmd=${1:?usage: qdrant-server.sh build|start|cluster|kill|restart|stop [DIR] [N]}

@@ -16,7 +16,7 @@
 # scripts/install-desktop-deps.sh when missing); its tests run on Tauri's mock runtime.
 #
 # The remote store is tested against a real Qdrant server (1.18.3), built once from the offline
-# source bundle in ../shared/vendor by scripts/qdrant-server.sh into ~/.cache (~31 CPU-minutes
+# source bundle in ../shared/vendor by scripts/qdrant-server.sh into ~/.cache (~14 CPU-minutes
 # the first time), then started on loopback: one node for the conformance suite and the
 # chat/estate/search/backup tests (run a second time with CLOUDOPS_TEST_BACKEND=remote), and a
 # 3-node cluster for the cluster tests. Without the bundle, QDRANT_URL names a server to use;

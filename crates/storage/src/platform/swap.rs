@@ -215,6 +215,7 @@ mod tests {
             ])
             .args(["--nocapture", "--test-threads=1"])
             .env("CLOUDOPS_SWAP_CHILD_ROOT", root.path())
+            .stdout(std::process::Stdio::null())
             .status()
             .unwrap();
         assert!(!status.success(), "the child must die between the renames");
