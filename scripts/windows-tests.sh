@@ -44,6 +44,12 @@ export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 export WINEPREFIX="$cache/wine"
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 [ -d "$WINEPREFIX" ] || "$wine" wineboot --init >/dev/null 2>&1 || true
+# Wine 8 has no bcryptprimitives.dll, where Rust's std finds ProcessPrng: a shim on top of
+# RtlGenRandom goes into this prefix (never anywhere else).
+shim="$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
+if [ ! -f "$shim" ]; then
+  x86_64-w64-mingw32-gcc -O2 -shared -o "$shim" scripts/windows/bcryptprimitives.c -ladvapi32 -Wl,--kill-at
+fi
 
 echo "== building the library's tests for $target"
 started=$SECONDS
