@@ -2,7 +2,6 @@
 //! arena bound.
 
 use std::io;
-use std::os::fd::AsRawFd as _;
 use std::path::Path;
 
 use super::unix::{c_path, check};
@@ -20,24 +19,21 @@ pub(super) fn exchange_unsupported(error: &io::Error) -> bool {
 }
 
 pub(super) fn punch_out(path: &Path) -> io::Result<u64> {
-    let file = std::fs::OpenOptions::new().write(true).open(path)?;
-    let before = super::allocated_bytes(&file.metadata()?);
-    if before == 0 {
-        return Ok(0);
-    }
-    let len =
-        libc::off_t::try_from(file.metadata()?.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let hole = libc::fpunchhole_t {
-        fp_flags: 0,
-        reserved: 0,
-        fp_offset: 0,
-        fp_length: len,
-    };
-    // SAFETY: `file` is open for the call and `hole` a valid fpunchhole_t that outlives it.
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_PUNCHHOLE, &hole) };
-    check(if rc == -1 { -1 } else { 0 })?;
-    let after = super::allocated_bytes(&file.metadata()?);
-    Ok(before.saturating_sub(after))
+    super::unix::punch_whole_file(path, |fd, len| {
+        let hole = libc::fpunchhole_t {
+            fp_flags: 0,
+            reserved: 0,
+            fp_offset: 0,
+            fp_length: len,
+        };
+        // SAFETY: `fd` is open for the call and `hole` a valid fpunchhole_t that outlives it.
+        let rc = unsafe { libc::fcntl(fd, libc::F_PUNCHHOLE, &hole) };
+        if rc == -1 {
+            -1
+        } else {
+            0
+        }
+    })
 }
 
 pub(super) fn set_malloc_arena_max(_max: usize) -> bool {

@@ -1,7 +1,6 @@
 //! Linux: `renameat2(RENAME_EXCHANGE)`, `fallocate(PUNCH_HOLE)` and glibc's malloc tunables.
 
 use std::io;
-use std::os::fd::AsRawFd as _;
 use std::path::Path;
 
 use super::unix::{c_path, check};
@@ -30,24 +29,10 @@ pub(super) fn exchange_unsupported(error: &io::Error) -> bool {
 }
 
 pub(super) fn punch_out(path: &Path) -> io::Result<u64> {
-    let file = std::fs::OpenOptions::new().write(true).open(path)?;
-    let before = super::allocated_bytes(&file.metadata()?);
-    if before == 0 {
-        return Ok(0);
-    }
-    let len =
-        libc::off_t::try_from(file.metadata()?.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `file` is an open descriptor for the duration of the call; no memory is passed.
-    check(unsafe {
-        libc::fallocate(
-            file.as_raw_fd(),
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-            0,
-            len,
-        )
-    })?;
-    let after = super::allocated_bytes(&file.metadata()?);
-    Ok(before.saturating_sub(after))
+    super::unix::punch_whole_file(path, |fd, len| {
+        // SAFETY: `fd` is open for the call; no memory is passed.
+        unsafe { libc::fallocate(fd, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, 0, len) }
+    })
 }
 
 #[cfg(target_env = "gnu")]

@@ -136,6 +136,24 @@ pub(super) fn is_unsupported_code(error: &io::Error) -> bool {
         .is_some_and(|code| code == libc::EOPNOTSUPP || code == libc::ENOTSUP)
 }
 
+/// Free every block of the file at `path` with `punch` (the OS call, given the descriptor and
+/// the file's length; 0 on success), keeping its length. Returns the bytes freed.
+#[cfg(any(target_os = "linux", target_vendor = "apple"))]
+pub(super) fn punch_whole_file(
+    path: &Path,
+    punch: impl FnOnce(std::os::fd::RawFd, libc::off_t) -> libc::c_int,
+) -> io::Result<u64> {
+    let file = OpenOptions::new().write(true).open(path)?;
+    let before = allocated_bytes(&file.metadata()?);
+    if before == 0 {
+        return Ok(0);
+    }
+    let len =
+        libc::off_t::try_from(file.metadata()?.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    check(punch(file.as_raw_fd(), len))?;
+    Ok(before.saturating_sub(allocated_bytes(&file.metadata()?)))
+}
+
 /// Turn a path into a C string for a system call.
 pub(super) fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
     std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)
