@@ -38,23 +38,11 @@ cache="${CLOUDOPS_CACHE:-$HOME/.cache/cloudops-storage}"
 export CARGO_TARGET_DIR="${CROSS_TARGET_DIR:-$cache/cross-target}"
 mkdir -p "$CARGO_TARGET_DIR"
 
-need_apt=()
-[ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] || need_apt+=(rustc-web cargo-web)
-[ -d /usr/lib/rustlib/src/rust/library ] || need_apt+=(rust-web-src)
-[ -x /usr/bin/clippy-driver ] || need_apt+=(rust-web-clippy)
+packages=(rustc-web cargo-web rust-web-src rust-web-clippy)
 for t in "${targets[@]}"; do
-  case "$t" in *windows-gnu) command -v x86_64-w64-mingw32-gcc >/dev/null || need_apt+=(mingw-w64) ;; esac
+  case "$t" in *windows-gnu) packages+=(mingw-w64) ;; esac
 done
-if [ ${#need_apt[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "== installing ${need_apt[*]} (Debian's Rust 1.96 with std sources; mingw-w64)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-  else
-    echo "!! missing Debian packages ${need_apt[*]} and no root to install them" >&2
-    exit 1
-  fi
-fi
+scripts/install-debian-packages.sh "${packages[@]}"
 
 # zig as the C compiler and archiver for Apple targets, behind wrappers that drop the flags the
 # `cc` crate adds for Apple's clang (zig takes its target from -target) and turn GCC's -march

@@ -19,21 +19,7 @@ export CARGO_TARGET_DIR="${CROSS_TARGET_DIR:-$cache/cross-target}"
 logs="$CARGO_TARGET_DIR/windows-tests"
 mkdir -p "$logs"
 
-need_apt=()
-[ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] || need_apt+=(rustc-web cargo-web)
-[ -d /usr/lib/rustlib/src/rust/library ] || need_apt+=(rust-web-src)
-command -v x86_64-w64-mingw32-gcc >/dev/null || need_apt+=(mingw-w64)
-command -v wine64 >/dev/null || command -v wine >/dev/null || need_apt+=(wine64)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "== installing ${need_apt[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-  else
-    echo "!! missing Debian packages ${need_apt[*]} and no root to install them" >&2
-    exit 1
-  fi
-fi
+scripts/install-debian-packages.sh rustc-web cargo-web rust-web-src mingw-w64 wine wine64
 wine=$(command -v wine64 || command -v wine)
 
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1

@@ -60,10 +60,10 @@ fn two_step(incoming: &Path, live: &Path, aside: &Path, after: &dyn Fn(u8)) -> i
         io::Write::write_all(&mut file, aside_rel.as_bytes())?;
         file.sync_all()?;
     }
-    super::family::sync_dir(parent)?;
+    super::sync_dir(parent)?;
     after(1);
     std::fs::rename(live, aside)?;
-    super::family::sync_dir(parent)?;
+    super::sync_dir(parent)?;
     after(2);
     if let Err(e) = std::fs::rename(incoming, live) {
         // Put the live folder back before reporting; if even that fails, the next open will.
@@ -72,10 +72,10 @@ fn two_step(incoming: &Path, live: &Path, aside: &Path, after: &dyn Fn(u8)) -> i
         }
         return Err(e);
     }
-    super::family::sync_dir(parent)?;
+    super::sync_dir(parent)?;
     after(3);
     std::fs::remove_file(&intent)?;
-    super::family::sync_dir(parent)
+    super::sync_dir(parent)
 }
 
 /// Finish or undo a swap of `live` that a crash interrupted (see the module doc). Call it
@@ -116,7 +116,7 @@ pub(crate) fn recover_swap(live: &Path) -> io::Result<SwapRecovery> {
         ));
     };
     std::fs::remove_file(&intent)?;
-    super::family::sync_dir(parent)?;
+    super::sync_dir(parent)?;
     tracing::warn!(live = %live.display(), ?outcome, "completed a folder swap a crash interrupted");
     Ok(outcome)
 }

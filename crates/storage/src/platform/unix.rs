@@ -11,7 +11,7 @@ use std::path::Path;
 use super::{AccessProblem, LinkRefused};
 
 pub(super) fn free_bytes(path: &Path) -> Option<u64> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let c = c_path(path).ok()?;
     // SAFETY: an all-zero statvfs is a valid value of a plain C struct.
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `stat` a valid out-pointer.
@@ -30,7 +30,7 @@ pub(super) fn allocated_bytes(meta: &Metadata) -> u64 {
 }
 
 pub(super) fn owner_only(options: &mut OpenOptions) {
-    options.mode(0o600).custom_flags(libc::O_CLOEXEC);
+    options.mode(0o600);
 }
 
 pub(super) fn private_dir_all(path: &Path) -> io::Result<()> {
