@@ -201,6 +201,24 @@ mod tests {
         }
     }
 
+    /// A damaged intent, or one whose folders are both gone, is a clear error that touches
+    /// nothing and keeps the intent for inspection.
+    #[test]
+    fn a_damaged_or_hopeless_intent_is_an_error_and_is_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let live = root.path().join("live");
+        let intent = intent_path(&live).unwrap();
+        std::fs::write(&intent, [0xFF, 0xFE]).unwrap();
+        let err = recover_swap(&live).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert!(intent.exists());
+        std::fs::write(&intent, ".previous-1/live").unwrap();
+        let err = recover_swap(&live).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("neither"), "{err}");
+        assert!(intent.exists() && !live.exists());
+    }
+
     /// The same with a real process death: a child process (this test binary again) aborts
     /// after moving the live folder aside; the recovery here puts it back.
     #[test]
