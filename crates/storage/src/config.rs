@@ -417,6 +417,12 @@ impl StorageConfig {
     /// # Errors
     /// [`ConfigError::Invalid`] for the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_for(BuiltIn::THIS_BUILD)
+    }
+
+    /// [`StorageConfig::validate`] against the optional parts `built` says a build has: a
+    /// setting that needs a part the build lacks is refused here, naming its cargo feature.
+    fn validate_for(&self, built: BuiltIn) -> Result<(), ConfigError> {
         let invalid = |key: ConfigKey, value: String, reason: &str, fix: &str| ConfigError::Invalid {
             key: key.as_str().to_string(),
             value,
@@ -461,7 +467,7 @@ impl StorageConfig {
                     "set store.url (CLOUDOPS_STORE_URL) to the server's gRPC URL, e.g. http://127.0.0.1:6334",
                 ));
             }
-            if cfg!(not(feature = "remote")) {
+            if !built.remote {
                 return Err(invalid(
                     ConfigKey::StoreMode,
                     "remote".into(),
@@ -479,7 +485,7 @@ impl StorageConfig {
                     "set backup.s3.bucket (CLOUDOPS_BACKUP_S3_BUCKET)",
                 ));
             }
-            if cfg!(not(feature = "s3")) {
+            if !built.s3 {
                 return Err(invalid(
                     ConfigKey::S3Bucket,
                     s3.bucket.clone(),
@@ -500,8 +506,8 @@ impl StorageConfig {
             ));
         }
         let missing = match self.embedding.provider {
-            EmbeddingProvider::Bert if cfg!(not(feature = "bert")) => Some("bert"),
-            EmbeddingProvider::OpenAi if cfg!(not(feature = "http")) => Some("http"),
+            EmbeddingProvider::Bert if !built.bert => Some("bert"),
+            EmbeddingProvider::OpenAi if !built.http => Some("http"),
             _ => None,
         };
         if let Some(feature) = missing {
@@ -522,6 +528,25 @@ impl StorageConfig {
         }
         Ok(())
     }
+}
+
+/// The optional parts of the library a build has (its cargo features), which some settings need.
+#[derive(Debug, Clone, Copy)]
+struct BuiltIn {
+    remote: bool,
+    s3: bool,
+    bert: bool,
+    http: bool,
+}
+
+impl BuiltIn {
+    /// What this build was compiled with.
+    const THIS_BUILD: Self = Self {
+        remote: cfg!(feature = "remote"),
+        s3: cfg!(feature = "s3"),
+        bert: cfg!(feature = "bert"),
+        http: cfg!(feature = "http"),
+    };
 }
 
 /// Builds a [`StorageConfig`] from defaults, a TOML file, the environment and explicit settings.
@@ -676,6 +701,67 @@ pub(crate) fn keyword_only_test_config(dir: &Path) -> StorageConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A build without any optional part refuses each setting that needs one, naming the
+    /// cargo feature, and takes the same configuration without those settings. (The same
+    /// checks run in a real `--no-default-features` build: tests/it/api.rs.)
+    #[test]
+    fn settings_that_need_a_part_the_build_lacks_are_refused_naming_its_feature() {
+        let keyword_only = BuiltIn {
+            remote: false,
+            s3: false,
+            bert: false,
+            http: false,
+        };
+        let base = || {
+            StorageConfig::builder()
+                .with_data_dir("/tmp/cloudops-config-test")
+                .with_config(ConfigKey::EmbeddingProvider, "none")
+        };
+        let cases = [
+            (
+                base()
+                    .with_config(ConfigKey::StoreMode, "remote")
+                    .with_config(ConfigKey::StoreUrl, "http://127.0.0.1:6334"),
+                "store.mode",
+                "`remote`",
+            ),
+            (
+                base().with_config(ConfigKey::S3Bucket, "backups"),
+                "backup.s3.bucket",
+                "`s3`",
+            ),
+            (
+                base().with_config(ConfigKey::EmbeddingProvider, "bert"),
+                "embedding.provider",
+                "`bert`",
+            ),
+            (
+                base()
+                    .with_config(ConfigKey::EmbeddingProvider, "openai")
+                    .with_config(ConfigKey::EmbeddingUrl, "http://127.0.0.1:11434/v1"),
+                "embedding.provider",
+                "`http`",
+            ),
+        ];
+        for (builder, key, feature) in cases {
+            let config = builder.build().unwrap();
+            let err = config.validate_for(keyword_only).unwrap_err();
+            let ConfigError::Invalid { key: named, reason, .. } = &err else {
+                panic!("{err}")
+            };
+            assert_eq!(named, key, "{err}");
+            assert!(reason.contains(feature), "{err}");
+            let everything = BuiltIn {
+                remote: true,
+                s3: true,
+                bert: true,
+                http: true,
+            };
+            config.validate_for(everything).unwrap();
+        }
+        base().build().unwrap().validate_for(keyword_only).unwrap();
+    }
 
     #[cfg(feature = "http")]
     #[test]

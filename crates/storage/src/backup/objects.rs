@@ -63,6 +63,19 @@ impl LocalObjects {
     }
 }
 
+/// The object key of a file at `relative` under the root: its names joined with `/` on every
+/// OS (Windows paths use `\`); `None` for a name that is not UTF-8, which no key maps to.
+fn object_key(relative: &Path) -> Option<String> {
+    let names = relative
+        .components()
+        .map(|c| match c {
+            std::path::Component::Normal(name) => name.to_str(),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(names.join("/"))
+}
+
 fn io_at(path: &Path) -> impl Fn(std::io::Error) -> BackupError + '_ {
     move |source| BackupError::Io {
         path: path.display().to_string(),
@@ -91,10 +104,9 @@ impl ObjectStore for LocalObjects {
                         dirs.push(path);
                         continue;
                     }
-                    let key = path
-                        .strip_prefix(&root)
-                        .map(|p| p.to_string_lossy().into_owned())
-                        .unwrap_or_default();
+                    let Some(key) = path.strip_prefix(&root).ok().and_then(object_key) else {
+                        continue;
+                    };
                     if key.starts_with(&prefix) && !key.ends_with(".tmp") {
                         let modified_ms = meta
                             .modified()

@@ -166,6 +166,16 @@ pub fn symlink_file(original: &Path, link: &Path) -> io::Result<()> {
     family::symlink_file(original, link)
 }
 
+/// Whether a link made by [`symlink_file`] reaches its target when followed (tests: Wine 8
+/// creates Windows links that lead nowhere, so there is no reaching through them to refuse).
+pub fn link_leads_to_its_target(link: &Path) -> bool {
+    let leads = std::fs::metadata(link).is_ok();
+    if !leads {
+        tracing::warn!(link = %link.display(), "this system made a link that leads nowhere: the link refusal is not checked here");
+    }
+    leads
+}
+
 /// Write all of `buf` at `offset`.
 pub(crate) fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
     while !buf.is_empty() {
@@ -255,6 +265,9 @@ mod tests {
             if HAS_FILE_MODES {
                 panic!("{e}");
             }
+            return;
+        }
+        if !link_leads_to_its_target(&link) {
             return;
         }
         let err = open_no_follow(OpenOptions::new().read(true), &link).unwrap_err();

@@ -128,12 +128,23 @@ impl ShipLog {
             .map_or(self.next_seq.max(seq.saturating_add(1)), |r| r.seq);
         let aside = self.path.with_extension("log.new");
         write_new(&aside, &read.generation, now_ms, first, &read.records).map_err(&io)?;
-        std::fs::rename(&aside, &self.path).map_err(&io)?;
-        self.file = std::fs::OpenOptions::new()
+        // The log's handle is let go before the rename (Windows refuses to replace an open
+        // file unless the volume has POSIX rename semantics); the new file's handle follows it
+        // through the rename, on every OS.
+        let rewritten = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open(&self.path)
+            .open(&aside)
             .map_err(&io)?;
+        drop(std::mem::replace(&mut self.file, rewritten));
+        if let Err(e) = std::fs::rename(&aside, &self.path) {
+            self.file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.path)
+                .map_err(&io)?;
+            return Err(io(e));
+        }
         self.len = self.file.metadata().map_err(&io)?.len();
         self.next_seq = self.next_seq.max(first);
         Ok(())
