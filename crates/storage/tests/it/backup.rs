@@ -828,7 +828,14 @@ async fn incremental_uploads_send_new_chunks_only_restore_verify_and_sweep() {
     s.optimize().await.unwrap();
     let first = s.backup.create_snapshot().await.unwrap();
     let sent = s.backup.upload(&first).await.unwrap();
-    assert!(sent.chunks > 1 && sent.new_chunks == sent.chunks, "{sent:?}");
+    assert!(sent.chunks > 1, "{sent:?}");
+    if cloudops_storage_service::platform::PUNCHES_HOLES {
+        assert_eq!(sent.new_chunks, sent.chunks, "{sent:?}");
+    } else {
+        // Windows: the archive holds the engine's preallocated files whole (no sparse copy),
+        // and their runs of zeros are identical chunks, each sent once.
+        assert!(sent.new_chunks > 1 && sent.new_chunks <= sent.chunks, "{sent:?}");
+    }
     // 1% more messages: most chunks are already there.
     for i in 0..60 {
         s.chat

@@ -211,6 +211,17 @@ pub(super) fn old_segments(collection_dir: &Path) -> Result<OldSegments, StoreEr
     Ok(old)
 }
 
+/// The file the engine creates and locks in its WAL folder on Windows (elsewhere it locks the
+/// folder itself).
+const WINDOWS_LOCK_FILE: &str = ".wal";
+
+/// Whether a snapshot leaves `path` out: a WAL segment ([`is_segment_file`]) or the engine's
+/// lock file (a live process's lock, made again by the engine that opens the copy).
+pub(super) fn left_out_of_snapshots(path: &Path) -> bool {
+    let in_wal = path.parent().and_then(Path::file_name) == Some(WAL_DIR.as_ref());
+    is_segment_file(path) || (in_wal && path.file_name() == Some(WINDOWS_LOCK_FILE.as_ref()))
+}
+
 /// Whether `path` is one of the engine's WAL segment files (`open-N`, `closed-START`, or a
 /// `tmp-` file it is preparing). A snapshot leaves them all out and writes
 /// [`write_empty_wal`] instead.
@@ -489,6 +500,13 @@ mod tests {
         assert!(is_segment_file(&wal.join("open-7")));
         assert!(!is_segment_file(&wal.join("first-index")));
         assert!(!is_segment_file(&dir.path().join("closed-42")), "outside a WAL folder");
+        assert!(left_out_of_snapshots(&wal.join("open-7")));
+        assert!(
+            left_out_of_snapshots(&wal.join(".wal")),
+            "the engine's lock file on Windows"
+        );
+        assert!(!left_out_of_snapshots(&dir.path().join(".wal")), "outside a WAL folder");
+        assert!(!left_out_of_snapshots(&wal.join("first-index")));
     }
 
     #[test]

@@ -628,8 +628,9 @@ impl VectorStore for EmbeddedStore {
                         path: target.display().to_string(),
                         source,
                     };
-                    let files = snapshot_files::snapshot_collection(&source, &target, &engine_wal::is_segment_file)
-                        .map_err(copy_err)?;
+                    let files =
+                        snapshot_files::snapshot_collection(&source, &target, &engine_wal::left_out_of_snapshots)
+                            .map_err(copy_err)?;
                     engine_wal::write_empty_wal(&target.join(engine_wal::WAL_DIR), next_update).map_err(copy_err)?;
                     bytes += files.copied_bytes;
                     linked_bytes += files.linked_bytes;
@@ -1094,6 +1095,14 @@ mod tests {
     async fn checkpoints_free_the_disk_of_the_engines_old_wal_while_the_collection_stays_loaded() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_60_mib_logged(dir.path(), never_reload()).await;
+        if !crate::platform::PUNCHES_HOLES {
+            // Windows: the old segments stay whole while the collection is loaded; the
+            // reload past a bound (the next test) is what removes them there.
+            let old = old_wal(&store);
+            assert!(old.on_disk >= 40 << 20, "{} bytes of old WAL on disk", old.on_disk);
+            every_logged_point_is_whole_and_the_store_reopens(store, dir.path()).await;
+            return;
+        }
         let kept = allocated(&store.root.join("logged").join("wal"));
         assert!(
             kept < 40 << 20,
