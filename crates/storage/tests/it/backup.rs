@@ -442,6 +442,156 @@ async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
 }
 
 #[cfg(feature = "s3")]
+/// Every object key under `root` in `bucket`, without the root, sorted.
+async fn bucket_keys(client: &aws_sdk_s3::Client, bucket: &str, root: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(root)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .unwrap();
+        keys.extend(
+            page.contents()
+                .iter()
+                .map(|o| o.key().unwrap().trim_start_matches(root).to_string()),
+        );
+        match page.next_continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    keys.sort();
+    keys
+}
+
+/// Prune fails closed on local backups too: an edited manifest stops it, nothing is deleted,
+/// and once the manifest is put back retention goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_prune_deletes_nothing_while_a_manifest_does_not_authenticate() {
+    let t = TestStore::new();
+    let mut config = t.config();
+    config.backup.keep_last = 1;
+    config.backup.local_keep_days = 0;
+    let s = StorageService::open(config).await.unwrap();
+    let ctx = s.chat.create_conversation("alice", "t", json!({})).await.unwrap();
+    s.chat.append(&ctx, NewMessage::new(Role::User, "one")).await.unwrap();
+    let first = s.backup.create_snapshot().await.unwrap();
+    s.chat.append(&ctx, NewMessage::new(Role::User, "two")).await.unwrap();
+    let newest = s.backup.create_snapshot().await.unwrap();
+    let path = s.backup.dir().join(format!("{}.json", newest.name));
+    let original = std::fs::read(&path).unwrap();
+    let mut edited: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    edited["created_at_ms"] = (newest.created_at_ms + 1).into();
+    std::fs::write(&path, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let files = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files(&s.backup.dir());
+    let err = s.backup.prune(false).await.unwrap_err();
+    assert!(err.to_string().contains(&newest.name), "{err}");
+    assert_eq!(files(&s.backup.dir()), before, "prune deleted files");
+    std::fs::write(&path, original).unwrap();
+    let report = s.backup.prune(false).await.unwrap();
+    assert_eq!(report.removed, [first.name]);
+    s.backup.verify(Some(&newest.name)).await.unwrap();
+    s.shutdown().await.unwrap();
+}
+
+/// Prune fails closed (issue 31): while one manifest in the bucket does not authenticate (one
+/// character of the newest one's `app_version` changed), prune (and its dry run) deletes
+/// nothing, local or remote, and names that manifest and why. Before, it counted the manifest
+/// as absent and swept the newest backup's index, chunks and shipped journal. Put back, the
+/// backup verifies and prune goes on.
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_deletes_nothing_while_a_manifest_does_not_authenticate() {
+    let Some((endpoint, bucket)) = s3_env() else { return };
+    let t = TestStore::new();
+    let mut config = with_s3(&t, &endpoint, &bucket);
+    config.backup.keep_last = 1;
+    config.backup.local_keep_days = 0;
+    config.backup.s3.as_mut().unwrap().keep_days = 0;
+    let s = StorageService::open(config.clone()).await.unwrap();
+    let ctx = s.chat.create_conversation("alice", "t", json!({})).await.unwrap();
+    s.chat.append(&ctx, NewMessage::new(Role::User, "one")).await.unwrap();
+    let first = s.backup.backup_now(true, &no_progress).await.unwrap();
+    s.chat.append(&ctx, NewMessage::new(Role::User, "two")).await.unwrap();
+    let newest = s.backup.backup_now(true, &no_progress).await.unwrap();
+    s.chat.append(&ctx, NewMessage::new(Role::User, "three")).await.unwrap();
+    assert!(s.backup.ship_journal().await.unwrap().records > 0);
+
+    let client = s3_client(&endpoint).await;
+    let root = format!(
+        "{}/{}/",
+        config.backup.s3.as_ref().unwrap().prefix,
+        s.key_status().store_id
+    );
+    let before = bucket_keys(&client, &bucket, &root).await;
+    let key = format!("{root}{}.json", newest.name);
+    let original = client
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec();
+    let mut edited: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    let version = edited["app_version"].as_str().unwrap().to_string();
+    let changed = format!(
+        "{}{}",
+        &version[..version.len() - 1],
+        if version.ends_with('9') { '8' } else { '9' }
+    );
+    edited["app_version"] = changed.into();
+    let put = |body: Vec<u8>| client.put_object().bucket(&bucket).key(&key).body(body.into()).send();
+    put(serde_json::to_vec(&edited).unwrap()).await.unwrap();
+
+    for dry_run in [true, false] {
+        let err = s.backup.prune(dry_run).await.unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(&newest.name) && message.contains("authentication code"),
+            "{message}"
+        );
+        assert_eq!(
+            cloudops_storage_service::StorageError::from(err).kind(),
+            ErrorKind::Backup
+        );
+    }
+    assert_eq!(
+        bucket_keys(&client, &bucket, &root).await,
+        before,
+        "prune deleted objects"
+    );
+    let local: Vec<String> = s.backup.list().unwrap().into_iter().map(|m| m.name).collect();
+    assert_eq!(local, [first.name.clone(), newest.name.clone()]);
+
+    put(original).await.unwrap();
+    s.backup.verify_remote(Some(&newest.name)).await.unwrap();
+    let report = s.backup.prune(false).await.unwrap();
+    assert_eq!(report.removed_remote, [first.name.as_str()]);
+    assert_eq!(report.removed, [first.name.as_str()]);
+    s.backup.verify_remote(Some(&newest.name)).await.unwrap();
+    s.shutdown().await.unwrap();
+}
+
+#[cfg(feature = "s3")]
 pub(crate) fn with_s3(t: &TestStore, endpoint: &str, bucket: &str) -> cloudops_storage_service::StorageConfig {
     let mut config = t.config();
     let mut s3 = cloudops_storage_service::S3Config::new(bucket);
@@ -856,27 +1006,7 @@ async fn incremental_uploads_send_new_chunks_only_restore_verify_and_sweep() {
     // and no plaintext anywhere.
     let client = s3_client(&endpoint).await;
     let root = format!("{}/{}/", s3.prefix, s.key_status().store_id);
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let page = client
-            .list_objects_v2()
-            .bucket(&bucket)
-            .prefix(&root)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .unwrap();
-        keys.extend(
-            page.contents()
-                .iter()
-                .map(|o| o.key().unwrap().trim_start_matches(&root).to_string()),
-        );
-        match page.next_continuation_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => break,
-        }
-    }
+    let keys = bucket_keys(&client, &bucket, &root).await;
     assert!(keys.iter().all(|k| !k.ends_with(".cosb")), "{keys:?}");
     let chunk_names: Vec<&String> = keys.iter().filter(|k| k.starts_with("chunks/")).collect();
     assert!(chunk_names.iter().all(|k| k.len() == 7 + 64), "{chunk_names:?}");
