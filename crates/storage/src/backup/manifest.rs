@@ -230,12 +230,65 @@ pub(super) fn write(dir: &Path, manifest: &Manifest) -> Result<(), BackupError> 
     Ok(())
 }
 
+/// The manifests found at a backup target, and the objects that looked like manifests but
+/// were refused (unreadable, another store's, or failing authentication), each `where: why`.
+#[derive(Debug, Default)]
+pub(super) struct Listing {
+    /// Accepted manifests, oldest first.
+    pub(super) manifests: Vec<Manifest>,
+    /// Refused ones.
+    pub(super) refused: Vec<String>,
+}
+
+impl Listing {
+    /// Accept `manifest`, found at `place`, if [`Manifest::check`] does; else note why not.
+    pub(super) fn take(&mut self, place: &str, manifest: Manifest, stem: &str, store_id: &uuid::Uuid) {
+        match manifest.check(stem, store_id) {
+            Ok(()) => self.manifests.push(manifest),
+            Err(reason) => self.refuse(place, reason),
+        }
+    }
+
+    /// Note that the object at `place` was refused, and why (also logged).
+    pub(super) fn refuse(&mut self, place: &str, reason: String) {
+        tracing::warn!(place, reason, "backup manifest refused");
+        self.refused.push(format!("{place}: {reason}"));
+    }
+
+    /// The same listing with the manifests `keys` do not authenticate moved to `refused`.
+    pub(super) fn authenticated(self, keys: &BackupKeys) -> Listing {
+        let mut out = Listing {
+            manifests: Vec::new(),
+            refused: self.refused,
+        };
+        for m in self.manifests {
+            match m.authenticate(keys) {
+                Ok(()) => out.manifests.push(m),
+                Err(reason) => out.refuse(&m.name, reason),
+            }
+        }
+        out
+    }
+
+    /// Oldest first (by time, then name).
+    pub(super) fn sorted(mut self) -> Listing {
+        self.manifests
+            .sort_by(|a, b| (a.created_at_ms, &a.name).cmp(&(b.created_at_ms, &b.name)));
+        self
+    }
+}
+
 /// Every manifest of store `store_id` in `dir`, oldest first. Unreadable manifests, and
 /// manifests [`Manifest::check`] refuses, are skipped with a warning saying why.
 pub(super) fn list(dir: &Path, store_id: &uuid::Uuid) -> Result<Vec<Manifest>, BackupError> {
+    list_all(dir, store_id).map(|listing| listing.manifests)
+}
+
+/// [`list`], with what it refused.
+pub(super) fn list_all(dir: &Path, store_id: &uuid::Uuid) -> Result<Listing, BackupError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Listing::default()),
         Err(e) => {
             return Err(BackupError::Io {
                 path: dir.display().to_string(),
@@ -243,7 +296,7 @@ pub(super) fn list(dir: &Path, store_id: &uuid::Uuid) -> Result<Vec<Manifest>, B
             })
         }
     };
-    let mut out = Vec::new();
+    let mut out = Listing::default();
     for entry in entries.flatten() {
         let path = entry.path();
         let is_manifest = path.extension().is_some_and(|e| e == "json")
@@ -255,16 +308,14 @@ pub(super) fn list(dir: &Path, store_id: &uuid::Uuid) -> Result<Vec<Manifest>, B
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let place = path.display().to_string();
         match read_bounded(&path).map(|b| serde_json::from_slice::<Manifest>(&b)) {
-            Ok(Ok(m)) => match m.check(&stem, store_id) {
-                Ok(()) => out.push(m),
-                Err(reason) => tracing::warn!(path = %path.display(), reason, "backup manifest refused"),
-            },
-            _ => tracing::warn!(path = %path.display(), "unreadable backup manifest skipped"),
+            Ok(Ok(m)) => out.take(&place, m, &stem, store_id),
+            Ok(Err(e)) => out.refuse(&place, format!("it is not a manifest ({e})")),
+            Err(e) => out.refuse(&place, format!("it cannot be read ({e})")),
         }
     }
-    out.sort_by(|a, b| (a.created_at_ms, &a.name).cmp(&(b.created_at_ms, &b.name)));
-    Ok(out)
+    Ok(out.sorted())
 }
 
 /// The manifests of `all` that `keys` authenticate; the others are skipped with a warning.

@@ -164,6 +164,13 @@ pub enum BackupError {
         /// The file, in the snapshot.
         path: String,
     },
+    /// Prune stopped before deleting anything: objects that look like backup manifests do
+    /// not read or authenticate, and what they reference would look unreferenced.
+    #[error("prune deletes nothing while {} backup manifest(s) do not authenticate: {}; if you made them, restore them; if not, someone wrote to the backup target: remove them once you have looked, then prune again", .refused.len(), .refused.join("; "))]
+    Unverified {
+        /// Each refused manifest, `where: why`.
+        refused: Vec<String>,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -737,16 +744,35 @@ impl BackupManager {
     /// # Errors
     /// I/O and target errors.
     pub async fn prune(&self, dry_run: bool) -> Result<PruneReport, BackupError> {
-        let (this, now, keep_days, keep_last) = (
-            self.clone(),
+        // Fail closed: a manifest that does not authenticate may be a real backup someone
+        // edited, whose archive, index, chunks and shipments would then look unreferenced.
+        let this = self.clone();
+        let local =
+            blocking(move || manifest::list_all(&this.dir(), &this.store_id).map(|l| l.authenticated(&this.keys)))
+                .await?;
+        let remote = match (&self.s3, &self.retention.s3) {
+            (Some(s3), Some(_)) => Some(s3.list_all().await?.authenticated(&self.keys)),
+            _ => None,
+        };
+        let refused: Vec<String> = local
+            .refused
+            .iter()
+            .chain(remote.iter().flat_map(|r| &r.refused))
+            .cloned()
+            .collect();
+        if !refused.is_empty() {
+            return Err(BackupError::Unverified { refused });
+        }
+        let (dir, now, keep_days, keep_last) = (
+            self.dir(),
             (self.clock)(),
             self.retention.local_keep_days,
             self.retention.keep_last,
         );
         let mut report =
-            blocking(move || prune_local(&this.dir(), this.list()?, now, keep_days, keep_last, dry_run)).await?;
-        if let (Some(s3), Some(cfg)) = (&self.s3, &self.retention.s3) {
-            let remote = self.list_remote().await?;
+            blocking(move || prune_local(&dir, local.manifests, now, keep_days, keep_last, dry_run)).await?;
+        if let (Some(s3), Some(cfg), Some(remote)) = (&self.s3, &self.retention.s3, remote) {
+            let remote = remote.manifests;
             let removed = retention::prunable(&remote, (self.clock)(), cfg.keep_days, self.retention.keep_last);
             if !dry_run {
                 for name in &removed {
@@ -765,8 +791,8 @@ impl BackupManager {
 }
 
 /// Local retention: of the (authenticated) backups `all` in `dir`, delete those older than
-/// `keep_days` at `now`, never the newest `keep_last`. Manifests that fail authentication are
-/// never counted, so a forged "newest" cannot push a real backup out.
+/// `keep_days` at `now`, never the newest `keep_last`. ([`BackupManager::prune`] has already
+/// stopped if any manifest failed authentication.)
 fn prune_local(
     dir: &Path,
     all: Vec<Manifest>,

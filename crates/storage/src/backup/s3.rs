@@ -12,7 +12,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::io::AsyncReadExt as _;
 
-use super::manifest::MAX_MANIFEST_BYTES;
+use super::manifest::{Listing, MAX_MANIFEST_BYTES};
 use super::{BackupError, Manifest, S3Config};
 
 /// An S3 bucket holding one store's backups.
@@ -117,6 +117,14 @@ impl S3Target {
     /// # Errors
     /// [`BackupError::Target`].
     pub async fn list(&self) -> Result<Vec<Manifest>, BackupError> {
+        Ok(self.list_all().await?.manifests)
+    }
+
+    /// [`S3Target::list`], with what it refused.
+    ///
+    /// # Errors
+    /// Target errors.
+    pub(super) async fn list_all(&self) -> Result<Listing, BackupError> {
         let mut keys = Vec::new();
         let mut token = None;
         loop {
@@ -141,23 +149,19 @@ impl S3Target {
                 _ => break,
             }
         }
-        let mut out = Vec::new();
+        let mut out = Listing::default();
         for key in keys {
             let stem = key.rsplit('/').next().unwrap_or_default().trim_end_matches(".json");
             let Some(bytes) = self.get_bounded(&key, MAX_MANIFEST_BYTES).await? else {
-                tracing::warn!(key, "remote backup manifest refused: larger than any manifest");
+                out.refuse(&key, "it is larger than any manifest".into());
                 continue;
             };
             match serde_json::from_slice::<Manifest>(&bytes) {
-                Ok(m) => match m.check(stem, &self.store_id) {
-                    Ok(()) => out.push(m),
-                    Err(reason) => tracing::warn!(key, reason, "remote backup manifest refused"),
-                },
-                Err(_) => tracing::warn!(key, "unreadable remote manifest skipped"),
+                Ok(m) => out.take(&key, m, stem, &self.store_id),
+                Err(e) => out.refuse(&key, format!("it is not a manifest ({e})")),
             }
         }
-        out.sort_by(|a, b| (a.created_at_ms, &a.name).cmp(&(b.created_at_ms, &b.name)));
-        Ok(out)
+        Ok(out.sorted())
     }
 
     /// An object's bytes, or `None` when it is larger than `limit` (never read past it).
