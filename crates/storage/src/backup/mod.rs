@@ -742,7 +742,8 @@ impl BackupManager {
     /// older than `[backup.s3] keep_days`, never the newest `keep_last` of either.
     ///
     /// # Errors
-    /// I/O and target errors.
+    /// [`BackupError::Unverified`], deleting nothing, while any manifest found locally or in
+    /// the bucket does not read or authenticate; I/O and target errors.
     pub async fn prune(&self, dry_run: bool) -> Result<PruneReport, BackupError> {
         // Fail closed: a manifest that does not authenticate may be a real backup someone
         // edited, whose archive, index, chunks and shipments would then look unreferenced.
