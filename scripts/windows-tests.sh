@@ -27,8 +27,9 @@ export PATH="/usr/bin:$PATH"
 export CARGO_TERM_COLOR=never
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 # Links add one object (scripts/windows/wine-file-allocation.c: Wine 8 does not implement the
-# file-allocation call qdrant-edge's WAL makes). It comes in through a wrapper of the same name
-# first on PATH, because a changed linker setting would make cargo rebuild everything.
+# FileAllocationInfo call that qdrant-edge's WAL preallocation and std's File::create make). It
+# comes in through a wrapper of the same name first on PATH, because a changed linker setting
+# would make cargo rebuild everything, std included.
 shims="$CARGO_TARGET_DIR/wine-shims"
 mkdir -p "$shims"
 x86_64-w64-mingw32-gcc -O2 -Wall -c scripts/windows/wine-file-allocation.c -o "$shims/new.o"
