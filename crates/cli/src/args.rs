@@ -441,10 +441,15 @@ pub(crate) enum KeysCommand {
         /// Key file of the target source (with --to file).
         #[arg(long, value_name = "PATH")]
         to_key_file: Option<PathBuf>,
+        /// The current key may have leaked: also start a new data key, so the old key opens
+        /// nothing written from now on (not even with a copy of every backup). The next
+        /// backup then uploads everything again. Older data stays readable.
+        #[arg(long)]
+        new_epoch: bool,
     },
     /// Issue a new recovery kit: the key that restores this store's backups on a new machine.
-    /// The previous kit stops opening the store and later backups; earlier backups keep
-    /// opening with the kit that was current when they were taken.
+    /// A new data key starts with it: the previous kit opens nothing written from now on;
+    /// earlier backups keep opening with the kit that was current when they were taken.
     RecoveryKit {
         /// Write the kit to this new file (mode 0600; an existing file is never replaced)
         /// instead of printing it.

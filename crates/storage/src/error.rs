@@ -228,6 +228,7 @@ impl StorageError {
                 BackupError::Corrupt { .. } | BackupError::ChecksumMismatch { .. } | BackupError::CountMismatch { .. },
             ) => ErrorKind::CorruptBackup,
             StorageError::Backup(BackupError::NotInitialized { .. }) => ErrorKind::NotInitialized,
+            StorageError::Backup(BackupError::JournalNewerKey { .. }) => ErrorKind::WrongKey,
             StorageError::Backup(BackupError::NotBuiltIn { .. }) => ErrorKind::Config,
             StorageError::Backup(_) => ErrorKind::Backup,
             StorageError::Config(_) => ErrorKind::Config,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::backup::{AutoBackup, BackupManager, BackupStatus};
 use crate::chat::ChatStorage;
 use crate::config::{KeyConfig, KeySourceKind, StorageConfig};
-use crate::crypto::{self, KeyStatus, Purpose};
+use crate::crypto::{self, DataKeyEpoch, KeyStatus, Purpose};
 use crate::disk::{dir_size, disk_free_bytes};
 use crate::embed::{self, DenseSpace, EmbedError, Embedder, EmbeddingRecord, KeywordEncoder};
 use crate::error::{Result, StorageError};
@@ -35,6 +35,8 @@ pub struct StorageService {
     dense: Option<Arc<DenseSpace>>,
     recorded_embedding: std::sync::Mutex<Option<EmbeddingRecord>>,
     store: Arc<dyn VectorStore>,
+    /// Shared with chat and estate; a new data-key epoch replaces its keys.
+    sealer: Arc<crypto::Sealer>,
     config: StorageConfig,
     keys: std::sync::Mutex<KeyStatus>,
     auto_backup: tokio::sync::Mutex<Option<AutoBackup>>,
@@ -143,7 +145,7 @@ impl StorageService {
             store = wrap(store);
         }
         let sealer = Arc::new(unlocked.sealer());
-        let keywords = Arc::new(KeywordEncoder::new(&*unlocked.active_subkey(Purpose::KeywordIndex)?));
+        let keywords = Arc::new(KeywordEncoder::new(&*unlocked.index_subkey(Purpose::KeywordIndex)?));
         let embedder = match embedder {
             Some(given) => given,
             None => embed::from_config(&config.embedding).await?,
@@ -151,7 +153,7 @@ impl StorageService {
         let dense = match embedder {
             Some(e) => Some(Arc::new(DenseSpace::new(
                 e,
-                &*unlocked.active_subkey(Purpose::VectorProtection)?,
+                &*unlocked.index_subkey(Purpose::VectorProtection)?,
             ))),
             None if mode == OpenMode::Reindex => {
                 return Err(StorageError::InvalidInput {
@@ -165,7 +167,7 @@ impl StorageService {
         let estate = EstateStorage::open(store.clone(), sealer.clone(), keywords.clone(), dense.clone()).await?;
         let chat = ChatStorage::open(
             store.clone(),
-            sealer,
+            sealer.clone(),
             keywords,
             dense.clone(),
             config.chat.max_message_bytes,
@@ -187,6 +189,7 @@ impl StorageService {
             recorded_embedding: std::sync::Mutex::new(recorded),
             backup,
             store,
+            sealer,
             keys: std::sync::Mutex::new(unlocked.status),
             auto_backup: tokio::sync::Mutex::new(None),
             config,
@@ -204,26 +207,36 @@ impl StorageService {
         self.keys.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Re-wrap the data key with a new key-encryption key from `to`; data is not touched.
+    /// Re-wrap the data keys with a new key-encryption key from `to`; data is not touched.
+    /// With [`DataKeyEpoch::New`] (after a leak of the current KEK), a new data key also
+    /// starts sealing everything written from now on, wrapped under the new KEK and for the
+    /// recovery kit only: the old KEK, with any envelope ever written, opens nothing newer.
     ///
     /// # Errors
-    /// Crypto errors from either source; the old key keeps working if anything fails.
-    pub async fn rotate_kek(&self, to: KeyConfig) -> Result<KeyStatus> {
+    /// Crypto errors from either source; the old key keeps working if anything fails. For a
+    /// new epoch while the recovery kit predates public keys, `KitCannotReceive`: issue a new
+    /// kit first.
+    pub async fn rotate_kek(&self, to: KeyConfig, epoch: DataKeyEpoch) -> Result<KeyStatus> {
+        if self.shut_down.load(Ordering::SeqCst) {
+            return Err(StorageError::ShutDown);
+        }
         let dir = self.config.data_dir.clone();
         let current = self.key_status();
         let mut current_config = self.config.keys.clone();
         current_config.source = current.key_source;
-        let status =
-            run_blocking(move || crypto::rotate_kek(&dir, &current_config, &to).map_err(StorageError::from)).await?;
-        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = status.clone();
-        Ok(status)
+        let new_epoch = epoch == DataKeyEpoch::New;
+        let unlocked =
+            run_blocking(move || crypto::rotate_kek(&dir, &current_config, &to, new_epoch).map_err(StorageError::from))
+                .await?;
+        Ok(self.use_keys(unlocked))
     }
 
-    /// Issue a new recovery kit for this store: the data keys are wrapped a second time under
-    /// the new recovery key, which opens this store's backups on any machine (see
-    /// [`RestoreOptions::recovery_key`](crate::RestoreOptions)). A previous kit stops opening
-    /// the store and the backups taken from now on; backups taken before keep opening with
-    /// the kit that was current then. The key is returned once and never stored in clear.
+    /// Issue a new recovery kit for this store and start a new data-key epoch: the data keys
+    /// are wrapped for the new recovery key only, which opens this store's backups on any
+    /// machine (see [`RestoreOptions::recovery_key`](crate::RestoreOptions)), and a new data
+    /// key seals everything written from now on. A previous kit opens nothing written after
+    /// this call, in any backup, chunk or shipped journal; backups taken before keep opening
+    /// with the kit that was current then. The key is returned once and never stored in clear.
     ///
     /// # Errors
     /// Crypto errors from the key source or the envelope (nothing changes then).
@@ -234,14 +247,23 @@ impl StorageService {
         let dir = self.config.data_dir.clone();
         let mut keys_config = self.config.keys.clone();
         keys_config.source = self.key_status().key_source;
-        let (key, status) =
+        let (key, unlocked) =
             run_blocking(move || crypto::issue_recovery_key(&dir, &keys_config).map_err(StorageError::from)).await?;
-        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = status.clone();
+        let status = self.use_keys(unlocked);
         Ok(crate::crypto::RecoveryKit {
             store_id: status.store_id,
             created_at_ms: status.recovery_kit_created_at_ms.unwrap_or_else(crate::clock::now_ms),
             key,
         })
+    }
+
+    /// Seal with `unlocked` from now on (records and backups), and report its status.
+    fn use_keys(&self, unlocked: crypto::UnlockedKeys) -> KeyStatus {
+        self.sealer.replace(&unlocked.data_keys, unlocked.active_key_id);
+        self.backup.replace_keys(unlocked.backup_keys());
+        let status = unlocked.status;
+        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = status.clone();
+        status
     }
 
     /// A health report.

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use cloudops_storage_service::{ConfigKey, RecoveryKit, StorageConfig, StorageService};
+use cloudops_storage_service::{ConfigKey, DataKeyEpoch, RecoveryKit, StorageConfig, StorageService};
 
 use crate::args::KeysCommand;
 use crate::output::{self, Output};
@@ -38,7 +38,11 @@ pub(crate) async fn run(cmd: &KeysCommand, config: StorageConfig, out: Output) -
     }
     let result = match cmd {
         KeysCommand::Status => Ok(service.key_status()),
-        KeysCommand::Rotate { to, to_key_file } => {
+        KeysCommand::Rotate {
+            to,
+            to_key_file,
+            new_epoch,
+        } => {
             if let Some(to) = to {
                 target.set(ConfigKey::KeySource, to)?;
             } else {
@@ -47,7 +51,12 @@ pub(crate) async fn run(cmd: &KeysCommand, config: StorageConfig, out: Output) -
             if let Some(file) = to_key_file {
                 target.set(ConfigKey::KeyFile, &file.display().to_string())?;
             }
-            service.rotate_kek(target.keys).await
+            let epoch = if *new_epoch {
+                DataKeyEpoch::New
+            } else {
+                DataKeyEpoch::Keep
+            };
+            service.rotate_kek(target.keys, epoch).await
         }
         KeysCommand::RecoveryKit { .. } => unreachable!("handled above"),
     };

@@ -150,6 +150,11 @@ impl ChunkKeys {
         .map(|(_, p)| p)
     }
 
+    /// The data key a sealed object names in its header (not authenticated until opened).
+    pub(super) fn sealed_key_id(sealed: &[u8]) -> Option<u32> {
+        (sealed.len() >= HEADER_LEN).then(|| u32::from_be_bytes([sealed[5], sealed[6], sealed[7], sealed[8]]))
+    }
+
     fn seal(&self, magic: &[u8; 4], bound: &[&[u8]], plain: &[u8]) -> Result<Vec<u8>, BackupError> {
         let compressed = zstd::bulk::compress(plain, 3).map_err(|e| BackupError::Corrupt {
             name: "chunk".into(),

@@ -106,6 +106,15 @@ pub enum BackupError {
         /// Key id from the archive header.
         key_id: u32,
     },
+    /// The shipped journal continues under a data key the restoring keys do not hold: it was
+    /// written after a newer recovery kit or a rotation with a new epoch.
+    #[error("the shipped journal from record {first_seq} on is sealed under data key {key_id}, which this backup's keys do not hold: it was written after a newer recovery kit was issued or the key was rotated with --new-epoch, and this key cannot open it. Restore with the current recovery kit, or to a time before then (--at), or without the journal (--no-journal)")]
+    JournalNewerKey {
+        /// The first record that cannot be opened.
+        first_seq: u64,
+        /// The data key it is sealed under.
+        key_id: u32,
+    },
     /// A remote target refused or failed an operation.
     #[error("{target} {operation} of {object} failed: {message}")]
     Target {
@@ -325,7 +334,8 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 pub struct BackupManager {
     data_dir: PathBuf,
     store: Arc<dyn VectorStore>,
-    keys: Arc<BackupKeys>,
+    /// Replaced when a new data-key epoch starts ([`BackupManager::replace_keys`]).
+    keys: Arc<std::sync::RwLock<Arc<BackupKeys>>>,
     store_id: uuid::Uuid,
     min_free_bytes: u64,
     retention: BackupConfig,
@@ -371,6 +381,17 @@ fn ensure_space(path: &Path, needed: u64) -> Result<(), BackupError> {
 }
 
 impl BackupManager {
+    /// The backup keys in effect.
+    fn keys(&self) -> Arc<BackupKeys> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Use `keys` from now on (a new data-key epoch: later backups, chunks and shipments are
+    /// sealed under its active key).
+    pub(crate) fn replace_keys(&self, keys: BackupKeys) {
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+    }
+
     pub(crate) async fn new(
         site: &BackupSite<'_>,
         store: Arc<dyn VectorStore>,
@@ -387,7 +408,7 @@ impl BackupManager {
         Ok(BackupManager {
             data_dir: site.data_dir.to_path_buf(),
             store,
-            keys: Arc::new(keys),
+            keys: Arc::new(std::sync::RwLock::new(Arc::new(keys))),
             store_id,
             min_free_bytes: site.min_free_bytes,
             retention: site.backup.clone(),
@@ -428,7 +449,7 @@ impl BackupManager {
     async fn upload_to(&self, objects: Arc<dyn ObjectStore>, manifest: &Manifest) -> Result<UploadReport, BackupError> {
         let started = std::time::Instant::now();
         let archive = manifest::archive_path(&self.dir(), &manifest.name);
-        let report = incremental::upload(objects.clone(), &archive, manifest, self.keys.clone()).await?;
+        let report = incremental::upload(objects.clone(), &archive, manifest, self.keys()).await?;
         tracing::info!(backup = %manifest.name, target = %objects, ms = started.elapsed().as_millis() as u64, new_chunks = report.new_chunks, uploaded_bytes = report.uploaded_bytes, "backup uploaded");
         Ok(report)
     }
@@ -442,7 +463,7 @@ impl BackupManager {
     /// in the log and go with the next shipment).
     pub async fn ship_journal(&self) -> Result<ShipReport, BackupError> {
         let s3 = self.s3.as_ref().ok_or(BackupError::NoRemote)?;
-        let shipped = shipping::ship(&*self.store, &**s3, &self.keys, &self.store_id).await;
+        let shipped = shipping::ship(&*self.store, &**s3, &self.keys(), &self.store_id).await;
         {
             let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
             match &shipped {
@@ -484,7 +505,7 @@ impl BackupManager {
     /// [`BackupError::NoRemote`] or [`BackupError::Target`].
     pub async fn list_remote(&self) -> Result<Vec<Manifest>, BackupError> {
         let all = self.s3.as_ref().ok_or(BackupError::NoRemote)?.list().await?;
-        Ok(manifest::authentic(all, &self.keys))
+        Ok(manifest::authentic(all, &self.keys()))
     }
 
     /// One scheduled cycle: back up, upload when S3 is configured, prune.
@@ -615,7 +636,7 @@ impl BackupManager {
         let info = self.store.snapshot(staging).await?;
         report(progress, Phase::BackupArchive, 1, steps);
         let (staging, dir, name) = (staging.to_path_buf(), dir.to_path_buf(), name.to_string());
-        let keys = self.keys.clone();
+        let keys = self.keys();
         let store_id = self.store_id;
         let data_dir = self.data_dir.clone();
         blocking(move || {
@@ -683,7 +704,7 @@ impl BackupManager {
     pub fn list(&self) -> Result<Vec<Manifest>, BackupError> {
         Ok(manifest::authentic(
             manifest::list(&self.dir(), &self.store_id)?,
-            &self.keys,
+            &self.keys(),
         ))
     }
 
@@ -696,12 +717,7 @@ impl BackupManager {
         let target = name.map_or(RestoreTarget::Latest, |n| RestoreTarget::Named(n.to_string()));
         let this = self.clone();
         let mut manifest = blocking(move || choose(&this.list()?, &target)).await?;
-        let (data_dir, dir, keys, reserve) = (
-            self.data_dir.clone(),
-            self.dir(),
-            self.keys.clone(),
-            self.min_free_bytes,
-        );
+        let (data_dir, dir, keys, reserve) = (self.data_dir.clone(), self.dir(), self.keys(), self.min_free_bytes);
         let m = manifest.clone();
         blocking(move || {
             let unpacked = unpack_and_check(&data_dir, &Source::Archive(dir), &m, &keys, reserve, ".verify-")?;
@@ -709,7 +725,7 @@ impl BackupManager {
         })
         .await?;
         manifest.verified_at_ms = Some((self.clock)());
-        manifest.seal(&self.keys)?;
+        manifest.seal(&self.keys())?;
         let (dir, verified) = (self.dir(), manifest.clone());
         blocking(move || manifest::write(&dir, &verified)).await?;
         Ok(manifest)
@@ -724,7 +740,7 @@ impl BackupManager {
         let s3 = self.s3.clone().ok_or(BackupError::NoRemote)?;
         let target = name.map_or(RestoreTarget::Latest, |n| RestoreTarget::Named(n.to_string()));
         let manifest = choose(&self.list_remote().await?, &target)?;
-        let (data_dir, keys, reserve) = (self.data_dir.clone(), self.keys.clone(), self.min_free_bytes);
+        let (data_dir, keys, reserve) = (self.data_dir.clone(), self.keys(), self.min_free_bytes);
         let (source, download) = restore::remote_source(&data_dir, reserve, &s3, &manifest, &progress::ignore).await?;
         let m = manifest.clone();
         let checked = blocking(move || {
@@ -749,10 +765,10 @@ impl BackupManager {
         // edited, whose archive, index, chunks and shipments would then look unreferenced.
         let this = self.clone();
         let local =
-            blocking(move || manifest::list_all(&this.dir(), &this.store_id).map(|l| l.authenticated(&this.keys)))
+            blocking(move || manifest::list_all(&this.dir(), &this.store_id).map(|l| l.authenticated(&this.keys())))
                 .await?;
         let remote = match (&self.s3, &self.retention.s3) {
-            (Some(s3), Some(_)) => Some(s3.list_all().await?.authenticated(&self.keys)),
+            (Some(s3), Some(_)) => Some(s3.list_all().await?.authenticated(&self.keys())),
             _ => None,
         };
         let refused: Vec<String> = local
@@ -781,7 +797,7 @@ impl BackupManager {
                 }
                 let kept: Vec<Manifest> = remote.into_iter().filter(|m| !removed.contains(&m.name)).collect();
                 // Locks carry the target's wall-clock times, not the (injectable) backup clock.
-                report.swept = Some(incremental::sweep(&**s3, &kept, &self.keys, crate::clock::now_ms()).await?);
+                report.swept = Some(incremental::sweep(&**s3, &kept, &self.keys(), crate::clock::now_ms()).await?);
                 let live_generation = self.store.unshipped(0, 1).await?.map(|u| u.generation);
                 report.swept_journal = Some(shipping::prune(&**s3, &kept, live_generation.as_deref()).await?);
             }

@@ -206,6 +206,13 @@ pub(super) async fn fetch(
             break;
         }
         let sealed = objects.get(&object.key, MAX_SHIPMENT_PLAIN as u64).await?;
+        if let Some(key_id) = ChunkKeys::sealed_key_id(&sealed).filter(|id| keys.key(*id).is_none()) {
+            // Fail rather than stop short: a restore never gives older data than was asked for.
+            return Err(BackupError::JournalNewerKey {
+                first_seq: next,
+                key_id,
+            });
+        }
         let corrupt = |reason: String| BackupError::Corrupt {
             name: object.key.clone(),
             reason,

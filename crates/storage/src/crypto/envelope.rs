@@ -4,26 +4,32 @@
 //! and the new wrap, then commits the new KEK to its source, then drops the old wrap: a crash at
 //! any point leaves an envelope that one of the two KEKs opens.
 //!
-//! With a recovery kit, the data keys are wrapped a second time under a KEK derived from the
-//! recovery key ([`RecoveryKey`]); every backup carries the whole envelope ([`WrappedKeys`]),
-//! so a backup can be opened on another machine with the recovery key alone.
+//! With a recovery kit, the data keys are wrapped a second time for the recovery key
+//! ([`RecoveryKey`]); every backup carries the whole envelope ([`WrappedKeys`]), so a backup
+//! can be opened on another machine with the recovery key alone.
+//!
+//! **Epochs.** Issuing a recovery kit, and a KEK rotation with `new_epoch` (after a leak),
+//! add a new random data key and make it the active one: everything sealed from then on
+//! (records, backup chunks and indexes, manifests, shipped journal) is under a key that the
+//! old kit and the old KEK never wrapped, so an old kit or leaked KEK together with every
+//! envelope ever written opens nothing newer. Older data keys stay in the envelope, wrapped
+//! under the current KEK and kit, so older data stays readable. Search keys (keyword tokens,
+//! the vector rotation) derive from the store's first data key (`index_key_id`) in every
+//! epoch, so records of every epoch stay findable by one query.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::config::{KeyConfig, KeySourceKind};
 use super::key_source::{KdfParams, KeySource};
 use super::keyring::{DataKey, SecretKey};
+use super::kit_wrap;
 use super::recovery::RecoveryKey;
+use super::wrap::{kek_id, unwrap_dek, wrap_dek, WrappedDek};
 use super::CryptoError;
 
 /// File name of the envelope inside the data dir.
@@ -36,6 +42,10 @@ struct EnvelopeFile {
     store_id: uuid::Uuid,
     created_at_ms: i64,
     active_key_id: u32,
+    /// The data key whose subkeys make the search tokens and the vector rotation (the
+    /// store's first; a new epoch keeps it).
+    #[serde(default = "first_key_id")]
+    index_key_id: u32,
     kek_rotated_at_ms: Option<i64>,
     wraps: Vec<Wrap>,
     /// The data keys wrapped under the recovery key's KEK; absent until a kit is issued.
@@ -43,13 +53,23 @@ struct EnvelopeFile {
     recovery: Option<RecoveryWrap>,
 }
 
-/// The data keys wrapped by the KEK derived from the recovery key.
+fn first_key_id() -> u32 {
+    1
+}
+
+/// The data keys wrapped for the recovery key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct RecoveryWrap {
-    /// Fingerprint of the recovery KEK.
+    /// Fingerprint of the kit: of its public key, or (kits issued before public keys) of the
+    /// KEK derived from it.
     kek_id: String,
     /// When this recovery key was issued (unix ms).
     created_at_ms: i64,
+    /// The kit's X25519 public key (base64): each data key is wrapped to it, and a data key
+    /// made later can be too. Absent for kits issued before: their wraps are under a KEK
+    /// derived from the key, and a new epoch needs a new kit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    public_key: Option<String>,
     deks: Vec<WrappedDek>,
 }
 
@@ -82,17 +102,11 @@ struct Wrap {
     deks: Vec<WrappedDek>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct WrappedDek {
-    key_id: u32,
-    /// base64(nonce ‖ ciphertext ‖ tag)
-    wrapped: String,
-}
-
 /// The unlocked keys of a store.
 #[derive(Debug)]
 pub(crate) struct UnlockedKeys {
     pub(crate) active_key_id: u32,
+    pub(crate) index_key_id: u32,
     pub(crate) data_keys: Vec<DataKey>,
     pub(crate) status: KeyStatus,
 }
@@ -107,7 +121,8 @@ pub struct KeyStatus {
     pub key_source: KeySourceKind,
     /// Where that source keeps it.
     pub key_location: String,
-    /// Id of the data key that seals new data.
+    /// Id of the data key that seals new data: the epoch (each recovery kit issued and each
+    /// rotation with a new epoch adds one).
     pub active_key_id: u32,
     /// How many data keys the envelope holds.
     pub data_keys: usize,
@@ -135,70 +150,75 @@ pub(crate) fn create(data_dir: &Path, config: &KeyConfig) -> Result<UnlockedKeys
     let source = KeySource::new(config);
     source.probe(&store_id)?;
     let new = source.create_kek(false)?;
-    let mut dek = Zeroizing::new([0u8; 32]);
-    rand::thread_rng().fill_bytes(dek.as_mut_slice());
-    let key_id = 1;
-    let now = now_ms();
+    let mut data_keys = Vec::new();
+    let key_id = add_data_key(&store_id, &mut data_keys)?;
     let envelope = EnvelopeFile {
         format: FORMAT,
         store_id,
-        created_at_ms: now,
+        created_at_ms: now_ms(),
         active_key_id: key_id,
+        index_key_id: key_id,
         kek_rotated_at_ms: None,
-        wraps: vec![Wrap {
-            key_source: source.kind(),
-            kek_id: kek_id(&new.kek),
-            kdf: new.kdf.clone(),
-            deks: vec![wrap_dek(&new.kek, &store_id, key_id, &dek)?],
-        }],
+        wraps: vec![kek_wrap(&source, &new.kek, new.kdf.clone(), &store_id, &data_keys)?],
         recovery: None,
     };
     // Commit the KEK to its source first: an envelope nobody can open is worse than a stray key.
     source.commit(&store_id, &new)?;
     write(data_dir, &envelope)?;
-    let data_keys = vec![DataKey::new(key_id, dek, &store_id)];
-    Ok(UnlockedKeys {
-        active_key_id: key_id,
-        status: status(&envelope, &source),
-        data_keys,
-    })
+    Ok(unlocked(&envelope, &source, data_keys))
 }
 
 /// Unlock an existing store's keys with the configured source.
 pub(crate) fn open(data_dir: &Path, config: &KeyConfig) -> Result<UnlockedKeys, CryptoError> {
     let envelope = read(data_dir)?;
     let source = KeySource::new(config);
-    let (_, deks) = unlock(&envelope, &source)?;
-    Ok(UnlockedKeys {
-        active_key_id: envelope.active_key_id,
-        status: status(&envelope, &source),
-        data_keys: deks,
-    })
+    let opened = unlock(&envelope, &source)?;
+    Ok(unlocked(&envelope, &source, opened.deks))
 }
 
-/// Re-wrap the data keys with a new KEK from `to` (which may be the same source). Data is untouched.
-pub(crate) fn rotate_kek(data_dir: &Path, current: &KeyConfig, to: &KeyConfig) -> Result<KeyStatus, CryptoError> {
+/// Re-wrap the data keys with a new KEK from `to` (which may be the same source). With
+/// `new_epoch` (the old KEK may have leaked), also add a new data key, wrapped under the new
+/// KEK and for the recovery kit only, and make it the active one. Data is untouched.
+///
+/// # Errors
+/// Crypto errors of either source (the old KEK keeps working then);
+/// [`CryptoError::KitCannotReceive`] for a new epoch while the kit predates public keys.
+pub(crate) fn rotate_kek(
+    data_dir: &Path,
+    current: &KeyConfig,
+    to: &KeyConfig,
+    new_epoch: bool,
+) -> Result<UnlockedKeys, CryptoError> {
     let mut envelope = read(data_dir)?;
     let old_source = KeySource::new(current);
-    let (old_index, deks) = unlock(&envelope, &old_source)?;
-    let new_source = KeySource::new(to);
-    new_source.probe(&envelope.store_id)?;
-    let new = new_source.create_kek(current.source == to.source)?;
-    let wrapped = deks
-        .iter()
-        .map(|d| wrap_dek(&new.kek, &envelope.store_id, d.key_id, d.secret()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let new_wrap = Wrap {
-        key_source: new_source.kind(),
-        kek_id: kek_id(&new.kek),
-        kdf: new.kdf.clone(),
-        deks: wrapped,
+    let opened = unlock(&envelope, &old_source)?;
+    let mut deks = opened.deks;
+    let store_id = envelope.store_id;
+    let epoch = if new_epoch {
+        let id = add_data_key(&store_id, &mut deks)?;
+        if let Some(recovery) = envelope.recovery.as_mut() {
+            let public = recovery.public_key.as_deref().ok_or(CryptoError::KitCannotReceive)?;
+            let dek = deks
+                .iter()
+                .find(|d| d.key_id == id)
+                .map(DataKey::secret)
+                .ok_or_else(|| missing(id))?;
+            recovery.deks.push(kit_wrap::wrap_for_kit(public, &store_id, id, dek)?);
+        }
+        Some(id)
+    } else {
+        None
     };
-    // Step 1: both wraps on disk. Step 2: the source holds the new KEK. Step 3: old wrap gone.
-    let old_wrap = envelope.wraps[old_index].clone();
+    let new_source = KeySource::new(to);
+    new_source.probe(&store_id)?;
+    let new = new_source.create_kek(current.source == to.source)?;
+    let new_wrap = kek_wrap(&new_source, &new.kek, new.kdf.clone(), &store_id, &deks)?;
+    // Step 1: both wraps on disk (the old one without the new epoch's key, which stays
+    // inactive until step 3). Step 2: the source holds the new KEK. Step 3: old wrap gone.
+    let old_wrap = envelope.wraps[opened.index].clone();
     envelope.wraps = vec![old_wrap, new_wrap.clone()];
     write(data_dir, &envelope)?;
-    new_source.commit(&envelope.store_id, &new)?;
+    new_source.commit(&store_id, &new)?;
     // Prove the new KEK, as its source now gives it back, opens the new wrap on disk before
     // the old wrap is dropped: a source that lost the key leaves the old one working. (An env
     // or passphrase source rotated in place gives the new secret under `<VAR>_NEW` until the
@@ -213,7 +233,7 @@ pub(crate) fn rotate_kek(data_dir: &Path, current: &KeyConfig, to: &KeyConfig) -
     let reopened = if in_place_variable {
         deks.len()
     } else {
-        unlock(&only_new, &new_source)?.1.len()
+        unlock(&only_new, &new_source)?.deks.len()
     };
     if reopened != deks.len() {
         return Err(CryptoError::Envelope {
@@ -223,39 +243,68 @@ pub(crate) fn rotate_kek(data_dir: &Path, current: &KeyConfig, to: &KeyConfig) -
     }
     envelope.wraps = vec![new_wrap];
     envelope.kek_rotated_at_ms = Some(now_ms());
+    if let Some(id) = epoch {
+        envelope.active_key_id = id;
+    }
     write(data_dir, &envelope)?;
-    tracing::info!(store_id = %envelope.store_id, to = %new_source.kind(), "key-encryption key rotated");
-    Ok(status(&envelope, &new_source))
+    tracing::info!(store_id = %store_id, to = %new_source.kind(), new_epoch, active_key_id = envelope.active_key_id, "key-encryption key rotated");
+    Ok(unlocked(&envelope, &new_source, deks))
 }
 
-/// Issue a new recovery key: wrap the data keys under it (replacing the previous recovery
-/// wrap, so the old key stops opening this store and its later backups), write the envelope,
-/// and read it back to prove the new key opens it. Backups taken before keep the wrap they
-/// carry and still open with the key that was current then.
-pub(crate) fn issue_recovery_key(data_dir: &Path, config: &KeyConfig) -> Result<(RecoveryKey, KeyStatus), CryptoError> {
+/// Issue a new recovery key: every data key is wrapped for the new kit only (replacing the
+/// previous recovery wrap), and when it replaces a kit, a new epoch starts (a new data key
+/// becomes the active one), so the old kit opens neither this store nor anything written
+/// from now on, even with every envelope ever backed up. The envelope is read back to prove the KEK and the new key open
+/// it. Backups taken before keep the wrap they carry and still open with the old kit.
+pub(crate) fn issue_recovery_key(
+    data_dir: &Path,
+    config: &KeyConfig,
+) -> Result<(RecoveryKey, UnlockedKeys), CryptoError> {
     let mut envelope = read(data_dir)?;
     let source = KeySource::new(config);
-    let (_, deks) = unlock(&envelope, &source)?;
+    let opened = unlock(&envelope, &source)?;
+    let mut deks = opened.deks;
+    let store_id = envelope.store_id;
+    // The first kit revokes nothing: no epoch needed.
+    let epoch = match envelope.recovery {
+        Some(_) => Some(add_data_key(&store_id, &mut deks)?),
+        None => None,
+    };
     let key = RecoveryKey::generate();
-    let kek = key.kek(&envelope.store_id);
+    let public = kit_wrap::public_key(&key, &store_id);
     envelope.recovery = Some(RecoveryWrap {
-        kek_id: kek_id(&kek),
+        kek_id: kit_wrap::kit_id(&public),
         created_at_ms: now_ms(),
         deks: deks
             .iter()
-            .map(|d| wrap_dek(&kek, &envelope.store_id, d.key_id, d.secret()))
+            .map(|d| kit_wrap::wrap_for_kit(&public, &store_id, d.key_id, d.secret()))
             .collect::<Result<_, _>>()?,
+        public_key: Some(public),
     });
+    let mut wrap = envelope.wraps[opened.index].clone();
+    if let Some(id) = epoch {
+        let dek = deks
+            .iter()
+            .find(|d| d.key_id == id)
+            .map(DataKey::secret)
+            .ok_or_else(|| missing(id))?;
+        wrap.deks.push(wrap_dek(&opened.kek, &store_id, id, dek)?);
+        envelope.active_key_id = id;
+    }
+    envelope.wraps = vec![wrap];
     write(data_dir, &envelope)?;
     let written = read(data_dir)?;
-    if written != envelope || unlock_recovery(&written, &key)?.len() != deks.len() {
+    if written != envelope
+        || unlock_recovery(&written, &key)?.len() != deks.len()
+        || unlock(&written, &source)?.deks.len() != deks.len()
+    {
         return Err(CryptoError::Envelope {
             path: envelope_path(data_dir).display().to_string(),
             reason: "reading the envelope back after writing the recovery wrap gave something else".into(),
         });
     }
-    tracing::info!(store_id = %envelope.store_id, "recovery key issued");
-    Ok((key, status(&envelope, &source)))
+    tracing::info!(store_id = %store_id, active_key_id = envelope.active_key_id, "recovery key issued");
+    Ok((key, unlocked(&envelope, &source, deks)))
 }
 
 /// Check that `config`'s source can hold a KEK for `store_id`, before work that needs it.
@@ -279,13 +328,9 @@ pub(crate) fn unlock_wrapped(
     let source = KeySource::new(config);
     let data_keys = match recovery {
         Some(key) => unlock_recovery(envelope, key)?,
-        None => unlock(envelope, &source)?.1,
+        None => unlock(envelope, &source)?.deks,
     };
-    Ok(UnlockedKeys {
-        active_key_id: envelope.active_key_id,
-        data_keys,
-        status: status(envelope, &source),
-    })
+    Ok(unlocked(envelope, &source, data_keys))
 }
 
 /// Make `keys` (from a backup, unlocked as `unlocked`) this data dir's envelope, the data
@@ -307,25 +352,21 @@ pub(crate) fn install(
     let source = KeySource::new(config);
     source.probe(&store_id)?;
     let new = source.create_kek(false)?;
-    let deks = unlocked
-        .data_keys
-        .iter()
-        .map(|d| wrap_dek(&new.kek, &store_id, d.key_id, d.secret()))
-        .collect::<Result<Vec<_>, _>>()?;
     let envelope = EnvelopeFile {
-        wraps: vec![Wrap {
-            key_source: source.kind(),
-            kek_id: kek_id(&new.kek),
-            kdf: new.kdf.clone(),
-            deks,
-        }],
+        wraps: vec![kek_wrap(
+            &source,
+            &new.kek,
+            new.kdf.clone(),
+            &store_id,
+            &unlocked.data_keys,
+        )?],
         kek_rotated_at_ms: Some(now_ms()),
         ..keys.0.clone()
     };
     source.commit(&store_id, &new)?;
     write(data_dir, &envelope)?;
     // Prove this machine's source opens what was written before anyone relies on it.
-    let reopened = unlock(&read(data_dir)?, &source)?.1;
+    let reopened = unlock(&read(data_dir)?, &source)?.deks;
     if reopened.len() != unlocked.data_keys.len() {
         return Err(CryptoError::Envelope {
             path: envelope_path(data_dir).display().to_string(),
@@ -336,16 +377,69 @@ pub(crate) fn install(
     Ok(status(&envelope, &source))
 }
 
+/// Add a new random data key to `deks`, with the next id; returns the id.
+fn add_data_key(store_id: &uuid::Uuid, deks: &mut Vec<DataKey>) -> Result<u32, CryptoError> {
+    let id = deks
+        .iter()
+        .map(|d| d.key_id)
+        .max()
+        .unwrap_or(0)
+        .checked_add(1)
+        .ok_or_else(|| CryptoError::Key("no data key id is left".into()))?;
+    let mut dek = Zeroizing::new([0u8; 32]);
+    rand::thread_rng().fill_bytes(dek.as_mut_slice());
+    deks.push(DataKey::new(id, dek, store_id));
+    Ok(id)
+}
+
+fn missing(key_id: u32) -> CryptoError {
+    CryptoError::Key(format!("data key {key_id} is not loaded"))
+}
+
+/// Every data key in `deks` wrapped under `kek` from `source`.
+fn kek_wrap(
+    source: &KeySource,
+    kek: &SecretKey,
+    kdf: Option<KdfParams>,
+    store_id: &uuid::Uuid,
+    deks: &[DataKey],
+) -> Result<Wrap, CryptoError> {
+    Ok(Wrap {
+        key_source: source.kind(),
+        kek_id: kek_id(kek),
+        kdf,
+        deks: deks
+            .iter()
+            .map(|d| wrap_dek(kek, store_id, d.key_id, d.secret()))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+fn unlocked(envelope: &EnvelopeFile, source: &KeySource, data_keys: Vec<DataKey>) -> UnlockedKeys {
+    UnlockedKeys {
+        active_key_id: envelope.active_key_id,
+        index_key_id: envelope.index_key_id,
+        data_keys,
+        status: status(envelope, source),
+    }
+}
+
 fn unlock_recovery(envelope: &EnvelopeFile, key: &RecoveryKey) -> Result<Vec<DataKey>, CryptoError> {
+    let store_id = envelope.store_id;
     let wrap = envelope.recovery.as_ref().ok_or_else(|| CryptoError::NoRecoveryKit {
-        what: format!("store {}", envelope.store_id),
+        what: format!("store {store_id}"),
     })?;
-    let kek = key.kek(&envelope.store_id);
-    if kek_id(&kek) != wrap.kek_id {
+    let (fingerprint, kek) = match &wrap.public_key {
+        Some(_) => (kit_wrap::kit_id(&kit_wrap::public_key(key, &store_id)), None),
+        None => {
+            let kek = key.kek(&store_id);
+            (kek_id(&kek), Some(kek))
+        }
+    };
+    if fingerprint != wrap.kek_id {
         return Err(CryptoError::WrongRecoveryKey {
             hint: format!(
-                "it is not the recovery key of store {} issued {} UTC (a recovery kit issued later does not open what was backed up before it)",
-                envelope.store_id,
+                "it is not the recovery key of store {store_id} issued {} UTC (a recovery kit opens what was backed up while it was the store's kit, and nothing written after a newer one was issued)",
                 crate::clock::format_utc(wrap.created_at_ms)
             ),
         });
@@ -353,13 +447,23 @@ fn unlock_recovery(envelope: &EnvelopeFile, key: &RecoveryKey) -> Result<Vec<Dat
     wrap.deks
         .iter()
         .map(|w| {
-            let secret = unwrap_dek(&kek, &envelope.store_id, w)?;
-            Ok(DataKey::new(w.key_id, secret, &envelope.store_id))
+            let secret = match &kek {
+                Some(kek) => unwrap_dek(kek, &store_id, w)?,
+                None => kit_wrap::unwrap_with_kit(key, &store_id, w)?,
+            };
+            Ok(DataKey::new(w.key_id, secret, &store_id))
         })
         .collect()
 }
 
-fn unlock(envelope: &EnvelopeFile, source: &KeySource) -> Result<(usize, Vec<DataKey>), CryptoError> {
+/// The data keys of the first wrap whose KEK `source` gives, with that wrap's index and KEK.
+struct Opened {
+    index: usize,
+    kek: SecretKey,
+    deks: Vec<DataKey>,
+}
+
+fn unlock(envelope: &EnvelopeFile, source: &KeySource) -> Result<Opened, CryptoError> {
     let candidates: Vec<usize> = (0..envelope.wraps.len())
         .filter(|i| envelope.wraps[*i].key_source == source.kind())
         .collect();
@@ -384,7 +488,7 @@ fn unlock(envelope: &EnvelopeFile, source: &KeySource) -> Result<(usize, Vec<Dat
                 Ok(DataKey::new(w.key_id, secret, &envelope.store_id))
             })
             .collect::<Result<Vec<_>, CryptoError>>()?;
-        return Ok((index, deks));
+        return Ok(Opened { index, kek, deks });
     }
     Err(CryptoError::WrongKey {
         source_kind: source.kind(),
@@ -406,64 +510,6 @@ fn status(envelope: &EnvelopeFile, source: &KeySource) -> KeyStatus {
         kek_rotated_at_ms: envelope.kek_rotated_at_ms,
         recovery_kit_created_at_ms: envelope.recovery.as_ref().map(|r| r.created_at_ms),
     }
-}
-
-fn kek_id(kek: &SecretKey) -> String {
-    let mut h = Sha256::new();
-    h.update(b"cloudops-storage/kek-id/v1");
-    h.update(kek.as_slice());
-    let digest = h.finalize();
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn wrap_aad(store_id: &uuid::Uuid, key_id: u32) -> Vec<u8> {
-    let mut aad = b"cloudops-storage/dek/v1".to_vec();
-    aad.extend_from_slice(store_id.as_bytes());
-    aad.extend_from_slice(&key_id.to_be_bytes());
-    aad
-}
-
-fn wrap_dek(kek: &SecretKey, store_id: &uuid::Uuid, key_id: u32, dek: &[u8; 32]) -> Result<WrappedDek, CryptoError> {
-    let cipher = Aes256Gcm::new(kek.as_slice().into());
-    let mut nonce = [0u8; 12];
-    rand::thread_rng().fill_bytes(&mut nonce);
-    let aad = wrap_aad(store_id, key_id);
-    let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: dek, aad: &aad })
-        .map_err(|_| CryptoError::Key("wrapping the data key failed".into()))?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&ct);
-    Ok(WrappedDek {
-        key_id,
-        wrapped: B64.encode(out),
-    })
-}
-
-fn unwrap_dek(kek: &SecretKey, store_id: &uuid::Uuid, w: &WrappedDek) -> Result<SecretKey, CryptoError> {
-    let bad = || CryptoError::Envelope {
-        path: ENVELOPE_FILE.into(),
-        reason: format!("wrapped data key {} is corrupt or was modified", w.key_id),
-    };
-    let raw = B64.decode(&w.wrapped).map_err(|_| bad())?;
-    if raw.len() != 12 + 32 + 16 {
-        return Err(bad());
-    }
-    let cipher = Aes256Gcm::new(kek.as_slice().into());
-    let aad = wrap_aad(store_id, w.key_id);
-    let plain = Zeroizing::new(
-        cipher
-            .decrypt(
-                Nonce::from_slice(&raw[..12]),
-                Payload {
-                    msg: &raw[12..],
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| bad())?,
-    );
-    let mut key = Zeroizing::new([0u8; 32]);
-    key.copy_from_slice(&plain);
-    Ok(key)
 }
 
 fn read(data_dir: &Path) -> Result<EnvelopeFile, CryptoError> {

@@ -98,6 +98,10 @@ pub enum CryptoError {
         /// The store or backup.
         what: String,
     },
+    /// A new data-key epoch was asked for while the recovery kit was issued before kits had
+    /// public keys: the new key could not be wrapped for it.
+    #[error("this store's recovery kit was issued by an older version and cannot receive a new data key: run `cloudops-storage keys recovery-kit` first (it starts a new data key itself), then rotate")]
+    KitCannotReceive,
     /// Key derivation or key-file handling failed.
     #[error("{0}")]
     Key(String),

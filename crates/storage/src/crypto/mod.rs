@@ -9,14 +9,27 @@ mod error;
 mod key_file;
 mod key_source;
 mod keyring;
+mod kit_wrap;
 mod recovery;
 mod seal;
+mod wrap;
 
 pub use config::{
     default_key_file, KeyConfig, KeySourceKind, Passphrase, DEFAULT_KEY_ENV_VAR, DEFAULT_PASSPHRASE_ENV_VAR,
 };
 pub(crate) use envelope::ENVELOPE_FILE;
 pub use envelope::{KeyStatus, WrappedKeys};
+
+/// Whether a KEK rotation also starts a new data key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+pub enum DataKeyEpoch {
+    /// Only re-wrap the data keys (moving the KEK to another source, routine rotation).
+    Keep,
+    /// Also start a new data key for everything written from now on (the old KEK leaked).
+    New,
+}
 pub use error::CryptoError;
 pub(crate) use keyring::Purpose;
 pub use recovery::{RecoveryKey, RecoveryKit};
@@ -28,18 +41,19 @@ pub(crate) use envelope::{
 };
 
 impl UnlockedKeys {
-    /// The subkey for `purpose` of the active data key.
+    /// The subkey for `purpose` of the store's index key: search tokens and the vector
+    /// rotation, the same in every epoch.
     ///
     /// # Errors
-    /// [`CryptoError::Envelope`] when the envelope does not hold its active key.
-    pub(crate) fn active_subkey(&self, purpose: Purpose) -> Result<zeroize::Zeroizing<[u8; 32]>, CryptoError> {
+    /// [`CryptoError::Envelope`] when the envelope does not hold its index key.
+    pub(crate) fn index_subkey(&self, purpose: Purpose) -> Result<zeroize::Zeroizing<[u8; 32]>, CryptoError> {
         self.data_keys
             .iter()
-            .find(|k| k.key_id == self.active_key_id)
+            .find(|k| k.key_id == self.index_key_id)
             .map(|k| k.subkey(purpose))
             .ok_or_else(|| CryptoError::Envelope {
                 path: ENVELOPE_FILE.to_string(),
-                reason: format!("the active data key {} is missing", self.active_key_id),
+                reason: format!("the index data key {} is missing", self.index_key_id),
             })
     }
 
@@ -62,6 +76,7 @@ pub(crate) fn test_backup_keys() -> BackupKeys {
     let key = keyring::DataKey::new(1, zeroize::Zeroizing::new([9u8; 32]), &uuid::Uuid::nil());
     UnlockedKeys {
         active_key_id: 1,
+        index_key_id: 1,
         data_keys: vec![key],
         status: KeyStatus {
             store_id: uuid::Uuid::nil(),

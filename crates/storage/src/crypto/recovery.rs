@@ -112,6 +112,22 @@ impl RecoveryKey {
     }
 }
 
+impl RecoveryKey {
+    /// The X25519 secret this key yields for store `store_id`: its public half, kept in the
+    /// envelope, lets the store wrap a data key made later for this kit without holding it.
+    pub(crate) fn agreement_secret(&self, store_id: &uuid::Uuid) -> x25519_dalek::StaticSecret {
+        let hk = Hkdf::<Sha256>::new(Some(store_id.as_bytes()), self.secret.as_slice());
+        let mut out = Zeroizing::new([0u8; 32]);
+        if hk
+            .expand(b"cloudops-storage/recovery-x25519/v2", out.as_mut_slice())
+            .is_err()
+        {
+            unreachable!("HKDF expand of 32 bytes cannot fail");
+        }
+        x25519_dalek::StaticSecret::from(*out)
+    }
+}
+
 impl std::str::FromStr for RecoveryKey {
     type Err = CryptoError;
 
@@ -154,9 +170,9 @@ impl RecoveryKit {
              \x20   cloudops-storage --data-dir NEW_DIR backup restore --from-s3 --recovery-key-file THIS_FILE\n\
              \n\
              Keep it offline or in a password manager, away from this machine and the bucket.\n\
-             Anyone holding it and the bucket can read every backup. Issuing a new kit\n\
-             (`keys recovery-kit`) makes this one stop opening the store and later backups;\n\
-             backups taken before then still open with this key.\n",
+             Anyone holding it and the bucket can read every backup taken while it is the\n\
+             store's kit. Issuing a new kit (`keys recovery-kit`) starts a new data key: this\n\
+             kit opens nothing written after that; backups taken before still open with it.\n",
             self.store_id,
             crate::clock::format_utc(self.created_at_ms),
             self.key.reveal()

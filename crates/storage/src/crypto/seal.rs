@@ -41,22 +41,20 @@ pub(crate) struct SealContext<'a> {
     pub(crate) bound: &'a [(&'a str, &'a str)],
 }
 
-/// Seals and opens fields with the content subkeys of every known data key.
+/// Seals and opens fields with the content subkeys of every known data key. The keys can be
+/// replaced while it is shared ([`Sealer::replace`]): a new epoch takes effect for the next
+/// value sealed.
 pub(crate) struct Sealer {
+    keys: std::sync::RwLock<SealerKeys>,
+}
+
+struct SealerKeys {
     active_key_id: u32,
     ciphers: HashMap<u32, Aes256Gcm>,
 }
 
-impl std::fmt::Debug for Sealer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealer")
-            .field("active_key_id", &self.active_key_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Sealer {
-    pub(crate) fn new(keys: &[DataKey], active_key_id: u32) -> Self {
+impl SealerKeys {
+    fn new(keys: &[DataKey], active_key_id: u32) -> Self {
         let ciphers = keys
             .iter()
             .map(|k| {
@@ -64,7 +62,37 @@ impl Sealer {
                 (k.key_id, Aes256Gcm::new(sub.as_slice().into()))
             })
             .collect();
-        Sealer { active_key_id, ciphers }
+        SealerKeys { active_key_id, ciphers }
+    }
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("active_key_id", &self.active_key_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealer {
+    pub(crate) fn new(keys: &[DataKey], active_key_id: u32) -> Self {
+        Sealer {
+            keys: std::sync::RwLock::new(SealerKeys::new(keys, active_key_id)),
+        }
+    }
+
+    /// Seal with `keys` from now on, `active_key_id` for new values.
+    pub(crate) fn replace(&self, keys: &[DataKey], active_key_id: u32) {
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = SealerKeys::new(keys, active_key_id);
+    }
+
+    /// The data key new values are sealed with.
+    pub(crate) fn active_key_id(&self) -> u32 {
+        self.read().active_key_id
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, SealerKeys> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Seal `plaintext` for `ctx` with the active key.
@@ -72,10 +100,11 @@ impl Sealer {
     /// # Errors
     /// [`CryptoError::Key`] if the active key is missing (a broken invariant of the envelope).
     pub(crate) fn seal(&self, ctx: SealContext<'_>, plaintext: &[u8]) -> Result<String, CryptoError> {
-        let cipher = self
+        let keys = self.read();
+        let cipher = keys
             .ciphers
-            .get(&self.active_key_id)
-            .ok_or_else(|| CryptoError::Key(format!("active data key {} is not loaded", self.active_key_id)))?;
+            .get(&keys.active_key_id)
+            .ok_or_else(|| CryptoError::Key(format!("active data key {} is not loaded", keys.active_key_id)))?;
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
         let aad = aad(ctx, FORMAT_VERSION);
@@ -90,7 +119,7 @@ impl Sealer {
             .map_err(|_| CryptoError::Key("AES-GCM encryption failed".into()))?;
         let mut out = Vec::with_capacity(HEADER_LEN + ciphertext.len());
         out.push(FORMAT_VERSION);
-        out.extend_from_slice(&self.active_key_id.to_be_bytes());
+        out.extend_from_slice(&keys.active_key_id.to_be_bytes());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ciphertext);
         Ok(B64.encode(out))
@@ -126,7 +155,8 @@ impl Sealer {
             });
         }
         let key_id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-        let cipher = self.ciphers.get(&key_id).ok_or_else(|| CryptoError::UnknownKeyId {
+        let keys = self.read();
+        let cipher = keys.ciphers.get(&key_id).ok_or_else(|| CryptoError::UnknownKeyId {
             field: ctx.field.to_string(),
             key_id,
         })?;
@@ -223,7 +253,8 @@ mod tests {
         }
         // A field written in the first format (no binding) still opens.
         let c = ctx("content", 1);
-        let cipher = s.ciphers.get(&1).unwrap();
+        let keys = s.read();
+        let cipher = keys.ciphers.get(&1).unwrap();
         let nonce = [7u8; NONCE_LEN];
         let ct = cipher
             .encrypt(

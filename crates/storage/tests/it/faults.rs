@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cloudops_storage_service::store::faulty::{Fault, FaultOp, FaultyStore};
 use cloudops_storage_service::store::VectorStore;
 use cloudops_storage_service::{
-    AWSResource, HistoryRange, NewMessage, ResourceFilter, Role, StorageService, SyncScope,
+    AWSResource, DataKeyEpoch, HistoryRange, NewMessage, ResourceFilter, Role, StorageService, SyncScope,
 };
 use serde_json::json;
 
@@ -221,7 +221,7 @@ async fn a_key_rotation_that_cannot_write_its_key_keeps_the_old_key_working() {
     std::fs::write(&blocker, "x").unwrap();
     let mut to = s.config().keys.clone();
     to.file = Some(blocker.join("master.key"));
-    let err = s.rotate_kek(to).await.unwrap_err();
+    let err = s.rotate_kek(to, DataKeyEpoch::Keep).await.unwrap_err();
     assert!(err.to_string().contains("key file"), "{err}");
     s.shutdown().await.unwrap();
     let s = t.open().await;

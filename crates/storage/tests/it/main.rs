@@ -5,6 +5,7 @@ mod api;
 mod backup;
 mod chat;
 mod common;
+mod epochs;
 mod estate;
 mod estate_eval;
 mod estate_files;

@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use cloudops_storage_service::store::{EmbeddedStore, Point, ScrollRequest, VectorStore};
-use cloudops_storage_service::{platform, KeyConfig};
+use cloudops_storage_service::{platform, DataKeyEpoch, KeyConfig};
 use cloudops_storage_service::{ConfigKey, ErrorKind, KeySourceKind, StorageConfig, StorageService};
 use cloudops_storage_service::{HistoryRange, NewMessage, Role};
 use serde_json::json;
@@ -264,7 +264,7 @@ async fn kek_rotation_keeps_data_readable_and_retires_old_key() {
     let old_key = std::fs::read(t.key_file()).unwrap();
     {
         let s = t.open().await;
-        let status = s.rotate_kek(s.config().keys.clone()).await.unwrap();
+        let status = s.rotate_kek(s.config().keys.clone(), DataKeyEpoch::Keep).await.unwrap();
         assert!(status.kek_rotated_at_ms.is_some());
         s.shutdown().await.unwrap();
     }
@@ -284,7 +284,7 @@ async fn kek_rotation_keeps_data_readable_and_retires_old_key() {
             env_var: var.clone(),
             ..KeyConfig::default()
         };
-        let status = s.rotate_kek(to).await.unwrap();
+        let status = s.rotate_kek(to, DataKeyEpoch::Keep).await.unwrap();
         assert_eq!(status.key_source, KeySourceKind::Env);
         s.shutdown().await.unwrap();
         let mut config = t.config();
@@ -353,7 +353,7 @@ async fn two_stores_on_one_key_file_both_open_after_one_rotates() {
         contexts.push(ctx);
     }
     let s = StorageService::open(a.clone()).await.unwrap();
-    s.rotate_kek(a.keys.clone()).await.unwrap();
+    s.rotate_kek(a.keys.clone(), DataKeyEpoch::Keep).await.unwrap();
     s.shutdown().await.unwrap();
     let lines = std::fs::read_to_string(&shared).unwrap().lines().count();
     assert_eq!(lines, 2, "the rotation added a key beside the shared one");

@@ -47,5 +47,7 @@ pub(crate) async fn rotate_key(storage: State<'_, Storage>, to: Option<KeyConfig
             same
         }
     };
-    Ok(service.rotate_kek(to).await?)
+    Ok(service
+        .rotate_kek(to, cloudops_storage_service::DataKeyEpoch::Keep)
+        .await?)
 }
