@@ -214,6 +214,11 @@ pub(crate) enum BackupCommand {
         /// Restore the backup alone, without replaying the journal shipped after it.
         #[arg(long)]
         no_journal: bool,
+        /// Restore what the bucket holds even where it falls short of its authenticated head
+        /// (newest backup or last shipments missing, a record missing in the middle, the head
+        /// deleted or altered); each shortfall is printed. Without it, any of these fails.
+        #[arg(long)]
+        accept_gap: bool,
     },
     /// Ship the writes made since the last shipment to the S3 target now (the schedule does
     /// it every `ship_interval_seconds`, and every process when it closes the store).

@@ -225,10 +225,15 @@ impl StorageError {
             StorageError::Backup(BackupError::Store(e)) => StorageError::kind_of_store(e),
             StorageError::Backup(BackupError::Crypto(e)) => StorageError::kind_of_crypto(e),
             StorageError::Backup(
-                BackupError::Corrupt { .. } | BackupError::ChecksumMismatch { .. } | BackupError::CountMismatch { .. },
+                BackupError::Corrupt { .. }
+                | BackupError::ChecksumMismatch { .. }
+                | BackupError::CountMismatch { .. }
+                | BackupError::Incomplete { .. },
             ) => ErrorKind::CorruptBackup,
             StorageError::Backup(BackupError::NotInitialized { .. }) => ErrorKind::NotInitialized,
-            StorageError::Backup(BackupError::JournalNewerKey { .. }) => ErrorKind::WrongKey,
+            StorageError::Backup(BackupError::JournalNewerKey { .. } | BackupError::HeadNewerKey { .. }) => {
+                ErrorKind::WrongKey
+            }
             StorageError::Backup(BackupError::NotBuiltIn { .. }) => ErrorKind::Config,
             StorageError::Backup(_) => ErrorKind::Backup,
             StorageError::Config(_) => ErrorKind::Config,

@@ -885,6 +885,11 @@ keys: unknown,
  */
 journal?: JournalMark | null, 
 /**
+ * The target's authenticated head (`HEAD`) is rewritten after this backup: a target
+ * holding such a backup and no head lost it.
+ */
+head?: boolean, 
+/**
  * HMAC-SHA256 of every other field, hex. Empty in manifests made before this existed
  * (those are refused: nothing proves they were not edited).
  */
@@ -1014,7 +1019,14 @@ store_id: string | null,
  * Restore the backup alone: do not replay the journal shipped after it (which `Latest`
  * and `At` otherwise do, up to that time, when `[backup.s3]` is configured).
  */
-skip_journal: boolean, };
+skip_journal: boolean, 
+/**
+ * Restore what the target holds even where it falls short of its authenticated head
+ * (the newest backup or the end of the journal it names is missing, a record is missing
+ * in the middle, the head itself is missing or altered): each shortfall becomes a
+ * warning in the report instead of an error.
+ */
+accept_gap: boolean, };
 
 /**
  * What `restore` did.
@@ -1036,6 +1048,10 @@ keys: KeyStatus | null,
  * What was replayed of the journal shipped after the backup.
  */
 journal: JournalReplay | null, 
+/**
+ * Shortfalls accepted with [`RestoreOptions::accept_gap`] (empty otherwise).
+ */
+warnings: Array<string>, 
 /**
  * Time taken, ms.
  */
@@ -1111,7 +1127,8 @@ key_source: KeySourceKind,
  */
 key_location: string, 
 /**
- * Id of the data key that seals new data.
+ * Id of the data key that seals new data: the epoch (each recovery kit issued and each
+ * rotation with a new epoch adds one).
  */
 active_key_id: number, 
 /**

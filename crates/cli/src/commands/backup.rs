@@ -18,6 +18,7 @@ pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output)
         recovery_key,
         store_id,
         no_journal,
+        accept_gap,
         ..
     } = cmd
     {
@@ -38,6 +39,7 @@ pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output)
             recovery_key,
             store_id: store_id.as_deref().map(parse_store_id).transpose()?,
             skip_journal: *no_journal,
+            accept_gap: *accept_gap,
         };
         let bar = out.progress("restoring");
         let report = StorageService::restore_backup(&config, &options, &|p| bar.report(p)).await;
@@ -62,6 +64,9 @@ pub(crate) async fn run(cmd: &BackupCommand, config: StorageConfig, out: Output)
                 if let Some(missing) = journal.missing_seq {
                     println!("the bucket misses shipped write {missing}: later writes could not be replayed");
                 }
+            }
+            for warning in &r.warnings {
+                println!("WARNING (accepted with --accept-gap): {warning}");
             }
             if let Some(previous) = &r.previous_data {
                 println!(

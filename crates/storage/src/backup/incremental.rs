@@ -97,10 +97,11 @@ pub(super) async fn upload(
     archive: &Path,
     local: &Manifest,
     keys: Arc<BackupKeys>,
+    headed: bool,
 ) -> Result<UploadReport, BackupError> {
     let lock = lock_key(&local.name);
     objects.put(&lock, local.name.clone().into_bytes()).await?;
-    let result = upload_locked(objects.clone(), archive, local, keys).await;
+    let result = upload_locked(objects.clone(), archive, local, keys, headed).await;
     if let Err(e) = objects.delete(&lock).await {
         tracing::warn!(error = %e, lock, "could not remove the upload lock; a sweep waits until it is stale");
     }
@@ -112,6 +113,7 @@ async fn upload_locked(
     archive: &Path,
     local: &Manifest,
     keys: Arc<BackupKeys>,
+    headed: bool,
 ) -> Result<UploadReport, BackupError> {
     let stored: HashMap<String, u64> = stored_chunks(&*objects).await?;
     let known: HashSet<String> = stored.keys().cloned().collect();
@@ -198,6 +200,7 @@ async fn upload_locked(
     remote.archive_bytes = report.stored_bytes + sealed_index.len() as u64;
     remote.key_id = chunk_keys.key_id();
     remote.verified_at_ms = None;
+    remote.head = headed;
     remote.seal(&keys)?;
     report.stored_bytes = remote.archive_bytes;
     report.uploaded_bytes += sealed_index.len() as u64;

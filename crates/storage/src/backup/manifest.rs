@@ -55,6 +55,10 @@ pub struct Manifest {
     /// shipped records from here on. Absent when the store did not ship its journal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<crate::store::JournalMark>,
+    /// The target's authenticated head (`HEAD`) is rewritten after this backup: a target
+    /// holding such a backup and no head lost it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub head: bool,
     /// HMAC-SHA256 of every other field, hex. Empty in manifests made before this existed
     /// (those are refused: nothing proves they were not edited).
     #[serde(default)]
@@ -170,11 +174,11 @@ impl Manifest {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(super) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }

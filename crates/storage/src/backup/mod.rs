@@ -13,6 +13,7 @@
 
 mod archive;
 mod chunk;
+mod head;
 mod incremental;
 mod manifest;
 mod objects;
@@ -114,6 +115,21 @@ pub enum BackupError {
         first_seq: u64,
         /// The data key it is sealed under.
         key_id: u32,
+    },
+    /// The target's head is sealed under a data key the restoring keys lack: newer backups
+    /// exist that they cannot open.
+    #[error("the backup target's head is sealed under data key {key_id}, which these keys do not hold: newer backups exist that they cannot open (a newer recovery kit or key was made). Restore with the current kit or key, or name a backup or a time")]
+    HeadNewerKey {
+        /// The data key of the head.
+        key_id: u32,
+    },
+    /// The target falls short of its authenticated head: the newest backup or the end of the
+    /// journal it names is missing, a shipped record is missing, or the head was deleted,
+    /// altered or rolled back.
+    #[error("the backup target does not hold what its authenticated head names: {reason}. Nothing was restored; `--accept-gap` restores what is there")]
+    Incomplete {
+        /// What is missing.
+        reason: String,
     },
     /// A remote target refused or failed an operation.
     #[error("{target} {operation} of {object} failed: {message}")]
@@ -243,6 +259,11 @@ pub struct RestoreOptions {
     /// Restore the backup alone: do not replay the journal shipped after it (which `Latest`
     /// and `At` otherwise do, up to that time, when `[backup.s3]` is configured).
     pub skip_journal: bool,
+    /// Restore what the target holds even where it falls short of its authenticated head
+    /// (the newest backup or the end of the journal it names is missing, a record is missing
+    /// in the middle, the head itself is missing or altered): each shortfall becomes a
+    /// warning in the report instead of an error.
+    pub accept_gap: bool,
 }
 
 /// What `restore` did.
@@ -257,6 +278,8 @@ pub struct RestoreReport {
     pub keys: Option<crate::crypto::KeyStatus>,
     /// What was replayed of the journal shipped after the backup.
     pub journal: Option<JournalReplay>,
+    /// Shortfalls accepted with [`RestoreOptions::accept_gap`] (empty otherwise).
+    pub warnings: Vec<String>,
     /// Time taken, ms.
     pub elapsed_ms: f64,
 }
@@ -342,6 +365,8 @@ pub struct BackupManager {
     s3: Option<Arc<S3Target>>,
     clock: Clock,
     status: Arc<std::sync::Mutex<BackupStatus>>,
+    /// Serialises rewrites of the target's head (uploads and shipments may overlap).
+    head_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for BackupManager {
@@ -418,6 +443,7 @@ impl BackupManager {
                 journal_shipping,
                 ..BackupStatus::default()
             })),
+            head_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -433,7 +459,25 @@ impl BackupManager {
     /// [`BackupError::NoRemote`] without a target; [`BackupError::Target`] when it fails.
     pub async fn upload(&self, manifest: &Manifest) -> Result<UploadReport, BackupError> {
         let s3 = self.s3.as_ref().ok_or(BackupError::NoRemote)?;
-        self.upload_to(s3.clone(), manifest).await
+        let report = self.upload_to(s3.clone(), manifest, true).await?;
+        let newest = head::NewestBackup {
+            name: manifest.name.clone(),
+            created_at_ms: manifest.created_at_ms,
+        };
+        self.advance_head(&**s3, move |head| head.newest_backup = Some(newest))
+            .await?;
+        Ok(report)
+    }
+
+    /// Rewrite the target's authenticated head after an upload or a shipment.
+    async fn advance_head(
+        &self,
+        objects: &dyn ObjectStore,
+        change: impl FnOnce(&mut head::Head) + Send,
+    ) -> Result<(), BackupError> {
+        let _serialised = self.head_lock.lock().await;
+        head::advance(objects, &self.data_dir, &self.store_id, &self.keys(), change).await?;
+        Ok(())
     }
 
     /// Upload a local backup incrementally into `folder`, laid out as the bucket would be
@@ -443,13 +487,19 @@ impl BackupManager {
     /// # Errors
     /// As [`BackupManager::upload`].
     pub async fn upload_to_folder(&self, folder: &Path, manifest: &Manifest) -> Result<UploadReport, BackupError> {
-        self.upload_to(Arc::new(LocalObjects::new(folder)), manifest).await
+        self.upload_to(Arc::new(LocalObjects::new(folder)), manifest, false)
+            .await
     }
 
-    async fn upload_to(&self, objects: Arc<dyn ObjectStore>, manifest: &Manifest) -> Result<UploadReport, BackupError> {
+    async fn upload_to(
+        &self,
+        objects: Arc<dyn ObjectStore>,
+        manifest: &Manifest,
+        headed: bool,
+    ) -> Result<UploadReport, BackupError> {
         let started = std::time::Instant::now();
         let archive = manifest::archive_path(&self.dir(), &manifest.name);
-        let report = incremental::upload(objects.clone(), &archive, manifest, self.keys()).await?;
+        let report = incremental::upload(objects.clone(), &archive, manifest, self.keys(), headed).await?;
         tracing::info!(backup = %manifest.name, target = %objects, ms = started.elapsed().as_millis() as u64, new_chunks = report.new_chunks, uploaded_bytes = report.uploaded_bytes, "backup uploaded");
         Ok(report)
     }
@@ -463,7 +513,21 @@ impl BackupManager {
     /// in the log and go with the next shipment).
     pub async fn ship_journal(&self) -> Result<ShipReport, BackupError> {
         let s3 = self.s3.as_ref().ok_or(BackupError::NoRemote)?;
-        let shipped = shipping::ship(&*self.store, &**s3, &self.keys(), &self.store_id).await;
+        let mut shipped = shipping::ship(&*self.store, &**s3, &self.keys(), &self.store_id).await;
+        if let Ok(ShipReport {
+            generation: Some(generation),
+            last_seq: Some(last_seq),
+            ..
+        }) = &shipped
+        {
+            let journal = head::JournalHead {
+                generation: generation.clone(),
+                last_seq: *last_seq,
+            };
+            if let Err(e) = self.advance_head(&**s3, move |head| head.journal = Some(journal)).await {
+                shipped = Err(e);
+            }
+        }
         {
             let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
             match &shipped {
@@ -680,6 +744,7 @@ impl BackupManager {
                 verified_at_ms: None,
                 keys: Some(wrapped),
                 journal: info.journal.clone(),
+                head: false,
                 mac: String::new(),
             };
             if let Err(e) = manifest.seal(&keys) {

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::head::{self, Head, HeadState};
 use super::manifest::{self, Manifest};
 use super::{
     blocking, choose, ensure_space, incremental, io_err, shipping, snapshots_dir, unpack_and_check, BackupError,
@@ -35,6 +36,8 @@ struct Chosen {
     origin: Origin,
     /// Set when restoring into an empty data dir: the keys to install afterwards.
     install: Option<WrappedKeys>,
+    /// Some authenticated backup of the target was written with a head object after it.
+    headed: bool,
 }
 
 /// Restore a backup into a store that is **not open** (this takes the data-dir lock). With
@@ -62,6 +65,8 @@ pub(crate) async fn restore(
         choose_for_new_machine(site, options).await?
     };
     let manifest = chosen.manifest.clone();
+    let mut warnings = Vec::new();
+    let head = check_head(site, options, &chosen, &mut warnings).await?;
     let (source, download) = match &chosen.origin {
         Origin::Local(dir) => (Source::Archive(dir.clone()), None),
         Origin::Remote(s3) => remote_source(site.data_dir, site.min_free_bytes, s3, &manifest, progress).await?,
@@ -76,20 +81,22 @@ pub(crate) async fn restore(
     .await;
     let mut journal = None;
     let checked = match checked {
-        Ok((lock, unpacked, data_dir, chosen)) => match replay_shipped(site, options, &chosen, &unpacked).await {
-            Ok(replayed) => {
-                journal = replayed;
-                Ok((lock, unpacked, data_dir, chosen))
+        Ok((lock, unpacked, data_dir, chosen)) => {
+            match replay_shipped(site, options, &chosen, &unpacked, head.as_ref(), &mut warnings).await {
+                Ok(replayed) => {
+                    journal = replayed;
+                    Ok((lock, unpacked, data_dir, chosen))
+                }
+                Err(e) => {
+                    let _ = blocking(move || {
+                        let _ = std::fs::remove_dir_all(&unpacked);
+                        Ok(())
+                    })
+                    .await;
+                    Err(e)
+                }
             }
-            Err(e) => {
-                let _ = blocking(move || {
-                    let _ = std::fs::remove_dir_all(&unpacked);
-                    Ok(())
-                })
-                .await;
-                Err(e)
-            }
-        },
+        }
         Err(e) => Err(e),
     };
     let swapped = match checked {
@@ -156,8 +163,77 @@ pub(crate) async fn restore(
         previous_data,
         keys,
         journal,
+        warnings,
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
     })
+}
+
+/// A shortfall against the head: an error, or with `accept_gap` a warning kept for the report.
+fn shortfall<'a>(
+    options: &'a RestoreOptions,
+    warnings: &'a mut Vec<String>,
+) -> impl FnMut(String) -> Result<(), BackupError> + 'a {
+    move |reason| {
+        if !options.accept_gap {
+            return Err(BackupError::Incomplete { reason });
+        }
+        tracing::warn!(reason, "restoring anyway (--accept-gap)");
+        warnings.push(reason);
+        Ok(())
+    }
+}
+
+/// Hold a restore from the bucket to the target's authenticated head, before anything is
+/// downloaded: the head must be there (when backups say one was written), authentic, not
+/// older than the last one this store wrote, and for `Latest` the chosen backup at least
+/// the newest it names. Returns the head for the journal's check.
+async fn check_head(
+    site: &BackupSite<'_>,
+    options: &RestoreOptions,
+    chosen: &Chosen,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Head>, BackupError> {
+    let Origin::Remote(s3) = &chosen.origin else {
+        return Ok(None);
+    };
+    let store_id = chosen.manifest.store_id;
+    let keys = chosen.unlocked.backup_keys();
+    let wants_newest = options.target == RestoreTarget::Latest;
+    let wants_journal = !options.skip_journal && !matches!(options.target, RestoreTarget::Named(_));
+    let mut shortfall = shortfall(options, warnings);
+    let head = match head::read(&**s3, &store_id, &keys).await? {
+        HeadState::Verified(head) => head,
+        HeadState::Absent => {
+            if chosen.headed && (wants_newest || wants_journal) {
+                shortfall("the head object is missing, though backups here say one was written".into())?;
+            }
+            return Ok(None);
+        }
+        HeadState::NewerKey(key_id) if wants_newest => return Err(BackupError::HeadNewerKey { key_id }),
+        HeadState::NewerKey(_) => return Ok(None),
+        HeadState::Invalid(reason) => {
+            shortfall(format!("the head object does not authenticate ({reason})"))?;
+            return Ok(None);
+        }
+    };
+    if let Some(seen) = head::read_local(site.data_dir, &store_id, &keys) {
+        if seen.counter > head.counter {
+            shortfall(format!(
+                "the head was rolled back: it is number {}, this store last wrote number {}",
+                head.counter, seen.counter
+            ))?;
+        }
+    }
+    if let Some(newest) = head.newest_backup.as_ref().filter(|_| wants_newest) {
+        let chosen = &chosen.manifest;
+        if chosen.name != newest.name && chosen.created_at_ms <= newest.created_at_ms {
+            shortfall(format!(
+                "the newest backup it names, {}, is missing or does not authenticate (the newest here is {})",
+                newest.name, chosen.name
+            ))?;
+        }
+    }
+    Ok(Some(head))
 }
 
 /// Replay onto the unpacked backup the journal shipped after it: for `Latest` all of it, for
@@ -168,6 +244,8 @@ async fn replay_shipped(
     options: &RestoreOptions,
     chosen: &Chosen,
     unpacked: &Path,
+    head: Option<&Head>,
+    warnings: &mut Vec<String>,
 ) -> Result<Option<JournalReplay>, BackupError> {
     let until = match options.target {
         _ if options.skip_journal => return Ok(None),
@@ -185,7 +263,30 @@ async fn replay_shipped(
         (Origin::Local(_), None) => return Ok(None),
     };
     let keys = chosen.unlocked.backup_keys();
-    let (replay, records) = shipping::fetch(&*objects, &keys, &store_id, mark, until).await?;
+    let head = match head {
+        Some(head) => Some(head.clone()),
+        // A local backup replaying the bucket's journal: the bucket's head still bounds it.
+        None => match head::read(&*objects, &store_id, &keys).await? {
+            HeadState::Verified(head) => Some(head),
+            _ => None,
+        },
+    };
+    let fetched = shipping::fetch(&*objects, &keys, &store_id, mark, until).await?;
+    let (replay, records) = (fetched.replay, fetched.records);
+    let mut shortfall = shortfall(options, warnings);
+    if let Some(missing) = replay.missing_seq {
+        shortfall(format!(
+            "shipped record {missing} of the journal is missing: the records after it cannot be applied"
+        ))?;
+    } else if let Some(end) = head.as_ref().and_then(|h| h.journal.as_ref()) {
+        let reached = replay.last_seq.unwrap_or(mark.next_seq.saturating_sub(1));
+        if end.generation == mark.generation && end.last_seq > reached && !fetched.stopped_at_time {
+            shortfall(format!(
+                "the shipped journal ends at record {reached}, but the head names record {}: the last shipments are missing",
+                end.last_seq
+            ))?;
+        }
+    }
     if !records.is_empty() {
         let (unpacked, reserve) = (unpacked.to_path_buf(), site.min_free_bytes);
         let bodies = records.into_iter().map(|r| r.body).collect();
@@ -219,10 +320,15 @@ async fn choose_for_store(site: &BackupSite<'_>, options: &RestoreOptions) -> Re
     .await?;
     let store_id = unlocked.status.store_id;
     let keys = unlocked.backup_keys();
-    let (manifest, origin) = if options.from_s3 {
+    let chosen = if options.from_s3 {
         let s3 = S3Target::new(site.backup.s3.as_ref().ok_or(BackupError::NoRemote)?, &store_id).await?;
         let all = manifest::authentic(s3.list().await?, &keys);
-        (choose(&all, &options.target)?, Origin::Remote(std::sync::Arc::new(s3)))
+        let headed = all.iter().any(|m| m.head);
+        (
+            choose(&all, &options.target)?,
+            Origin::Remote(std::sync::Arc::new(s3)),
+            headed,
+        )
     } else {
         let dir = snapshots_dir(site.data_dir, &store_id);
         let folder = dir.clone();
@@ -232,13 +338,15 @@ async fn choose_for_store(site: &BackupSite<'_>, options: &RestoreOptions) -> Re
             choose(&all, &target)
         })
         .await?;
-        (manifest, Origin::Local(dir))
+        (manifest, Origin::Local(dir), false)
     };
+    let (manifest, origin, headed) = chosen;
     let chosen = Chosen {
         manifest,
         unlocked,
         origin,
         install: None,
+        headed,
     };
     Ok((lock, chosen))
 }
@@ -260,7 +368,7 @@ async fn choose_for_new_machine(
     };
     let s3 = S3Target::new(s3_config, &store_id).await?;
     let all = s3.list().await?;
-    let (manifest, unlocked) = open_and_choose(all, &options.target, options.recovery_key.as_ref(), site.keys)?;
+    let (manifest, unlocked, headed) = open_and_choose(all, &options.target, options.recovery_key.as_ref(), site.keys)?;
     let install = manifest.keys.clone();
     let (data_dir, keys_config) = (site.data_dir.to_path_buf(), site.keys.clone());
     let lock = blocking(move || {
@@ -281,6 +389,7 @@ async fn choose_for_new_machine(
         unlocked,
         origin: Origin::Remote(std::sync::Arc::new(s3)),
         install,
+        headed,
     };
     Ok((lock, chosen))
 }
@@ -305,7 +414,7 @@ fn open_and_choose(
     target: &RestoreTarget,
     recovery: Option<&RecoveryKey>,
     config: &KeyConfig,
-) -> Result<(Manifest, UnlockedKeys), BackupError> {
+) -> Result<(Manifest, UnlockedKeys, bool), BackupError> {
     let mut opened: Vec<(Manifest, UnlockedKeys)> = Vec::new();
     let mut refused: Vec<(Manifest, CryptoError)> = Vec::new();
     for m in all {
@@ -343,8 +452,10 @@ fn open_and_choose(
                     return Err(key_error(newer));
                 }
             }
+            let headed = opened.iter().any(|(m, _)| m.head);
             let index = opened.iter().position(|(m, _)| m.name == found.name).unwrap_or(0);
-            Ok(opened.swap_remove(index))
+            let (manifest, unlocked) = opened.swap_remove(index);
+            Ok((manifest, unlocked, headed))
         }
         Err(not_found) => match choose(&unopened, target) {
             Ok(wanted) => Err(key_error(&wanted)),

@@ -39,6 +39,7 @@ pub(super) mod tests {
             verified_at_ms: None,
             keys: None,
             journal: None,
+            head: false,
             mac: String::new(),
         }
     }

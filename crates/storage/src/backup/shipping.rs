@@ -160,6 +160,16 @@ async fn ship_batches(
     }
 }
 
+/// What [`fetch`] read.
+#[derive(Debug)]
+pub(super) struct Fetched {
+    pub(super) replay: JournalReplay,
+    pub(super) records: Vec<ShipRecord>,
+    /// It stopped at a record written after the time asked for (not at the end of what the
+    /// target holds, nor at a missing record).
+    pub(super) stopped_at_time: bool,
+}
+
 /// The shipped records of `mark.generation` from `mark.next_seq` on, in order, stopping before
 /// the first written after `until_ms` (every one with `None`) or at a missing record.
 ///
@@ -172,7 +182,7 @@ pub(super) async fn fetch(
     store_id: &uuid::Uuid,
     mark: &JournalMark,
     until_ms: Option<i64>,
-) -> Result<(JournalReplay, Vec<ShipRecord>), BackupError> {
+) -> Result<Fetched, BackupError> {
     let listed = objects.list(&format!("{JOURNAL_PREFIX}{}/", mark.generation)).await?;
     let mut shipments: Vec<(u64, u64, ObjectInfo)> = listed
         .into_iter()
@@ -193,6 +203,7 @@ pub(super) async fn fetch(
     };
     let mut next = mark.next_seq;
     let mut out = Vec::new();
+    let mut stopped_at_time = false;
     'shipments: for (first, last, object) in shipments {
         if last < next {
             continue;
@@ -228,6 +239,7 @@ pub(super) async fn fetch(
                 continue;
             }
             if until_ms.is_some_and(|until| record.time_ms > until) {
+                stopped_at_time = true;
                 break 'shipments;
             }
             next = record.seq + 1;
@@ -237,7 +249,11 @@ pub(super) async fn fetch(
             out.push(record);
         }
     }
-    Ok((replay, out))
+    Ok(Fetched {
+        replay,
+        records: out,
+        stopped_at_time,
+    })
 }
 
 /// Delete the shipments no backup in `kept` needs: in a generation a kept backup marks, those
@@ -346,12 +362,16 @@ mod tests {
         );
         assert_eq!(shipped_keys(&objects).await.len(), 2);
 
-        let (all, records) = fetch(&objects, &keys, &store_id, &mark, None).await.unwrap();
+        let fetched = fetch(&objects, &keys, &store_id, &mark, None).await.unwrap();
+        let (all, records) = (fetched.replay, fetched.records);
         assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!((all.records, all.last_seq, all.missing_seq), (3, Some(3), None));
-        let (until, records) = fetch(&objects, &keys, &store_id, &mark, Some(between)).await.unwrap();
+        assert!(!fetched.stopped_at_time, "all of it was asked for");
+        let fetched = fetch(&objects, &keys, &store_id, &mark, Some(between)).await.unwrap();
+        let (until, records) = (fetched.replay, fetched.records);
         assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1]);
         assert!(until.last_record_ms.unwrap() <= between);
+        assert!(fetched.stopped_at_time, "it stopped at the time asked for");
 
         // The records are the journal's entries: applied to the snapshot, they give the store.
         let snap = dir.path().join("snap");
@@ -390,7 +410,14 @@ mod tests {
         let err = fetch(&objects, &keys, &store_id, &mark, None).await.unwrap_err();
         assert!(err.to_string().contains("failed authentication"), "{err}");
         std::fs::write(path(&shipped[2]), original).unwrap();
-        assert_eq!(fetch(&objects, &keys, &store_id, &mark, None).await.unwrap().1.len(), 3);
+        assert_eq!(
+            fetch(&objects, &keys, &store_id, &mark, None)
+                .await
+                .unwrap()
+                .records
+                .len(),
+            3
+        );
         // One flipped byte: refused.
         let mut bytes = std::fs::read(path(&shipped[1])).unwrap();
         let last = bytes.len() - 1;
@@ -400,9 +427,10 @@ mod tests {
         assert!(matches!(err, BackupError::Corrupt { .. }), "{err}");
         // Missing from the middle: replay stops before the gap and says where.
         std::fs::remove_file(path(&shipped[1])).unwrap();
-        let (replay, records) = fetch(&objects, &keys, &store_id, &mark, None).await.unwrap();
-        assert_eq!(records.len(), 1);
-        assert_eq!(replay.missing_seq, Some(1));
+        let fetched = fetch(&objects, &keys, &store_id, &mark, None).await.unwrap();
+        assert_eq!(fetched.records.len(), 1);
+        assert_eq!(fetched.replay.missing_seq, Some(1));
+        assert!(!fetched.stopped_at_time);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

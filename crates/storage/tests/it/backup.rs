@@ -428,7 +428,7 @@ pub(crate) fn s3_env() -> Option<(String, String)> {
 
 #[cfg(feature = "s3")]
 /// An SDK client of the test's S3 server, to change the bucket behind the store's back.
-async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+pub(crate) async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("garage"))
@@ -443,7 +443,7 @@ async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
 
 #[cfg(feature = "s3")]
 /// Every object key under `root` in `bucket`, without the root, sorted.
-async fn bucket_keys(client: &aws_sdk_s3::Client, bucket: &str, root: &str) -> Vec<String> {
+pub(crate) async fn bucket_keys(client: &aws_sdk_s3::Client, bucket: &str, root: &str) -> Vec<String> {
     let mut keys = Vec::new();
     let mut token = None;
     loop {

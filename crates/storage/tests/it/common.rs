@@ -230,3 +230,13 @@ pub(crate) fn now_ms() -> i64 {
         .expect("clock after 1970");
     i64::try_from(since.as_millis()).expect("ms fit in i64")
 }
+
+/// A random base64 KEK for the env key source.
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
+pub(crate) fn random_env_key() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::STANDARD.encode(b)
+}

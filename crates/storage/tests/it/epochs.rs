@@ -95,20 +95,12 @@ mod bucket {
     fn new_machine(old: &StorageConfig) -> (TestStore, StorageConfig) {
         let t = TestStore::new();
         let var = format!("COS_TEST_EPOCH_KEY_{}", uuid::Uuid::new_v4().simple());
-        std::env::set_var(&var, random_key());
+        std::env::set_var(&var, crate::common::random_env_key());
         let mut config = t.config();
         config.keys.source = KeySourceKind::Env;
         config.keys.env_var = var;
         config.backup.s3 = old.backup.s3.clone();
         (t, config)
-    }
-
-    fn random_key() -> String {
-        use base64::Engine as _;
-        use rand::RngCore as _;
-        let mut b = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut b);
-        base64::engine::general_purpose::STANDARD.encode(b)
     }
 
     /// Far in the future: every shipped write is asked for.
@@ -127,6 +119,7 @@ mod bucket {
             recovery_key: kit.cloned(),
             store_id: None,
             skip_journal,
+            accept_gap: false,
         };
         StorageService::restore_backup(config, &options, &no_progress).await
     }

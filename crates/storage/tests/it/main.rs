@@ -12,6 +12,7 @@ mod estate_files;
 mod estate_import;
 mod eval;
 mod faults;
+mod head;
 mod lifecycle;
 mod migrate;
 mod recovery;

@@ -146,24 +146,16 @@ mod disaster {
             recovery_key: Some(key.clone()),
             store_id: None,
             skip_journal: false,
+            accept_gap: false,
         };
         StorageService::restore_backup(config, &options, &no_progress).await
-    }
-
-    /// A random base64 KEK for the env source.
-    fn random_key() -> String {
-        use base64::Engine as _;
-        use rand::RngCore as _;
-        let mut b = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut b);
-        base64::engine::general_purpose::STANDARD.encode(b)
     }
 
     /// A new machine: an empty folder, the same bucket, another key source (a variable).
     fn new_machine(old: &StorageConfig) -> (TestStore, StorageConfig) {
         let t = TestStore::new();
         let var = format!("COS_TEST_DR_KEY_{}", uuid::Uuid::new_v4().simple());
-        std::env::set_var(&var, random_key());
+        std::env::set_var(&var, crate::common::random_env_key());
         let mut config = t.config();
         config.keys.source = KeySourceKind::Env;
         config.keys.env_var = var;
