@@ -874,9 +874,10 @@ writer_pause_ms: number,
  */
 verified_at_ms: number | null, 
 /**
- * The store's key envelope at backup time (data keys wrapped, never clear), so the
- * backup opens on another machine with the recovery key. Absent in backups made before
- * this existed.
+ * The store's key envelope at backup time (data keys wrapped, never clear; no
+ * passphrase wrap), so the backup opens on another machine with the recovery key.
+ * Absent in backups made before this existed. Never sent over the plugin's IPC (see
+ * [`Manifest::without_keys`]).
  */
 keys: unknown, 
 /**

@@ -158,6 +158,12 @@ fn estate_backup_and_key_commands_answer_through_ipc() {
     let backup = t.invoke("backup_now", json!({"onProgress": CHANNEL})).unwrap();
     let listed = t.invoke("list_backups", json!({})).unwrap();
     assert_eq!(listed[0]["name"], backup["name"]);
+    // The page never sees a key envelope (wrapped keys, salts, fingerprints).
+    let verified = t.invoke("verify_backup", json!({})).unwrap();
+    for manifest in [&backup, &listed[0], &verified] {
+        assert!(manifest["keys"].is_null(), "{manifest}");
+        assert!(!manifest.to_string().contains("wrapped"), "{manifest}");
+    }
     t.invoke(
         "append",
         json!({"contextId": ctx, "message": {"role": "user", "content": "after"}}),

@@ -45,9 +45,10 @@ pub struct Manifest {
     pub writer_pause_ms: f64,
     /// When a `verify` last proved it restorable, unix ms.
     pub verified_at_ms: Option<i64>,
-    /// The store's key envelope at backup time (data keys wrapped, never clear), so the
-    /// backup opens on another machine with the recovery key. Absent in backups made before
-    /// this existed.
+    /// The store's key envelope at backup time (data keys wrapped, never clear; no
+    /// passphrase wrap), so the backup opens on another machine with the recovery key.
+    /// Absent in backups made before this existed. Never sent over the plugin's IPC (see
+    /// [`Manifest::without_keys`]).
     #[serde(default)]
     #[cfg_attr(feature = "typescript", ts(type = "unknown"))]
     pub keys: Option<WrappedKeys>,
@@ -66,6 +67,12 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// This manifest without the key envelope, for a page or any reader that does not open
+    /// backups: wrapped keys, salts and key fingerprints stay out of reach of a script.
+    pub fn without_keys(self) -> Manifest {
+        Manifest { keys: None, ..self }
+    }
+
     /// Total points in the backup.
     pub fn points(&self) -> u64 {
         self.collections

@@ -312,9 +312,13 @@ pub(crate) fn probe_source(config: &KeyConfig, store_id: &uuid::Uuid) -> Result<
     KeySource::new(config).probe(store_id)
 }
 
-/// The envelope of the store in `data_dir`, for a backup to carry.
+/// The envelope of the store in `data_dir`, for a backup to carry: the recovery wrap and the
+/// wraps under random KEKs (key file, keychain, variable), never a passphrase wrap, whose
+/// salt and parameters would let anyone with the bucket guess the passphrase offline.
 pub(crate) fn wrapped_keys(data_dir: &Path) -> Result<WrappedKeys, CryptoError> {
-    read(data_dir).map(WrappedKeys)
+    let mut envelope = read(data_dir)?;
+    envelope.wraps.retain(|w| w.key_source != KeySourceKind::Passphrase);
+    Ok(WrappedKeys(envelope))
 }
 
 /// Unlock the keys a backup carries: with the recovery key when one is given, else with the
@@ -328,6 +332,14 @@ pub(crate) fn unlock_wrapped(
     let source = KeySource::new(config);
     let data_keys = match recovery {
         Some(key) => unlock_recovery(envelope, key)?,
+        None if envelope.wraps.is_empty() => {
+            return Err(CryptoError::NoRecoveryKit {
+                what: format!(
+                    "this backup of store {} (backups never carry a passphrase wrap: open it with the recovery kit)",
+                    envelope.store_id
+                ),
+            })
+        }
         None => unlock(envelope, &source)?.deks,
     };
     Ok(unlocked(envelope, &source, data_keys))

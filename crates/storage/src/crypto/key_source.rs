@@ -151,6 +151,9 @@ impl KeySource {
                 } else {
                     self.current_passphrase()?
                 };
+                // Only a new wrap is held to it: a store made under an older rule still opens
+                // (and can rotate to a stronger passphrase).
+                strong_enough(&pass).map_err(|reason| self.unavailable(reason))?;
                 let mut salt = [0u8; 16];
                 rand::thread_rng().fill_bytes(&mut salt);
                 let kdf = KdfParams {
@@ -279,6 +282,34 @@ fn checked_passphrase(pass: String, what: &str) -> Result<Zeroizing<String>, Str
     Ok(pass)
 }
 
+/// Least zxcvbn score (0–4) of a passphrase for a new wrap: 3 is "safely unguessable" for an
+/// offline attack on a slow hash (about 10^10 guesses), which Argon2id at 64 MiB makes costly.
+const MIN_PASSPHRASE_SCORE: u8 = 3;
+
+/// Refuse a passphrase a guesser would find: too short, or weak by zxcvbn's estimate (common
+/// words, names, dates, keyboard patterns, repeats), saying why and what would help.
+fn strong_enough(pass: &str) -> Result<(), String> {
+    let estimate = zxcvbn::zxcvbn(pass, &["cloudops", "cloudops-storage", "storage", "passphrase"]);
+    let score = u8::from(estimate.score());
+    if score >= MIN_PASSPHRASE_SCORE {
+        return Ok(());
+    }
+    let mut reason = format!(
+        "the passphrase is too weak for a new key: about 10^{:.0} guesses (strength {score}/4, at least {MIN_PASSPHRASE_SCORE} needed)",
+        estimate.guesses_log10()
+    );
+    if let Some(feedback) = estimate.feedback() {
+        if let Some(warning) = feedback.warning() {
+            reason.push_str(&format!("; {warning}"));
+        }
+        for suggestion in feedback.suggestions() {
+            reason.push_str(&format!("; {suggestion}"));
+        }
+    }
+    reason.push_str("; four or more random words, or a key file or the OS keychain, are strong");
+    Err(reason)
+}
+
 /// A base64 32-byte key.
 pub(super) fn decode_key(value: &str) -> Result<SecretKey, String> {
     let bytes = Zeroizing::new(B64.decode(value.trim()).map_err(|_| "is not base64".to_string())?);
@@ -321,6 +352,23 @@ fn derive_from_passphrase(pass: &str, kdf: &KdfParams) -> Result<SecretKey, Cryp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weak_passphrases_are_refused_with_the_reason_and_strong_ones_pass() {
+        for weak in [
+            "password1",
+            "Summer2026!",
+            "qwertyuiop",
+            "aaaaaaaaaaaa",
+            "cloudops-storage",
+        ] {
+            let reason = strong_enough(weak).unwrap_err();
+            assert!(reason.contains("too weak") && reason.contains("/4"), "{weak}: {reason}");
+        }
+        for strong in ["correct horse battery staple", "vivid-tundra-oboe-lantern-mosaic"] {
+            strong_enough(strong).unwrap();
+        }
+    }
 
     #[test]
     fn decode_key_rejects_wrong_length_and_garbage() {

@@ -257,6 +257,50 @@ async fn passphrase_source_and_wrong_passphrase() {
     );
 }
 
+/// Issue 31: a weak passphrase never makes a new wrap (with the reason), and backups never
+/// carry the passphrase wrap, so the bucket gives nothing to guess against offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weak_passphrases_are_refused_and_backups_carry_no_passphrase_wrap() {
+    let t = TestStore::new();
+    let var = format!("CLOUDOPS_TEST_PASS_{}", uuid::Uuid::new_v4().simple());
+    let mut config = t.config();
+    config.keys.source = KeySourceKind::Passphrase;
+    config.keys.passphrase_env_var = var.clone();
+    for weak in ["password123", "Cloudops2026!", "qwertyuiop123"] {
+        std::env::set_var(&var, weak);
+        let err = StorageService::open(config.clone()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeySourceUnavailable, "{weak}: {err}");
+        assert!(err.to_string().contains("too weak"), "{weak}: {err}");
+        assert!(
+            !err.to_string().contains(weak),
+            "the error echoes the passphrase: {err}"
+        );
+        assert!(!t.data_dir().join("keys.json").exists(), "{weak}: a store was made");
+    }
+    std::env::set_var(&var, "vivid tundra oboe lantern mosaic");
+    let s = StorageService::open(config.clone()).await.unwrap();
+    s.issue_recovery_kit().await.unwrap();
+    let manifest = s
+        .backup
+        .backup_now(false, &cloudops_storage_service::no_progress)
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    let envelope = std::fs::read_to_string(t.data_dir().join("keys.json")).unwrap();
+    let live: serde_json::Value = serde_json::from_str(&envelope).unwrap();
+    let salt = live["wraps"][0]["kdf"]["salt"].as_str().unwrap().to_string();
+    let snapshots = t.data_dir().join("snapshots");
+    for needle in [salt.as_str(), "argon2id", "passphrase"] {
+        assert!(
+            crate::common::files_containing(&snapshots, needle.as_bytes()).is_empty(),
+            "{needle} in a backup"
+        );
+    }
+    let carried = serde_json::to_value(manifest.keys.as_ref().unwrap()).unwrap();
+    assert_eq!(carried["wraps"], json!([]), "{carried}");
+    assert!(carried["recovery"].is_object(), "the recovery wrap stays: {carried}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kek_rotation_keeps_data_readable_and_retires_old_key() {
     let t = TestStore::new();

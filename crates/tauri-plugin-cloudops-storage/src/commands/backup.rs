@@ -36,7 +36,7 @@ pub(crate) async fn backup_now<R: Runtime>(
             },
         ),
     }
-    Ok(result?)
+    Ok(result?.without_keys())
 }
 
 fn now_ms() -> i64 {
@@ -50,20 +50,28 @@ fn now_ms() -> i64 {
 #[tauri::command]
 pub(crate) async fn list_backups(storage: State<'_, Storage>, remote: Option<bool>) -> Result<Vec<Manifest>> {
     let service = storage.service().await?;
-    if remote.unwrap_or(false) {
-        Ok(service.backup.list_remote().await?)
+    let listed = if remote.unwrap_or(false) {
+        service.backup.list_remote().await?
     } else {
-        Ok(service
+        service
             .backup
             .list()
-            .map_err(cloudops_storage_service::StorageError::from)?)
-    }
+            .map_err(cloudops_storage_service::StorageError::from)?
+    };
+    // Key envelopes never cross IPC.
+    Ok(listed.into_iter().map(Manifest::without_keys).collect())
 }
 
 /// Prove a backup restorable without touching live data (default: the newest).
 #[tauri::command]
 pub(crate) async fn verify_backup(storage: State<'_, Storage>, name: Option<String>) -> Result<Manifest> {
-    Ok(storage.service().await?.backup.verify(name.as_deref()).await?)
+    Ok(storage
+        .service()
+        .await?
+        .backup
+        .verify(name.as_deref())
+        .await?
+        .without_keys())
 }
 
 /// Last success, last failure and next run of the schedule.
@@ -81,5 +89,9 @@ pub(crate) async fn restore_backup(
     on_progress: Channel<Progress>,
 ) -> Result<RestoreReport> {
     let progress = super::forward(&on_progress);
-    storage.restore(&options.unwrap_or_default(), &progress).await
+    let report = storage.restore(&options.unwrap_or_default(), &progress).await?;
+    Ok(RestoreReport {
+        backup: report.backup.clone().without_keys(),
+        ..report
+    })
 }
