@@ -146,6 +146,8 @@ pub enum ConfigKey {
     S3Region,
     /// `backup.s3.prefix` / `CLOUDOPS_BACKUP_S3_PREFIX`
     S3Prefix,
+    /// `backup.s3.allow_insecure_http` / `CLOUDOPS_BACKUP_S3_ALLOW_INSECURE_HTTP`
+    S3AllowInsecureHttp,
     /// `embedding.provider` / `CLOUDOPS_EMBEDDING_PROVIDER`
     EmbeddingProvider,
     /// `embedding.model_dir` / `CLOUDOPS_EMBEDDING_MODEL_DIR`
@@ -160,7 +162,7 @@ pub enum ConfigKey {
 
 impl ConfigKey {
     /// Every key.
-    pub const ALL: [ConfigKey; 27] = [
+    pub const ALL: [ConfigKey; 28] = [
         ConfigKey::DataDir,
         ConfigKey::KeySource,
         ConfigKey::KeyFile,
@@ -183,6 +185,7 @@ impl ConfigKey {
         ConfigKey::S3Endpoint,
         ConfigKey::S3Region,
         ConfigKey::S3Prefix,
+        ConfigKey::S3AllowInsecureHttp,
         ConfigKey::EmbeddingProvider,
         ConfigKey::EmbeddingModelDir,
         ConfigKey::EmbeddingUrl,
@@ -215,6 +218,7 @@ impl ConfigKey {
             ConfigKey::S3Endpoint => "backup.s3.endpoint",
             ConfigKey::S3Region => "backup.s3.region",
             ConfigKey::S3Prefix => "backup.s3.prefix",
+            ConfigKey::S3AllowInsecureHttp => "backup.s3.allow_insecure_http",
             ConfigKey::EmbeddingProvider => "embedding.provider",
             ConfigKey::EmbeddingModelDir => "embedding.model_dir",
             ConfigKey::EmbeddingUrl => "embedding.url",
@@ -248,6 +252,7 @@ impl ConfigKey {
             ConfigKey::S3Endpoint => "CLOUDOPS_BACKUP_S3_ENDPOINT",
             ConfigKey::S3Region => "CLOUDOPS_BACKUP_S3_REGION",
             ConfigKey::S3Prefix => "CLOUDOPS_BACKUP_S3_PREFIX",
+            ConfigKey::S3AllowInsecureHttp => "CLOUDOPS_BACKUP_S3_ALLOW_INSECURE_HTTP",
             ConfigKey::EmbeddingProvider => "CLOUDOPS_EMBEDDING_PROVIDER",
             ConfigKey::EmbeddingModelDir => "CLOUDOPS_EMBEDDING_MODEL_DIR",
             ConfigKey::EmbeddingUrl => "CLOUDOPS_EMBEDDING_URL",
@@ -391,6 +396,11 @@ impl StorageConfig {
             ConfigKey::S3Endpoint => self.s3_mut(value).endpoint = Some(value.to_string()),
             ConfigKey::S3Region => self.s3_mut(value).region = Some(value.to_string()),
             ConfigKey::S3Prefix => self.s3_mut(value).prefix = value.to_string(),
+            ConfigKey::S3AllowInsecureHttp => {
+                self.s3_mut(value).allow_insecure_http = value
+                    .parse()
+                    .map_err(|_| invalid("not true or false", "give true or false"))?;
+            }
             ConfigKey::EmbeddingProvider => {
                 self.embedding.provider = value.parse().map_err(|e: String| invalid("unknown provider", &e))?;
             }
@@ -484,6 +494,16 @@ impl StorageConfig {
                     "is missing while other backup.s3 settings are given",
                     "set backup.s3.bucket (CLOUDOPS_BACKUP_S3_BUCKET)",
                 ));
+            }
+            if let Some(endpoint) = s3.endpoint.as_deref() {
+                if !s3.allow_insecure_http && crate::embed::sends_clear_text_off_this_machine(endpoint) {
+                    return Err(invalid(
+                        ConfigKey::S3Endpoint,
+                        endpoint.to_string(),
+                        "plain http to another machine lets anyone on the path see and drop backup traffic",
+                        "use https, a loopback address, or set backup.s3.allow_insecure_http = true",
+                    ));
+                }
             }
             if !built.s3 {
                 return Err(invalid(
@@ -781,6 +801,40 @@ mod tests {
         assert!(build("http://127.0.0.1:11434/v1", "false").is_ok());
         assert!(build("https://embeddings.example.com/v1", "false").is_ok());
         assert!(build("http://10.0.0.5/v1", "yes").is_err(), "not a boolean");
+    }
+
+    #[test]
+    fn plain_http_s3_to_another_machine_needs_permission() {
+        let build = |url: &str, allow: &str| {
+            StorageConfig::builder()
+                .with_data_dir("/tmp/cloudops-config-test")
+                .with_config(ConfigKey::EmbeddingProvider, "none")
+                .with_config(ConfigKey::S3Bucket, "backups")
+                .with_config(ConfigKey::S3Endpoint, url)
+                .with_config(ConfigKey::S3AllowInsecureHttp, allow)
+                .build()
+                .and_then(|c| {
+                    c.validate_for(BuiltIn {
+                        s3: true,
+                        ..BuiltIn::THIS_BUILD
+                    })
+                })
+        };
+        for remote in [
+            "http://10.0.0.5:3900",
+            "HTTP://minio.example.com",
+            " http://s3.lan:9000/",
+        ] {
+            let err = build(remote, "false").unwrap_err();
+            assert!(
+                err.to_string().contains("backup.s3.allow_insecure_http"),
+                "{remote}: {err}"
+            );
+        }
+        assert!(build("http://10.0.0.5:3900", "true").is_ok());
+        assert!(build("http://127.0.0.1:3900", "false").is_ok());
+        assert!(build("http://[::1]:3900", "false").is_ok());
+        assert!(build("https://s3.example.com", "false").is_ok());
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod embed;
 mod error;
 mod estate;
 mod fusion;
+mod input_file;
 mod malloc;
 mod migrate;
 mod names;

@@ -445,7 +445,8 @@ skipped: number,
  */
 failed: Array<FailedFile>, 
 /**
- * The old module's streaming files (`*-raw.json`), which hold no conversation: not read.
+ * The old module's streaming files (`*-raw.json`), which hold no conversation, and links
+ * (never followed out of the folder): not read.
  */
 ignored: number, 
 /**

@@ -20,7 +20,6 @@ import type {
   ImportOptions,
   ImportReport,
   JsonValue,
-  KeyConfig,
   KeyStatus,
   Manifest,
   Message,
@@ -191,8 +190,10 @@ export function keyStatus(): Promise<KeyStatus> {
 }
 
 /** Needs the `cloudops-storage:allow-rotate-key` permission. */
-export function rotateKey(to?: Partial<KeyConfig>): Promise<KeyStatus> {
-  return call('rotate_key', { to })
+/** Re-wrap the data keys under a new key from the source the app configures; `newEpoch`
+ * after a leak: a new data key seals everything written from now on. */
+export function rotateKey(newEpoch?: boolean): Promise<KeyStatus> {
+  return call('rotate_key', { newEpoch })
 }
 
 export function health(): Promise<Health> {

@@ -20,6 +20,7 @@ mod bindings;
 mod commands;
 mod error;
 mod events;
+mod scope;
 mod state;
 
 use std::time::Duration;
@@ -31,6 +32,7 @@ use tauri::{Manager, RunEvent, Runtime};
 pub use bindings::typescript_bindings;
 pub use error::{Error, ErrorPayload, Result};
 pub use events::{StorageEvent, EVENT};
+pub use scope::{ImportScope, IMPORT_ROOTS_ENV};
 pub use state::Storage;
 
 /// The plugin's name: commands are `plugin:cloudops-storage|<command>`.
@@ -43,6 +45,7 @@ pub const DEFAULT_EVENT_INTERVAL: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct Builder {
     config: Option<StorageConfig>,
+    import_roots: Option<Vec<std::path::PathBuf>>,
     event_interval: Duration,
 }
 
@@ -50,6 +53,7 @@ impl Default for Builder {
     fn default() -> Self {
         Builder {
             config: None,
+            import_roots: None,
             event_interval: DEFAULT_EVENT_INTERVAL,
         }
     }
@@ -75,10 +79,19 @@ impl Builder {
         self
     }
 
+    /// The folders whose files a page may import (`import_files`, `import_node`), instead of
+    /// `import_roots` in `tauri.conf.json` or `CLOUDOPS_IMPORT_ROOTS`. Without any, a page
+    /// imports nothing.
+    pub fn import_roots(mut self, roots: impl IntoIterator<Item = std::path::PathBuf>) -> Self {
+        self.import_roots = Some(roots.into_iter().collect());
+        self
+    }
+
     /// The plugin.
     pub fn build<R: Runtime>(self) -> TauriPlugin<R, Option<serde_json::Value>> {
         let Builder {
             config: configured,
+            import_roots,
             event_interval,
         } = self;
         tauri::plugin::Builder::<R, Option<serde_json::Value>>::new(PLUGIN_NAME)
@@ -110,10 +123,17 @@ impl Builder {
                 commands::health,
             ])
             .setup(move |app, api| {
+                let (conf, conf_roots) = split_import_roots(api.config().as_ref())?;
                 let config = match configured {
                     Some(config) => config,
-                    None => app_config(app, api.config().as_ref())?,
+                    None => app_config(app, conf)?,
                 };
+                let roots = match (import_roots, std::env::var_os(IMPORT_ROOTS_ENV)) {
+                    (Some(roots), _) => roots,
+                    (None, Some(listed)) => std::env::split_paths(&listed).collect(),
+                    (None, None) => conf_roots,
+                };
+                app.manage(ImportScope::new(roots));
                 let storage = tauri::async_runtime::block_on(Storage::open(config));
                 app.manage(storage);
                 events::watch(app.clone(), event_interval);
@@ -139,9 +159,8 @@ pub fn init<R: Runtime>() -> TauriPlugin<R, Option<serde_json::Value>> {
 /// data dir defaulting to the app's.
 fn app_config<R: Runtime>(
     app: &tauri::AppHandle<R>,
-    from_conf: Option<&serde_json::Value>,
+    mut conf: serde_json::Value,
 ) -> std::result::Result<StorageConfig, Box<dyn std::error::Error>> {
-    let mut conf = from_conf.cloned().unwrap_or_else(|| serde_json::json!({}));
     let Some(fields) = conf.as_object_mut() else {
         return Err(format!("plugins.{PLUGIN_NAME} in tauri.conf.json must be an object").into());
     };
@@ -156,4 +175,18 @@ fn app_config<R: Runtime>(
         .with_env()
         .with_create_if_missing(true)
         .build()?)
+}
+
+/// The plugin's own key of `tauri.conf.json`, `import_roots` (a list of folders), taken out of
+/// the service's settings.
+fn split_import_roots(
+    from_conf: Option<&serde_json::Value>,
+) -> std::result::Result<(serde_json::Value, Vec<std::path::PathBuf>), Box<dyn std::error::Error>> {
+    let mut conf = from_conf.cloned().unwrap_or_else(|| serde_json::json!({}));
+    let roots = match conf.as_object_mut().and_then(|fields| fields.remove("import_roots")) {
+        None => Vec::new(),
+        Some(listed) => serde_json::from_value(listed)
+            .map_err(|e| format!("plugins.{PLUGIN_NAME}.import_roots in tauri.conf.json must list folders: {e}"))?,
+    };
+    Ok((conf, roots))
 }

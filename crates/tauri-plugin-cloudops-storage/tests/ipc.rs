@@ -268,3 +268,55 @@ fn each_failure_kind_reaches_the_page_with_its_kind() {
     );
     drop(reopened);
 }
+
+/// Issue 31: the page picks neither the key target nor a file outside the app's import
+/// roots; errors about a refused file echo nothing of its content.
+#[test]
+fn the_page_picks_no_key_target_and_imports_only_inside_the_app_scope() {
+    let t = app(&[
+        "cloudops-storage:default",
+        "cloudops-storage:allow-rotate-key",
+        "cloudops-storage:allow-import-files",
+        "cloudops-storage:allow-import-node",
+    ]);
+    let before = t.invoke("key_status", json!({})).unwrap();
+    // What a page could once send: its own target (a variable it controls). Ignored.
+    let rotated = t
+        .invoke(
+            "rotate_key",
+            json!({"to": {"source": "passphrase", "passphrase_env_var": "HOME"}}),
+        )
+        .unwrap();
+    assert_eq!(rotated["key_source"], before["key_source"], "{rotated}");
+    assert_eq!(rotated["key_location"], before["key_location"], "{rotated}");
+    assert_eq!(rotated["active_key_id"], before["active_key_id"]);
+    let epoch = t.invoke("rotate_key", json!({"newEpoch": true})).unwrap();
+    assert_eq!(
+        epoch["active_key_id"].as_u64().unwrap(),
+        before["active_key_id"].as_u64().unwrap() + 1,
+        "{epoch}"
+    );
+
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("credentials.json");
+    std::fs::write(&secret, r#"{"aws_secret_access_key": "hunter2-marker"}"#).unwrap();
+    for path in [
+        secret.display().to_string(),
+        format!("{}/../{}", t.dir.path().display(), "nonexistent.json"),
+        "/dev/zero".to_string(),
+        t.dir.path().display().to_string(),
+    ] {
+        let err = t
+            .invoke("import_files", json!({"paths": [path], "onProgress": CHANNEL}))
+            .unwrap_err();
+        assert_eq!(err["kind"], "invalid_input", "{path}: {err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+    let err = t
+        .invoke(
+            "import_node",
+            json!({"chatDataDir": outside.path(), "onProgress": CHANNEL}),
+        )
+        .unwrap_err();
+    assert!(err["message"].as_str().unwrap().contains("outside"), "{err}");
+}

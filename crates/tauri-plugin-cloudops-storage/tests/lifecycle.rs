@@ -51,11 +51,7 @@ fn node_chat_data(dir: &Path) -> PathBuf {
 }
 
 fn estate_fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../storage/tests/fixtures/aws")
-        .join(name)
-        .display()
-        .to_string()
+    support::aws_fixtures().join(name).display().to_string()
 }
 
 /// Checks a channel's progress reports: each within bounds, and the last of `phase` complete.

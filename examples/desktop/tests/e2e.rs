@@ -25,7 +25,10 @@ async fn chat_search_estate_and_backup_through_the_example_app() {
     let model = std::path::PathBuf::from(std::env::var_os("CLOUDOPS_TEST_MODEL_DIR").unwrap());
     let (data_dir, key_file) = (dir.path().join("data"), dir.path().join("master.key"));
     let file = std::path::Path::new("file");
+    let fixtures = std::path::PathBuf::from(support::aws_fixture("ec2-describe-instances.json"));
+    let fixtures = fixtures.parent().unwrap();
     let env = [
+        ("CLOUDOPS_IMPORT_ROOTS", fixtures),
         ("CLOUDOPS_DATA_DIR", data_dir.as_path()),
         ("CLOUDOPS_KEY_SOURCE", file),
         ("CLOUDOPS_KEY_FILE", key_file.as_path()),

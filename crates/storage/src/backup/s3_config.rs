@@ -15,9 +15,15 @@ pub struct S3Config {
     /// Region; default from the SDK chain (`AWS_REGION`, profile).
     #[serde(default)]
     pub region: Option<String>,
-    /// Endpoint for S3-compatible stores, e.g. `http://127.0.0.1:3900` (plain HTTP allowed).
+    /// Endpoint for S3-compatible stores, e.g. `https://s3.example.com` or
+    /// `http://127.0.0.1:3900` (plain HTTP only on this machine, unless
+    /// [`S3Config::allow_insecure_http`]).
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Accept a plain `http://` endpoint on another machine: anyone on the path then sees
+    /// object names, sizes and times, and can drop or replay requests (contents stay sealed).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// Path-style addressing (MinIO, Garage). Default: true when an endpoint is set.
     #[serde(default)]
     pub path_style: Option<bool>,
@@ -42,6 +48,7 @@ impl S3Config {
             prefix: default_prefix(),
             region: None,
             endpoint: None,
+            allow_insecure_http: false,
             path_style: None,
             keep_days: default_keep_days(),
         }

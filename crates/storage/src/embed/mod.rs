@@ -104,7 +104,12 @@ pub(crate) async fn from_config(config: &EmbeddingConfig) -> Result<Option<Arc<d
 /// Whether `url` is plain HTTP to a host other than this machine (loopback addresses and
 /// `localhost` are this machine; anything unparsable counts as remote).
 pub(crate) fn sends_clear_text_off_this_machine(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
+    let url = url.trim();
+    let Some(rest) = url
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
+        .and_then(|_| url.get(7..))
+    else {
         return false;
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();

@@ -210,6 +210,9 @@ fn listings(parsed: &[Option<ParsedFile>]) -> Vec<Vec<usize>> {
 }
 
 /// A file read and parsed, or the report saying why it cannot be imported.
+/// Largest AWS CLI output file imported (about a million resources).
+const MAX_IMPORT_FILE_BYTES: u64 = 1024 * 1024 * 1024;
+
 fn read_file(path: &Path, options: &ImportOptions) -> (FileReport, Option<ParsedFile>) {
     let mut file = FileReport {
         path: path.to_path_buf(),
@@ -223,10 +226,12 @@ fn read_file(path: &Path, options: &ImportOptions) -> (FileReport, Option<Parsed
         error: None,
         in_sync: false,
     };
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::input_file::read_bounded(path, MAX_IMPORT_FILE_BYTES)
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string()))
+    {
         Ok(t) => t,
-        Err(e) => {
-            file.error = Some(format!("unreadable: {e}"));
+        Err(reason) => {
+            file.error = Some(reason);
             return (file, None);
         }
     };

@@ -145,12 +145,11 @@ pub(crate) fn parse(text: &str, options: &ImportOptions) -> Result<ParsedFile, I
         ),
         Value::Array(items) => read_native(items.iter(), "$"),
         Value::Object(o) if o.contains_key("resource_type") => read_native(std::iter::once(&value), "$"),
-        Value::Object(o) => {
-            let keys: Vec<&str> = o.keys().map(String::as_str).take(6).collect();
-            return Err(top(format!(
-                "unknown format (top-level keys: {}); expected the JSON output of get-resources, resource-explorer-2 search/list-resources, ec2 describe-instances, rds describe-db-instances, s3api list-buckets, lambda list-functions, or AWSResource JSON",
-                keys.join(", ")
-            )));
+        // The file's own keys are not echoed: an error may reach a page that named a file.
+        Value::Object(_) => {
+            return Err(top(
+                "unknown format: expected the JSON output of get-resources, resource-explorer-2 search/list-resources, ec2 describe-instances, rds describe-db-instances, s3api list-buckets, lambda list-functions, or AWSResource JSON".into(),
+            ));
         }
         _ => {
             return Err(top(

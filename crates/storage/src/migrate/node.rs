@@ -45,7 +45,8 @@ pub struct NodeImportReport {
     pub skipped: u64,
     /// Files that could not be read or parsed.
     pub failed: Vec<FailedFile>,
-    /// The old module's streaming files (`*-raw.json`), which hold no conversation: not read.
+    /// The old module's streaming files (`*-raw.json`), which hold no conversation, and links
+    /// (never followed out of the folder): not read.
     pub ignored: u64,
     /// Messages written.
     pub messages: u64,
@@ -98,9 +99,15 @@ async fn import_dir(
     let mut report = NodeImportReport::default();
     let mut files: Vec<PathBuf> = Vec::new();
     for entry in std::fs::read_dir(&contexts).map_err(|e| StorageError::io("listing", &contexts, e))? {
-        let path = entry.map_err(|e| StorageError::io("listing", &contexts, e))?.path();
+        let entry = entry.map_err(|e| StorageError::io("listing", &contexts, e))?;
+        let (path, kind) = (entry.path(), entry.file_type());
+        // A link is not followed (it could lead out of the folder the caller allowed).
+        if kind.as_ref().is_ok_and(std::fs::FileType::is_symlink) {
+            report.ignored += 1;
+            continue;
+        }
         // Folders (the old `raw/` among them) and other files are not conversations.
-        if !path.is_file() || path.extension().is_none_or(|x| x != "json") {
+        if !kind.is_ok_and(|k| k.is_file()) || path.extension().is_none_or(|x| x != "json") {
             continue;
         }
         if is_raw_stream(&path) {
@@ -141,11 +148,8 @@ async fn import_dir(
 
 /// Parse and check one file completely; the error says what is wrong with it.
 pub(crate) fn parse_file(path: &Path, user: Option<&str>) -> std::result::Result<ImportedConversation, String> {
+    let bytes = crate::input_file::read_bounded(path, MAX_FILE_BYTES)?;
     let meta = std::fs::metadata(path).map_err(|e| format!("unreadable: {e}"))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON: {e}"))?;
     let Value::Object(mut root) = value else {
         return Err("the top level is not a JSON object".into());

@@ -156,12 +156,19 @@ pub(crate) fn stored_bytes_dirs(t: &TestStore) -> Option<Vec<PathBuf>> {
     Some(dirs)
 }
 
-/// Every regular file under `dir`, recursively.
+/// Every regular file under `dir`, recursively. `dir` must exist; folders below it that a
+/// running server removes while it is walked (a Qdrant server's segments are replaced as it
+/// optimises) are skipped.
 pub(crate) fn all_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && d != dir => continue,
+            Err(e) => panic!("cannot list {}: {e}", d.display()),
+        };
+        for entry in entries {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
@@ -173,11 +180,16 @@ pub(crate) fn all_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Files under `dir` whose bytes contain `needle`.
+/// Files under `dir` whose bytes contain `needle` (a file removed between the walk and the
+/// read — a server optimising its segments — holds nothing any more and is skipped).
 pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     all_files(dir)
         .into_iter()
-        .filter(|p| std::fs::read(p).unwrap().windows(needle.len()).any(|w| w == needle))
+        .filter(|p| match std::fs::read(p) {
+            Ok(bytes) => bytes.windows(needle.len()).any(|w| w == needle),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => panic!("cannot read {}: {e}", p.display()),
+        })
         .collect()
 }
 

@@ -149,14 +149,17 @@ pub(crate) async fn context_for_prompt(
         .await?)
 }
 
-/// Import the old Node.js module's `chat-data/contexts/*.json` files.
+/// Import the old Node.js module's `chat-data/contexts/*.json` files (a folder under the
+/// app's import roots).
 #[tauri::command]
 pub(crate) async fn import_node(
     storage: State<'_, Storage>,
+    scope: State<'_, crate::scope::ImportScope>,
     chat_data_dir: std::path::PathBuf,
     user: Option<String>,
     on_progress: Channel<Progress>,
 ) -> Result<NodeImportReport> {
+    let chat_data_dir = scope.check(&chat_data_dir, crate::scope::Expect::Folder)?;
     let progress = super::forward(&on_progress);
     Ok(storage
         .service()

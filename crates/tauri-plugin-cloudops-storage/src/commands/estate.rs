@@ -8,19 +8,26 @@ use tauri::ipc::Channel;
 use tauri::State;
 
 use crate::error::{Error, Result};
+use crate::scope::{Expect, ImportScope};
 use crate::state::Storage;
 
 /// Most hits a search returns.
 const MAX_HITS: usize = 1000;
 
-/// Import AWS CLI output files (format detected per file).
+/// Import AWS CLI output files (format detected per file); only regular files under the
+/// app's import roots.
 #[tauri::command]
 pub(crate) async fn import_files(
     storage: State<'_, Storage>,
+    scope: State<'_, ImportScope>,
     paths: Vec<std::path::PathBuf>,
     options: Option<ImportOptions>,
     on_progress: Channel<Progress>,
 ) -> Result<ImportReport> {
+    let paths = paths
+        .iter()
+        .map(|p| scope.check(p, Expect::File))
+        .collect::<Result<Vec<_>>>()?;
     let progress = super::forward(&on_progress);
     let options = options.unwrap_or_default();
     Ok(storage

@@ -6,7 +6,7 @@ pub(crate) mod backup;
 pub(crate) mod chat;
 pub(crate) mod estate;
 
-use cloudops_storage_service::{Health, KeyConfig, KeyStatus, Progress};
+use cloudops_storage_service::{DataKeyEpoch, Health, KeyStatus, Progress};
 use tauri::ipc::Channel;
 use tauri::State;
 
@@ -34,20 +34,16 @@ pub(crate) async fn key_status(storage: State<'_, Storage>) -> Result<KeyStatus>
     Ok(storage.service().await?.key_status())
 }
 
-/// Re-wrap the data key with a new key-encryption key from `to` (default: the current
-/// source, in place).
+/// Re-wrap the data keys with a new key-encryption key from the source the **app**
+/// configures (the page never names a key target); `newEpoch: true` after a leak also starts
+/// a new data key for everything written from now on.
 #[tauri::command]
-pub(crate) async fn rotate_key(storage: State<'_, Storage>, to: Option<KeyConfig>) -> Result<KeyStatus> {
+pub(crate) async fn rotate_key(storage: State<'_, Storage>, new_epoch: Option<bool>) -> Result<KeyStatus> {
     let service = storage.service().await?;
-    let to = match to {
-        Some(to) => to,
-        None => {
-            let mut same = service.config().keys.clone();
-            same.source = service.key_status().key_source;
-            same
-        }
+    let to = service.config().keys.clone();
+    let epoch = match new_epoch {
+        Some(true) => DataKeyEpoch::New,
+        _ => DataKeyEpoch::Keep,
     };
-    Ok(service
-        .rotate_kek(to, cloudops_storage_service::DataKeyEpoch::Keep)
-        .await?)
+    Ok(service.rotate_kek(to, epoch).await?)
 }

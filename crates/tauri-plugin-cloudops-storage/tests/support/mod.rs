@@ -110,7 +110,9 @@ pub(crate) fn app_logging_channels(
 /// An app with the plugin on a store in a temp dir, its window granted `permissions`.
 pub(crate) fn app(permissions: &[&str]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let plugin = tauri_plugin_cloudops_storage::Builder::new().config(config_in(dir.path()));
+    let plugin = tauri_plugin_cloudops_storage::Builder::new()
+        .config(config_in(dir.path()))
+        .import_roots([dir.path().to_path_buf(), aws_fixtures()]);
     let (app, window, channels) = app_logging_channels(plugin, permissions);
     TestApp {
         dir,
@@ -149,4 +151,9 @@ impl TestApp {
         *log = kept;
         taken.into_iter().map(|(_, m)| m).collect()
     }
+}
+
+/// The library's AWS CLI fixtures (an import root of the test apps).
+pub(crate) fn aws_fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../storage/tests/fixtures/aws")
 }
