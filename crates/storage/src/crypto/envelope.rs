@@ -169,11 +169,45 @@ pub(crate) fn create(data_dir: &Path, config: &KeyConfig) -> Result<UnlockedKeys
 }
 
 /// Unlock an existing store's keys with the configured source.
+/// A passphrase wrap made with weaker Argon2id parameters than today's is rewrapped (same
+/// passphrase, today's parameters) on the way.
 pub(crate) fn open(data_dir: &Path, config: &KeyConfig) -> Result<UnlockedKeys, CryptoError> {
-    let envelope = read(data_dir)?;
+    let mut envelope = read(data_dir)?;
     let source = KeySource::new(config);
     let opened = unlock(&envelope, &source)?;
+    if envelope.wraps[opened.index]
+        .kdf
+        .as_ref()
+        .is_some_and(KdfParams::below_current)
+    {
+        upgrade_passphrase_wrap(data_dir, &mut envelope, opened.index, &source, &opened.deks);
+    }
     Ok(unlocked(&envelope, &source, opened.deks))
+}
+
+/// Replace wrap `index` (a passphrase wrap under old Argon2id parameters) with one under
+/// today's, from the same passphrase, in one atomic write. A failure (a passphrase too weak
+/// for a new wrap, a full disk) keeps the old wrap and is logged: the store still opens.
+fn upgrade_passphrase_wrap(
+    data_dir: &Path,
+    envelope: &mut EnvelopeFile,
+    index: usize,
+    source: &KeySource,
+    deks: &[DataKey],
+) {
+    let upgraded = source.create_kek(false).and_then(|new| {
+        let mut upgraded = envelope.clone();
+        upgraded.wraps[index] = kek_wrap(source, &new.kek, new.kdf.clone(), &envelope.store_id, deks)?;
+        write(data_dir, &upgraded)?;
+        Ok(upgraded)
+    });
+    match upgraded {
+        Ok(upgraded) => {
+            *envelope = upgraded;
+            tracing::info!(store_id = %envelope.store_id, "passphrase wrap upgraded to today's Argon2id parameters");
+        }
+        Err(e) => tracing::warn!(error = %e, "kept the passphrase wrap with older Argon2id parameters"),
+    }
 }
 
 /// Re-wrap the data keys with a new KEK from `to` (which may be the same source). With
@@ -562,4 +596,46 @@ fn write(data_dir: &Path, envelope: &EnvelopeFile) -> Result<(), CryptoError> {
 
 fn now_ms() -> i64 {
     crate::clock::now_ms()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Passphrase;
+
+    #[test]
+    fn an_old_argon2_wrap_is_upgraded_on_open_and_opens_the_same_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = "vivid tundra oboe lantern mosaic";
+        let config = KeyConfig {
+            source: KeySourceKind::Passphrase,
+            passphrase: Some(Passphrase::new(pass)),
+            passphrase_env_var: "COS_TEST_UNSET_PASSPHRASE_VAR".into(),
+            ..KeyConfig::default()
+        };
+        let created = create(dir.path(), &config).unwrap();
+        // What an older version wrote: 19 MiB and 2 passes.
+        let mut envelope = read(dir.path()).unwrap();
+        let weak = KdfParams {
+            m_cost_kib: 19 * 1024,
+            t_cost: 2,
+            ..envelope.wraps[0].kdf.clone().unwrap()
+        };
+        let kek = super::super::key_source::derive_from_passphrase(pass, &weak).unwrap();
+        let source = KeySource::new(&config);
+        envelope.wraps[0] = kek_wrap(&source, &kek, Some(weak), &envelope.store_id, &created.data_keys).unwrap();
+        write(dir.path(), &envelope).unwrap();
+        assert!(read(dir.path()).unwrap().wraps[0].kdf.as_ref().unwrap().below_current());
+
+        let opened = open(dir.path(), &config).unwrap();
+        let kdf = read(dir.path()).unwrap().wraps[0].kdf.clone().unwrap();
+        assert!(!kdf.below_current(), "{kdf:?}");
+        assert_eq!(opened.data_keys.len(), 1);
+        assert_eq!(opened.data_keys[0].secret(), created.data_keys[0].secret());
+        // And it opens again from the upgraded wrap.
+        assert_eq!(
+            open(dir.path(), &config).unwrap().data_keys[0].secret(),
+            created.data_keys[0].secret()
+        );
+    }
 }

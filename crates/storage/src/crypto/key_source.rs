@@ -48,6 +48,13 @@ pub(crate) struct KdfParams {
     pub p_cost: u32,
 }
 
+impl KdfParams {
+    /// Weaker than what a new wrap gets (an older store's 19 MiB and 2 passes).
+    pub(crate) fn below_current(&self) -> bool {
+        self.m_cost_kib < ARGON2_M_COST_KIB || self.t_cost < ARGON2_T_COST
+    }
+}
+
 /// A freshly made KEK, not yet committed to its source.
 pub(crate) struct NewKek {
     pub(crate) kek: SecretKey,
@@ -321,7 +328,7 @@ pub(super) fn decode_key(value: &str) -> Result<SecretKey, String> {
     Ok(key)
 }
 
-fn derive_from_passphrase(pass: &str, kdf: &KdfParams) -> Result<SecretKey, CryptoError> {
+pub(super) fn derive_from_passphrase(pass: &str, kdf: &KdfParams) -> Result<SecretKey, CryptoError> {
     if kdf.algorithm != "argon2id" {
         return Err(CryptoError::Key(format!("unsupported KDF `{}`", kdf.algorithm)));
     }
