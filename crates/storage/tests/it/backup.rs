@@ -540,19 +540,7 @@ async fn prune_deletes_nothing_while_a_manifest_does_not_authenticate() {
     );
     let before = bucket_keys(&client, &bucket, &root).await;
     let key = format!("{root}{}.json", newest.name);
-    let original = client
-        .get_object()
-        .bucket(&bucket)
-        .key(&key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec();
+    let original = object_bytes(&client, &bucket, &key).await;
     let mut edited: serde_json::Value = serde_json::from_slice(&original).unwrap();
     let version = edited["app_version"].as_str().unwrap().to_string();
     let changed = format!(
@@ -591,6 +579,40 @@ async fn prune_deletes_nothing_while_a_manifest_does_not_authenticate() {
     assert_eq!(report.removed, [first.name.as_str()]);
     s.backup.verify_remote(Some(&newest.name)).await.unwrap();
     s.shutdown().await.unwrap();
+}
+
+/// A new machine for disaster-recovery tests: an empty folder, the bucket of `old`, and a key
+/// variable of its own (the old machine's key file is gone with it).
+#[cfg(feature = "s3")]
+pub(crate) fn new_machine(old: &StorageConfig) -> (TestStore, StorageConfig) {
+    let t = TestStore::new();
+    let var = format!("COS_TEST_MACHINE_KEY_{}", uuid::Uuid::new_v4().simple());
+    std::env::set_var(&var, common::random_env_key());
+    let mut config = t.config();
+    config.keys.source = cloudops_storage_service::KeySourceKind::Env;
+    config.keys.env_var = var;
+    config.backup.s3 = old.backup.s3.clone();
+    (t, config)
+}
+
+/// The bytes of object `key` in `bucket` (the full key, prefix included).
+#[cfg(feature = "s3")]
+pub(crate) async fn object_bytes(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let got = client.get_object().bucket(bucket).key(key).send().await.unwrap();
+    got.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// Write object `key` in `bucket` behind the store's back.
+#[cfg(feature = "s3")]
+pub(crate) async fn put_object_bytes(client: &aws_sdk_s3::Client, bucket: &str, key: &str, bytes: Vec<u8>) {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(bytes.into())
+        .send()
+        .await
+        .unwrap();
 }
 
 #[cfg(feature = "s3")]
@@ -1013,14 +1035,7 @@ async fn incremental_uploads_send_new_chunks_only_restore_verify_and_sweep() {
     let chunk_names: Vec<&String> = keys.iter().filter(|k| k.starts_with("chunks/")).collect();
     assert!(chunk_names.iter().all(|k| k.len() == 7 + 64), "{chunk_names:?}");
     for key in &keys {
-        let body = client
-            .get_object()
-            .bucket(&bucket)
-            .key(format!("{root}{key}"))
-            .send()
-            .await
-            .unwrap();
-        let bytes = body.body.collect().await.unwrap().into_bytes();
+        let bytes = object_bytes(&client, &bucket, &format!("{root}{key}")).await;
         assert!(
             !bytes.windows(18).any(|w| w == b"incremental-secret"),
             "plaintext in {key}"

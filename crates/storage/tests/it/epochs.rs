@@ -88,20 +88,8 @@ mod bucket {
     use serde_json::json;
 
     use super::{all_texts, AFTER, BEFORE};
-    use crate::backup::{s3_env, with_s3};
+    use crate::backup::{new_machine, s3_env, with_s3};
     use crate::common::TestStore;
-
-    /// A new machine: an empty folder, the same bucket, a key variable of its own.
-    fn new_machine(old: &StorageConfig) -> (TestStore, StorageConfig) {
-        let t = TestStore::new();
-        let var = format!("COS_TEST_EPOCH_KEY_{}", uuid::Uuid::new_v4().simple());
-        std::env::set_var(&var, crate::common::random_env_key());
-        let mut config = t.config();
-        config.keys.source = KeySourceKind::Env;
-        config.keys.env_var = var;
-        config.backup.s3 = old.backup.s3.clone();
-        (t, config)
-    }
 
     /// Far in the future: every shipped write is asked for.
     const FAR_FUTURE_MS: i64 = 32_503_680_000_000; // 3000-01-01
@@ -163,6 +151,18 @@ mod bucket {
         }
     }
 
+    /// Alice's texts after a restore of the newest state with `kit` on a new machine.
+    async fn restored_with(config: &StorageConfig, kit: &RecoveryKey) -> Vec<String> {
+        let (_machine, machine_config) = new_machine(config);
+        restore(&machine_config, RestoreTarget::Latest, Some(kit), false)
+            .await
+            .unwrap();
+        let s = StorageService::open(machine_config).await.unwrap();
+        let texts = all_texts(&s, "alice").await;
+        s.shutdown().await.unwrap();
+        texts
+    }
+
     /// Write BEFORE, back up and ship; `start_epoch`; write AFTER, back up and ship.
     async fn before_and_after(s: &StorageService, start_epoch: impl std::future::Future<Output = ()>) {
         let ctx = s.chat.create_conversation("alice", "epochs", json!({})).await.unwrap();
@@ -200,15 +200,8 @@ mod bucket {
         old_key_gets_nothing_newer(&config, Some(&first.key), |_| {}).await;
 
         // The current kit restores everything, the journal included.
-        let (_machine, machine_config) = new_machine(&config);
-        restore(&machine_config, RestoreTarget::Latest, Some(&second.key), false)
-            .await
-            .unwrap();
-        let s = StorageService::open(machine_config).await.unwrap();
-        let texts = all_texts(&s, "alice").await;
-        s.shutdown().await.unwrap();
         assert_eq!(
-            texts,
+            restored_with(&config, &second.key).await,
             vec![BEFORE.to_string(), AFTER.to_string(), format!("{AFTER} journal only")]
         );
     }
@@ -238,15 +231,8 @@ mod bucket {
         old_key_gets_nothing_newer(&config, None, leaked_key).await;
 
         // The kit (not leaked) received the new data key without being on the machine.
-        let (_machine, machine_config) = new_machine(&config);
-        restore(&machine_config, RestoreTarget::Latest, Some(&kit.key), false)
-            .await
-            .unwrap();
-        let s = StorageService::open(machine_config).await.unwrap();
-        let texts = all_texts(&s, "alice").await;
-        s.shutdown().await.unwrap();
         assert_eq!(
-            texts,
+            restored_with(&config, &kit.key).await,
             vec![BEFORE.to_string(), AFTER.to_string(), format!("{AFTER} journal only")]
         );
     }

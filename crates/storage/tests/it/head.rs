@@ -6,12 +6,12 @@
 #![cfg(feature = "s3")]
 
 use cloudops_storage_service::{
-    no_progress, ErrorKind, HistoryRange, KeySourceKind, NewMessage, RecoveryKey, RestoreOptions, RestoreReport,
-    RestoreTarget, Role, StorageConfig, StorageError, StorageService,
+    no_progress, ErrorKind, HistoryRange, NewMessage, RecoveryKey, RestoreOptions, RestoreReport, RestoreTarget, Role,
+    StorageConfig, StorageError, StorageService,
 };
 use serde_json::json;
 
-use crate::backup::{bucket_keys, s3_client, s3_env, with_s3};
+use crate::backup::{bucket_keys, new_machine, object_bytes, put_object_bytes, s3_client, s3_env, with_s3};
 use crate::common::TestStore;
 
 /// A bucket with two backups and three shipments after the second, one message each.
@@ -73,15 +73,7 @@ impl Bucket {
 
     async fn take(&self, key: &str) -> Vec<u8> {
         let full = format!("{}{key}", self.root);
-        let got = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .send()
-            .await
-            .unwrap();
-        let bytes = got.body.collect().await.unwrap().into_bytes().to_vec();
+        let bytes = object_bytes(&self.client, &self.bucket, &full).await;
         self.client
             .delete_object()
             .bucket(&self.bucket)
@@ -93,25 +85,12 @@ impl Bucket {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(format!("{}{key}", self.root))
-            .body(bytes.into())
-            .send()
-            .await
-            .unwrap();
+        put_object_bytes(&self.client, &self.bucket, &format!("{}{key}", self.root), bytes).await;
     }
 
     /// Restore the newest state on a new machine; the restored texts on success.
     async fn restore(&self, accept_gap: bool) -> (Result<RestoreReport, StorageError>, Option<Vec<String>>, TestStore) {
-        let machine = TestStore::new();
-        let var = format!("COS_TEST_HEAD_KEY_{}", uuid::Uuid::new_v4().simple());
-        std::env::set_var(&var, crate::common::random_env_key());
-        let mut config = machine.config();
-        config.keys.source = KeySourceKind::Env;
-        config.keys.env_var = var;
-        config.backup.s3 = self.config.backup.s3.clone();
+        let (machine, config) = new_machine(&self.config);
         let options = RestoreOptions {
             target: RestoreTarget::Latest,
             from_s3: true,
@@ -218,19 +197,7 @@ async fn a_head_rolled_back_to_an_older_one_is_noticed_by_the_store_that_wrote_i
         s.key_status().store_id
     );
     let client = s3_client(&endpoint).await;
-    let old_head = client
-        .get_object()
-        .bucket(&bucket)
-        .key(format!("{root}HEAD"))
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec();
+    let old_head = object_bytes(&client, &bucket, &format!("{root}HEAD")).await;
     s.chat.append(&ctx, NewMessage::new(Role::User, "two")).await.unwrap();
     let newest = s.backup.backup_now(true, &no_progress).await.unwrap();
     s.shutdown().await.unwrap();
@@ -242,14 +209,7 @@ async fn a_head_rolled_back_to_an_older_one_is_noticed_by_the_store_that_wrote_i
         .send()
         .await
         .unwrap();
-    client
-        .put_object()
-        .bucket(&bucket)
-        .key(format!("{root}HEAD"))
-        .body(old_head.into())
-        .send()
-        .await
-        .unwrap();
+    put_object_bytes(&client, &bucket, &format!("{root}HEAD"), old_head).await;
     let options = RestoreOptions {
         from_s3: true,
         ..RestoreOptions::default()

@@ -83,7 +83,7 @@ mod disaster {
     };
     use serde_json::json;
 
-    use crate::backup::{s3_env, with_s3};
+    use crate::backup::{new_machine, s3_env, with_s3};
     use crate::common::TestStore;
 
     /// Everything a user would check after a restore, as comparable JSON.
@@ -149,18 +149,6 @@ mod disaster {
             accept_gap: false,
         };
         StorageService::restore_backup(config, &options, &no_progress).await
-    }
-
-    /// A new machine: an empty folder, the same bucket, another key source (a variable).
-    fn new_machine(old: &StorageConfig) -> (TestStore, StorageConfig) {
-        let t = TestStore::new();
-        let var = format!("COS_TEST_DR_KEY_{}", uuid::Uuid::new_v4().simple());
-        std::env::set_var(&var, crate::common::random_env_key());
-        let mut config = t.config();
-        config.keys.source = KeySourceKind::Env;
-        config.keys.env_var = var;
-        config.backup.s3 = old.backup.s3.clone();
-        (t, config)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
