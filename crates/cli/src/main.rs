@@ -20,6 +20,9 @@ fn main() -> ExitCode {
     // Before any thread starts: half the resident memory of a long write load (see
     // `bound_malloc_arenas`); MALLOC_ARENA_MAX in the environment still decides.
     cloudops_storage_service::bound_malloc_arenas(cloudops_storage_service::DEFAULT_MALLOC_ARENAS);
+    // SAFETY: no other thread exists yet (the runtime and the logger start below). Keeps
+    // CLOUDOPS_KEY / CLOUDOPS_PASSPHRASE out of the environment any child would inherit.
+    unsafe { cloudops_storage_service::take_key_secrets_from_env(&[]) };
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -266,6 +266,7 @@ impl StorageError {
             StoreError::Locked { .. } => ErrorKind::Locked,
             StoreError::DiskFull { .. } => ErrorKind::DiskFull,
             StoreError::Closed => ErrorKind::ShutDown,
+            StoreError::Misdirected { .. } => ErrorKind::Tampered,
             _ => ErrorKind::Store,
         }
     }

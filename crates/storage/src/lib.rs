@@ -69,7 +69,7 @@ pub use config::{
     EmbeddingProvider, KeyConfig, KeySourceKind, Passphrase, StorageConfig, StorageConfigBuilder, StoreConfig,
     CONFIG_FILE_NAME, DEFAULT_KEY_ENV_VAR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PASSPHRASE_ENV_VAR,
 };
-pub use crypto::{DataKeyEpoch, KeyStatus, RecoveryKey, RecoveryKit, WrappedKeys};
+pub use crypto::{take_key_secrets_from_env, DataKeyEpoch, KeyStatus, RecoveryKey, RecoveryKit, WrappedKeys};
 pub use malloc::{bound_malloc_arenas, DEFAULT_MALLOC_ARENAS};
 pub use service::{Health, ReindexReport, StorageService};
 pub use store::{CollectionStats, JournalMark, StoreMode, StoreSync};

@@ -144,6 +144,7 @@ impl StorageService {
         if let Some(wrap) = wrap_store {
             store = wrap(store);
         }
+        let store: Arc<dyn VectorStore> = crate::store::verify::VerifiedStore::new(store);
         let sealer = Arc::new(unlocked.sealer());
         let keywords = Arc::new(KeywordEncoder::new(&*unlocked.index_subkey(Purpose::KeywordIndex)?));
         let embedder = match embedder {

@@ -30,6 +30,8 @@ use tauri::plugin::TauriPlugin;
 use tauri::{Manager, RunEvent, Runtime};
 
 pub use bindings::typescript_bindings;
+/// Call first in the app's `main` (see its safety note): key secrets out of the environment.
+pub use cloudops_storage_service::take_key_secrets_from_env;
 pub use error::{Error, ErrorPayload, Result};
 pub use events::{StorageEvent, EVENT};
 pub use scope::{ImportScope, IMPORT_ROOTS_ENV};

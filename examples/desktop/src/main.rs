@@ -8,6 +8,9 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() {
+    // SAFETY: first thing in main, before the logger, Tauri and WebKit start threads. The
+    // key secrets then never reach the WebKit helper processes' environment.
+    unsafe { tauri_plugin_cloudops_storage::take_key_secrets_from_env(&[]) };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

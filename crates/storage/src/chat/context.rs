@@ -220,9 +220,9 @@ impl ChatStorage {
         let Some(filter) = self.search_filter(user_id, &options).await? else {
             return Ok(Vec::new());
         };
-        let (mode, mut candidates) = self.candidates(prompt, SearchMode::Hybrid, filter, DEPTH).await?;
+        let (mode, mut candidates) = self.candidates(prompt, SearchMode::Hybrid, &filter, DEPTH).await?;
         candidates.retain(|c| c.keyword_rank.is_some() || c.similarity.is_some_and(|s| s >= MIN_SIMILARITY));
-        self.load_payloads(&mut candidates).await?;
+        self.load_payloads(&mut candidates, &filter).await?;
         // Relevance in [0, 1]: keyword matches by rank, semantic ones by cosine.
         let mut best: HashMap<(String, u64), Start> = HashMap::new();
         for c in &candidates {

@@ -361,20 +361,23 @@ impl ChatStorage {
         }
         let mut conversation = self.get_conversation(context_id).await?;
         let mut payload = crate::store::Payload::new();
-        if let Some(title) = update.title {
-            check_title(&title)?;
-            payload.insert(
-                CF::Title.as_str().into(),
-                schema::seal_title(context_id, &conversation.user_id, &title, &self.sealer)?,
-            );
-            conversation.title = title;
-        }
-        if let Some(metadata) = update.metadata {
-            payload.insert(
-                CF::Metadata.as_str().into(),
-                schema::seal_conversation_metadata(context_id, &conversation.user_id, &metadata, &self.sealer)?,
-            );
-            conversation.metadata = metadata;
+        if update.title.is_some() || update.metadata.is_some() {
+            // Title and metadata are sealed as one write (bound to one seal set), so an older
+            // value of either cannot be put back alone.
+            if let Some(title) = update.title {
+                check_title(&title)?;
+                conversation.title = title;
+            }
+            if let Some(metadata) = update.metadata {
+                conversation.metadata = metadata;
+            }
+            payload.extend(schema::seal_conversation_fields(
+                context_id,
+                &conversation.user_id,
+                &conversation.title,
+                &conversation.metadata,
+                &self.sealer,
+            )?);
         }
         if let Some(status) = update.status {
             payload.insert(CF::Status.as_str().into(), json!(status.as_str()));

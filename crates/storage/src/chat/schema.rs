@@ -3,7 +3,10 @@
 //!
 //! Clear fields are a deliberate, documented leak that drives filters and ordering (ids,
 //! times, counts, role, status). Titles, message text and metadata are sealed with
-//! AAD = collection ‖ point id ‖ field, so they never reach the engine in clear.
+//! AAD = collection ‖ point id ‖ field ‖ the clear fields that scope the record ‖ what ties
+//! the record's sealed fields to one write (a conversation's random seal set, rewritten with
+//! its title and metadata together; whether a message has metadata), so they never reach the
+//! engine in clear, and an older title put back or a message's metadata removed fails.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +40,8 @@ pub(crate) enum ConversationField {
     Title,
     /// Metadata JSON (sealed).
     Metadata,
+    /// Random id of the write that sealed title and metadata (clear; bound into both).
+    SealSet,
 }
 
 impl ConversationField {
@@ -51,6 +56,7 @@ impl ConversationField {
             ConversationField::Status => "status",
             ConversationField::Title => "title",
             ConversationField::Metadata => "metadata",
+            ConversationField::SealSet => "seal_set",
         }
     }
 }
@@ -162,13 +168,24 @@ fn ctx<'a>(
     point_id: uuid::Uuid,
     field: &'static str,
     bound: &'a [(&'a str, &'a str)],
+    write: &'a [(&'a str, &'a str)],
 ) -> SealContext<'a> {
     SealContext {
         collection,
         point_id,
         field,
         bound,
+        write,
     }
+}
+
+/// Whether a message has sealed metadata, bound into its sealed fields (so removing the
+/// metadata makes the content fail instead of reading back as "no metadata").
+fn message_write(has_metadata: bool) -> [(&'static str, &'static str); 1] {
+    [(
+        MessageField::Metadata.as_str(),
+        if has_metadata { "sealed" } else { "none" },
+    )]
 }
 
 /// The clear fields a conversation's sealed fields are bound to (who owns it).
@@ -202,7 +219,6 @@ fn message_bound<'a>(
 pub(crate) fn conversation_to_point(c: &Conversation, sealer: &Sealer) -> Result<Point> {
     use ConversationField as F;
     let id = conversation_point_id(&c.context_id);
-    let meta = serde_json::to_string(&c.metadata).unwrap_or_else(|_| "null".into());
     let mut payload = Payload::new();
     payload.insert(F::UserId.as_str().into(), json!(c.user_id));
     payload.insert(F::ContextId.as_str().into(), json!(c.context_id));
@@ -210,15 +226,13 @@ pub(crate) fn conversation_to_point(c: &Conversation, sealer: &Sealer) -> Result
     payload.insert(F::UpdatedAt.as_str().into(), json!(c.updated_at));
     payload.insert(F::MessageCount.as_str().into(), json!(c.message_count));
     payload.insert(F::Status.as_str().into(), json!(c.status.as_str()));
-    let bound = conversation_bound(&c.user_id, &c.context_id);
-    payload.insert(
-        F::Title.as_str().into(),
-        json!(sealer.seal_str(ctx(CONVERSATIONS, id, F::Title.as_str(), &bound), &c.title)?),
-    );
-    payload.insert(
-        F::Metadata.as_str().into(),
-        json!(sealer.seal_str(ctx(CONVERSATIONS, id, F::Metadata.as_str(), &bound), &meta)?),
-    );
+    payload.extend(seal_conversation_fields(
+        &c.context_id,
+        &c.user_id,
+        &c.title,
+        &c.metadata,
+        sealer,
+    )?);
     Ok(Point {
         id,
         vectors: BTreeMap::new(),
@@ -226,36 +240,35 @@ pub(crate) fn conversation_to_point(c: &Conversation, sealer: &Sealer) -> Result
     })
 }
 
-/// A sealed title, for updating just that field.
+/// A conversation's title and metadata sealed as one write (a new seal set bound into both),
+/// for a new conversation or an update of either: the payload fields to set.
 ///
 /// # Errors
 /// Sealing errors.
-pub(crate) fn seal_title(context_id: &str, user_id: &str, title: &str, sealer: &Sealer) -> Result<Value> {
-    let id = conversation_point_id(context_id);
-    let bound = conversation_bound(user_id, context_id);
-    Ok(json!(sealer.seal_str(
-        ctx(CONVERSATIONS, id, ConversationField::Title.as_str(), &bound),
-        title
-    )?))
-}
-
-/// Sealed metadata, for updating just that field.
-///
-/// # Errors
-/// Sealing errors.
-pub(crate) fn seal_conversation_metadata(
+pub(crate) fn seal_conversation_fields(
     context_id: &str,
     user_id: &str,
+    title: &str,
     metadata: &Value,
     sealer: &Sealer,
-) -> Result<Value> {
+) -> Result<Payload> {
+    use ConversationField as F;
     let id = conversation_point_id(context_id);
     let bound = conversation_bound(user_id, context_id);
+    let seal_set = format!("{:016x}", rand::random::<u64>());
+    let write = [(F::SealSet.as_str(), seal_set.as_str())];
     let meta = serde_json::to_string(metadata).unwrap_or_else(|_| "null".into());
-    Ok(json!(sealer.seal_str(
-        ctx(CONVERSATIONS, id, ConversationField::Metadata.as_str(), &bound),
-        &meta
-    )?))
+    let mut payload = Payload::new();
+    payload.insert(
+        F::Title.as_str().into(),
+        json!(sealer.seal_str(ctx(CONVERSATIONS, id, F::Title.as_str(), &bound, &write), title)?),
+    );
+    payload.insert(
+        F::Metadata.as_str().into(),
+        json!(sealer.seal_str(ctx(CONVERSATIONS, id, F::Metadata.as_str(), &bound, &write), &meta)?),
+    );
+    payload.insert(F::SealSet.as_str().into(), json!(seal_set));
+    Ok(payload)
 }
 
 /// A conversation read back.
@@ -267,12 +280,20 @@ pub(crate) fn conversation_from_record(r: &Record, sealer: &Sealer) -> Result<Co
     let p = Fields::new(CONVERSATIONS, r);
     let (user_id, context_id) = (p.str(F::UserId.as_str())?, p.str(F::ContextId.as_str())?);
     let bound = conversation_bound(user_id, context_id);
+    // Missing only on conversations written before seal sets (their fields are version 2,
+    // which binds no write).
+    let seal_set = r
+        .payload
+        .get(F::SealSet.as_str())
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let write = [(F::SealSet.as_str(), seal_set)];
     let title = sealer.open_str(
-        ctx(CONVERSATIONS, r.id, F::Title.as_str(), &bound),
+        ctx(CONVERSATIONS, r.id, F::Title.as_str(), &bound, &write),
         p.str(F::Title.as_str())?,
     )?;
     let meta = sealer.open_str(
-        ctx(CONVERSATIONS, r.id, F::Metadata.as_str(), &bound),
+        ctx(CONVERSATIONS, r.id, F::Metadata.as_str(), &bound, &write),
         p.str(F::Metadata.as_str())?,
     )?;
     Ok(Conversation {
@@ -304,15 +325,16 @@ pub(crate) fn message_to_point(m: &Message, keywords: VectorData, sealer: &Seale
     payload.insert(F::CreatedAt.as_str().into(), json!(m.created_at));
     let index = m.message_index.to_string();
     let bound = message_bound(&m.user_id, &m.context_id, m.role.as_str(), &index);
+    let write = message_write(m.metadata.is_some());
     payload.insert(
         F::Content.as_str().into(),
-        json!(sealer.seal_str(ctx(MESSAGES, m.id, F::Content.as_str(), &bound), &m.content)?),
+        json!(sealer.seal_str(ctx(MESSAGES, m.id, F::Content.as_str(), &bound, &write), &m.content)?),
     );
     if let Some(meta) = &m.metadata {
         let text = serde_json::to_string(meta).unwrap_or_else(|_| "null".into());
         payload.insert(
             F::Metadata.as_str().into(),
-            json!(sealer.seal_str(ctx(MESSAGES, m.id, F::Metadata.as_str(), &bound), &text)?),
+            json!(sealer.seal_str(ctx(MESSAGES, m.id, F::Metadata.as_str(), &bound, &write), &text)?),
         );
     }
     Ok(Point {
@@ -333,16 +355,19 @@ pub(crate) fn message_from_record(r: &Record, sealer: &Sealer) -> Result<Message
     let (role, message_index) = (p.str(F::Role.as_str())?, p.u64(F::MessageIndex.as_str())?);
     let index = message_index.to_string();
     let bound = message_bound(user_id, context_id, role, &index);
+    let sealed_metadata = r.payload.get(F::Metadata.as_str());
+    let write = message_write(sealed_metadata.is_some());
     let content = sealer.open_str(
-        ctx(MESSAGES, r.id, F::Content.as_str(), &bound),
+        ctx(MESSAGES, r.id, F::Content.as_str(), &bound, &write),
         p.str(F::Content.as_str())?,
     )?;
-    let metadata = match r.payload.get(F::Metadata.as_str()) {
+    let metadata = match sealed_metadata {
         Some(Value::String(sealed)) => {
-            let text = sealer.open_str(ctx(MESSAGES, r.id, F::Metadata.as_str(), &bound), sealed)?;
+            let text = sealer.open_str(ctx(MESSAGES, r.id, F::Metadata.as_str(), &bound, &write), sealed)?;
             Some(serde_json::from_str(&text).map_err(|e| p.corrupt(format!("metadata is not JSON: {e}")))?)
         }
-        _ => None,
+        Some(_) => return Err(p.corrupt("metadata is not a sealed value")),
+        None => None,
     };
     Ok(Message {
         id: r.id,

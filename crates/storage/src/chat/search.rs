@@ -13,6 +13,7 @@ use super::schema::{
 use super::{check_id, invalid, ChatStorage, ConversationStatus, Role};
 use crate::error::Result;
 use crate::fusion;
+use crate::store::verify::check_admitted;
 use crate::store::{
     Condition, FieldValue, Filter, Hit, PointId, QueryRequest, Range, ScrollRequest, VectorData, VectorSelection,
 };
@@ -169,8 +170,8 @@ impl ChatStorage {
             SearchMode::Hybrid => (limit * 5).clamp(30, 500),
             _ => (limit * 3).clamp(20, 300),
         };
-        let (mode, candidates) = self.candidates(query, options.mode, filter, depth).await?;
-        let conversations = self.group(query, candidates, limit).await?;
+        let (mode, candidates) = self.candidates(query, options.mode, &filter, depth).await?;
+        let conversations = self.group(query, candidates, limit, &filter).await?;
         let pending_embeddings = match mode {
             SearchMode::Keyword => 0,
             SearchMode::Semantic | SearchMode::Hybrid => self.pending_embeddings_of(user_id).await?,
@@ -256,7 +257,7 @@ impl ChatStorage {
         &self,
         query: &str,
         mode: SearchMode,
-        filter: Filter,
+        filter: &Filter,
         depth: usize,
     ) -> Result<(SearchMode, Vec<Candidate>)> {
         let mode = self.effective_mode(mode)?;
@@ -274,7 +275,7 @@ impl ChatStorage {
                         QueryRequest {
                             using: space.slot().to_string(),
                             vector: VectorData::Dense(vector),
-                            filter: Some(filter),
+                            filter: Some(filter.clone()),
                             limit: depth,
                             with_payload: false,
                             exact: false,
@@ -301,7 +302,7 @@ impl ChatStorage {
             }),
             SearchMode::Hybrid => {
                 let mut keyword = keyword;
-                let weights = self.keyword_coverage(query, &mut keyword).await?;
+                let weights = self.keyword_coverage(query, &mut keyword, filter).await?;
                 fuse(keyword, &weights, semantic)
             }
         };
@@ -317,7 +318,7 @@ impl ChatStorage {
     /// A message's tokens are its stored keyword vector (the keyed tokens its text encoded
     /// to when written), so nothing is unsealed or encoded again; the payloads read on the way
     /// are kept in the hits, so [`Self::load_payloads`] does not read them again.
-    async fn keyword_coverage(&self, query: &str, hits: &mut [Hit]) -> Result<Vec<f32>> {
+    async fn keyword_coverage(&self, query: &str, hits: &mut [Hit], filter: &Filter) -> Result<Vec<f32>> {
         let mut weights = vec![0.0; hits.len()];
         let VectorData::Sparse { indices: wanted, .. } = self.keywords.query(query) else {
             return Ok(weights);
@@ -337,6 +338,7 @@ impl ChatStorage {
             let Some(record) = records.remove(&hit.id) else {
                 continue;
             };
+            check_admitted(MESSAGES, filter, record.id, &record.payload)?;
             // A keyword hit has a keyword vector: the query matched it.
             let shared = match record.vectors.get(KEYWORDS_VECTOR) {
                 Some(VectorData::Sparse { indices: have, .. }) => wanted.iter().filter(|i| have.contains(i)).count(),
@@ -353,7 +355,9 @@ impl ChatStorage {
 
     /// Fill in the payloads of candidates that have none (queries return ids and scores only;
     /// payloads are read from disk for just the candidates used).
-    pub(crate) async fn load_payloads(&self, candidates: &mut [Candidate]) -> Result<()> {
+    /// Each payload read is checked against `filter`, the filter of the query that found the
+    /// candidates (which returned ids only).
+    pub(crate) async fn load_payloads(&self, candidates: &mut [Candidate], filter: &Filter) -> Result<()> {
         let missing: Vec<PointId> = candidates
             .iter()
             .filter(|c| c.payload.is_empty())
@@ -371,6 +375,7 @@ impl ChatStorage {
             .collect();
         for c in candidates.iter_mut().filter(|c| c.payload.is_empty()) {
             if let Some(p) = payloads.remove(&c.id) {
+                check_admitted(MESSAGES, filter, c.id, &p)?;
                 c.payload = p;
             }
         }
@@ -398,7 +403,13 @@ impl ChatStorage {
             .await?)
     }
 
-    async fn group(&self, query: &str, mut candidates: Vec<Candidate>, limit: usize) -> Result<Vec<ConversationHit>> {
+    async fn group(
+        &self,
+        query: &str,
+        mut candidates: Vec<Candidate>,
+        limit: usize,
+        filter: &Filter,
+    ) -> Result<Vec<ConversationHit>> {
         let mut order: Vec<String> = Vec::new();
         let mut groups: HashMap<String, Vec<Candidate>> = HashMap::new();
         // Read payloads a chunk at a time, best first, until `limit` conversations are found.
@@ -406,7 +417,7 @@ impl ChatStorage {
         let mut start = 0;
         while start < candidates.len() && order.len() < limit {
             let end = (start + chunk).min(candidates.len());
-            self.load_payloads(&mut candidates[start..end]).await?;
+            self.load_payloads(&mut candidates[start..end], filter).await?;
             for c in &candidates[start..end] {
                 let ctx = c_context(c);
                 if ctx.is_empty() {

@@ -110,8 +110,8 @@ impl KeySource {
     ) -> Result<Vec<SecretKey>, CryptoError> {
         match self.kind {
             KeySourceKind::Env => {
-                let value = std::env::var(&self.config.env_var)
-                    .map_err(|_| self.unavailable(format!("${} is not set", self.config.env_var)))?;
+                let value = super::secret_env::var(&self.config.env_var)
+                    .ok_or_else(|| self.unavailable(format!("${} is not set", self.config.env_var)))?;
                 let key = decode_key(&value).map_err(|r| self.unavailable(format!("${} {r}", self.config.env_var)))?;
                 Ok(vec![key])
             }
@@ -144,7 +144,7 @@ impl KeySource {
         match self.kind {
             KeySourceKind::Env => {
                 let var = format!("{}{suffix}", self.config.env_var);
-                let value = std::env::var(&var).map_err(|_| {
+                let value = super::secret_env::var(&var).ok_or_else(|| {
                     self.unavailable(format!(
                         "${var} is not set (generate one with `openssl rand -base64 32`)"
                     ))
@@ -246,7 +246,7 @@ impl KeySource {
     }
 
     fn passphrase(&self, var: &str) -> Result<Zeroizing<String>, CryptoError> {
-        let pass = std::env::var(var).map_err(|_| self.unavailable(format!("${var} is not set")))?;
+        let pass = super::secret_env::var(var).ok_or_else(|| self.unavailable(format!("${var} is not set")))?;
         checked_passphrase(pass, &format!("${var}")).map_err(|r| self.unavailable(r))
     }
 
@@ -281,8 +281,8 @@ fn alternatives(kind: KeySourceKind, config: &KeyConfig) -> String {
         .join("; ")
 }
 
-fn checked_passphrase(pass: String, what: &str) -> Result<Zeroizing<String>, String> {
-    let pass = Zeroizing::new(pass);
+fn checked_passphrase(pass: impl Into<Zeroizing<String>>, what: &str) -> Result<Zeroizing<String>, String> {
+    let pass: Zeroizing<String> = pass.into();
     if pass.chars().count() < 8 {
         return Err(format!("{what} is shorter than 8 characters"));
     }

@@ -12,6 +12,7 @@ mod keyring;
 mod kit_wrap;
 mod recovery;
 mod seal;
+mod secret_env;
 mod wrap;
 
 pub use config::{
@@ -34,6 +35,7 @@ pub use error::CryptoError;
 pub(crate) use keyring::Purpose;
 pub use recovery::{RecoveryKey, RecoveryKit};
 pub(crate) use seal::{SealContext, Sealer};
+pub use secret_env::take_key_secrets_from_env;
 
 pub(crate) use envelope::{
     create as create_keys, exists as keys_exist, install as install_keys, issue_recovery_key, open as open_keys,

@@ -5,8 +5,11 @@
 //! another field fails authentication instead of decrypting into the wrong place. Version 2
 //! also binds the record's clear fields that decide who sees it and how it is used (a
 //! message's user, conversation, role and index; a resource's account, region and type): an
-//! edit of one of them through the engine fails authentication on read. Version 1 fields
-//! (written before) still open, without that binding, until they are rewritten.
+//! edit of one of them through the engine fails authentication on read. Version 3 also binds
+//! what ties a record's sealed fields to one write ([`SealContext::write`]: a conversation's
+//! seal set, a resource's fingerprint, whether a message has metadata), so an older value of
+//! one field put back, or a sealed field removed, fails too. Version 1 and 2 fields (written
+//! before) still open, without those bindings, until they are rewritten.
 
 use std::collections::HashMap;
 
@@ -19,8 +22,10 @@ use rand::RngCore;
 use super::keyring::{DataKey, Purpose};
 use super::CryptoError;
 
-/// Version byte of the sealed-field format written now (clear fields bound).
-const FORMAT_VERSION: u8 = 2;
+/// Version byte of the sealed-field format written now (clear fields and the write bound).
+const FORMAT_VERSION: u8 = 3;
+/// The second format: clear fields bound, the write not; still read.
+const FORMAT_V2: u8 = 2;
 /// The first format: collection, point and field bound; still read.
 const FORMAT_V1: u8 = 1;
 const NONCE_LEN: usize = 12;
@@ -39,6 +44,9 @@ pub(crate) struct SealContext<'a> {
     pub(crate) field: &'a str,
     /// Clear fields of the record bound to the value, as (name, value) in a fixed order.
     pub(crate) bound: &'a [(&'a str, &'a str)],
+    /// What ties the record's sealed fields to the one write that sealed them all (bound from
+    /// format 3 on), as (name, value) in a fixed order.
+    pub(crate) write: &'a [(&'a str, &'a str)],
 }
 
 /// Seals and opens fields with the content subkeys of every known data key. The keys can be
@@ -148,7 +156,7 @@ impl Sealer {
             return Err(malformed("too short"));
         }
         let version = bytes[0];
-        if version != FORMAT_VERSION && version != FORMAT_V1 {
+        if !matches!(version, FORMAT_V1 | FORMAT_V2 | FORMAT_VERSION) {
             return Err(CryptoError::UnsupportedVersion {
                 field: ctx.field.to_string(),
                 version,
@@ -191,7 +199,9 @@ impl Sealer {
 /// Version 1: `collection ‖ 0 ‖ point_id (16 bytes) ‖ field`: the collection name cannot
 /// contain NUL, and the id has a fixed length, so the encoding is unambiguous. Version 2
 /// prefixes the field with its length and appends each bound clear field as
-/// `len(name) ‖ name ‖ len(value) ‖ value` (u32 big-endian lengths).
+/// `len(name) ‖ name ‖ len(value) ‖ value` (u32 big-endian lengths). Version 3 appends the
+/// write's pairs the same way. The version itself needs no place in the AAD: a version-3
+/// value read as version 2 misses the write's pairs and fails.
 fn aad(ctx: SealContext<'_>, version: u8) -> Vec<u8> {
     let mut aad = Vec::with_capacity(ctx.collection.len() + 21 + ctx.field.len() + 64);
     aad.extend_from_slice(ctx.collection.as_bytes());
@@ -206,7 +216,8 @@ fn aad(ctx: SealContext<'_>, version: u8) -> Vec<u8> {
         aad.extend_from_slice(bytes);
     };
     part(ctx.field.as_bytes());
-    for (name, value) in ctx.bound {
+    let write: &[(&str, &str)] = if version >= FORMAT_VERSION { ctx.write } else { &[] };
+    for (name, value) in ctx.bound.iter().chain(write) {
         part(name.as_bytes());
         part(value.as_bytes());
     }
@@ -229,6 +240,7 @@ mod tests {
             point_id: uuid::Uuid::from_u128(id),
             field,
             bound: &[("user_id", "alice"), ("role", "user")],
+            write: &[("seal_set", "1")],
         }
     }
 
@@ -252,7 +264,14 @@ mod tests {
             );
         }
         // A field written in the first format (no binding) still opens.
-        let c = ctx("content", 1);
+        assert_eq!(
+            s.open_str(ctx("content", 1), &sealed_as(&s, FORMAT_V1, "old")).unwrap(),
+            "old"
+        );
+    }
+
+    /// `text` sealed for `ctx("content", 1)` in an older format.
+    fn sealed_as(s: &Sealer, version: u8, text: &str) -> String {
         let keys = s.read();
         let cipher = keys.ciphers.get(&1).unwrap();
         let nonce = [7u8; NONCE_LEN];
@@ -260,16 +279,48 @@ mod tests {
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
-                    msg: b"old".as_slice(),
-                    aad: &aad(c, FORMAT_V1),
+                    msg: text.as_bytes(),
+                    aad: &aad(ctx("content", 1), version),
                 },
             )
             .unwrap();
-        let mut raw = vec![FORMAT_V1];
+        let mut raw = vec![version];
         raw.extend_from_slice(&1u32.to_be_bytes());
         raw.extend_from_slice(&nonce);
         raw.extend_from_slice(&ct);
-        assert_eq!(s.open_str(c, &B64.encode(&raw)).unwrap(), "old");
+        B64.encode(&raw)
+    }
+
+    #[test]
+    fn another_write_fails_and_version_2_opens_without_one() {
+        let s = sealer(1);
+        let a = s.seal_str(ctx("content", 1), "hello").unwrap();
+        for write in [&[("seal_set", "2")][..], &[][..], &[("seal_set", "1"), ("x", "")][..]] {
+            let other = SealContext {
+                write,
+                ..ctx("content", 1)
+            };
+            assert!(
+                matches!(s.open(other, &a), Err(CryptoError::Tampered { .. })),
+                "{write:?}"
+            );
+        }
+        // The header's version cannot be lowered to drop the write's binding.
+        let mut raw = B64.decode(&a).unwrap();
+        raw[0] = FORMAT_V2;
+        assert!(matches!(
+            s.open(ctx("content", 1), &B64.encode(&raw)),
+            Err(CryptoError::Tampered { .. })
+        ));
+        // A version 2 value (written before) opens whatever the record's write says.
+        let old = sealed_as(&s, FORMAT_V2, "v2");
+        for write in [&[("seal_set", "9")][..], &[][..]] {
+            let c = SealContext {
+                write,
+                ..ctx("content", 1)
+            };
+            assert_eq!(s.open_str(c, &old).unwrap(), "v2");
+        }
     }
 
     #[test]

@@ -176,24 +176,26 @@ pub(crate) fn resource_to_point(r: &AWSResource, keys: &Keys<'_>, sealer: &Seale
     payload.insert(LIVE.into(), json!(r.deleted_at.is_none()));
     payload.insert(SOURCES.into(), json!(r.sources));
     let sealed = sealed_values(r);
-    let mut canonical = String::new();
+    let fingerprint = keys.fingerprint(&canonical_text(&sealed));
     let bound = [
         (ACCOUNT_ID, r.account_id.as_str()),
         (REGION, r.region.as_str()),
         (RESOURCE_TYPE, r.resource_type.as_str()),
     ];
+    // The fingerprint (of all seven fields) ties them to this write: an older `tags` or
+    // `iam` put back alone fails.
+    let write = [(FINGERPRINT, fingerprint.as_str())];
     for (name, text) in &sealed {
-        canonical.push_str(text);
-        canonical.push('\u{0}');
         let ctx = SealContext {
             collection: ESTATE,
             point_id: id,
             field: name,
             bound: &bound,
+            write: &write,
         };
         payload.insert((*name).into(), json!(sealer.seal_str(ctx, text)?));
     }
-    payload.insert(FINGERPRINT.into(), json!(keys.fingerprint(&canonical)));
+    payload.insert(FINGERPRINT.into(), json!(fingerprint));
     Ok(Point {
         id,
         vectors: BTreeMap::new(),
@@ -203,12 +205,17 @@ pub(crate) fn resource_to_point(r: &AWSResource, keys: &Keys<'_>, sealer: &Seale
 
 /// The keyed fingerprint a resource would be stored with.
 pub(crate) fn fingerprint_of(r: &AWSResource, keys: &Keys<'_>) -> String {
+    keys.fingerprint(&canonical_text(&sealed_values(r)))
+}
+
+/// The sealed fields' texts, each followed by NUL: what the fingerprint is taken of.
+fn canonical_text(sealed: &[(&'static str, String)]) -> String {
     let mut canonical = String::new();
-    for (_, text) in &sealed_values(r) {
+    for (_, text) in sealed {
         canonical.push_str(text);
         canonical.push('\u{0}');
     }
-    keys.fingerprint(&canonical)
+    canonical
 }
 
 fn corrupt(rec: &Record, reason: String) -> StorageError {
@@ -234,12 +241,14 @@ fn open_field(rec: &Record, sealer: &Sealer, name: &str) -> Result<String> {
         (field::REGION, clear(field::REGION)),
         (field::RESOURCE_TYPE, clear(field::RESOURCE_TYPE)),
     ];
+    let write = [(field::FINGERPRINT, clear(field::FINGERPRINT))];
     Ok(sealer.open_str(
         SealContext {
             collection: ESTATE,
             point_id: rec.id,
             field: name,
             bound: &bound,
+            write: &write,
         },
         sealed,
     )?)

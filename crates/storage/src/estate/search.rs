@@ -84,6 +84,7 @@ impl EstateStorage {
             _ => None,
         };
         let mut scores: HashMap<PointId, f32> = HashMap::new();
+        let asked = filter.clone();
         let mut filters = vec![filter.clone()];
         let strict: Vec<Condition> = checks.iter().filter_map(Check::condition).collect();
         if !strict.is_empty() {
@@ -125,8 +126,11 @@ impl EstateStorage {
             .retrieve(ESTATE, ids, VectorSelection::None)
             .await?
             .into_iter()
-            .map(|r| (r.id, r))
-            .collect();
+            .map(|r| {
+                // The rankings returned ids only: the records they name must fit the filter.
+                crate::store::verify::check_admitted(ESTATE, &asked, r.id, &r.payload).map(|()| (r.id, r))
+            })
+            .collect::<Result<_, _>>()?;
         if !checks.is_empty() {
             let mut tiered = Vec::with_capacity(ranked.len());
             for (position, (id, score)) in ranked.into_iter().enumerate() {

@@ -146,5 +146,6 @@ fn dictionary_ctx() -> SealContext<'static> {
         point_id: DICTIONARY_ID,
         field: DICTIONARY_FIELD,
         bound: &[],
+        write: &[],
     }
 }

@@ -2,6 +2,11 @@
 //! harnesses do: the real store underneath does everything else, so a test can show that a
 //! failure in the middle of an append, a sync or a snapshot leaves the store readable with
 //! nothing acknowledged lost. Not a mock: every call that is not failed reaches the real engine.
+//!
+//! It also plays a hostile server ([`FaultyStore::ignore_filter_on`],
+//! [`FaultyStore::add_to_retrieves`]): reads that ignore a filter field or answer a read by id
+//! with records not asked for, as a compromised Qdrant server could, so the service's checks
+//! of replies can be shown to refuse them.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -45,6 +50,29 @@ pub struct FaultyStore {
     inner: Arc<dyn VectorStore>,
     plan: Mutex<Vec<Fault>>,
     injected: Mutex<Vec<(FaultOp, String)>>,
+    hostile: Mutex<Hostility>,
+}
+
+/// How the wrapper misanswers reads, as a hostile server would.
+#[derive(Debug, Default, Clone)]
+struct Hostility {
+    /// Filter conditions on these fields are dropped from scrolls, queries and counts.
+    ignored_fields: Vec<String>,
+    /// These ids are added to every read by id.
+    extra_ids: Vec<PointId>,
+}
+
+impl Hostility {
+    fn strip(&self, filter: Option<Filter>) -> Option<Filter> {
+        let mut filter = filter?;
+        let ignored = |c: &super::Condition| match c {
+            super::Condition::Eq(key, _) | super::Condition::Any(key, _) => self.ignored_fields.contains(key),
+            _ => false,
+        };
+        filter.must.retain(|c| !ignored(c));
+        filter.must_not.retain(|c| !ignored(c));
+        Some(filter)
+    }
 }
 
 impl std::fmt::Display for FaultyStore {
@@ -60,7 +88,25 @@ impl FaultyStore {
             inner,
             plan: Mutex::new(Vec::new()),
             injected: Mutex::new(Vec::new()),
+            hostile: Mutex::new(Hostility::default()),
         })
+    }
+
+    /// From now on, answer scrolls, queries and counts as if no condition on `field` (an
+    /// equality or any-of, in `must` or `must_not`) had been asked: a server ignoring a
+    /// tenant filter.
+    pub fn ignore_filter_on(&self, field: &str) {
+        self.hostility().ignored_fields.push(field.to_string());
+    }
+
+    /// From now on, add the records of `ids` to every read by id: a server answering with
+    /// records that were not asked for.
+    pub fn add_to_retrieves(&self, ids: Vec<PointId>) {
+        self.hostility().extra_ids.extend(ids);
+    }
+
+    fn hostility(&self) -> std::sync::MutexGuard<'_, Hostility> {
+        self.hostile.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Plan a failure.
@@ -141,15 +187,20 @@ impl VectorStore for FaultyStore {
         ids: Vec<PointId>,
         vectors: VectorSelection,
     ) -> Result<Vec<Record>, StoreError> {
+        let mut ids = ids;
+        ids.extend(self.hostility().extra_ids.iter().copied());
         self.inner.retrieve(collection, ids, vectors).await
     }
-    async fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage, StoreError> {
+    async fn scroll(&self, collection: &str, mut request: ScrollRequest) -> Result<ScrollPage, StoreError> {
+        request.filter = self.hostility().strip(request.filter);
         self.inner.scroll(collection, request).await
     }
-    async fn query(&self, collection: &str, request: QueryRequest) -> Result<Vec<Hit>, StoreError> {
+    async fn query(&self, collection: &str, mut request: QueryRequest) -> Result<Vec<Hit>, StoreError> {
+        request.filter = self.hostility().strip(request.filter);
         self.inner.query(collection, request).await
     }
     async fn count(&self, collection: &str, filter: Option<Filter>) -> Result<u64, StoreError> {
+        let filter = self.hostility().strip(filter);
         self.inner.count(collection, filter).await
     }
     async fn facet(

@@ -20,6 +20,7 @@ pub mod embedded;
 pub mod faulty;
 #[cfg(feature = "remote")]
 pub mod remote;
+pub(crate) mod verify;
 
 pub use config::{StoreConfig, StoreMode, StoreSync};
 pub use embedded::{EmbeddedOptions, EmbeddedStore, DEFAULT_MIN_FREE_BYTES};
@@ -127,6 +128,15 @@ pub enum StoreError {
     /// The store was closed (the service was shut down).
     #[error("the store is closed: the storage service was shut down")]
     Closed,
+    /// The store answered outside the request (another user's records, ids not asked for):
+    /// a compromised or faulty server. Nothing of the reply is used.
+    #[error("the store's reply in collection `{collection}` does not match the request: {reason}")]
+    Misdirected {
+        /// Collection read.
+        collection: String,
+        /// What did not match.
+        reason: String,
+    },
     /// A blocking task panicked or was cancelled.
     #[error("store task failed: {0}")]
     Task(#[from] crate::blocking::TaskFailed),

@@ -252,3 +252,46 @@ pub(crate) fn random_env_key() -> String {
     rand::thread_rng().fill_bytes(&mut b);
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+/// The records of `collection` as the raw engine holds them (the service must be closed).
+pub(crate) async fn raw_records(t: &TestStore, collection: &str) -> Vec<cloudops_storage_service::store::Record> {
+    use cloudops_storage_service::store::{EmbeddedStore, ScrollRequest, VectorStore};
+    let store = EmbeddedStore::open(&t.data_dir()).unwrap();
+    let page = store
+        .scroll(
+            collection,
+            ScrollRequest {
+                limit: 100,
+                ..ScrollRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    page.records
+}
+
+/// Open the raw engine (the service must be closed) and let `edit` change the payload of
+/// every record of `collection` (it returns whether it changed the record).
+pub(crate) async fn rewrite_records(
+    t: &TestStore,
+    collection: &str,
+    mut edit: impl FnMut(&mut serde_json::Map<String, serde_json::Value>) -> bool,
+) {
+    use cloudops_storage_service::store::{EmbeddedStore, Point, VectorStore};
+    let mut changed = Vec::new();
+    for mut record in raw_records(t, collection).await {
+        if edit(&mut record.payload) {
+            changed.push(Point {
+                id: record.id,
+                vectors: Default::default(),
+                payload: record.payload,
+            });
+        }
+    }
+    assert!(!changed.is_empty(), "nothing was edited in {collection}");
+    let store = EmbeddedStore::open(&t.data_dir()).unwrap();
+    store.upsert(collection, changed).await.unwrap();
+    store.flush().await.unwrap();
+    store.close().await.unwrap();
+}

@@ -5,6 +5,7 @@ mod api;
 mod backup;
 mod chat;
 mod common;
+mod distrust;
 mod epochs;
 mod estate;
 mod estate_eval;
@@ -19,6 +20,8 @@ mod recovery;
 #[cfg(feature = "remote")]
 mod remote;
 mod search;
+#[cfg(unix)]
+mod secret_env;
 mod security;
 
 /// A file-key config rooted at `dir` (data in `dir/data`, key in `dir/master.key`), shared by

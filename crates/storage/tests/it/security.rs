@@ -9,7 +9,7 @@ use cloudops_storage_service::{ConfigKey, ErrorKind, KeySourceKind, StorageConfi
 use cloudops_storage_service::{HistoryRange, NewMessage, Role};
 use serde_json::json;
 
-use crate::common::{file_count, files_containing, TestStore};
+use crate::common::{file_count, files_containing, rewrite_records, TestStore};
 
 fn random_key_b64() -> String {
     B64.encode(rand_bytes())
@@ -507,39 +507,6 @@ async fn a_key_file_reached_through_a_symlink_is_refused() {
     config.keys.file = Some(link);
     let err = StorageService::open(config).await.unwrap_err();
     assert!(err.to_string().contains("symbolic link"), "{err}");
-}
-
-/// Open the raw engine (the service must be closed) and let `edit` change the payload of
-/// every record of `collection` (it returns whether it changed the record).
-async fn rewrite_records(
-    t: &TestStore,
-    collection: &str,
-    mut edit: impl FnMut(&mut serde_json::Map<String, serde_json::Value>) -> bool,
-) {
-    let store = EmbeddedStore::open(&t.data_dir()).unwrap();
-    let page = store
-        .scroll(
-            collection,
-            ScrollRequest {
-                limit: 100,
-                ..ScrollRequest::default()
-            },
-        )
-        .await
-        .unwrap();
-    let mut changed = Vec::new();
-    for mut record in page.records {
-        if edit(&mut record.payload) {
-            changed.push(Point {
-                id: record.id,
-                vectors: Default::default(),
-                payload: record.payload,
-            });
-        }
-    }
-    assert!(!changed.is_empty(), "nothing was edited in {collection}");
-    store.upsert(collection, changed).await.unwrap();
-    store.flush().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -180,34 +180,56 @@ fn payload_back(p: HashMap<String, q::Value>) -> Payload {
     p.into_iter().map(|(k, v)| (k, Value::from(v))).collect()
 }
 
-fn vector_back(v: q::VectorOutput) -> Option<VectorData> {
-    match v.into_vector() {
-        q::vector_output::Vector::Dense(d) => Some(VectorData::Dense(d.data)),
-        q::vector_output::Vector::Sparse(s) => Some(VectorData::Sparse {
-            indices: s.indices,
-            values: s.values,
-        }),
-        q::vector_output::Vector::MultiDense(_) => None,
+/// A vector of a reply, read field by field: qdrant-client's `VectorOutput::into_vector`
+/// divides by the reply's `vectors_count` (a hostile `0` panics), so it is never called.
+/// Multi-vectors (which our collections never hold) are ignored; a sparse vector whose
+/// indices and values differ in length is refused.
+#[allow(deprecated)] // the fields servers before 1.16 fill, read here instead of `into_vector`
+fn vector_back(v: q::VectorOutput) -> Result<Option<VectorData>, ConvertError> {
+    let sparse = |indices: Vec<u32>, values: Vec<f32>| {
+        if indices.len() == values.len() {
+            Ok(Some(VectorData::Sparse { indices, values }))
+        } else {
+            Err(ConvertError::from(format!(
+                "the server returned a sparse vector with {} indices and {} values",
+                indices.len(),
+                values.len()
+            )))
+        }
+    };
+    match v.vector {
+        Some(q::vector_output::Vector::Dense(d)) => Ok(Some(VectorData::Dense(d.data))),
+        Some(q::vector_output::Vector::Sparse(s)) => sparse(s.indices, s.values),
+        Some(q::vector_output::Vector::MultiDense(_)) => Ok(None),
+        None => match (v.indices, v.vectors_count) {
+            (Some(indices), _) => sparse(indices.data, v.data),
+            (None, Some(_)) => Ok(None),
+            (None, None) => Ok(Some(VectorData::Dense(v.data))),
+        },
     }
 }
 
-fn vectors_back(v: Option<q::VectorsOutput>) -> BTreeMap<String, VectorData> {
+fn vectors_back(v: Option<q::VectorsOutput>) -> Result<BTreeMap<String, VectorData>, ConvertError> {
+    let mut out = BTreeMap::new();
     match v.and_then(|v| v.vectors_options) {
-        Some(q::vectors_output::VectorsOptions::Vectors(named)) => named
-            .vectors
-            .into_iter()
-            .filter_map(|(name, v)| vector_back(v).map(|v| (name, v)))
-            .collect(),
+        Some(q::vectors_output::VectorsOptions::Vectors(named)) => {
+            for (name, v) in named.vectors {
+                if let Some(v) = vector_back(v)? {
+                    out.insert(name, v);
+                }
+            }
+        }
         // Our collections only have named vectors.
-        Some(q::vectors_output::VectorsOptions::Vector(_)) | None => BTreeMap::new(),
+        Some(q::vectors_output::VectorsOptions::Vector(_)) | None => {}
     }
+    Ok(out)
 }
 
 pub(super) fn record(r: q::RetrievedPoint) -> Result<Record, ConvertError> {
     Ok(Record {
         id: from_point_id(r.id)?,
         payload: payload_back(r.payload),
-        vectors: vectors_back(r.vectors),
+        vectors: vectors_back(r.vectors)?,
     })
 }
 
@@ -355,6 +377,96 @@ mod tests {
     fn mixed_any_is_refused() {
         let f = Filter::must(Condition::Any("b".into(), vec![FieldValue::Int(1), "x".into()]));
         assert!(filter(&f).is_err());
+    }
+
+    mod hostile_replies {
+        //! Arbitrary server replies convert to a value or an error, never a panic
+        //! (qdrant-client's own conversion divides by a reply's `vectors_count`).
+        use super::super::*;
+        use proptest::prelude::*;
+
+        #[allow(deprecated)] // servers before 1.16 fill the deprecated fields
+        fn vector_output() -> impl Strategy<Value = q::VectorOutput> {
+            let floats = proptest::collection::vec(any::<f32>(), 0..6);
+            let ints = proptest::collection::vec(any::<u32>(), 0..6);
+            let oneof = prop_oneof![
+                Just(None),
+                floats
+                    .clone()
+                    .prop_map(|data| Some(q::vector_output::Vector::Dense(q::DenseVector { data }))),
+                (ints.clone(), floats.clone()).prop_map(|(indices, values)| Some(q::vector_output::Vector::Sparse(
+                    q::SparseVector { values, indices }
+                ))),
+                proptest::collection::vec(floats.clone(), 0..3).prop_map(|vs| Some(
+                    q::vector_output::Vector::MultiDense(q::MultiDenseVector {
+                        vectors: vs.into_iter().map(|data| q::DenseVector { data }).collect()
+                    })
+                )),
+            ];
+            (floats, proptest::option::of(ints), proptest::option::of(0u32..4), oneof).prop_map(
+                |(data, indices, vectors_count, vector)| q::VectorOutput {
+                    data,
+                    indices: indices.map(|data| q::SparseIndices { data }),
+                    vectors_count,
+                    vector,
+                },
+            )
+        }
+
+        fn point_id() -> impl Strategy<Value = Option<q::PointId>> {
+            proptest::option::of(prop_oneof![
+                any::<u64>().prop_map(q::PointId::from),
+                "[0-9a-f-]{0,40}".prop_map(q::PointId::from),
+            ])
+        }
+
+        fn value() -> impl Strategy<Value = q::Value> {
+            let leaf = prop_oneof![
+                any::<i64>().prop_map(q::Value::from),
+                any::<f64>().prop_map(q::Value::from),
+                any::<bool>().prop_map(q::Value::from),
+                ".{0,8}".prop_map(q::Value::from),
+                Just(q::Value { kind: None }),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                proptest::collection::vec(inner, 0..4).prop_map(|values| q::Value {
+                    kind: Some(q::value::Kind::ListValue(q::ListValue { values })),
+                })
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn retrieved_points_convert_or_fail(
+                id in point_id(),
+                payload in proptest::collection::hash_map("[a-z_]{1,8}", value(), 0..4),
+                vectors in proptest::collection::hash_map("[a-z]{1,4}", vector_output(), 0..3),
+                named in any::<bool>(),
+            ) {
+                let vectors = if named {
+                    Some(q::VectorsOutput {
+                        vectors_options: Some(q::vectors_output::VectorsOptions::Vectors(q::NamedVectorsOutput { vectors })),
+                    })
+                } else {
+                    vectors.into_values().next().map(|v| q::VectorsOutput {
+                        vectors_options: Some(q::vectors_output::VectorsOptions::Vector(v)),
+                    })
+                };
+                let point = q::RetrievedPoint { id, payload, vectors, ..Default::default() };
+                if let Ok(r) = record(point) {
+                    for v in r.vectors.values() {
+                        if let VectorData::Sparse { indices, values } = v {
+                            prop_assert_eq!(indices.len(), values.len());
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn scored_points_convert_or_fail(id in point_id(), score in any::<f32>()) {
+                let _ = hit(q::ScoredPoint { id, score, ..Default::default() });
+            }
+        }
     }
 
     #[test]
