@@ -452,6 +452,10 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         new_epoch: bool,
     },
+    /// Seal every record written in an older format or under an older data key again under
+    /// the active key (after `rotate --new-epoch` or a new recovery kit: the old key then
+    /// opens nothing in the store). Resumable; the store stays usable meanwhile.
+    Rekey,
     /// Issue a new recovery kit: the key that restores this store's backups on a new machine.
     /// A new data key starts with it: the previous kit opens nothing written from now on;
     /// earlier backups keep opening with the kit that was current when they were taken.

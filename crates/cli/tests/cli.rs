@@ -363,6 +363,28 @@ fn keys_status_and_rotate() {
 }
 
 #[test]
+fn keys_rekey_after_a_new_epoch_reseals_old_records_and_then_nothing() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let ctx = new_conversation(&env, "alice");
+    env.run(&["chat", "add", &ctx, "--role", "user", "written in epoch 1"])
+        .ok();
+    let rotated = env.run(&["--json", "keys", "rotate", "--new-epoch"]).ok().json();
+    assert_eq!(rotated["active_key_id"], 2);
+    let report = env.run(&["--json", "keys", "rekey"]).ok().json();
+    assert_eq!(report["active_key_id"], 2);
+    assert_eq!(report["messages"]["resealed"], 1);
+    assert_eq!(report["conversations"]["resealed"], 1);
+    let human = env.run(&["keys", "rekey"]).ok();
+    assert!(
+        human.stdout.contains("0 of 1 message(s), 0 of 1 conversation(s)"),
+        "{}",
+        human.stdout
+    );
+    assert_eq!(history_len(&env, &ctx), 1);
+}
+
+#[test]
 fn demo_runs_and_reports_no_plaintext() {
     let env = Env::new();
     let run = env.run(&["demo"]).ok();

@@ -52,6 +52,7 @@ mod names;
 mod parser_props;
 pub mod platform;
 mod progress;
+mod rekey;
 mod search_mode;
 mod service;
 #[cfg(not(feature = "backend"))]
@@ -84,6 +85,7 @@ pub use store::StoreError;
 
 // Progress of long work (import, reindex, sync, backup, restore).
 pub use progress::{ignore as no_progress, Phase, Progress, ProgressFn};
+pub use rekey::{RekeyReport, Resealed};
 
 // Chat history: conversations, messages, search, prompt context, imports.
 pub use chat::{

@@ -33,6 +33,8 @@ pub enum Phase {
     RestoreSwap,
     /// `migrate store`: copying points to the other store (points).
     MigrateStore,
+    /// `keys rekey`: sealing records again under the active data key (records).
+    Rekey,
 }
 
 /// How far a long operation got. `done` never exceeds `total`; `total` may be 0.

@@ -350,6 +350,41 @@ impl StorageService {
         })
     }
 
+    /// `keys rekey`: seal every record written in an older format or under an older data key
+    /// again under the active key (see [`crate::RekeyReport`]). After a new key epoch this
+    /// leaves the old data key nothing to open in the live store. Resumable (current records
+    /// are skipped by their header); reads and writes go on meanwhile. Backups taken before
+    /// keep their old keys: they age out with retention.
+    ///
+    /// # Errors
+    /// Store and crypto errors (a record that does not authenticate stops the run: it is
+    /// reported, never sealed again).
+    pub async fn rekey(&self, progress: crate::progress::ProgressFn<'_>) -> Result<crate::rekey::RekeyReport> {
+        use crate::names::{CONVERSATIONS, ESTATE, MESSAGES};
+        let mut total = 0;
+        for collection in [MESSAGES, CONVERSATIONS, ESTATE] {
+            total += self.store.count(collection, None).await?;
+        }
+        let report = |done: u64| crate::progress::report(progress, crate::progress::Phase::Rekey, done, total);
+        report(0);
+        let messages = self.chat.reseal_messages(&report).await?;
+        let conversations = self
+            .chat
+            .reseal_conversations(&|done| report(messages.scanned + done))
+            .await?;
+        let before = messages.scanned + conversations.scanned;
+        let resources = self.estate.reseal_resources(&|done| report(before + done)).await?;
+        self.store.flush().await?;
+        let out = crate::rekey::RekeyReport {
+            active_key_id: self.key_status().active_key_id,
+            messages,
+            conversations,
+            resources,
+        };
+        tracing::info!(?out, "rekey done");
+        Ok(out)
+    }
+
     /// Stop the background work (backup schedule after a running backup, the embedding
     /// worker after a small queue), flush everything to disk and close the store. Every call
     /// after it returns a [`StorageError::ShutDown`] error (kind `shut_down`); a second

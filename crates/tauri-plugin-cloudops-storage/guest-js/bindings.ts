@@ -67,7 +67,7 @@ total: number, };
 /**
  * What a long operation is doing now.
  */
-export type Phase = "import_files" | "embed_messages" | "embed_resources" | "import_resources" | "sync_resources" | "backup_snapshot" | "backup_archive" | "backup_upload" | "restore_download" | "restore_check" | "restore_swap" | "migrate_store";
+export type Phase = "import_files" | "embed_messages" | "embed_resources" | "import_resources" | "sync_resources" | "backup_snapshot" | "backup_archive" | "backup_upload" | "restore_download" | "restore_check" | "restore_swap" | "migrate_store" | "rekey";
 
 /**
  * Who wrote a message.

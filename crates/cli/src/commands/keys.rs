@@ -1,4 +1,4 @@
-//! `keys status` and `keys rotate`.
+//! `keys status`, `keys rotate`, `keys recovery-kit` and `keys rekey`.
 
 use std::path::Path;
 
@@ -36,6 +36,24 @@ pub(crate) async fn run(cmd: &KeysCommand, config: StorageConfig, out: Output) -
             _ => print_kit(&kit, out),
         };
     }
+    if let KeysCommand::Rekey = cmd {
+        let bar = out.progress("sealing records again under the active key");
+        let result = service.rekey(&|p| bar.update(p.done as usize, p.total as usize)).await;
+        service.shutdown().await?;
+        let report = result?;
+        return out.emit(&report, |r| {
+            println!(
+                "sealed again under data key {}: {} of {} message(s), {} of {} conversation(s), {} of {} resource(s) (the rest were current)",
+                r.active_key_id,
+                r.messages.resealed,
+                r.messages.scanned,
+                r.conversations.resealed,
+                r.conversations.scanned,
+                r.resources.resealed,
+                r.resources.scanned
+            );
+        });
+    }
     let result = match cmd {
         KeysCommand::Status => Ok(service.key_status()),
         KeysCommand::Rotate {
@@ -58,7 +76,7 @@ pub(crate) async fn run(cmd: &KeysCommand, config: StorageConfig, out: Output) -
             };
             service.rotate_kek(target.keys, epoch).await
         }
-        KeysCommand::RecoveryKit { .. } => unreachable!("handled above"),
+        KeysCommand::RecoveryKit { .. } | KeysCommand::Rekey => unreachable!("handled above"),
     };
     service.shutdown().await?;
     let status = result?;

@@ -10,6 +10,7 @@ mod context;
 mod import;
 mod indexer;
 mod model;
+mod reseal;
 pub(crate) mod schema;
 mod search;
 

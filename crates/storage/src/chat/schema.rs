@@ -323,9 +323,24 @@ pub(crate) fn message_to_point(m: &Message, keywords: VectorData, sealer: &Seale
     payload.insert(F::MessageIndex.as_str().into(), json!(m.message_index));
     payload.insert(F::Role.as_str().into(), json!(m.role.as_str()));
     payload.insert(F::CreatedAt.as_str().into(), json!(m.created_at));
+    payload.extend(message_sealed_fields(m, sealer)?);
+    Ok(Point {
+        id: m.id,
+        vectors: BTreeMap::from([(KEYWORDS_VECTOR.to_string(), keywords)]),
+        payload,
+    })
+}
+
+/// A message's sealed fields (content, and metadata when it has some) as payload fields.
+///
+/// # Errors
+/// Sealing errors.
+pub(crate) fn message_sealed_fields(m: &Message, sealer: &Sealer) -> Result<Payload> {
+    use MessageField as F;
     let index = m.message_index.to_string();
     let bound = message_bound(&m.user_id, &m.context_id, m.role.as_str(), &index);
     let write = message_write(m.metadata.is_some());
+    let mut payload = Payload::new();
     payload.insert(
         F::Content.as_str().into(),
         json!(sealer.seal_str(ctx(MESSAGES, m.id, F::Content.as_str(), &bound, &write), &m.content)?),
@@ -337,11 +352,7 @@ pub(crate) fn message_to_point(m: &Message, keywords: VectorData, sealer: &Seale
             json!(sealer.seal_str(ctx(MESSAGES, m.id, F::Metadata.as_str(), &bound, &write), &text)?),
         );
     }
-    Ok(Point {
-        id: m.id,
-        vectors: BTreeMap::from([(KEYWORDS_VECTOR.to_string(), keywords)]),
-        payload,
-    })
+    Ok(payload)
 }
 
 /// A message read back.

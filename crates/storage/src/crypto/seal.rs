@@ -103,6 +103,17 @@ impl Sealer {
         self.keys.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether `sealed` is in today's format under the active key; anything else is sealed
+    /// again by `keys rekey`. Reads the header only (no authentication): a value that is not
+    /// current, or not a sealed value at all, is `false`.
+    pub(crate) fn is_current(&self, sealed: &str) -> bool {
+        // 8 base64 characters are exactly the first 6 bytes: version, key id and one more.
+        let Some(head) = sealed.get(..8).and_then(|h| B64.decode(h).ok()) else {
+            return false;
+        };
+        head[0] == FORMAT_VERSION && u32::from_be_bytes([head[1], head[2], head[3], head[4]]) == self.active_key_id()
+    }
+
     /// Seal `plaintext` for `ctx` with the active key.
     ///
     /// # Errors
@@ -321,6 +332,22 @@ mod tests {
             };
             assert_eq!(s.open_str(c, &old).unwrap(), "v2");
         }
+    }
+
+    #[test]
+    fn only_todays_format_under_the_active_key_is_current() {
+        let s = sealer(1);
+        let a = s.seal_str(ctx("content", 1), "hello").unwrap();
+        assert!(s.is_current(&a));
+        assert!(!s.is_current(&sealed_as(&s, FORMAT_V2, "v2")));
+        assert!(!s.is_current(&sealed_as(&s, FORMAT_V1, "v1")));
+        assert!(!s.is_current("short"));
+        assert!(!s.is_current("!!!!!!!!!!!!"));
+        let two = DataKey::new(2, Zeroizing::new([2; 32]), &uuid::Uuid::nil());
+        let one = DataKey::new(1, Zeroizing::new([1; 32]), &uuid::Uuid::nil());
+        s.replace(&[one, two], 2);
+        assert!(!s.is_current(&a), "sealed under a key that is no longer active");
+        assert!(s.is_current(&s.seal_str(ctx("content", 1), "hello").unwrap()));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod intent;
 pub(crate) mod model;
 pub(crate) mod query;
 mod regions;
+mod reseal;
 pub(crate) mod schema;
 mod search;
 mod storage;

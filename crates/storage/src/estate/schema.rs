@@ -117,7 +117,11 @@ pub(crate) fn path_key(r: &AWSResource) -> String {
     format!("{}/{}/{}/{}", r.account_id, r.region, r.resource_type, r.identifier)
 }
 
-/// The sealed content of a resource as one canonical JSON string per field.
+/// The names of a resource's sealed fields.
+pub(crate) const SEALED_FIELDS: &[&str] = &["identifier", "arn", "name", "tags", "iam", "constraints", "metadata"];
+
+/// The sealed content of a resource as one canonical JSON string per field (in
+/// [`SEALED_FIELDS`] order).
 fn sealed_values(r: &AWSResource) -> [(&'static str, String); 7] {
     [
         ("identifier", r.identifier.clone()),
@@ -303,4 +307,15 @@ pub(crate) fn resource_from_record(rec: &Record, sealer: &Sealer) -> Result<AWSR
 /// The sparse keyword vector of a resource.
 pub(crate) fn keyword_vector(r: &AWSResource, encoder: &KeywordEncoder) -> VectorData {
     encoder.document(&super::text::keyword_text(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sealed_field_list_names_every_sealed_value() {
+        let names: Vec<&str> = sealed_values(&AWSResource::default()).iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, SEALED_FIELDS);
+    }
 }

@@ -81,6 +81,24 @@ impl EstateStorage {
         if !grew {
             return Ok(());
         }
+        self.persist_dictionary().await
+    }
+
+    /// Seal the dictionary again under the active key if it is stored in an older format or
+    /// under an older key (`keys rekey`); `true` when it was.
+    pub(super) async fn reseal_dictionary(&self) -> Result<bool> {
+        match self.read_dictionary().await? {
+            Some(stored) if !self.sealer.is_current(&stored.sealed) => {
+                self.persist_dictionary().await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Store the dictionary in memory merged with the stored one, unless the stored one
+    /// already holds exactly that under the active key.
+    async fn persist_dictionary(&self) -> Result<()> {
         for _attempt in 0..MAX_ATTEMPTS {
             let stored = self.read_dictionary().await?;
             let merged = {
@@ -90,7 +108,10 @@ impl EstateStorage {
                         dict.entry(k.clone()).or_default().extend(values.iter().cloned());
                     }
                 }
-                if stored.as_ref().is_some_and(|s| s.map == *dict) {
+                if stored
+                    .as_ref()
+                    .is_some_and(|s| s.map == *dict && self.sealer.is_current(&s.sealed))
+                {
                     return Ok(());
                 }
                 serde_json::to_string(&*dict).unwrap_or_else(|_| "{}".into())

@@ -79,6 +79,141 @@ async fn a_new_epoch_seals_new_data_under_a_new_key_and_keeps_old_data_readable_
     s.shutdown().await.unwrap();
 }
 
+/// (format version, data key id) of every sealed value of `fields` in `collection`, read
+/// from the raw engine (the service must be closed).
+async fn sealed_headers(t: &TestStore, collection: &str, fields: &[&str]) -> Vec<(u8, u32)> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    for record in crate::common::raw_records(t, collection).await {
+        for field in fields {
+            if let Some(sealed) = record.payload.get(*field).and_then(|v| v.as_str()) {
+                let raw = base64::engine::general_purpose::STANDARD.decode(sealed).unwrap();
+                out.push((raw[0], u32::from_be_bytes([raw[1], raw[2], raw[3], raw[4]])));
+            }
+        }
+    }
+    out
+}
+
+const SEALED: [(&str, &[&str]); 4] = [
+    ("chat_messages", &["content", "metadata"]),
+    ("chat_conversations", &["title", "metadata"]),
+    (
+        "aws_estate",
+        &["identifier", "arn", "name", "tags", "iam", "constraints", "metadata"],
+    ),
+    ("store_meta", &["estate_tag_dictionary"]),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rekey_seals_every_old_record_under_the_active_key_and_keeps_it_readable_and_findable() {
+    let t = TestStore::new();
+    let s = t.open().await;
+    let ctx = s
+        .chat
+        .create_conversation("alice", "before", json!({"pinned": true}))
+        .await
+        .unwrap();
+    let mut with_metadata = NewMessage::new(Role::User, BEFORE);
+    with_metadata.metadata = Some(json!({"source": "cli"}));
+    s.chat.append(&ctx, with_metadata).await.unwrap();
+    s.chat
+        .append(&ctx, NewMessage::new(Role::Assistant, "plain answer"))
+        .await
+        .unwrap();
+    let resource = cloudops_storage_service::AWSResource {
+        resource_type: "rds:db".into(),
+        identifier: "orders".into(),
+        account_id: "123456789012".into(),
+        region: "eu-west-1".into(),
+        service: "rds".into(),
+        name: Some("orders production database".into()),
+        tags: Some([("env".to_string(), "prod".to_string())].into()),
+        ..Default::default()
+    };
+    s.estate.upsert_resource(resource.clone()).await.unwrap();
+    assert_eq!(
+        s.rotate_kek(s.config().keys.clone(), DataKeyEpoch::New)
+            .await
+            .unwrap()
+            .active_key_id,
+        2
+    );
+    s.chat.append(&ctx, NewMessage::new(Role::User, AFTER)).await.unwrap();
+    s.shutdown().await.unwrap();
+    // Before: the first epoch's key still opens most of the store.
+    let old: usize = {
+        let mut n = 0;
+        for (collection, fields) in SEALED {
+            n += sealed_headers(&t, collection, fields)
+                .await
+                .iter()
+                .filter(|(_, key)| *key == 1)
+                .count();
+        }
+        n
+    };
+    assert_eq!(
+        old,
+        2 + 1 + 2 + 7 + 1,
+        "two messages (one with metadata), a conversation, a resource, the tag dictionary"
+    );
+
+    let s = t.open().await;
+    let seen = std::sync::Mutex::new(Vec::new());
+    let report = s
+        .rekey(&|p| seen.lock().unwrap().push((p.done, p.total)))
+        .await
+        .unwrap();
+    assert_eq!(report.active_key_id, 2);
+    let r = |scanned, resealed| cloudops_storage_service::Resealed { scanned, resealed };
+    assert_eq!(
+        (report.messages, report.conversations, report.resources),
+        (r(3, 2), r(1, 1), r(1, 1))
+    );
+    assert_eq!(seen.lock().unwrap().last(), Some(&(5, 5)));
+    // Resumable: a second run finds everything current.
+    let again = s.rekey(&cloudops_storage_service::no_progress).await.unwrap();
+    assert_eq!(
+        (again.messages, again.conversations, again.resources),
+        (r(3, 0), r(1, 0), r(1, 0))
+    );
+    s.shutdown().await.unwrap();
+
+    for (collection, fields) in SEALED {
+        let headers = sealed_headers(&t, collection, fields).await;
+        assert!(!headers.is_empty());
+        assert!(
+            headers.iter().all(|h| *h == (3, 2)),
+            "{collection}: every value in format 3 under key 2: {headers:?}"
+        );
+    }
+    let s = t.open().await;
+    let history = s
+        .chat
+        .get_history(&ctx, cloudops_storage_service::HistoryRange::All)
+        .await
+        .unwrap();
+    let texts: Vec<&str> = history.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(texts, [BEFORE, "plain answer", AFTER]);
+    assert_eq!(history[0].metadata, Some(json!({"source": "cli"})));
+    assert_eq!(history[1].metadata, None);
+    let c = s.chat.get_conversation(&ctx).await.unwrap();
+    assert_eq!((c.title.as_str(), c.metadata), ("before", json!({"pinned": true})));
+    assert_eq!(keyword_titles(&s, BEFORE).await, vec!["before".to_string()]);
+    let listed = s
+        .estate
+        .list(&cloudops_storage_service::ResourceFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].name.clone(), listed[0].tags.clone()),
+        (resource.name, resource.tags)
+    );
+    s.shutdown().await.unwrap();
+}
+
 #[cfg(feature = "s3")]
 mod bucket {
     use cloudops_storage_service::{

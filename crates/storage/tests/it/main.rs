@@ -20,7 +20,6 @@ mod recovery;
 #[cfg(feature = "remote")]
 mod remote;
 mod search;
-#[cfg(unix)]
 mod secret_env;
 mod security;
 

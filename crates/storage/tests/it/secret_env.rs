@@ -15,16 +15,39 @@ use crate::common::random_env_key;
 
 const DATA_DIR_VAR: &str = "COS_SECRET_ENV_TEST_DATA_DIR";
 
-/// What a child process sees of the key variables.
+/// What a child process sees of the key variables: this test binary again, running
+/// `report_key_vars`, which prints whether each is set.
 fn seen_by_a_child() -> String {
-    let out = Command::new("sh")
+    let out = Command::new(std::env::current_exe().unwrap())
         .args([
-            "-c",
-            r#"printf '%s|%s' "${CLOUDOPS_KEY-unset}" "${CLOUDOPS_PASSPHRASE-unset}""#,
+            "--exact",
+            "secret_env::report_key_vars",
+            "--ignored",
+            "--test-threads=1",
+            "--nocapture",
         ])
         .output()
         .unwrap();
-    String::from_utf8(out.stdout).unwrap()
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    // The harness prints the test's name on the same line, before the output.
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("KEY VARS: ").map(|(_, r)| r.trim()));
+    line.unwrap_or_else(|| panic!("no report in {stdout}")).to_string()
+}
+
+/// Run only as the child of `seen_by_a_child`.
+#[test]
+#[ignore = "run as a child process by in_a_fresh_process"]
+fn report_key_vars() {
+    let state = |name: &str| {
+        if std::env::var_os(name).is_some() {
+            "set"
+        } else {
+            "unset"
+        }
+    };
+    println!("KEY VARS: {}|{}", state("CLOUDOPS_KEY"), state("CLOUDOPS_PASSPHRASE"));
 }
 
 fn env_key_config(data_dir: &str) -> StorageConfig {
@@ -73,7 +96,7 @@ fn key_secrets_taken_from_the_environment_reach_no_child_and_still_open_the_stor
 fn in_a_fresh_process() {
     let data_dir = std::env::var(DATA_DIR_VAR).expect("started by the test above");
     // Before: a child inherits both secrets (what the take prevents).
-    assert_ne!(seen_by_a_child(), "unset|unset");
+    assert_eq!(seen_by_a_child(), "set|set");
     // SAFETY: this process runs this one test: no other thread reads the environment.
     let taken = unsafe { cloudops_storage_service::take_key_secrets_from_env(&[]) };
     assert_eq!(taken, ["CLOUDOPS_KEY", "CLOUDOPS_PASSPHRASE"]);
