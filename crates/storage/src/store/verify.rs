@@ -5,7 +5,8 @@
 //! and bound to its *own* clear fields, so nothing in the record says it was not asked for.
 //! [`VerifiedStore`] wraps every store the service opens and refuses, with
 //! [`StoreError::Misdirected`], a scroll or query whose records fall outside the request's
-//! filter, a retrieve that returns an id not asked for, and more results than the limit.
+//! filter, a scroll page out of the asked order, a retrieve that returns an id not asked
+//! for, and more results than the limit.
 //! The clear fields that scope a record (user, conversation, role, index; account, region,
 //! type) are bound into its sealed fields' AAD, so a server cannot relabel a record to pass.
 //!
@@ -65,6 +66,29 @@ pub(crate) fn check_admitted(
             collection,
             format!("record {id} does not satisfy the filter of the request it answers"),
         ));
+    }
+    Ok(())
+}
+
+/// Refuse a page out of the asked order, or starting before `start_from`: a history read
+/// back shuffled would put words in the wrong mouths. Records without a number in the field
+/// are not judged.
+fn check_order(collection: &str, order: &super::OrderBy, records: &[Record]) -> Result<(), StoreError> {
+    let ascending = order.direction == super::Direction::Asc;
+    let mut previous = order.start_from;
+    for r in records {
+        let Some(value) = r.payload.get(&order.field).and_then(Value::as_f64) else {
+            continue;
+        };
+        if let Some(p) = previous {
+            if (ascending && value < p) || (!ascending && value > p) {
+                return Err(misdirected(
+                    collection,
+                    format!("record {} is out of the requested `{}` order", r.id, order.field),
+                ));
+            }
+        }
+        previous = Some(value);
     }
     Ok(())
 }
@@ -220,10 +244,14 @@ impl VectorStore for VerifiedStore {
     }
     async fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage, StoreError> {
         let filter = request.filter.clone();
+        let order_by = request.order_by.clone();
         let limit = request.limit;
         let with_vectors = request.with_vectors;
         let page = self.inner.scroll(collection, request).await?;
         check_limit(collection, page.records.len(), limit)?;
+        if let Some(order) = &order_by {
+            check_order(collection, order, &page.records)?;
+        }
         if let Some(filter) = &filter {
             for r in &page.records {
                 let vectors = with_vectors.then_some(&r.vectors);
@@ -314,6 +342,30 @@ mod tests {
 
     fn eq(k: &str, v: impl Into<FieldValue>) -> Condition {
         Condition::Eq(k.into(), v.into())
+    }
+
+    #[test]
+    fn pages_out_of_order_or_before_their_start_are_refused() {
+        let rec = |n: i64| Record {
+            id: PointId::from_u128(n as u128),
+            payload: payload(json!({"i": n})),
+            vectors: Default::default(),
+        };
+        let order = |direction, start_from| crate::store::OrderBy {
+            field: "i".into(),
+            direction,
+            start_from,
+        };
+        use crate::store::Direction::{Asc, Desc};
+        let page = [rec(1), rec(2), rec(2), rec(5)];
+        assert!(check_order("c", &order(Asc, None), &page).is_ok());
+        assert!(check_order("c", &order(Asc, Some(1.0)), &page).is_ok());
+        assert!(check_order("c", &order(Asc, Some(2.0)), &page).is_err());
+        assert!(check_order("c", &order(Desc, None), &page).is_err());
+        let down = [rec(9), rec(4), rec(4), rec(0)];
+        assert!(check_order("c", &order(Desc, Some(9.0)), &down).is_ok());
+        assert!(check_order("c", &order(Desc, Some(8.0)), &down).is_err());
+        assert!(check_order("c", &order(Asc, None), &down).is_err());
     }
 
     #[test]
