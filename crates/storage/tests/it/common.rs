@@ -295,3 +295,27 @@ pub(crate) async fn rewrite_records(
     store.flush().await.unwrap();
     store.close().await.unwrap();
 }
+
+/// Open `t`'s store through a `FaultyStore` (faults to inject, or a hostile server to play);
+/// returns the service and the wrapper.
+pub(crate) async fn open_faulty(
+    t: &TestStore,
+) -> (
+    StorageService,
+    std::sync::Arc<cloudops_storage_service::store::faulty::FaultyStore>,
+) {
+    use cloudops_storage_service::store::faulty::FaultyStore;
+    use cloudops_storage_service::store::VectorStore;
+    use std::sync::Arc;
+    let slot: Arc<std::sync::Mutex<Option<Arc<FaultyStore>>>> = Arc::default();
+    let keep = slot.clone();
+    let s = StorageService::open_with_store_wrapper(t.config(), move |inner| {
+        let faulty = FaultyStore::new(inner);
+        *keep.lock().unwrap() = Some(faulty.clone());
+        faulty as Arc<dyn VectorStore>
+    })
+    .await
+    .unwrap();
+    let faulty = slot.lock().unwrap().take().unwrap();
+    (s, faulty)
+}

@@ -5,31 +5,13 @@
 //! shown to the user who asked; with the double honest again the same calls answer as before.
 //! Older sealed values are put back through the raw engine, as the server's operator could.
 
-use std::sync::Arc;
-
-use cloudops_storage_service::store::faulty::FaultyStore;
-use cloudops_storage_service::store::VectorStore;
 use cloudops_storage_service::{
     AWSResource, ContextOptions, ErrorKind, HistoryRange, NewMessage, ResourceFilter, Role, SearchMode, SearchOptions,
     StorageService,
 };
 use serde_json::json;
 
-use crate::common::{raw_records, rewrite_records, TestStore};
-
-async fn open_hostile(t: &TestStore) -> (StorageService, Arc<FaultyStore>) {
-    let slot: Arc<std::sync::Mutex<Option<Arc<FaultyStore>>>> = Arc::default();
-    let keep = slot.clone();
-    let s = StorageService::open_with_store_wrapper(t.config(), move |inner| {
-        let hostile = FaultyStore::new(inner);
-        *keep.lock().unwrap() = Some(hostile.clone());
-        hostile as Arc<dyn VectorStore>
-    })
-    .await
-    .unwrap();
-    let hostile = slot.lock().unwrap().take().unwrap();
-    (s, hostile)
-}
+use crate::common::{open_faulty, raw_records, rewrite_records, TestStore};
 
 fn assert_refused<T: std::fmt::Debug>(what: &str, r: cloudops_storage_service::Result<T>, secret: &str) {
     match r {
@@ -76,7 +58,7 @@ fn keyword() -> SearchOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_ignoring_the_user_filter_shows_no_user_another_users_messages() {
     let t = TestStore::new();
-    let (s, hostile) = open_hostile(&t).await;
+    let (s, hostile) = open_faulty(&t).await;
     let (alice, _bob) = two_users(&s).await;
     let other = s.chat.create_conversation("alice", "other", json!({})).await.unwrap();
     // Honest answers first: alice sees only her own.
@@ -109,7 +91,7 @@ async fn a_server_ignoring_the_user_filter_shows_no_user_another_users_messages(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_ignoring_the_conversation_filter_or_adding_records_to_a_read_by_id_is_refused() {
     let t = TestStore::new();
-    let (s, hostile) = open_hostile(&t).await;
+    let (s, hostile) = open_faulty(&t).await;
     let (alice, bob) = two_users(&s).await;
     let secret = "BOB-SECRET-WORDS";
 
@@ -123,7 +105,7 @@ async fn a_server_ignoring_the_conversation_filter_or_adding_records_to_a_read_b
 
     let (s, hostile) = {
         s.shutdown().await.unwrap();
-        open_hostile(&t).await
+        open_faulty(&t).await
     };
     // Alice asks for her conversation; the server adds Bob's to the answer.
     hostile.add_to_retrieves(vec![uuid::Uuid::parse_str(&bob).unwrap()]);
@@ -153,7 +135,7 @@ fn instance(account: &str, id: &str) -> AWSResource {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_ignoring_the_account_filter_returns_no_other_accounts_resources() {
     let t = TestStore::new();
-    let (s, hostile) = open_hostile(&t).await;
+    let (s, hostile) = open_faulty(&t).await;
     s.estate
         .upsert_resource(instance("111111111111", "i-mine"))
         .await

@@ -2,31 +2,13 @@
 //! snapshot failing (`store::faulty`), and what the user sees afterwards. Each failure is a
 //! clear error, the store stays readable, and nothing acknowledged is lost.
 
-use std::sync::Arc;
-
-use cloudops_storage_service::store::faulty::{Fault, FaultOp, FaultyStore};
-use cloudops_storage_service::store::VectorStore;
+use cloudops_storage_service::store::faulty::{Fault, FaultOp};
 use cloudops_storage_service::{
     AWSResource, DataKeyEpoch, HistoryRange, NewMessage, ResourceFilter, Role, StorageService, SyncScope,
 };
 use serde_json::json;
 
-use crate::common::TestStore;
-
-/// Open `t`'s store with a fault-injecting wrapper; returns the service and the wrapper.
-async fn open_faulty(t: &TestStore) -> (StorageService, Arc<FaultyStore>) {
-    let slot: Arc<std::sync::Mutex<Option<Arc<FaultyStore>>>> = Arc::default();
-    let keep = slot.clone();
-    let s = StorageService::open_with_store_wrapper(t.config(), move |inner| {
-        let faulty = FaultyStore::new(inner);
-        *keep.lock().unwrap() = Some(faulty.clone());
-        faulty as Arc<dyn VectorStore>
-    })
-    .await
-    .unwrap();
-    let faulty = slot.lock().unwrap().take().unwrap();
-    (s, faulty)
-}
+use crate::common::{open_faulty, TestStore};
 
 fn fault(op: FaultOp, collection: &str, skip: usize) -> Fault {
     Fault {
