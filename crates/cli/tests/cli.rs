@@ -363,6 +363,24 @@ fn keys_status_and_rotate() {
 }
 
 #[test]
+fn log_lines_to_a_pipe_carry_no_colour_and_a_warning_is_said_once() {
+    let env = Env::new();
+    let inside = env.data_dir().join("master.key");
+    let with_key_inside = |c: &mut Command| {
+        c.env("CLOUDOPS_KEY_FILE", &inside);
+    };
+    env.run_with(&["init"], with_key_inside).ok();
+    let run = env.run_with(&["status"], with_key_inside).ok();
+    let warning = "key file is inside the data dir";
+    assert_eq!(run.stderr.matches(warning).count(), 1, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains('\u{1b}'),
+        "ANSI codes in piped stderr: {:?}",
+        run.stderr
+    );
+}
+
+#[test]
 fn keys_rekey_after_a_new_epoch_reseals_old_records_and_then_nothing() {
     let env = Env::new();
     env.run(&["init"]).ok();

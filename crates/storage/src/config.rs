@@ -538,6 +538,12 @@ impl StorageConfig {
                 "use provider = \"none\" or \"auto\", or build with the default features",
             ));
         }
+        Ok(())
+    }
+
+    /// Warn (once, when the store opens; validation runs more than once) about settings that
+    /// are valid but unwise: a key file inside the data dir.
+    pub(crate) fn warn_if_unwise(&self) {
         if self.keys.source == KeySourceKind::File {
             let file = self.keys.key_file();
             if let (Ok(f), Ok(d)) = (absolute(&file), absolute(&self.data_dir)) {
@@ -546,7 +552,6 @@ impl StorageConfig {
                 }
             }
         }
-        Ok(())
     }
 }
 

@@ -140,6 +140,7 @@ impl StorageService {
         wrap_store: Option<StoreWrapper>,
     ) -> Result<Self> {
         config.validate()?;
+        config.warn_if_unwise();
         let (mut store, unlocked) = crate::store_open::open_store_and_keys(&config).await?;
         if let Some(wrap) = wrap_store {
             store = wrap(store);
